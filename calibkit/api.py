@@ -1,0 +1,78 @@
+"""Convenience functions on arrays: ``calibkit.ece(logits, labels)`` and friends.
+
+Each validates its inputs like the file readers do and computes every metric from the same
+single pass (:func:`calibkit.metrics.summarize`); definitions are in :mod:`calibkit.metrics`.
+"""
+
+from __future__ import annotations
+
+from numpy.typing import ArrayLike
+
+from calibkit.metrics.binning import Binning
+from calibkit.metrics.examples import BinaryMode
+from calibkit.metrics.summary import CalibrationSummary, summarize
+from calibkit.predictions import Predictions, ScoreKind
+
+__all__ = ["accuracy", "brier", "ece", "evaluate", "nll"]
+
+
+def evaluate(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    kind: ScoreKind = "logits",
+    n_bins: int = 15,
+    binning: Binning = "width",
+    binary_mode: BinaryMode = "top-label",
+) -> CalibrationSummary:
+    """All metrics of ``scores`` (logits or probabilities, ``(N, K)`` or ``(N,)``) vs ``labels``.
+
+    >>> s = evaluate([[2.0, 0.0], [0.0, 2.0]], [0, 0])
+    >>> s.accuracy, round(s.ece, 4)
+    (0.5, 0.3808)
+    """
+    preds = Predictions.from_arrays(scores, labels, kind=kind)
+    return summarize(preds, n_bins=n_bins, binning=binning, binary_mode=binary_mode)
+
+
+def ece(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    kind: ScoreKind = "logits",
+    n_bins: int = 15,
+    binning: Binning = "width",
+) -> float:
+    """Expected calibration error of the top-label confidence (Guo et al. 2017).
+
+    >>> ece([[0.1, 0.9], [0.1, 0.9]], [1, 0], kind="probs", n_bins=10)
+    0.4
+    """
+    return evaluate(scores, labels, kind=kind, n_bins=n_bins, binning=binning).ece
+
+
+def nll(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -> float:
+    """Mean negative log-likelihood of the labels (natural log, from log-softmax).
+
+    >>> round(nll([[0.0, 0.0]], [1]), 6)  # -log(1/2)
+    0.693147
+    """
+    return evaluate(scores, labels, kind=kind).nll
+
+
+def brier(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -> float:
+    """Mean multiclass Brier score ``sum_k (p_k - onehot_k)^2``.
+
+    >>> brier([[0.5, 0.5]], [1], kind="probs")
+    0.5
+    """
+    return evaluate(scores, labels, kind=kind).brier
+
+
+def accuracy(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -> float:
+    """Share of rows whose argmax (first index on ties) is the label.
+
+    >>> accuracy([[1.0, 0.0], [1.0, 1.0]], [0, 1])
+    0.5
+    """
+    return evaluate(scores, labels, kind=kind).accuracy

@@ -1,0 +1,14 @@
+"""calibkit's command line: ``calibkit COMMAND ...`` (see ``calibkit --help``).
+
+The commands only parse arguments, call the library and format its results.
+"""
+
+from calibkit.cli import ece  # noqa: F401  (registers the command)
+from calibkit.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="calibkit")

@@ -1,0 +1,153 @@
+"""What every command shares: error reporting, consoles and the input options.
+
+Heavy modules (numpy, the library) are imported inside the commands, so ``calibkit --help``
+stays fast.
+"""
+
+import functools
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from enum import Enum
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from rich.console import Console
+
+from calibkit.errors import CalibkitError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INTERRUPTED = 130
+
+#: stderr console: markup off so ``[brackets]`` in paths stay literal; long paths do not wrap.
+stderr = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
+
+
+def stdout() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+class _State:
+    debug = False
+
+
+state = _State()
+
+
+def error_line(message: str) -> None:
+    stderr.print(f"calibkit: error: {message}")
+
+
+def warning_line(message: str) -> None:
+    stderr.print(f"calibkit: warning: {message}")
+
+
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, *a: Any, **k: Any
+) -> None:
+    warning_line(" ".join(str(message).split()))
+
+
+def reports_errors(command: F) -> F:
+    """Turn calibkit errors into one stderr line and their exit code; Ctrl-C into 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            try:
+                return command(*args, **kwargs)
+            except CalibkitError as err:
+                if state.debug:
+                    raise
+                error_line(str(err))
+                raise typer.Exit(err.exit_code) from None
+            except KeyboardInterrupt:
+                if state.debug:
+                    raise
+                stderr.print("calibkit: interrupted")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            except MemoryError:
+                if state.debug:
+                    raise
+                error_line("out of memory; try a smaller --chunk-rows or a parquet input")
+                raise typer.Exit(2) from None
+            except BrokenPipeError:
+                # stdout closed early (`calibkit ece x.npz | head`): not an error of ours
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                raise typer.Exit(0) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class InputKind(str, Enum):
+    logits = "logits"
+    probs = "probs"
+
+
+class BinningChoice(str, Enum):
+    width = "width"
+    mass = "mass"
+
+
+class BinaryChoice(str, Enum):
+    top_label = "top-label"
+    positive = "positive"
+
+
+Bins = Annotated[int, typer.Option("--bins", min=1, help="Number of bins (M).")]
+BinningOpt = Annotated[
+    BinningChoice,
+    typer.Option("--binning", help="width: equal-width bins (Guo et al.); mass: equal-count bins."),
+]
+BinaryOpt = Annotated[
+    BinaryChoice,
+    typer.Option(
+        "--binary",
+        help="For binary models: top-label confidence (default) or p(y=1) as in "
+        "scikit-learn's calibration curve.",
+    ),
+]
+LogitsKey = Annotated[
+    str | None,
+    typer.Option("--logits-key", help="Key/column (parquet: or column prefix) holding logits."),
+]
+ProbsKey = Annotated[
+    str | None,
+    typer.Option(
+        "--probs-key", help="Key/column (parquet: or column prefix) holding probabilities."
+    ),
+]
+LabelsKey = Annotated[str | None, typer.Option("--labels-key", help="Key/column holding labels.")]
+InputOpt = Annotated[
+    InputKind | None,
+    typer.Option("--input", help="Say what the scores are, whatever their name."),
+]
+ChunkRows = Annotated[
+    int | None,
+    typer.Option("--chunk-rows", min=1, help="Rows per chunk when streaming (default: auto)."),
+]
+
+
+def read_options(
+    logits_key: str | None,
+    probs_key: str | None,
+    labels_key: str | None,
+    input_kind: InputKind | None,
+) -> Any:
+    """Build :class:`~calibkit.loaders.ReadOptions` from the shared flags."""
+    from calibkit.errors import UsageError
+    from calibkit.loaders import ReadOptions
+
+    if logits_key and probs_key:
+        raise UsageError("give --logits-key or --probs-key, not both")
+    kind: Literal["logits", "probs"] | None = None
+    if input_kind is not None:
+        kind = "logits" if input_kind is InputKind.logits else "probs"
+    elif logits_key or probs_key:
+        kind = "logits" if logits_key else "probs"
+    return ReadOptions(scores_key=logits_key or probs_key, labels_key=labels_key, kind=kind)

@@ -1,0 +1,79 @@
+"""`calibkit ece`: the metrics of one predictions file."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from calibkit.cli._common import (
+    BinaryChoice,
+    BinaryOpt,
+    BinningChoice,
+    BinningOpt,
+    Bins,
+    ChunkRows,
+    InputOpt,
+    LabelsKey,
+    LogitsKey,
+    ProbsKey,
+    read_options,
+    reports_errors,
+    stdout,
+    warning_line,
+)
+from calibkit.cli.app import app
+
+
+@app.command("ece")
+@reports_errors
+def ece_command(
+    path: Annotated[Path, typer.Argument(help="Predictions file (.npz, .parquet, .pt).")],
+    bins: Bins = 15,
+    binning: BinningOpt = BinningChoice.width,
+    binary: BinaryOpt = BinaryChoice.top_label,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON to this file (atomically).")
+    ] = None,
+    no_bins: Annotated[bool, typer.Option("--no-bins", help="Omit the per-bin table.")] = False,
+    logits_key: LogitsKey = None,
+    probs_key: ProbsKey = None,
+    labels_key: LabelsKey = None,
+    input_kind: InputOpt = None,
+    chunk_rows: ChunkRows = None,
+) -> None:
+    """Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions."""
+    from calibkit.loaders import read_predictions
+    from calibkit.metrics import summarize
+    from calibkit.report.atomic import check_output_path
+    from calibkit.report.summary_json import dumps, summary_to_dict
+
+    if out is not None:
+        check_output_path(out, [path])
+    preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
+    summary = summarize(
+        preds, n_bins=bins, binning=binning.value, binary_mode=binary.value, chunk_rows=chunk_rows
+    )
+    if summary.saturated_fraction > 0:
+        warning_line(
+            f"{path}: {summary.saturated_fraction:.1%} of rows have confidence exactly 1.0 in "
+            "float64 (saturated)"
+        )
+    if summary.missing_classes:
+        shown = ", ".join(map(str, summary.missing_classes[:10]))
+        more = " ..." if len(summary.missing_classes) > 10 else ""
+        warning_line(
+            f"{path}: {len(summary.missing_classes)} of {summary.n_classes} classes never occur "
+            f"in the labels: {shown}{more}"
+        )
+    text = dumps(summary_to_dict(summary))
+    if out is not None:
+        from calibkit.report.atomic import atomic_write_text
+
+        atomic_write_text(out, text, inputs=[path])
+    if as_json:
+        typer.echo(text, nl=False)
+    else:
+        from calibkit.report.tables import summary_renderable
+
+        stdout().print(summary_renderable(summary, show_bins=not no_bins))

@@ -1,0 +1,245 @@
+"""Streaming ``.parquet`` predictions with pyarrow, batch by batch.
+
+Layouts (columns in any order):
+
+* wide: ``logit_0 .. logit_{K-1}`` (or ``prob_0 ..``), ordered by the number in the name
+  (``logit_10`` after ``logit_9``); a gap in the numbering is an error;
+* one list or fixed-size-list column ``logits`` (or ``probs``) of length ``K`` on every row;
+* one scalar float column ``logit`` / ``logits`` (or ``prob`` / ``probs``): a binary model;
+
+plus a label column (``label``, ``labels``, ...; integers, or a list column of soft labels).
+Only the needed columns are read, one record batch at a time, so memory is bounded by the batch
+size (and by pyarrow's row-group size: a file written as a single row group is read whole).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from calibkit.errors import InputError
+from calibkit.loaders.keys import ReadOptions, choose_keys
+from calibkit.predictions import (
+    ScoreKind,
+    default_chunk_rows,
+    expand_binary,
+    validate_labels,
+    validate_scores,
+)
+
+__all__ = ["ParquetPredictions", "open_parquet"]
+
+_WIDE = re.compile(r"^(logit|prob)_(\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, eq=False)
+class ParquetPredictions:
+    """A parquet file of predictions, validated chunk by chunk as it is streamed."""
+
+    path: Path
+    source: str
+    kind: ScoreKind
+    n_classes: int
+    n_rows: int
+    binary: bool
+    soft_labels: bool
+    score_columns: tuple[str, ...]
+    label_column: str
+    wide: bool
+    score_key: str
+    label_key: str
+
+    def chunks(
+        self, chunk_rows: int | None = None
+    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = chunk_rows or default_chunk_rows(self.n_classes)
+        columns = [*self.score_columns, self.label_column]
+        offset = 0
+        try:
+            with pq.ParquetFile(self.path) as pf:
+                for batch in pf.iter_batches(batch_size=rows, columns=columns):
+                    scores, labels = self._convert(batch, offset)
+                    offset += len(labels)
+                    yield scores, labels
+        except (OSError, pa.ArrowException) as err:
+            raise InputError(
+                self.source, f"corrupted or truncated parquet ({_reason(err)})"
+            ) from None
+
+    def _convert(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
+        n = batch.num_rows
+        if self.wide:
+            cols = [
+                _scalar_column(batch.column(c), c, self.source, offset) for c in self.score_columns
+            ]
+            scores = np.column_stack(cols) if cols else np.empty((n, 0))
+        else:
+            name = self.score_columns[0]
+            col = batch.column(name)
+            if self.binary:
+                scores = _scalar_column(col, name, self.source, offset).reshape(n, 1)
+            else:
+                scores = _list_column(col, name, self.n_classes, self.source, offset)
+        validate_scores(scores, self.kind, self.source, row_offset=offset)
+        if scores.dtype.kind != "f":
+            scores = scores.astype(np.float64)
+        if self.binary:
+            scores = expand_binary(scores, self.kind)
+        lab_col = batch.column(self.label_column)
+        if self.soft_labels:
+            labels = _list_column(lab_col, self.label_column, self.n_classes, self.source, offset)
+        else:
+            labels = _scalar_column(lab_col, self.label_column, self.source, offset)
+        return scores, validate_labels(labels, self.n_classes, self.source, row_offset=offset)
+
+
+def _reason(err: BaseException) -> str:
+    return (" ".join(str(err).split()) or type(err).__name__)[:200]
+
+
+def _check_nulls(col: Any, name: str, source: str, offset: int) -> None:
+    if col.null_count:
+        row = int(np.argmax(np.asarray(col.is_null())))
+        raise InputError(source, f"column {name!r} has a null at row {row + offset}")
+
+
+def _scalar_column(col: Any, name: str, source: str, offset: int) -> NDArray[Any]:
+    import pyarrow as pa
+
+    _check_nulls(col, name, source, offset)
+    t = col.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
+        raise InputError(source, f"column {name!r} must be numeric; found type {t}")
+    return np.asarray(col.to_numpy(zero_copy_only=False))
+
+
+def _list_column(col: Any, name: str, k: int, source: str, offset: int) -> NDArray[Any]:
+    _check_nulls(col, name, source, offset)
+    n = len(col)
+    lengths = np.asarray(col.value_lengths())
+    if lengths.size and (lengths != k).any():
+        row = int(np.argmax(lengths != k))
+        raise InputError(
+            source, f"column {name!r} has {lengths[row]} values at row {row + offset}, expected {k}"
+        )
+    values = col.flatten()
+    _check_nulls(values, f"{name}[]", source, offset)
+    arr = _scalar_column(values, name, source, offset)
+    return arr.reshape(n, k)
+
+
+def _list_length(field_type: Any, pf: Any, name: str, source: str) -> int:
+    """Length of the lists in a list column (fixed size, or read off the first row)."""
+    import pyarrow as pa
+
+    if pa.types.is_fixed_size_list(field_type):
+        return int(field_type.list_size)
+    if pf.metadata.num_rows == 0:
+        return 0
+    first = next(pf.iter_batches(batch_size=1, columns=[name])).column(name)
+    if first.null_count:
+        raise InputError(source, f"column {name!r} has a null at row 0")
+    return int(first.value_lengths()[0].as_py())
+
+
+def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredictions:
+    """Read the schema of a parquet file and decide which columns hold what (no data read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as err:
+        raise InputError(source, f"not a readable parquet file ({_reason(err)})") from None
+    with pf:
+        schema = pf.schema_arrow
+        names = list(schema.names)
+        wide: dict[str, dict[int, str]] = {}
+        for col in names:
+            m = _WIDE.match(col)
+            if m:
+                wide.setdefault(m.group(1).lower(), {})[int(m.group(2))] = col
+        keys = names + [f"{p}_*" for p in wide]
+        if (
+            options.scores_key is not None
+            and f"{options.scores_key.lower()}_*" in keys
+            and options.scores_key not in names
+        ):
+            # --logits-key logit names the wide columns logit_0, logit_1, ...
+            options = replace(options, scores_key=f"{options.scores_key.lower()}_*")
+        scores_key, labels_key, kind = choose_keys(keys, options, source, what="columns")
+        n_rows = int(pf.metadata.num_rows)
+        if n_rows == 0:
+            raise InputError(source, "no rows: the predictions are empty")
+        label_type = schema.field(labels_key).type
+        if scores_key in names:
+            field_type = schema.field(scores_key).type
+            if (
+                pa.types.is_list(field_type)
+                or pa.types.is_large_list(field_type)
+                or pa.types.is_fixed_size_list(field_type)
+            ):
+                k = _list_length(field_type, pf, scores_key, source)
+                binary = k == 1
+                if binary:
+                    raise InputError(
+                        source,
+                        f"column {scores_key!r} holds lists of length 1; "
+                        "store a binary model's scores as a scalar column",
+                    )
+                if k < 2:
+                    raise InputError(source, f"column {scores_key!r} holds empty lists")
+            else:
+                k, binary = 2, True
+            score_columns: tuple[str, ...] = (scores_key,)
+            is_wide = False
+        else:
+            prefix = scores_key[:-2]
+            numbered = wide[prefix]
+            k = max(numbered) + 1
+            missing = sorted(set(range(k)) - set(numbered))
+            if missing:
+                raise InputError(
+                    source,
+                    f"columns {prefix}_0 .. {prefix}_{k - 1} have a gap: "
+                    f"{prefix}_{missing[0]} is missing",
+                )
+            score_columns = tuple(numbered[i] for i in range(k))
+            binary = k == 1
+            is_wide = True
+            if binary:
+                k = 2
+        soft = (
+            pa.types.is_list(label_type)
+            or pa.types.is_large_list(label_type)
+            or pa.types.is_fixed_size_list(label_type)
+        )
+        if soft:
+            lk = _list_length(label_type, pf, labels_key, source)
+            if lk != k:
+                raise InputError(
+                    source, f"soft labels in {labels_key!r} have {lk} values, scores have {k}"
+                )
+    return ParquetPredictions(
+        path=path,
+        source=source,
+        kind=kind,
+        n_classes=k,
+        n_rows=n_rows,
+        binary=binary,
+        soft_labels=soft,
+        score_columns=score_columns,
+        label_column=labels_key,
+        wide=is_wide,
+        score_key=scores_key,
+        label_key=labels_key,
+    )

@@ -1,0 +1,71 @@
+"""JSON form of a :class:`~calibkit.metrics.summary.CalibrationSummary`.
+
+Schema (``calibkit ece --json``); every number is computed, NaN is written as ``null``:
+
+``n``, ``n_classes``, ``n_bins``, ``binning`` (``"width"``/``"mass"``), ``binary_mode``
+(``null``, ``"top-label"`` or ``"positive"``), ``input`` (``"logits"``/``"probs"``),
+``soft_labels``, ``accuracy``, ``ece``, ``mce``, ``rmsce``, ``nll``, ``brier``,
+``mean_confidence``, ``saturated_fraction``, ``missing_classes`` (label values that never occur),
+``source``, ``calibkit_version``, and ``bins``: a list of
+``{lower, upper, count, confidence, accuracy}`` (``confidence``/``accuracy`` null when empty).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from calibkit._version import __version__
+from calibkit.metrics.calibration import BinTable
+from calibkit.metrics.summary import CalibrationSummary
+
+__all__ = ["bins_to_list", "dumps", "summary_to_dict"]
+
+
+def _num(x: float) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
+
+
+def bins_to_list(table: BinTable) -> list[dict[str, Any]]:
+    conf, acc = table.confidence, table.accuracy
+    return [
+        {
+            "lower": float(table.lower[i]),
+            "upper": float(table.upper[i]),
+            "count": int(table.count[i]),
+            "confidence": _num(conf[i]),
+            "accuracy": _num(acc[i]),
+        }
+        for i in range(table.n_bins)
+    ]
+
+
+def summary_to_dict(s: CalibrationSummary) -> dict[str, Any]:
+    return {
+        "source": s.source,
+        "n": s.n,
+        "n_classes": s.n_classes,
+        "n_bins": s.n_bins,
+        "binning": s.binning,
+        "binary_mode": s.binary_mode,
+        "input": s.kind,
+        "soft_labels": s.soft_labels,
+        "accuracy": _num(s.accuracy),
+        "ece": _num(s.ece),
+        "mce": _num(s.mce),
+        "rmsce": _num(s.rmsce),
+        "nll": _num(s.nll),
+        "brier": _num(s.brier),
+        "mean_confidence": _num(s.mean_confidence),
+        "saturated_fraction": _num(s.saturated_fraction),
+        "missing_classes": list(s.missing_classes),
+        "calibkit_version": __version__,
+        "bins": bins_to_list(s.bins),
+    }
+
+
+def dumps(obj: Any) -> str:
+    """Indented JSON with a trailing newline; refuses NaN (callers map it to null)."""
+    return json.dumps(obj, indent=2, allow_nan=False) + "\n"
