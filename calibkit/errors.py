@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "OutputError",
     "UsageError",
+    "describe",
 ]
 
 
@@ -47,6 +48,17 @@ class OutputError(CalibkitError, OSError):
         self.target = target
         self.problem = problem
         super().__init__(f"{target}: {problem}")
+
+
+def describe(err: BaseException, limit: int = 160) -> str:
+    """A library exception's text as one short clause: first line, first sentence, clipped.
+
+    >>> describe(ValueError("File is not a zip file.  More text follows."))
+    'File is not a zip file'
+    """
+    text = " ".join(str(err).split()) or type(err).__name__
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= limit else first[: limit - 3].rstrip() + "..."
 
 
 class ConvergenceWarning(UserWarning):

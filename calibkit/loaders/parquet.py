@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, describe
 from calibkit.loaders.keys import ReadOptions, choose_keys
 from calibkit.predictions import (
     ScoreKind,
@@ -67,15 +67,15 @@ class ParquetPredictions:
         try:
             with pq.ParquetFile(self.path) as pf:
                 for batch in pf.iter_batches(batch_size=rows, columns=columns):
-                    scores, labels = self._convert(batch, offset)
+                    scores, labels = self.convert_batch(batch, offset)
                     offset += len(labels)
                     yield scores, labels
         except (OSError, pa.ArrowException) as err:
             raise InputError(
-                self.source, f"corrupted or truncated parquet ({_reason(err)})"
+                self.source, f"corrupted or truncated parquet ({describe(err)})"
             ) from None
 
-    def _convert(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
+    def convert_batch(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
         n = batch.num_rows
         if self.wide:
             cols = [
@@ -102,13 +102,10 @@ class ParquetPredictions:
         return scores, validate_labels(labels, self.n_classes, self.source, row_offset=offset)
 
 
-def _reason(err: BaseException) -> str:
-    return (" ".join(str(err).split()) or type(err).__name__)[:200]
-
-
-def _check_nulls(col: Any, name: str, source: str, offset: int) -> None:
+def _check_nulls(col: Any, name: str, source: str, offset: int, per_row: int = 1) -> None:
+    """Refuse nulls; ``per_row`` > 1 for the flattened values of a list column."""
     if col.null_count:
-        row = int(np.argmax(np.asarray(col.is_null())))
+        row = int(np.argmax(np.asarray(col.is_null()))) // per_row
         raise InputError(source, f"column {name!r} has a null at row {row + offset}")
 
 
@@ -132,7 +129,7 @@ def _list_column(col: Any, name: str, k: int, source: str, offset: int) -> NDArr
             source, f"column {name!r} has {lengths[row]} values at row {row + offset}, expected {k}"
         )
     values = col.flatten()
-    _check_nulls(values, f"{name}[]", source, offset)
+    _check_nulls(values, name, source, offset, per_row=k)
     arr = _scalar_column(values, name, source, offset)
     return arr.reshape(n, k)
 
@@ -159,7 +156,7 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
     try:
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as err:
-        raise InputError(source, f"not a readable parquet file ({_reason(err)})") from None
+        raise InputError(source, f"not a readable parquet file ({describe(err)})") from None
     with pf:
         schema = pf.schema_arrow
         names = list(schema.names)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pickle
-import zipfile
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, describe
 from calibkit.loaders.keys import ReadOptions, choose_keys
 from calibkit.predictions import Predictions
 
@@ -29,6 +30,18 @@ def _to_numpy(value: Any, key: str, source: str) -> np.ndarray:
     raise InputError(source, f"entry {key!r} is a {type(value).__name__}, not a tensor")
 
 
+def _first_line(err: BaseException) -> str:
+    # torch's messages are long essays; their first sentence says what went wrong
+    return describe(err)
+
+
+def _unpickler_detail(err: BaseException) -> str:
+    """The one informative clause of torch's weights-only error essay."""
+    text = " ".join(str(err).split())
+    match = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    return describe(ValueError(match.group(1))) if match else describe(err)
+
+
 def read_pt(path: Path, options: ReadOptions, source: str) -> Predictions:
     try:
         import torch
@@ -37,21 +50,29 @@ def read_pt(path: Path, options: ReadOptions, source: str) -> Predictions:
             source, "reading .pt files needs PyTorch: pip install 'calibkit[torch]'"
         ) from None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on old pickle protocols
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        text = " ".join(str(err).split())
-        if "weights_only" in text or "Unsupported global" in text:
+        detail = _unpickler_detail(err)
+        if detail.startswith("Unsupported global"):
             raise InputError(
                 source,
                 "holds pickled Python objects, which calibkit never loads (save a dict of tensors)",
             ) from None
-        raise InputError(source, f"not a readable .pt file ({text[:200]})") from None
-    except (OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
         raise InputError(
-            source, f"not a readable .pt file ({' '.join(str(err).split())[:200]})"
+            source, f"not a readable .pt file (torch's safe loader: {detail})"
         ) from None
-    if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
+    except Exception as err:  # an untrusted file: any parser failure is the file's problem
+        raise InputError(source, f"not a readable .pt file ({_first_line(err)})") from None
+    if not isinstance(obj, dict):
         raise InputError(source, f"expected a dict of tensors; found {type(obj).__name__}")
+    bad_keys = [k for k in obj if not isinstance(k, str)]
+    if bad_keys:
+        raise InputError(
+            source,
+            f"dict keys must be strings; found {type(bad_keys[0]).__name__} key {bad_keys[0]!r}",
+        )
     scores_key, labels_key, kind = choose_keys(list(obj), options, source)
     return Predictions.from_arrays(
         _to_numpy(obj[scores_key], scores_key, source),

@@ -68,7 +68,8 @@ def _probs_and_logs(
     """
     if kind == "logits":
         z = scores.astype(np.float64)  # a copy: the chunk is ours to overwrite
-        z -= z.max(axis=1, keepdims=True)
+        with np.errstate(over="ignore"):  # |z| near 1e308: differences overflow to -inf, p -> 0
+            z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         s = e.sum(axis=1, keepdims=True)
         z -= np.log(s)  # log-softmax
