@@ -3,7 +3,7 @@
 The commands only parse arguments, call the library and format its results.
 """
 
-from calibkit.cli import ece  # noqa: F401  (registers the command)
+from calibkit.cli import apply_temp, ece, fit_temp, sweep_temp  # noqa: F401  (registers them)
 from calibkit.cli.app import app
 
 __all__ = ["app", "main"]

@@ -151,3 +151,27 @@ def read_options(
     elif logits_key or probs_key:
         kind = "logits" if logits_key else "probs"
     return ReadOptions(scores_key=logits_key or probs_key, labels_key=labels_key, kind=kind)
+
+
+def parse_named(specs: list[str]) -> list[tuple[str, str]]:
+    """``NAME=PATH`` (or a bare ``PATH``, named after its stem) -> ``[(name, path), ...]``.
+
+    A ``NAME`` is everything before the first ``=`` when that part holds no path separator.
+    """
+    from pathlib import Path
+
+    from calibkit.errors import UsageError
+
+    out: list[tuple[str, str]] = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or "/" in name or "\\" in name:
+            name, path = Path(spec).stem, spec
+        if not path:
+            raise UsageError(f"{spec!r}: expected NAME=PATH")
+        out.append((name, path))
+    names = [n for n, _ in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"model name {dupes[0]!r} is given more than once; name them NAME=PATH")
+    return out

@@ -66,6 +66,22 @@ def summary_to_dict(s: CalibrationSummary) -> dict[str, Any]:
     }
 
 
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return _num(obj)
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return _clean(obj.tolist())
+    return obj
+
+
 def dumps(obj: Any) -> str:
-    """Indented JSON with a trailing newline; refuses NaN (callers map it to null)."""
-    return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    """Indented JSON with a trailing newline; NaN and infinities become ``null``.
+
+    >>> dumps({"a": float("nan"), "b": [1.5, float("inf")]}).split()
+    ['{', '"a":', 'null,', '"b":', '[', '1.5,', 'null', ']', '}']
+    """
+    return json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,73 @@
+"""Before/after numbers of a fitted temperature, as one JSON-ready dict.
+
+Schema (``calibkit fit-temp --json``): ``temperature``, ``converged``, ``passes``,
+``gradient`` (dNLL/d(1/T) at the fit), ``clamped`` (``null``, ``"t_min"`` or ``"t_max"``),
+``message``, ``fitted_on``, ``n``, ``n_bins``, ``binning``, then on the validation data
+``source``, ``accuracy`` (unchanged by TS) and ``{nll,ece,mce,brier}_{before,after}`` (before:
+T = 1; after: the fitted T); ``eval``: the same per-data keys on ``--eval`` data, or ``null``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calibkit._version import __version__
+from calibkit.calibrators.temperature import ScaledPredictions, TemperatureScaler
+from calibkit.metrics.binning import Binning
+from calibkit.metrics.summary import summarize
+from calibkit.predictions import PredictionSource
+
+__all__ = ["before_after", "scaling_report"]
+
+METRICS = ("nll", "ece", "mce", "brier")
+
+
+def before_after(
+    scaler: TemperatureScaler,
+    source: PredictionSource,
+    *,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    chunk_rows: int | None = None,
+) -> dict[str, Any]:
+    """Metrics of ``source`` at ``T = 1`` and at the scaler's ``T`` (two passes)."""
+    before = summarize(source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows)
+    after = summarize(
+        ScaledPredictions(source, scaler.beta),
+        n_bins=n_bins,
+        binning=binning,
+        chunk_rows=chunk_rows,
+    )
+    out: dict[str, Any] = {"source": source.source, "n": before.n, "accuracy": before.accuracy}
+    for m in METRICS:
+        out[f"{m}_before"] = getattr(before, m)
+        out[f"{m}_after"] = getattr(after, m)
+    return out
+
+
+def scaling_report(
+    scaler: TemperatureScaler,
+    val: PredictionSource,
+    eval_source: PredictionSource | None = None,
+    *,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    chunk_rows: int | None = None,
+) -> dict[str, Any]:
+    fit = scaler.fit
+    report: dict[str, Any] = {
+        "temperature": scaler.temperature,
+        "converged": fit.converged if fit else None,
+        "passes": fit.passes if fit else None,
+        "gradient": fit.gradient if fit else None,
+        "clamped": fit.clamped if fit else None,
+        "message": fit.message if fit else "",
+        "fitted_on": scaler.fitted_on,
+        "n_bins": n_bins,
+        "binning": binning,
+        "calibkit_version": __version__,
+    }
+    kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
+    report.update(before_after(scaler, val, **kw))
+    report["eval"] = before_after(scaler, eval_source, **kw) if eval_source else None
+    return report

@@ -1,0 +1,112 @@
+"""Metrics as a function of the temperature, each chunk read once for every temperature.
+
+For a grid of temperatures ``T_1 .. T_S``, :func:`sweep_temperatures` reads each chunk of
+logits once and, for every ``T_s``, runs the single softmax pass of
+:func:`~calibkit.metrics.examples.example_stats` on ``z / T_s`` into that temperature's float64
+accumulators. Cost: about one softmax per temperature; memory: one chunk plus ``O(S * bins)``.
+Accuracy does not depend on ``T`` and is reported once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from calibkit.calibrators.temperature import as_logits
+from calibkit.errors import UsageError
+from calibkit.metrics.binning import Binning
+from calibkit.metrics.summary import MetricAccumulator
+from calibkit.predictions import PredictionSource
+
+__all__ = ["TemperatureSweep", "sweep_temperatures", "temperature_grid"]
+
+
+def temperature_grid(
+    t_min: float = 0.5, t_max: float = 3.0, steps: int = 51
+) -> NDArray[np.float64]:
+    """``steps`` evenly spaced temperatures from ``t_min`` to ``t_max`` (both included).
+
+    >>> temperature_grid(0.5, 1.5, 3).tolist()
+    [0.5, 1.0, 1.5]
+    """
+    if not (0 < t_min <= t_max) or not math.isfinite(t_max):
+        raise UsageError(f"need 0 < t_min <= t_max; got t_min={t_min}, t_max={t_max}")
+    if steps < 1 or (steps == 1 and t_min != t_max):
+        raise UsageError(f"steps must be >= 2 for a range (>= 1 when t_min == t_max); got {steps}")
+    return np.linspace(t_min, t_max, steps)
+
+
+@dataclass(frozen=True, eq=False)
+class TemperatureSweep:
+    """ECE, MCE, NLL and Brier of one model at each temperature (arrays of shape ``(S,)``)."""
+
+    name: str
+    temperatures: NDArray[np.float64]
+    ece: NDArray[np.float64]
+    mce: NDArray[np.float64]
+    nll: NDArray[np.float64]
+    brier: NDArray[np.float64]
+    accuracy: float
+    n: int
+    n_bins: int
+    binning: Binning
+
+    def best(self, metric: str) -> tuple[float, float]:
+        """``(temperature, value)`` with the lowest ``metric`` on the grid (first on ties)."""
+        values: NDArray[np.float64] = getattr(self, metric)
+        i = int(np.argmin(values))
+        return float(self.temperatures[i]), float(values[i])
+
+    def at(self, temperature: float, metric: str) -> float | None:
+        """The value at a grid temperature, or ``None`` if it is not on the grid."""
+        hits = np.flatnonzero(np.isclose(self.temperatures, temperature, rtol=0, atol=1e-12))
+        return float(getattr(self, metric)[hits[0]]) if hits.size else None
+
+
+def sweep_temperatures(
+    source: PredictionSource,
+    temperatures: Sequence[float] | NDArray[np.float64],
+    *,
+    name: str | None = None,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    chunk_rows: int | None = None,
+) -> TemperatureSweep:
+    """Metrics of ``softmax(z / T)`` for every ``T`` in ``temperatures``; one read of the data.
+
+    >>> from calibkit.predictions import Predictions
+    >>> p = Predictions.from_arrays([[2.0, 0.0], [0.0, 2.0]], [0, 0])
+    >>> sw = sweep_temperatures(p, [1.0, 2.0], n_bins=10)
+    >>> [round(x, 4) for x in sw.nll.tolist()]
+    [1.1269, 0.8133]
+    """
+    temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
+    if temps.size == 0 or not np.isfinite(temps).all() or (temps <= 0).any():
+        raise UsageError("temperatures must be finite numbers > 0")
+    accs = [
+        MetricAccumulator(source.n_classes, n_bins=n_bins, binning=binning, kind="logits")
+        for _ in temps
+    ]
+    betas = 1.0 / temps
+    for scores, labels in source.chunks(chunk_rows):
+        z = as_logits(scores, source.kind)
+        z -= z.max(axis=1, keepdims=True)  # once per chunk; scaling keeps the max at 0
+        for acc, beta in zip(accs, betas, strict=True):
+            acc.update(z * beta, labels)
+    results = [a.result(source=source.source) for a in accs]
+    return TemperatureSweep(
+        name=name or source.source,
+        temperatures=temps,
+        ece=np.array([r.ece for r in results]),
+        mce=np.array([r.mce for r in results]),
+        nll=np.array([r.nll for r in results]),
+        brier=np.array([r.brier for r in results]),
+        accuracy=results[0].accuracy,
+        n=results[0].n,
+        n_bins=n_bins,
+        binning=binning,
+    )

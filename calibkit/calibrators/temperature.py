@@ -1,0 +1,427 @@
+"""Temperature scaling (Guo et al. 2017), fitted exactly.
+
+Temperature scaling divides every logit by one scalar ``T > 0``; the argmax, and so the accuracy,
+never changes. ``T`` is chosen to minimise the mean NLL on held-out data. Writing ``beta = 1/T``
+and ``t`` for the (one-hot or soft) label,
+
+    NLL(beta)   = mean_i [ logsumexp_k(beta z_ik) - beta sum_k t_ik z_ik ]
+    NLL'(beta)  = mean_i [ E_p[z_i] - sum_k t_ik z_ik ]          (p = softmax(beta z_i))
+    NLL''(beta) = mean_i [ Var_p[z_i] ]  >= 0
+
+so the NLL is convex in ``beta`` and one pass over the data gives value, gradient and Hessian.
+:func:`fit_temperature` runs Newton's method on ``beta`` inside a shrinking bracket (falling back
+to geometric bisection when a Newton step would leave it), to ``|NLL'(beta)| <= 1e-10`` or until
+the bracket is as narrow as float64 allows; typically 4-8 passes.
+
+``T`` is kept in ``[t_min, t_max]`` (default ``[1e-4, 1e4]``). When the optimum lies outside,
+the fit stops at the bound and says so (``clamped``): every prediction right (the NLL keeps falling
+as ``T -> 0``) or predictions no better than chance (``T -> infinity``).
+
+Probability inputs are fitted on their logarithms (``softmax(log p) = p``), with probabilities
+below the dtype's machine epsilon raised to it, as for the NLL. Saturated probabilities (exactly
+0 or 1) carry no information about how confident the model was, so a temperature fitted on them
+is biased: save logits when you can.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from calibkit._version import __version__
+from calibkit.errors import ConvergenceWarning, InputError, UsageError
+from calibkit.metrics.examples import prob_floor
+from calibkit.predictions import Predictions, PredictionSource, ScoreKind
+
+__all__ = [
+    "CALIBRATOR_FORMAT",
+    "ScaledPredictions",
+    "TemperatureFit",
+    "TemperatureScaler",
+    "as_logits",
+    "fit_temperature",
+    "nll_gradient_hessian",
+]
+
+#: Version of the calibrator JSON document written by :meth:`TemperatureScaler.to_json`.
+CALIBRATOR_FORMAT = 1
+DEFAULT_T_MIN = 1e-4
+DEFAULT_T_MAX = 1e4
+GRADIENT_TOL = 1e-10
+
+
+def as_logits(scores: NDArray[np.floating], kind: str) -> NDArray[np.float64]:
+    """Float64 logits of a chunk: the scores themselves, or ``log p`` for probabilities."""
+    if kind == "logits":
+        z: NDArray[np.float64] = scores.astype(np.float64)
+        return z
+    p: NDArray[np.float64] = np.maximum(scores.astype(np.float64), prob_floor(scores.dtype))
+    return np.log(p)
+
+
+def _label_logit(zc: NDArray[np.float64], labels: NDArray[Any]) -> NDArray[np.float64]:
+    out: NDArray[np.float64]
+    if labels.ndim == 1:
+        out = zc[np.arange(zc.shape[0]), labels]
+    else:
+        out = np.einsum("ij,ij->i", labels.astype(np.float64), zc)
+    return out
+
+
+def _chunk_terms(
+    z: NDArray[np.float64], labels: NDArray[Any], beta: float
+) -> tuple[float, float, float]:
+    """Sums over a chunk of the NLL, its gradient and its Hessian in ``beta``."""
+    zc = z - z.max(axis=1, keepdims=True)  # <= 0; the shift cancels in every term
+    e = np.exp(beta * zc)
+    s = e.sum(axis=1)
+    p = e / s[:, None]
+    mean_z = np.einsum("ij,ij->i", p, zc)
+    dev = zc - mean_z[:, None]
+    var_z = np.einsum("ij,ij->i", p, dev * dev)
+    z_y = _label_logit(zc, labels)
+    nll = np.log(s) - beta * z_y
+    return float(nll.sum()), float((mean_z - z_y).sum()), float(var_z.sum())
+
+
+def nll_gradient_hessian(
+    source: PredictionSource, beta: float, *, chunk_rows: int | None = None
+) -> tuple[float, float, float]:
+    """Mean NLL of ``softmax(beta * z)`` and its first two derivatives in ``beta``; one pass.
+
+    >>> p = Predictions.from_arrays([[0.0, 1.0]], [1])
+    >>> f, g, h = nll_gradient_hessian(p, 1.0)
+    >>> round(f, 6), round(g, 6), round(h, 6)  # log(1+e^-1), -(1-sigmoid(1)), s(1)(1-s(1))
+    (0.313262, -0.268941, 0.196612)
+    """
+    total = grad = hess = 0.0
+    n = 0
+    for scores, labels in source.chunks(chunk_rows):
+        f, g, h = _chunk_terms(as_logits(scores, source.kind), labels, beta)
+        total += f
+        grad += g
+        hess += h
+        n += len(labels)
+    if n == 0:
+        raise InputError(source.source, "no rows: the predictions are empty")
+    return total / n, grad / n, hess / n
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """How a temperature was fitted.
+
+    ``nll_before`` is the NLL at ``T = 1``, ``nll_after`` at the fitted ``T``; ``gradient`` is
+    ``dNLL/dbeta`` there; ``passes`` counts passes over the data; ``clamped`` is ``"t_min"`` or
+    ``"t_max"`` when the optimum lies outside the allowed range, else ``None``.
+    """
+
+    temperature: float
+    nll_before: float
+    nll_after: float
+    gradient: float
+    passes: int
+    converged: bool
+    clamped: Literal["t_min", "t_max"] | None
+    n: int
+    t_min: float
+    t_max: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TemperatureScaler:
+    """A fitted temperature: divides logits by ``temperature``.
+
+    >>> ts = TemperatureScaler(2.0)
+    >>> ts.transform(np.array([[2.0, 4.0]])).tolist()
+    [[1.0, 2.0]]
+    >>> TemperatureScaler.from_json(ts.to_json()).temperature
+    2.0
+    """
+
+    temperature: float
+    fit: TemperatureFit | None = None
+    fitted_on: str | None = None
+    n_classes: int | None = None
+    input_kind: ScoreKind | None = None
+    created: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
+    calibkit_version: str = __version__
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise UsageError(f"temperature must be a finite number > 0; got {t!r}")
+
+    @property
+    def beta(self) -> float:
+        return 1.0 / self.temperature
+
+    def transform(self, logits: ArrayLike) -> NDArray[np.float64]:
+        """``logits / T`` in float64 (any shape: one logit per row for binary models works)."""
+        return np.asarray(logits, dtype=np.float64) / self.temperature
+
+    def transform_probs(self, probs: ArrayLike) -> NDArray[np.float64]:
+        """``softmax(log p / T)`` row-wise, for probability inputs of shape ``(N, K)``."""
+        p = np.asarray(probs)
+        z = as_logits(p, "probs") / self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calibkit_calibrator": CALIBRATOR_FORMAT,
+            "method": "temperature",
+            "temperature": self.temperature,
+            "fitted_on": self.fitted_on,
+            "n": self.fit.n if self.fit else None,
+            "n_classes": self.n_classes,
+            "input": self.input_kind,
+            "created": self.created,
+            "calibkit_version": self.calibkit_version,
+            "fit": _json_safe(asdict(self.fit)) if self.fit else None,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> TemperatureScaler:
+        if not isinstance(doc, dict):
+            raise InputError(source, "a calibrator must be a JSON object")
+        version = doc.get("calibkit_calibrator")
+        if version != CALIBRATOR_FORMAT:
+            raise InputError(
+                source,
+                f"not a calibkit calibrator of format {CALIBRATOR_FORMAT} "
+                f"(calibkit_calibrator = {version!r})",
+            )
+        if doc.get("method") != "temperature":
+            raise InputError(source, f"unknown calibration method {doc.get('method')!r}")
+        t = doc.get("temperature")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            raise InputError(source, f"temperature must be a finite number > 0; got {t!r}")
+        fit = doc.get("fit")
+        return cls(
+            float(t),
+            fit=TemperatureFit(**fit) if isinstance(fit, dict) and _fit_keys_ok(fit) else None,
+            fitted_on=doc.get("fitted_on"),
+            n_classes=doc.get("n_classes"),
+            input_kind=doc.get("input"),
+            created=str(doc.get("created", "")),
+            calibkit_version=str(doc.get("calibkit_version", "")),
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "<calibrator>") -> TemperatureScaler:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(source, f"not valid JSON ({err.msg} at line {err.lineno})") from None
+        return cls.from_dict(doc, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TemperatureScaler:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(str(path), "no such file") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(str(path), f"cannot read ({err})") from None
+        return cls.from_json(text, source=str(path))
+
+
+def _fit_keys_ok(fit: dict[str, Any]) -> bool:
+    return set(fit) == {f for f in TemperatureFit.__dataclass_fields__}
+
+
+def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+@dataclass(frozen=True, eq=False)
+class ScaledPredictions:
+    """A view of predictions with logits multiplied by ``beta = 1/T`` (probabilities: ``log p``).
+
+    It streams chunks like its source, so metrics after temperature scaling cost one pass.
+    """
+
+    base: PredictionSource
+    beta: float
+
+    @property
+    def source(self) -> str:
+        return self.base.source
+
+    @property
+    def kind(self) -> ScoreKind:
+        return "logits"
+
+    @property
+    def n_classes(self) -> int:
+        return self.base.n_classes
+
+    @property
+    def n_rows(self) -> int:
+        return self.base.n_rows
+
+    @property
+    def binary(self) -> bool:
+        return self.base.binary
+
+    @property
+    def soft_labels(self) -> bool:
+        return self.base.soft_labels
+
+    def chunks(
+        self, chunk_rows: int | None = None
+    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
+        for scores, labels in self.base.chunks(chunk_rows):
+            z = as_logits(scores, self.base.kind)
+            z *= self.beta
+            yield z, labels
+
+
+def _check_range(t_min: float, t_max: float) -> None:
+    if not (0 < t_min < t_max < math.inf):
+        raise UsageError(f"need 0 < t_min < t_max < inf; got t_min={t_min}, t_max={t_max}")
+
+
+def fit_temperature(
+    predictions: PredictionSource | ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    kind: ScoreKind = "logits",
+    t_min: float = DEFAULT_T_MIN,
+    t_max: float = DEFAULT_T_MAX,
+    tol: float = GRADIENT_TOL,
+    max_passes: int = 100,
+    chunk_rows: int | None = None,
+) -> TemperatureScaler:
+    """Fit ``T`` minimising the mean NLL of ``softmax(z / T)`` (see the module docstring).
+
+    Pass a :class:`~calibkit.predictions.PredictionSource` (e.g. from
+    :func:`calibkit.read_predictions`) or arrays ``(scores, labels)``.
+
+    >>> z = np.array([[3.0, 0.0], [3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    >>> ts = fit_temperature(z, [0, 0, 1, 1])  # 1 of 4 wrong: soften to p = 3/4
+    >>> round(ts.temperature, 6), round(3 / math.log(3), 6)
+    (2.730718, 2.730718)
+    """
+    _check_range(t_min, t_max)
+    if labels is not None:
+        scores: Any = predictions
+        source: PredictionSource = Predictions.from_arrays(scores, labels, kind=kind)
+    elif hasattr(predictions, "chunks"):
+        source = predictions  # type: ignore[assignment]
+    else:
+        raise UsageError("fit_temperature needs labels when given an array of scores")
+    if source.kind == "probs":
+        _warn_if_saturated(source, chunk_rows)
+
+    lo, hi = 1.0 / t_max, 1.0 / t_min
+    beta = min(max(1.0, lo), hi)
+    f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows)
+    nll_before = f if beta == 1.0 else nll_gradient_hessian(source, 1.0, chunk_rows=chunk_rows)[0]
+    passes = 1 if beta == 1.0 else 2
+    lo_known = hi_known = False  # whether g(lo) < 0 < g(hi) has been observed
+    converged = False
+    clamped: Literal["t_min", "t_max"] | None = None
+    message = ""
+    while True:
+        if abs(g) <= tol:
+            converged = True
+            break
+        if g > 0:
+            hi, hi_known = beta, True
+        else:
+            lo, lo_known = beta, True
+        if beta == 1.0 / t_min and g < 0:
+            clamped, converged = "t_min", True
+            message = "the NLL keeps falling as T -> 0 (predictions are right and confident)"
+            break
+        if beta == 1.0 / t_max and g > 0:
+            clamped, converged = "t_max", True
+            message = "the NLL keeps falling as T grows (predictions no better than uniform)"
+            break
+        if hi <= lo * (1 + 4 * np.finfo(float).eps):
+            converged = True
+            message = "stopped at float64 resolution of T"
+            break
+        if passes >= max_passes:
+            break
+        step = beta - g / h if h > 0 else math.nan
+        if math.isfinite(step) and lo < step < hi:
+            new = step
+        elif lo_known and hi_known:
+            new = math.sqrt(lo * hi)
+        else:
+            # not bracketed yet on that side: jump to the bound (cheap, decides clamping)
+            new = hi if g < 0 else lo
+            if not (lo <= new <= hi) or new == beta:
+                new = math.sqrt(lo * hi)
+        beta = new
+        f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows)
+        passes += 1
+    if not converged:
+        warnings.warn(
+            f"{source.source}: temperature fit stopped after {passes} passes with "
+            f"gradient {g:.3g} (tolerance {tol:g})",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    if clamped:
+        bound = t_min if clamped == "t_min" else t_max
+        warnings.warn(
+            f"{source.source}: {message}; temperature clamped to {bound:g}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    fit = TemperatureFit(
+        temperature=1.0 / beta,
+        nll_before=nll_before,
+        nll_after=f,
+        gradient=g,
+        passes=passes,
+        converged=converged,
+        clamped=clamped,
+        n=source.n_rows,
+        t_min=t_min,
+        t_max=t_max,
+        message=message,
+    )
+    return TemperatureScaler(
+        1.0 / beta,
+        fit=fit,
+        fitted_on=source.source,
+        n_classes=source.n_classes,
+        input_kind=source.kind,
+    )
+
+
+def _warn_if_saturated(source: PredictionSource, chunk_rows: int | None) -> None:
+    saturated = n = 0
+    for scores, _ in source.chunks(chunk_rows):
+        saturated += int(((scores == 0) | (scores == 1)).any(axis=1).sum())
+        n += len(scores)
+    if n and saturated / n > 0.01:
+        warnings.warn(
+            f"{source.source}: {saturated / n:.1%} of rows have a probability of exactly 0 or 1; "
+            "a temperature fitted on saturated probabilities is biased (save logits instead)",
+            UserWarning,
+            stacklevel=3,
+        )

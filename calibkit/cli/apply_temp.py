@@ -1,0 +1,57 @@
+"""`calibkit apply-temp`: write temperature-scaled predictions."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from calibkit.cli._common import (
+    InputOpt,
+    LabelsKey,
+    LogitsKey,
+    ProbsKey,
+    read_options,
+    reports_errors,
+    stderr,
+)
+from calibkit.cli.app import app
+
+
+@app.command("apply-temp")
+@reports_errors
+def apply_temp_command(
+    path: Annotated[Path, typer.Argument(help="Predictions to calibrate.")],
+    out: Annotated[Path, typer.Option("--out", help="Output file, same format as the input.")],
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", "-t", help="The temperature T (> 0).")
+    ] = None,
+    calibrator: Annotated[
+        Path | None, typer.Option("--calibrator", help="A calibrator JSON from fit-temp --out.")
+    ] = None,
+    logits_key: LogitsKey = None,
+    probs_key: ProbsKey = None,
+    labels_key: LabelsKey = None,
+    input_kind: InputOpt = None,
+) -> None:
+    """Divide logits by T (probabilities: softmax(log p / T)) and write them, same format."""
+    from calibkit.calibrators.temperature import TemperatureScaler
+    from calibkit.errors import UsageError
+    from calibkit.loaders import read_predictions
+    from calibkit.loaders.rewrite import write_scaled
+    from calibkit.report.atomic import check_output_path
+
+    if (temperature is None) == (calibrator is None):
+        raise UsageError("give exactly one of --temperature and --calibrator")
+    check_output_path(out, [path] + ([calibrator] if calibrator else []))
+    if calibrator is not None:
+        scaler = TemperatureScaler.load(calibrator)
+    else:
+        assert temperature is not None
+        scaler = TemperatureScaler(temperature)
+    preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
+    if scaler.n_classes is not None and scaler.n_classes != preds.n_classes:
+        raise UsageError(
+            f"{calibrator}: fitted on {scaler.n_classes} classes, but {path} has {preds.n_classes}"
+        )
+    write_scaled(preds, scaler, out)
+    stderr.print(f"calibkit: wrote {out} (T = {scaler.temperature:.6g})")

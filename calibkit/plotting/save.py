@@ -1,0 +1,41 @@
+"""Saving figures atomically, format chosen by extension."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from calibkit.errors import UsageError
+from calibkit.report.atomic import atomic_path
+
+__all__ = ["FIGURE_SUFFIXES", "check_figure_path", "save_figure"]
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_figure_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_SUFFIXES:
+        raise UsageError(
+            f"{path}: figure format must be one of {', '.join(FIGURE_SUFFIXES)} (by extension)"
+        )
+    return path
+
+
+def save_figure(fig: Any, path: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
+    """Write ``fig`` to ``path`` (PNG at 150 dpi, SVG or PDF) via a temporary file."""
+    path = check_figure_path(path)
+    with atomic_path(path, inputs=inputs) as tmp:
+        fig.savefig(tmp, format=path.suffix.lower()[1:], dpi=150, metadata=_metadata(path))
+    return path
+
+
+def _metadata(path: Path) -> dict[str, str | None]:
+    # no timestamps, so the same data gives the same file
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return {"Software": "calibkit"}
+    if suffix == ".svg":
+        return {"Date": None}
+    return {"CreationDate": None, "Creator": "calibkit"}
