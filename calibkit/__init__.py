@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from calibkit._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from calibkit.api import accuracy, brier, ece, evaluate, nll
+    from calibkit.api import accuracy, brier, ece, evaluate, nll, sweep_temperature
+    from calibkit.calibrators import TemperatureScaler, fit_temperature
     from calibkit.errors import CalibkitError, InputError
     from calibkit.loaders import ReadOptions, load_predictions, read_predictions
     from calibkit.metrics import CalibrationSummary, summarize
@@ -27,6 +28,9 @@ _LAZY = {
     "ece": "calibkit.api",
     "evaluate": "calibkit.api",
     "nll": "calibkit.api",
+    "sweep_temperature": "calibkit.api",
+    "TemperatureScaler": "calibkit.calibrators",
+    "fit_temperature": "calibkit.calibrators",
     "CalibkitError": "calibkit.errors",
     "InputError": "calibkit.errors",
     "ReadOptions": "calibkit.loaders",
@@ -43,15 +47,18 @@ __all__ = [
     "InputError",
     "Predictions",
     "ReadOptions",
+    "TemperatureScaler",
     "__version__",
     "accuracy",
     "brier",
     "ece",
     "evaluate",
+    "fit_temperature",
     "load_predictions",
     "nll",
     "read_predictions",
     "summarize",
+    "sweep_temperature",
 ]
 
 

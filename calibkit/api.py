@@ -6,14 +6,17 @@ single pass (:func:`calibkit.metrics.summarize`); definitions are in :mod:`calib
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from numpy.typing import ArrayLike
 
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.examples import BinaryMode
 from calibkit.metrics.summary import CalibrationSummary, summarize
-from calibkit.predictions import Predictions, ScoreKind
+from calibkit.predictions import Predictions, PredictionSource, ScoreKind
 
-__all__ = ["accuracy", "brier", "ece", "evaluate", "nll"]
+__all__ = ["accuracy", "brier", "ece", "evaluate", "nll", "sweep_temperature"]
 
 
 def evaluate(
@@ -76,3 +79,41 @@ def accuracy(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits"
     0.5
     """
     return evaluate(scores, labels, kind=kind).accuracy
+
+
+def sweep_temperature(
+    models: Mapping[str, PredictionSource] | PredictionSource,
+    temperatures: Sequence[float] | None = None,
+    *,
+    n_bins: int = 15,
+    binning: Binning = "width",
+) -> Any:
+    """ECE, MCE, NLL, Brier and accuracy of each model at each temperature, as a DataFrame.
+
+    ``models`` maps names to predictions (from :func:`calibkit.read_predictions` or
+    :class:`~calibkit.predictions.Predictions`); ``temperatures`` defaults to 51 points from 0.5
+    to 3. One row per (model, temperature); needs pandas.
+    """
+    import pandas as pd
+
+    from calibkit.calibrators.sweep import sweep_temperatures, temperature_grid
+
+    named = models if isinstance(models, Mapping) else {models.source: models}
+    grid = temperature_grid() if temperatures is None else temperatures
+    frames = []
+    for name, source in named.items():
+        sw = sweep_temperatures(source, grid, name=name, n_bins=n_bins, binning=binning)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "temperature": sw.temperatures,
+                    "ece": sw.ece,
+                    "mce": sw.mce,
+                    "nll": sw.nll,
+                    "brier": sw.brier,
+                    "accuracy": sw.accuracy,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

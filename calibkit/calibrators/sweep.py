@@ -3,7 +3,9 @@
 For a grid of temperatures ``T_1 .. T_S``, :func:`sweep_temperatures` reads each chunk of
 logits once and, for every ``T_s``, runs the single softmax pass of
 :func:`~calibkit.metrics.examples.example_stats` on ``z / T_s`` into that temperature's float64
-accumulators. Cost: about one softmax per temperature; memory: one chunk plus ``O(S * bins)``.
+accumulators. Cost: about one ``exp`` per temperature
+(centring, argmax and label logits are shared across temperatures); memory: a few chunks plus
+``O(S * bins)``.
 Accuracy does not depend on ``T`` and is reported once.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,7 +22,9 @@ from numpy.typing import NDArray
 from calibkit.calibrators.temperature import as_logits
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import Binning
-from calibkit.metrics.summary import MetricAccumulator
+from calibkit.metrics.examples import center_logits, logit_stats
+from calibkit.metrics.summary import ChunkSums, MetricAccumulator
+from calibkit.parallel import map_chunks
 from calibkit.predictions import PredictionSource
 
 __all__ = ["TemperatureSweep", "sweep_temperatures", "temperature_grid"]
@@ -91,12 +96,22 @@ def sweep_temperatures(
         MetricAccumulator(source.n_classes, n_bins=n_bins, binning=binning, kind="logits")
         for _ in temps
     ]
-    betas = 1.0 / temps
-    for scores, labels in source.chunks(chunk_rows):
-        z = as_logits(scores, source.kind)
-        z -= z.max(axis=1, keepdims=True)  # once per chunk; scaling keeps the max at 0
-        for acc, beta in zip(accs, betas, strict=True):
-            acc.update(z * beta, labels)
+    betas = (1.0 / temps).tolist()
+    kind = source.kind
+
+    def chunk(part: tuple[NDArray[np.floating], NDArray[Any]]) -> list[ChunkSums]:
+        scores, labels = part
+        zc = center_logits(as_logits(scores, kind))
+        pred = zc.argmax(axis=1)  # no temperature changes it
+        buffer = np.empty_like(zc)
+        return [
+            acc.sums(logit_stats(zc, labels, beta=beta, pred=pred, buffer=buffer), labels)
+            for acc, beta in zip(accs, betas, strict=True)
+        ]
+
+    for sums in map_chunks(chunk, source.chunks(chunk_rows)):
+        for acc, part in zip(accs, sums, strict=True):
+            acc.merge(part)
     results = [a.result(source=source.source) for a in accs]
     return TemperatureSweep(
         name=name or source.source,

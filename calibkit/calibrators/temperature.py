@@ -39,7 +39,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from calibkit._version import __version__
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
-from calibkit.metrics.examples import prob_floor
+from calibkit.metrics.examples import center_logits, prob_floor
+from calibkit.parallel import map_chunks
 from calibkit.predictions import Predictions, PredictionSource, ScoreKind
 
 __all__ = [
@@ -78,19 +79,55 @@ def _label_logit(zc: NDArray[np.float64], labels: NDArray[Any]) -> NDArray[np.fl
 
 
 def _chunk_terms(
-    z: NDArray[np.float64], labels: NDArray[Any], beta: float
-) -> tuple[float, float, float]:
-    """Sums over a chunk of the NLL, its gradient and its Hessian in ``beta``."""
-    zc = z - z.max(axis=1, keepdims=True)  # <= 0; the shift cancels in every term
-    e = np.exp(beta * zc)
+    scores: NDArray[np.floating], labels: NDArray[Any], kind: str, beta: float
+) -> tuple[float, float, float, float, float]:
+    """Chunk sums of NLL, dNLL/dbeta, d2NLL/dbeta2 and the gradient's limits (0+ and inf).
+
+    With ``zc = z - max_k z`` (the shift cancels in every term), ``e = exp(beta * zc)`` and
+    ``s = sum_k e``: NLL = ``log s - beta zc_y``, gradient ``E_p[zc] - zc_y`` with
+    ``E_p[zc] = sum_k e zc / s``, Hessian ``Var_p[zc] = sum_k e zc^2 / s - E_p[zc]^2``;
+    ``g(0+) = mean_k zc - zc_y`` and ``g(inf) = -zc_y`` (``E_p[z]`` tends to the row max).
+    """
+    zc = center_logits(as_logits(scores, kind))
+    zc_y = _label_logit(zc, labels)
+    mass = labels.sum(axis=1) if labels.ndim == 2 else 1.0  # soft labels: ~1, kept exact
+    e = np.multiply(zc, beta)
+    np.exp(e, out=e)
     s = e.sum(axis=1)
-    p = e / s[:, None]
-    mean_z = np.einsum("ij,ij->i", p, zc)
-    dev = zc - mean_z[:, None]
-    var_z = np.einsum("ij,ij->i", p, dev * dev)
-    z_y = _label_logit(zc, labels)
-    nll = np.log(s) - beta * z_y
-    return float(nll.sum()), float((mean_z - z_y).sum()), float(var_z.sum())
+    ez = np.einsum("ij,ij->i", e, zc)
+    e *= zc
+    ez2 = np.einsum("ij,ij->i", e, zc)
+    mean_z = ez / s
+    var_z = np.maximum(ez2 / s - mean_z * mean_z, 0.0)
+    nll = np.log(s) * mass - beta * zc_y
+    grad = mean_z * mass - zc_y
+    return (
+        float(nll.sum()),
+        float(grad.sum()),
+        float((var_z * mass).sum()),
+        float((zc.mean(axis=1) * mass - zc_y).sum()),
+        float((-zc_y).sum()),
+    )
+
+
+def _pass(
+    source: PredictionSource, beta: float, chunk_rows: int | None
+) -> tuple[float, float, float, float, float]:
+    """Means of :func:`_chunk_terms` over the data: one (multi-threaded) pass."""
+    totals = np.zeros(5)
+    n = 0
+
+    def terms(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> tuple[int, Any]:
+        scores, labels = chunk
+        return len(labels), _chunk_terms(scores, labels, source.kind, beta)
+
+    for rows, t in map_chunks(terms, source.chunks(chunk_rows)):
+        totals += t  # in chunk order: independent of the thread count
+        n += rows
+    if n == 0:
+        raise InputError(source.source, "no rows: the predictions are empty")
+    f, g, h, g0, ginf = (totals / n).tolist()
+    return f, g, h, g0, ginf
 
 
 def nll_gradient_hessian(
@@ -103,17 +140,8 @@ def nll_gradient_hessian(
     >>> round(f, 6), round(g, 6), round(h, 6)  # log(1+e^-1), -(1-sigmoid(1)), s(1)(1-s(1))
     (0.313262, -0.268941, 0.196612)
     """
-    total = grad = hess = 0.0
-    n = 0
-    for scores, labels in source.chunks(chunk_rows):
-        f, g, h = _chunk_terms(as_logits(scores, source.kind), labels, beta)
-        total += f
-        grad += g
-        hess += h
-        n += len(labels)
-    if n == 0:
-        raise InputError(source.source, "no rows: the predictions are empty")
-    return total / n, grad / n, hess / n
+    f, g, h, _, _ = _pass(source, beta, chunk_rows)
+    return f, g, h
 
 
 @dataclass(frozen=True)
@@ -203,7 +231,7 @@ class TemperatureScaler:
         if not isinstance(doc, dict):
             raise InputError(source, "a calibrator must be a JSON object")
         version = doc.get("calibkit_calibrator")
-        if version != CALIBRATOR_FORMAT:
+        if type(version) is not int or version != CALIBRATOR_FORMAT:
             raise InputError(
                 source,
                 f"not a calibkit calibrator of format {CALIBRATOR_FORMAT} "
@@ -214,12 +242,15 @@ class TemperatureScaler:
         t = doc.get("temperature")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise InputError(source, f"temperature must be a finite number > 0; got {t!r}")
+        n_classes = doc.get("n_classes")
+        if n_classes is not None and (type(n_classes) is not int or n_classes < 2):
+            raise InputError(source, f"n_classes must be an integer >= 2; got {n_classes!r}")
         fit = doc.get("fit")
         return cls(
             float(t),
             fit=TemperatureFit(**fit) if isinstance(fit, dict) and _fit_keys_ok(fit) else None,
             fitted_on=doc.get("fitted_on"),
-            n_classes=doc.get("n_classes"),
+            n_classes=n_classes,
             input_kind=doc.get("input"),
             created=str(doc.get("created", "")),
             calibkit_version=str(doc.get("calibkit_version", "")),
@@ -335,14 +366,32 @@ def fit_temperature(
 
     lo, hi = 1.0 / t_max, 1.0 / t_min
     beta = min(max(1.0, lo), hi)
-    f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows)
+    f, g, h, g_zero, g_inf = _pass(source, beta, chunk_rows)
     nll_before = f if beta == 1.0 else nll_gradient_hessian(source, 1.0, chunk_rows=chunk_rows)[0]
     passes = 1 if beta == 1.0 else 2
     lo_known = hi_known = False  # whether g(lo) < 0 < g(hi) has been observed
     converged = False
     clamped: Literal["t_min", "t_max"] | None = None
     message = ""
+    # The gradient is increasing in beta, from g(0+) to g(inf) = mean(max_k z - z_y) >= 0. When
+    # a limit has the wrong sign the optimum is at a bound; deciding it here avoids creeping
+    # towards it while the gradient underflows below the tolerance.
+    if g_inf <= 0 and h > 0:
+        beta = 1.0 / t_min
+    elif g_zero >= 0 and h > 0:
+        beta = 1.0 / t_max
+    if beta != min(max(1.0, lo), hi):
+        f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows)
+        passes += 1
     while True:
+        if beta == 1.0 / t_min and g <= 0 and (g < 0 or g_inf <= 0):
+            clamped, converged = "t_min", True
+            message = "the NLL keeps falling as T -> 0 (predictions are right and confident)"
+            break
+        if beta == 1.0 / t_max and g >= 0 and (g > 0 or g_zero >= 0):
+            clamped, converged = "t_max", True
+            message = "the NLL keeps falling as T grows (predictions no better than uniform)"
+            break
         if abs(g) <= tol:
             converged = True
             break
@@ -350,14 +399,6 @@ def fit_temperature(
             hi, hi_known = beta, True
         else:
             lo, lo_known = beta, True
-        if beta == 1.0 / t_min and g < 0:
-            clamped, converged = "t_min", True
-            message = "the NLL keeps falling as T -> 0 (predictions are right and confident)"
-            break
-        if beta == 1.0 / t_max and g > 0:
-            clamped, converged = "t_max", True
-            message = "the NLL keeps falling as T grows (predictions no better than uniform)"
-            break
         if hi <= lo * (1 + 4 * np.finfo(float).eps):
             converged = True
             message = "stopped at float64 resolution of T"

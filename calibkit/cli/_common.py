@@ -173,5 +173,9 @@ def parse_named(specs: list[str]) -> list[tuple[str, str]]:
     names = [n for n, _ in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise UsageError(f"model name {dupes[0]!r} is given more than once; name them NAME=PATH")
+        bare = any(
+            spec == path for spec, (name, path) in zip(specs, out, strict=True) if name == dupes[0]
+        )
+        hint = "name them NAME=PATH" if bare else "give each model its own NAME"
+        raise UsageError(f"model name {dupes[0]!r} is given more than once; {hint}")
     return out

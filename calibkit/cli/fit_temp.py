@@ -45,6 +45,7 @@ def fit_temp_command(
     """Fit a temperature T on validation data by minimising NLL (exact Newton on 1/T)."""
     from calibkit.calibrators.report import scaling_report
     from calibkit.calibrators.temperature import fit_temperature
+    from calibkit.errors import InputError
     from calibkit.loaders import read_predictions
     from calibkit.report.atomic import atomic_write_text, check_output_path
     from calibkit.report.summary_json import dumps
@@ -55,6 +56,11 @@ def fit_temp_command(
     options = read_options(logits_key, probs_key, labels_key, input_kind)
     val_preds = read_predictions(val, options)
     eval_preds = read_predictions(eval_path, options) if eval_path else None
+    if eval_preds is not None and eval_preds.n_classes != val_preds.n_classes:
+        raise InputError(
+            str(eval_path),
+            f"has {eval_preds.n_classes} classes, but {val} has {val_preds.n_classes}",
+        )
     scaler = fit_temperature(val_preds, t_min=t_min, t_max=t_max, chunk_rows=chunk_rows)
     report = scaling_report(
         scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows

@@ -64,6 +64,8 @@ def sweep_temp_command(
     if unknown:
         raise UsageError(f"--val names {unknown[0]!r}, which is not one of the models")
     inputs = [p for _, p in named] + [p for _, p in named_val]
+    if plot is not None and csv is not None and plot.resolve() == csv.resolve():
+        raise UsageError(f"--csv and --plot both name {csv}; give them different files")
     if plot is not None:
         from calibkit.plotting.save import check_figure_path
 

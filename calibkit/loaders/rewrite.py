@@ -35,9 +35,24 @@ def _collapse(new: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
     return new[:, 1] - new[:, 0] if kind == "logits" else new[:, 1]
 
 
-def _cast_like(new: NDArray[np.float64], original: NDArray[Any]) -> NDArray[Any]:
-    dtype = original.dtype if original.dtype.kind == "f" else np.dtype(np.float64)
-    return new.astype(dtype).reshape(original.shape)
+def _check_range(
+    new: NDArray[np.float64], dtype: Any, source: str, scaler: TemperatureScaler
+) -> None:
+    """Refuse scaled scores that the output's number type cannot hold (they would become inf)."""
+    dtype = np.dtype(dtype)
+    limit = float(np.finfo(dtype if dtype.kind == "f" else np.float64).max)
+    biggest = float(np.max(np.abs(new))) if new.size else 0.0
+    if not np.isfinite(biggest) or biggest > limit:
+        raise UsageError(
+            f"{source}: with T = {scaler.temperature:g} the scores reach {biggest:.3g}, beyond "
+            f"the range of {dtype.name}; use a larger temperature"
+        )
+
+
+def _out_dtype(dtype: Any) -> np.dtype[Any]:
+    """Floating inputs keep their dtype; integer ones become float64."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
 def write_scaled(source: PredictionSource, scaler: TemperatureScaler, out: str | Path) -> Path:
@@ -60,11 +75,15 @@ def write_scaled(source: PredictionSource, scaler: TemperatureScaler, out: str |
     return out
 
 
-def _new_scores(source: Predictions, scaler: TemperatureScaler, original: NDArray[Any]) -> Any:
+def _new_scores(
+    source: Predictions, scaler: TemperatureScaler, shape: tuple[int, ...], dtype: Any
+) -> NDArray[Any]:
+    """The scaled scores in the stored shape and ``dtype`` (refusing overflow)."""
     new = _scaled(source.scores, source.kind, scaler)
     if source.binary:
         new = _collapse(new, source.kind)
-    return _cast_like(new, original)
+    _check_range(new, dtype, source.source, scaler)
+    return new.astype(dtype).reshape(shape)
 
 
 def _write_npz(source: Predictions, scaler: TemperatureScaler, out: Path) -> None:
@@ -76,7 +95,8 @@ def _write_npz(source: Predictions, scaler: TemperatureScaler, out: Path) -> Non
     key = source.score_key
     if key is None or key not in arrays:
         raise InputError(source.source, "cannot find the scores key to rewrite")
-    arrays[key] = _new_scores(source, scaler, arrays[key])
+    original = arrays[key]
+    arrays[key] = _new_scores(source, scaler, original.shape, _out_dtype(original.dtype))
     save = np.savez_compressed if compressed else np.savez
     with atomic_path(out, inputs=[in_path]) as tmp, open(tmp, "wb") as fh:
         save(fh, **arrays)
@@ -89,9 +109,11 @@ def _write_pt(source: Predictions, scaler: TemperatureScaler, out: Path) -> None
     obj = torch.load(in_path, map_location="cpu", weights_only=True)
     key = source.score_key
     original = obj[key]
-    as_np = original.detach().to(torch.float64).numpy()
-    new = torch.from_numpy(np.ascontiguousarray(_new_scores(source, scaler, as_np)))
-    obj[key] = new.to(original.dtype if original.is_floating_point() else torch.float64)
+    target = original.dtype if original.is_floating_point() else torch.float64
+    # numpy has no bfloat16; float32 has the same range, so the overflow check is exact
+    check = np.float32 if target == torch.bfloat16 else torch.empty(0, dtype=target).numpy().dtype
+    new = _new_scores(source, scaler, tuple(original.shape), check)
+    obj[key] = torch.from_numpy(np.ascontiguousarray(new)).to(target)
     with atomic_path(out, inputs=[in_path]) as tmp:
         torch.save(obj, tmp)
 
@@ -110,6 +132,9 @@ def _write_parquet(source: ParquetPredictions, scaler: TemperatureScaler, out: P
                 new = _scaled(scores, source.kind, scaler)
                 if source.binary:
                     new = _collapse(new, source.kind)[:, None]
+                ftype = schema.field(source.score_columns[0]).type
+                value_type = ftype.value_type if hasattr(ftype, "value_type") else ftype
+                _check_range(new, value_type.to_pandas_dtype(), source.source, scaler)
                 columns = dict(zip(batch.schema.names, batch.columns, strict=True))
                 if source.wide or source.binary:
                     for k, name in enumerate(source.score_columns):

@@ -12,7 +12,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BinaryMode", "ExampleStats", "example_stats", "prob_floor"]
+__all__ = [
+    "BinaryMode",
+    "ExampleStats",
+    "center_logits",
+    "example_stats",
+    "logit_stats",
+    "prob_floor",
+    "prob_stats",
+]
 
 BinaryMode = Literal["top-label", "positive"]
 
@@ -58,27 +66,104 @@ class ExampleStats:
     saturated: NDArray[np.bool_]
 
 
-def _probs_and_logs(
-    scores: NDArray[np.floating], kind: str
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Probabilities and their logs, in float64.
+def center_logits(scores: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Float64 copy of a logits chunk with each row's maximum subtracted (so every row's max is 0).
 
-    Probability inputs are used as given (validation has checked that rows sum to 1), so a
-    confidence the user saved as exactly 0.7 stays exactly 0.7 for binning.
+    Softmax, log-softmax and the argmax do not change; ``exp`` can no longer overflow.
     """
-    if kind == "logits":
-        z = scores.astype(np.float64)  # a copy: the chunk is ours to overwrite
-        with np.errstate(over="ignore"):  # |z| near 1e308: differences overflow to -inf, p -> 0
-            z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        s = e.sum(axis=1, keepdims=True)
-        z -= np.log(s)  # log-softmax
-        e /= s
-        return e, z
+    z = scores.astype(np.float64)  # a copy: the chunk is ours to overwrite
+    with np.errstate(over="ignore", invalid="ignore"):  # |z| ~ 1e308: differences hit -inf
+        z -= z.max(axis=1, keepdims=True)
+    return z
+
+
+def logit_stats(
+    zc: NDArray[np.float64],
+    labels: NDArray[Any],
+    *,
+    beta: float = 1.0,
+    pred: NDArray[np.intp] | None = None,
+    buffer: NDArray[np.float64] | None = None,
+    binary_mode: BinaryMode = "top-label",
+) -> ExampleStats:
+    """Per-example statistics of ``softmax(beta * zc)`` for centred logits ``zc``.
+
+    One ``exp`` and two row reductions: with ``e = exp(beta * zc)`` and ``s = sum_k e_k``,
+    ``confidence = 1 / s`` (the row maximum has ``e = 1``), ``log p_y = beta * zc_y - log s``
+    and ``Brier = sum_k e_k^2 / s^2 - 2 e_y / s + 1``. ``pred`` (the argmax, which ``beta > 0``
+    does not change) and ``buffer`` (scratch space of ``zc``'s shape) let a caller that evaluates
+    many temperatures on one chunk skip that work and allocation.
+    """
+    n = zc.shape[0]
+    rows = np.arange(n)
+    if pred is None:
+        pred = zc.argmax(axis=1)
+    # everything that needs zc itself comes first: ``buffer`` may be zc's own memory
+    if labels.ndim == 1:
+        y = labels.astype(np.intp, copy=False)
+        label_logit = zc[rows, y]
+        truth = y
+        positive = (y == 1).astype(np.float64)
+    else:
+        t = labels.astype(np.float64, copy=False)
+        label_logit = np.einsum("ij,ij->i", t, zc)
+        truth = t.argmax(axis=1)
+        positive = t[:, 1] if t.shape[1] == 2 else np.zeros(n)
+    e = np.multiply(zc, beta, out=buffer)
+    np.exp(e, out=e)
+    s = e.sum(axis=1)
+    sum_sq = np.einsum("ij,ij->i", e, e)
+    log_s = np.log(s)
+    confidence = 1.0 / s
+    if labels.ndim == 1:
+        log_prob = beta * label_logit - log_s
+        brier = sum_sq / (s * s) - 2.0 * e[rows, y] / s + 1.0
+    else:
+        log_prob = beta * label_logit - log_s * t.sum(axis=1)
+        brier = (
+            sum_sq / (s * s) - 2.0 * np.einsum("ij,ij->i", t, e) / s + np.einsum("ij,ij->i", t, t)
+        )
+    np.maximum(brier, 0.0, out=brier)  # rounding can leave -1e-17 where p equals the label
+    correct = pred == truth
+    saturated = confidence == 1.0
+    if binary_mode == "positive":
+        return ExampleStats(e[:, 1] / s, positive, correct, log_prob, brier, saturated)
+    return ExampleStats(confidence, correct.astype(np.float64), correct, log_prob, brier, saturated)
+
+
+def prob_stats(
+    scores: NDArray[np.floating], labels: NDArray[Any], *, binary_mode: BinaryMode = "top-label"
+) -> ExampleStats:
+    """Per-example statistics of probabilities, used as given (rows already validated).
+
+    A confidence saved as exactly 0.7 stays exactly 0.7 for binning; ``log p`` uses
+    :func:`prob_floor`.
+    """
     p = scores.astype(np.float64)
-    with np.errstate(divide="ignore"):
-        logp = np.log(np.maximum(p, prob_floor(scores.dtype)))
-    return p, logp
+    logp = np.log(np.maximum(p, prob_floor(scores.dtype)))
+    n = p.shape[0]
+    rows = np.arange(n)
+    pred = p.argmax(axis=1)
+    confidence = p[rows, pred]
+    sum_sq = np.einsum("ij,ij->i", p, p)
+    if labels.ndim == 1:
+        y = labels.astype(np.intp, copy=False)
+        log_prob = logp[rows, y]
+        brier = sum_sq - 2.0 * p[rows, y] + 1.0
+        truth = y
+        positive = (y == 1).astype(np.float64)
+    else:
+        t = labels.astype(np.float64, copy=False)
+        log_prob = np.einsum("ij,ij->i", t, logp)
+        brier = sum_sq - 2.0 * np.einsum("ij,ij->i", t, p) + np.einsum("ij,ij->i", t, t)
+        truth = t.argmax(axis=1)
+        positive = t[:, 1] if t.shape[1] == 2 else np.zeros(n)
+    np.maximum(brier, 0.0, out=brier)
+    correct = pred == truth
+    saturated = confidence == 1.0
+    if binary_mode == "positive":
+        return ExampleStats(p[:, 1].copy(), positive, correct, log_prob, brier, saturated)
+    return ExampleStats(confidence, correct.astype(np.float64), correct, log_prob, brier, saturated)
 
 
 def example_stats(
@@ -96,28 +181,7 @@ def example_stats(
     >>> round(float(s.brier[0]), 6)  # (0.25 - 0)^2 + (0.75 - 1)^2
     0.125
     """
-    p, logp = _probs_and_logs(scores, kind)
-    n = p.shape[0]
-    rows = np.arange(n)
-    pred = p.argmax(axis=1)
-    confidence = p[rows, pred]
-    sum_sq = np.einsum("ij,ij->i", p, p)
-    if labels.ndim == 1:
-        y = labels.astype(np.intp, copy=False)
-        p_y = p[rows, y]
-        log_prob = logp[rows, y]
-        brier = sum_sq - 2.0 * p_y + 1.0
-        truth = y
-        positive_outcome = (y == 1).astype(np.float64)
-    else:
-        t = labels.astype(np.float64, copy=False)
-        log_prob = np.einsum("ij,ij->i", t, logp)
-        brier = sum_sq - 2.0 * np.einsum("ij,ij->i", t, p) + np.einsum("ij,ij->i", t, t)
-        truth = t.argmax(axis=1)
-        positive_outcome = t[:, 1] if t.shape[1] == 2 else np.zeros(n)
-    np.maximum(brier, 0.0, out=brier)  # rounding can leave -1e-17 where p equals the label
-    correct = pred == truth
-    saturated = confidence == 1.0
-    if binary_mode == "positive":
-        return ExampleStats(p[:, 1].copy(), positive_outcome, correct, log_prob, brier, saturated)
-    return ExampleStats(confidence, correct.astype(np.float64), correct, log_prob, brier, saturated)
+    if kind == "logits":
+        zc = center_logits(scores)
+        return logit_stats(zc, labels, buffer=zc, binary_mode=binary_mode)
+    return prob_stats(scores, labels, binary_mode=binary_mode)

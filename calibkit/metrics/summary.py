@@ -36,9 +36,10 @@ from calibkit.metrics.binning import (
 )
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.examples import BinaryMode, ExampleStats, example_stats
+from calibkit.parallel import map_chunks
 from calibkit.predictions import PredictionSource
 
-__all__ = ["CalibrationSummary", "MetricAccumulator", "summarize"]
+__all__ = ["CalibrationSummary", "ChunkSums", "MetricAccumulator", "chunk_sums", "summarize"]
 
 BINARY_MODES: tuple[BinaryMode, ...] = ("top-label", "positive")
 
@@ -65,6 +66,60 @@ class CalibrationSummary:
     kind: str = "logits"
     soft_labels: bool = False
     source: str = "<array>"
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkSums:
+    """What one chunk adds to a :class:`MetricAccumulator`; computed without shared state, so
+    worker threads can build them while the accumulator folds them in, in order."""
+
+    n: int
+    n_correct: int
+    n_saturated: int
+    sum_log_prob: float
+    sum_brier: float
+    sum_confidence: float
+    class_mass: NDArray[np.float64]
+    soft_labels: bool
+    count: NDArray[np.int64] | None  # width binning: per-bin sums
+    bin_confidence: NDArray[np.float64] | None
+    bin_outcome: NDArray[np.float64] | None
+    mass_part: tuple[NDArray[np.float64], NDArray[np.float64]] | None  # mass binning
+
+
+def chunk_sums(
+    stats: ExampleStats, labels: NDArray[Any], *, n_classes: int, n_bins: int, binning: Binning
+) -> ChunkSums:
+    """Reduce a chunk's per-example statistics to the accumulator's sums."""
+    if labels.ndim == 1:
+        class_mass = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    else:
+        class_mass = labels.sum(axis=0).astype(np.float64)
+    count: NDArray[np.int64] | None = None
+    bin_conf: NDArray[np.float64] | None = None
+    bin_out: NDArray[np.float64] | None = None
+    mass_part = None
+    if binning == "width":
+        idx = assign_width_bins(stats.confidence, n_bins)
+        count = np.bincount(idx, minlength=n_bins).astype(np.int64)
+        bin_conf = np.bincount(idx, weights=stats.confidence, minlength=n_bins).astype(np.float64)
+        bin_out = np.bincount(idx, weights=stats.outcome, minlength=n_bins).astype(np.float64)
+    else:
+        mass_part = (stats.confidence, stats.outcome)
+    return ChunkSums(
+        n=int(stats.confidence.size),
+        n_correct=int(np.count_nonzero(stats.correct)),
+        n_saturated=int(np.count_nonzero(stats.saturated)),
+        sum_log_prob=float(stats.log_prob.sum()),
+        sum_brier=float(stats.brier.sum()),
+        sum_confidence=float(stats.confidence.sum()),
+        class_mass=class_mass,
+        soft_labels=labels.ndim == 2,
+        count=count,
+        bin_confidence=bin_conf,
+        bin_outcome=bin_out,
+        mass_part=mass_part,
+    )
 
 
 class MetricAccumulator:
@@ -111,22 +166,30 @@ class MetricAccumulator:
 
     def update_stats(self, stats: ExampleStats, labels: NDArray[Any]) -> None:
         """Fold precomputed per-example statistics in."""
-        self.n += stats.confidence.size
-        self.n_correct += int(np.count_nonzero(stats.correct))
-        self.n_saturated += int(np.count_nonzero(stats.saturated))
-        self.sum_log_prob += float(stats.log_prob.sum())
-        self.sum_brier += float(stats.brier.sum())
-        self.sum_confidence += float(stats.confidence.sum())
-        if labels.ndim == 1:
-            self.class_mass += np.bincount(labels, minlength=self.n_classes)
-        else:
-            self.soft_labels = True
-            self.class_mass += labels.sum(axis=0)
-        if self.binning == "width":
-            idx = assign_width_bins(stats.confidence, self.n_bins)
-            self._add_to_bins(idx, stats.confidence, stats.outcome)
-        else:
-            self._mass_parts.append((stats.confidence, stats.outcome))
+        self.merge(self.sums(stats, labels))
+
+    def sums(self, stats: ExampleStats, labels: NDArray[Any]) -> ChunkSums:
+        """This accumulator's :func:`chunk_sums` of a chunk (thread-safe: reads no state)."""
+        return chunk_sums(
+            stats, labels, n_classes=self.n_classes, n_bins=self.n_bins, binning=self.binning
+        )
+
+    def merge(self, part: ChunkSums) -> None:
+        """Add one chunk's sums (callers merge in chunk order, so results are reproducible)."""
+        self.n += part.n
+        self.n_correct += part.n_correct
+        self.n_saturated += part.n_saturated
+        self.sum_log_prob += part.sum_log_prob
+        self.sum_brier += part.sum_brier
+        self.sum_confidence += part.sum_confidence
+        self.class_mass += part.class_mass
+        self.soft_labels = self.soft_labels or part.soft_labels
+        if part.count is not None:
+            self.count += part.count
+            self.bin_confidence += part.bin_confidence  # type: ignore[arg-type]
+            self.bin_outcome += part.bin_outcome  # type: ignore[arg-type]
+        if part.mass_part is not None:
+            self._mass_parts.append(part.mass_part)
 
     def _add_to_bins(
         self, idx: NDArray[np.intp], conf: NDArray[np.float64], outcome: NDArray[np.float64]
@@ -192,8 +255,12 @@ def summarize(
     binning: Binning = "width",
     binary_mode: BinaryMode = "top-label",
     chunk_rows: int | None = None,
+    workers: int | None = None,
 ) -> CalibrationSummary:
     """Every headline metric of ``predictions`` from one pass over its chunks.
+
+    Chunks are processed on ``workers`` threads (default: the available cores, see
+    :mod:`calibkit.parallel`) and reduced in order, so the result does not depend on it.
 
     ``binary_mode`` matters only for binary models: ``"top-label"`` (default) bins the top-label
     confidence like any classifier, so one logit and the equivalent two-class softmax agree;
@@ -215,6 +282,12 @@ def summarize(
         kind=predictions.kind,
         binary_mode=binary_mode if predictions.binary else "top-label",
     )
-    for scores, labels in predictions.chunks(chunk_rows):
-        acc.update(scores, labels)
+    kind, mode = acc.kind, acc.binary_mode
+
+    def sums(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ChunkSums:
+        scores, labels = chunk
+        return acc.sums(example_stats(scores, labels, kind, binary_mode=mode), labels)
+
+    for part in map_chunks(sums, predictions.chunks(chunk_rows), workers=workers):
+        acc.merge(part)
     return acc.result(source=predictions.source, binary=predictions.binary)

@@ -32,6 +32,14 @@ def predictions(draw, max_rows: int = 60, max_classes: int = 6):
     return logits * scale, labels
 
 
+def _clear_argmax(logits: np.ndarray) -> bool:
+    """No row has its top two logits within rounding of each other (where argmax is fragile)."""
+    if logits.shape[1] < 2:
+        return True
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return bool(np.all(top2[:, 1] - top2[:, 0] > 1e-9 * np.maximum(1.0, np.abs(top2[:, 1]))))
+
+
 def _close(a, b, name: str) -> None:
     for m in METRICS:
         assert getattr(a, m) == pytest.approx(getattr(b, m), rel=1e-12, abs=1e-12), (name, m)
@@ -70,7 +78,9 @@ def test_adding_a_constant_to_a_row_changes_nothing(data, shift) -> None:
     logits, labels = data
     a = calibkit.evaluate(logits, labels)
     b = calibkit.evaluate(logits + shift, labels)
-    for m in ("nll", "brier", "accuracy"):
+    if _clear_argmax(logits):
+        assert a.accuracy == b.accuracy
+    for m in ("nll", "brier"):
         assert getattr(a, m) == pytest.approx(getattr(b, m), rel=1e-9, abs=1e-9)
 
 
@@ -86,10 +96,11 @@ def test_probabilities_and_logits_agree(data) -> None:
     else:  # probabilities below the documented floor are raised to it
         assert b.nll <= a.nll
     assert b.brier == pytest.approx(a.brier, abs=1e-12)
-    assert b.accuracy == a.accuracy
+    if _clear_argmax(logits):  # softmax can round distinct logits to equal probabilities
+        assert b.accuracy == a.accuracy
     # probabilities within an ulp of a bin edge may change bins; compare away from edges
     conf = probs.max(axis=1)
-    if np.all(np.abs(conf * 10 - np.round(conf * 10)) > 1e-9):
+    if _clear_argmax(logits) and np.all(np.abs(conf * 10 - np.round(conf * 10)) > 1e-9):
         assert b.ece == pytest.approx(a.ece, abs=1e-12)
 
 
