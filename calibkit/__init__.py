@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from calibkit._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from calibkit.api import accuracy, brier, ece, evaluate, nll, sweep_temperature
+    from calibkit.api import accuracy, brier, compare, ece, evaluate, nll, sweep_temperature
     from calibkit.calibrators import TemperatureScaler, fit_temperature
     from calibkit.errors import CalibkitError, InputError
     from calibkit.loaders import ReadOptions, load_predictions, read_predictions
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _LAZY = {
     "accuracy": "calibkit.api",
     "brier": "calibkit.api",
+    "compare": "calibkit.api",
     "ece": "calibkit.api",
     "evaluate": "calibkit.api",
     "nll": "calibkit.api",
@@ -51,6 +52,7 @@ __all__ = [
     "__version__",
     "accuracy",
     "brier",
+    "compare",
     "ece",
     "evaluate",
     "fit_temperature",

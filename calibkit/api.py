@@ -16,7 +16,7 @@ from calibkit.metrics.examples import BinaryMode
 from calibkit.metrics.summary import CalibrationSummary, summarize
 from calibkit.predictions import Predictions, PredictionSource, ScoreKind
 
-__all__ = ["accuracy", "brier", "ece", "evaluate", "nll", "sweep_temperature"]
+__all__ = ["accuracy", "brier", "compare", "ece", "evaluate", "nll", "sweep_temperature"]
 
 
 def evaluate(
@@ -117,3 +117,39 @@ def sweep_temperature(
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def compare(
+    models: Mapping[str, Any],
+    *,
+    val: Mapping[str, Any] | None = None,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    ts_on_test: bool = False,
+) -> Any:
+    """Compare models in one call; a pandas DataFrame with a row per model.
+
+    ``models`` and ``val`` map names to predictions: file paths or objects from
+    :func:`calibkit.read_predictions`. Columns: ``source, n, accuracy, ece, mce, nll, brier,
+    temperature, ts_fitted_on, ts_source, ts_ece, ts_mce, ts_nll, ts_brier`` (TS columns NaN for
+    models without validation data). Mismatched label vectors raise a warning. For the full
+    result (summaries, bins, warnings) use :func:`calibkit.comparison.compare_models`.
+    """
+    import warnings
+
+    from calibkit.comparison import compare_models
+    from calibkit.loaders import read_predictions
+
+    def load(x: Any) -> PredictionSource:
+        return x if hasattr(x, "chunks") else read_predictions(x)
+
+    comp = compare_models(
+        {k: load(v) for k, v in models.items()},
+        val={k: load(v) for k, v in (val or {}).items()},
+        n_bins=n_bins,
+        binning=binning,
+        ts_on_test=ts_on_test,
+    )
+    for message in comp.warnings:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return comp.to_frame()

@@ -3,7 +3,14 @@
 The commands only parse arguments, call the library and format its results.
 """
 
-from calibkit.cli import apply_temp, ece, fit_temp, sweep_temp  # noqa: F401  (registers them)
+from calibkit.cli import (  # noqa: F401  (importing a command module registers it)
+    apply_temp,
+    compare,
+    diagram,
+    ece,
+    fit_temp,
+    sweep_temp,
+)
 from calibkit.cli.app import app
 
 __all__ = ["app", "main"]

@@ -26,7 +26,12 @@ stderr = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
 
 def stdout() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Console for results. Off a terminal (CI logs, pipes) lines may be long: tables are not
+    squeezed to 80 columns there, and no colour codes are written."""
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=False, width=200, no_color=True)
+    return console
 
 
 class _State:

@@ -36,6 +36,10 @@ def ece_command(
         Path | None, typer.Option("--out", help="Also write the JSON to this file (atomically).")
     ] = None,
     no_bins: Annotated[bool, typer.Option("--no-bins", help="Omit the per-bin table.")] = False,
+    plot: Annotated[
+        bool,
+        typer.Option("--plot", help="Draw a text reliability chart (for terminals and CI logs)."),
+    ] = False,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -76,4 +80,9 @@ def ece_command(
     else:
         from calibkit.report.tables import summary_renderable
 
-        stdout().print(summary_renderable(summary, show_bins=not no_bins))
+        console = stdout()
+        console.print(summary_renderable(summary, show_bins=not no_bins and not plot))
+        if plot:
+            from calibkit.report.text_chart import reliability_text
+
+            console.print(reliability_text(summary.bins))

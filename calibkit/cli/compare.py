@@ -1,0 +1,117 @@
+"""`calibkit compare`: models side by side, with temperature scaling fitted on validation data."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from calibkit.cli._common import (
+    BinningChoice,
+    BinningOpt,
+    Bins,
+    ChunkRows,
+    InputOpt,
+    LabelsKey,
+    LogitsKey,
+    ProbsKey,
+    parse_named,
+    read_options,
+    reports_errors,
+    stderr,
+    stdout,
+    warning_line,
+)
+from calibkit.cli.app import app
+
+
+@app.command("compare")
+@reports_errors
+def compare_command(
+    models: Annotated[
+        list[str], typer.Argument(help="Evaluation predictions as NAME=PATH (or PATH).")
+    ],
+    val: Annotated[
+        list[str] | None,
+        typer.Option("--val", help="NAME=VAL: fit temperature scaling on VAL (repeatable)."),
+    ] = None,
+    bins: Bins = 15,
+    binning: BinningOpt = BinningChoice.width,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", help="Write report.md, report.json and figures here."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table as Markdown (CI summaries).")
+    ] = False,
+    ts_on_test: Annotated[
+        bool,
+        typer.Option(
+            "--ts-on-test",
+            help="Fit T on the evaluated data itself for models without --val (in-sample).",
+        ),
+    ] = False,
+    check_labels: Annotated[
+        bool,
+        typer.Option(
+            "--same-labels/--different-labels",
+            help="Warn unless every model was evaluated on the same label vector.",
+        ),
+    ] = True,
+    logits_key: LogitsKey = None,
+    probs_key: ProbsKey = None,
+    labels_key: LabelsKey = None,
+    input_kind: InputOpt = None,
+    chunk_rows: ChunkRows = None,
+) -> None:
+    """Compare models: accuracy, ECE, MCE, NLL, Brier, before and after temperature scaling."""
+    from calibkit.comparison import compare_models
+    from calibkit.errors import UsageError
+    from calibkit.loaders import read_predictions
+    from calibkit.report.summary_json import dumps
+
+    if as_json and markdown:
+        raise UsageError("give --json or --markdown, not both")
+    named = parse_named(models)
+    named_val = parse_named(val or [])
+    unknown = sorted({n for n, _ in named_val} - {n for n, _ in named})
+    if unknown:
+        raise UsageError(f"--val names {unknown[0]!r}, which is not one of the models")
+    inputs = [p for _, p in named] + [p for _, p in named_val]
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out-dir {out_dir} exists and is not a directory")
+    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    sources = {name: read_predictions(p, options) for name, p in named}
+    vals = {name: read_predictions(p, options) for name, p in named_val}
+    for name, v in vals.items():
+        if v.n_classes != sources[name].n_classes:
+            raise UsageError(
+                f"{v.source}: has {v.n_classes} classes, but {sources[name].source} has "
+                f"{sources[name].n_classes}"
+            )
+    comp = compare_models(
+        sources,
+        val=vals,
+        n_bins=bins,
+        binning=binning.value,
+        ts_on_test=ts_on_test,
+        check_labels=check_labels,
+        chunk_rows=chunk_rows,
+    )
+    for w in comp.warnings:
+        warning_line(w)
+    if out_dir is not None:
+        from calibkit.report.compare_report import write_report_dir
+
+        for path in write_report_dir(comp, sources, out_dir, inputs=inputs):
+            stderr.print(f"calibkit: wrote {path}")
+    if as_json:
+        typer.echo(dumps(comp.to_dict()), nl=False)
+    elif markdown:
+        from calibkit.report.compare_report import comparison_markdown
+
+        typer.echo(comparison_markdown(comp), nl=False)
+    else:
+        from calibkit.report.compare_report import comparison_table
+
+        stdout().print(comparison_table(comp))

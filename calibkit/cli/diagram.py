@@ -1,0 +1,70 @@
+"""`calibkit diagram`: reliability diagrams of one or more models."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from calibkit.cli._common import (
+    BinaryChoice,
+    BinaryOpt,
+    BinningChoice,
+    BinningOpt,
+    Bins,
+    ChunkRows,
+    InputOpt,
+    LabelsKey,
+    LogitsKey,
+    ProbsKey,
+    parse_named,
+    read_options,
+    reports_errors,
+    stderr,
+)
+from calibkit.cli.app import app
+
+
+@app.command("diagram")
+@reports_errors
+def diagram_command(
+    models: Annotated[
+        list[str], typer.Argument(help="Predictions as NAME=PATH (or PATH, named by its stem).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Figure file: .png, .svg or .pdf.")],
+    bins: Bins = 15,
+    binning: BinningOpt = BinningChoice.width,
+    binary: BinaryOpt = BinaryChoice.top_label,
+    overlay: Annotated[
+        bool, typer.Option("--overlay", help="All models on one axes, as lines with markers.")
+    ] = False,
+    title: Annotated[str | None, typer.Option("--title", help="Figure title.")] = None,
+    logits_key: LogitsKey = None,
+    probs_key: ProbsKey = None,
+    labels_key: LabelsKey = None,
+    input_kind: InputOpt = None,
+    chunk_rows: ChunkRows = None,
+) -> None:
+    """Reliability diagrams (Guo et al. 2017): accuracy per confidence bin, gap, histogram."""
+    from calibkit.loaders import read_predictions
+    from calibkit.metrics import summarize
+    from calibkit.plotting.reliability import plot_reliability
+    from calibkit.plotting.save import check_figure_path, save_figure
+    from calibkit.report.atomic import check_output_path
+
+    named = parse_named(models)
+    inputs = [p for _, p in named]
+    check_output_path(check_figure_path(out), inputs)
+    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    summaries = {
+        name: summarize(
+            read_predictions(p, options),
+            n_bins=bins,
+            binning=binning.value,
+            binary_mode=binary.value,
+            chunk_rows=chunk_rows,
+        )
+        for name, p in named
+    }
+    fig = plot_reliability(summaries, overlay=overlay, title=title)
+    save_figure(fig, out, inputs=inputs)
+    stderr.print(f"calibkit: wrote {out}")

@@ -1,0 +1,178 @@
+"""Models side by side: the headline metrics, and temperature scaling fitted on validation data.
+
+This answers the question calibkit exists for (Müller, Kornblith & Hinton 2019): given a model
+trained with hard labels, one trained with label smoothing and temperature scaling fitted on
+validation data, which is calibrated best, at what cost in NLL and accuracy?
+
+For every model, :func:`compare_models` reports N, accuracy, ECE, MCE, NLL and Brier on its
+evaluation predictions; for every model with validation data it fits ``T`` there and reports the
+same metrics of the evaluation predictions scaled by ``1/T``. Without validation data no
+temperature-scaled numbers are invented, unless ``ts_on_test=True`` fits ``T`` on the evaluated
+predictions themselves (an optimistic, in-sample number, flagged as such in every output).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
+from calibkit.metrics.binning import Binning
+from calibkit.metrics.summary import CalibrationSummary, summarize
+from calibkit.predictions import PredictionSource
+
+__all__ = ["Comparison", "ModelResult", "compare_models", "label_mismatches"]
+
+#: Metrics shown for each model; "lower is better" for all but accuracy.
+METRICS = ("accuracy", "ece", "mce", "nll", "brier")
+TS_METRICS = ("ece", "mce", "nll", "brier")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelResult:
+    """One model's row: its summary and, when fitted, the temperature-scaled summary."""
+
+    name: str
+    summary: CalibrationSummary
+    temperature: float | None = None
+    ts_fitted_on: Literal["val", "test"] | None = None
+    ts_source: str | None = None
+    ts_summary: CalibrationSummary | None = None
+    ts_fit: TemperatureFit | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.summary
+        ts = self.ts_summary
+        return {
+            "name": self.name,
+            "source": s.source,
+            "n": s.n,
+            "accuracy": s.accuracy,
+            "ece": s.ece,
+            "mce": s.mce,
+            "nll": s.nll,
+            "brier": s.brier,
+            "temperature": self.temperature,
+            "ts_fitted_on": self.ts_fitted_on,
+            "ts_source": self.ts_source,
+            "ts": {m: getattr(ts, m) for m in TS_METRICS} if ts is not None else None,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """The result of :func:`compare_models`."""
+
+    models: tuple[ModelResult, ...]
+    n_bins: int
+    binning: Binning
+    ts_on_test: bool = False
+    warnings: tuple[str, ...] = field(default=())
+
+    def best(self, metric: str, *, ts: bool = False) -> str | None:
+        """Name of the model with the best ``metric`` (highest accuracy, else lowest)."""
+        values = {
+            m.name: getattr(m.ts_summary if ts else m.summary, metric)
+            for m in self.models
+            if (m.ts_summary if ts else m.summary) is not None
+        }
+        if not values:
+            return None
+        pick = max if metric == "accuracy" else min
+        return pick(values, key=values.__getitem__)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_bins": self.n_bins,
+            "binning": self.binning,
+            "ts_on_test": self.ts_on_test,
+            "warnings": list(self.warnings),
+            "models": [m.to_dict() for m in self.models],
+        }
+
+    def to_frame(self) -> Any:
+        """One row per model (pandas DataFrame); ``ts_*`` columns are NaN without TS."""
+        import pandas as pd
+
+        rows = []
+        for m in self.models:
+            d = m.to_dict()
+            ts = d.pop("ts") or {}
+            rows.append({**d, **{f"ts_{k}": ts.get(k, np.nan) for k in TS_METRICS}})
+        return pd.DataFrame(rows).set_index("name")
+
+
+def _labels_of(source: PredictionSource) -> np.ndarray:
+    parts = [labels for _, labels in source.chunks()]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def label_mismatches(models: Mapping[str, PredictionSource]) -> list[str]:
+    """Messages naming every model whose labels differ from the first model's (N or values)."""
+    names = list(models)
+    if len(names) < 2:
+        return []
+    ref_name = names[0]
+    ref = _labels_of(models[ref_name])
+    ref_hash = hashlib.sha256(np.ascontiguousarray(ref).tobytes()).hexdigest()
+    out = []
+    for name in names[1:]:
+        labels = _labels_of(models[name])
+        if labels.shape != ref.shape:
+            out.append(
+                f"{name!r} and {ref_name!r} were evaluated on different data: "
+                f"{labels.shape[0]} vs {ref.shape[0]} rows"
+                + (" (soft vs hard labels)" if labels.ndim != ref.ndim else "")
+            )
+            continue
+        if hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest() != ref_hash:
+            diff = labels != ref
+            rows = diff if diff.ndim == 1 else diff.any(axis=1)
+            out.append(
+                f"{name!r} and {ref_name!r} have the same N ({ref.shape[0]}) but different "
+                f"labels ({int(rows.sum())} rows differ, first at row {int(np.argmax(rows))})"
+            )
+    return out
+
+
+def compare_models(
+    models: Mapping[str, PredictionSource],
+    *,
+    val: Mapping[str, PredictionSource] | None = None,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    ts_on_test: bool = False,
+    check_labels: bool = True,
+    chunk_rows: int | None = None,
+) -> Comparison:
+    """Compare models; fit temperature scaling on ``val[name]`` where given (see module doc)."""
+    val = val or {}
+    results = []
+    kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
+    for name, source in models.items():
+        summary = summarize(source, **kw)
+        fit_on: PredictionSource | None = val.get(name)
+        where: Literal["val", "test"] | None = "val" if fit_on is not None else None
+        if fit_on is None and ts_on_test:
+            fit_on, where = source, "test"
+        if fit_on is None:
+            results.append(ModelResult(name, summary))
+            continue
+        scaler = fit_temperature(fit_on, chunk_rows=chunk_rows)
+        ts_summary = summarize(ScaledPredictions(source, scaler.beta), **kw)
+        results.append(
+            ModelResult(
+                name, summary, scaler.temperature, where, fit_on.source, ts_summary, scaler.fit
+            )
+        )
+    warnings = label_mismatches(models) if check_labels else []
+    if ts_on_test and any(r.ts_fitted_on == "test" for r in results):
+        warnings.append(
+            "temperature fitted on the evaluated data itself (--ts-on-test): the TS columns "
+            "are in-sample and optimistic"
+        )
+    return Comparison(tuple(results), n_bins, binning, ts_on_test, tuple(warnings))

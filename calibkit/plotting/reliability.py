@@ -1,0 +1,217 @@
+"""Reliability diagrams (Guo et al. 2017): accuracy per confidence bin against the diagonal.
+
+:func:`prepare_reliability` turns a :class:`~calibkit.metrics.summary.CalibrationSummary` into
+plain arrays; :func:`plot_reliability` draws one panel per model (bars of accuracy, the gap to the
+bin's mean confidence shaded, the diagonal, and under it a histogram of sample counts), or all
+models overlaid as lines with markers. Empty bins are outlined and labelled, never drawn as zero
+accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from calibkit.metrics.summary import CalibrationSummary
+from calibkit.plotting.style import model_colors
+
+__all__ = ["ReliabilityData", "plot_reliability", "prepare_reliability"]
+
+
+@dataclass(frozen=True, eq=False)
+class ReliabilityData:
+    """What a reliability panel shows, per bin (arrays of length ``n_bins``)."""
+
+    name: str
+    lower: NDArray[np.float64]
+    upper: NDArray[np.float64]
+    count: NDArray[np.int64]
+    confidence: NDArray[np.float64]  # NaN for empty bins
+    accuracy: NDArray[np.float64]  # NaN for empty bins
+    ece: float
+    n: int
+    n_bins: int
+    binning: str
+
+    @property
+    def empty(self) -> NDArray[np.bool_]:
+        out: NDArray[np.bool_] = self.count == 0
+        return out
+
+
+def prepare_reliability(summary: CalibrationSummary, name: str | None = None) -> ReliabilityData:
+    """The per-bin numbers of a summary, ready to draw."""
+    b = summary.bins
+    return ReliabilityData(
+        name=name or summary.source,
+        lower=b.lower,
+        upper=b.upper,
+        count=b.count,
+        confidence=b.confidence,
+        accuracy=b.accuracy,
+        ece=summary.ece,
+        n=summary.n,
+        n_bins=summary.n_bins,
+        binning=summary.binning,
+    )
+
+
+def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
+    from matplotlib.patches import Rectangle
+
+    width = data.upper - data.lower
+    filled = ~data.empty
+    ax.plot([0, 1], [0, 1], ls="--", color="0.45", lw=1, zorder=1, label="perfect calibration")
+    ax.bar(
+        data.lower[filled],
+        data.accuracy[filled],
+        width=width[filled],
+        align="edge",
+        color=color,
+        alpha=0.85,
+        edgecolor="white",
+        lw=0.6,
+        zorder=2,
+        label="accuracy",
+    )
+    # the gap between the bin's accuracy and its mean confidence
+    gap_lo = np.minimum(data.accuracy, data.confidence)[filled]
+    gap_h = np.abs(data.accuracy - data.confidence)[filled]
+    ax.bar(
+        data.lower[filled],
+        gap_h,
+        bottom=gap_lo,
+        width=width[filled],
+        align="edge",
+        color="0.35",
+        alpha=0.3,
+        edgecolor="0.15",
+        hatch="//",
+        lw=0.6,
+        zorder=3,
+        label="gap to confidence",
+    )
+    for lo, w in zip(data.lower[data.empty], width[data.empty], strict=True):
+        ax.add_patch(Rectangle((lo, 0), w, 1, fill=False, ls=":", lw=0.6, ec="0.75", zorder=0))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("auto")
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.25, zorder=0)
+    ax.set_title(data.name, fontsize=10)
+    ax.text(
+        0.03,
+        0.96,
+        f"ECE = {data.ece:.4f}\nN = {data.n}",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=9,
+        bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.9},
+    )
+    hist_ax.bar(
+        data.lower,
+        data.count,
+        width=width,
+        align="edge",
+        color=color,
+        alpha=0.7,
+        edgecolor="white",
+        lw=0.6,
+    )
+    hist_ax.set_xlim(0, 1)
+    hist_ax.set_xlabel("confidence")
+    hist_ax.set_ylabel("count")
+    hist_ax.grid(alpha=0.25)
+
+
+def plot_reliability(
+    summaries: Mapping[str, CalibrationSummary] | Sequence[CalibrationSummary],
+    *,
+    overlay: bool = False,
+    title: str | None = None,
+    colors: Mapping[str, str] | None = None,
+    ax: Any = None,
+    ncols: int | None = None,
+) -> Any:
+    """Reliability diagram(s); returns the matplotlib Figure.
+
+    ``summaries`` maps model names to summaries (or is a sequence, named by source). With
+    ``overlay=True`` (or an ``ax`` given) all models share one axes: lines with markers at each
+    non-empty bin's (mean confidence, accuracy). Otherwise a grid with a reliability panel and a
+    count histogram per model, sharing axes.
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(summaries, Mapping):
+        summaries = {s.source: s for s in summaries}
+    data = [prepare_reliability(s, name) for name, s in summaries.items()]
+    palette = dict(colors or model_colors([d.name for d in data]))
+    if overlay or ax is not None:
+        return _overlay(data, palette, title, ax)
+    n = len(data)
+    cols = ncols or min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(4.2 * cols, 4.9 * rows), layout="constrained")
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1] * rows)
+    first = None
+    for i, d in enumerate(data):
+        r, c = divmod(i, cols)
+        top = fig.add_subplot(grid[2 * r, c], sharex=first, sharey=first)
+        bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
+        first = first or top
+        _panel(top, bottom, d, palette[d.name])
+        top.tick_params(labelbottom=False)
+        if c:
+            top.set_ylabel("")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.suptitle(title or f"reliability ({data[0].n_bins} {data[0].binning} bins)")
+    return fig
+
+
+def _overlay(
+    data: list[ReliabilityData], palette: Mapping[str, str], title: str | None, ax: Any
+) -> Any:
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(6.4, 6.6), layout="constrained")
+        grid = fig.add_gridspec(2, 1, height_ratios=[3, 1])
+        ax = fig.add_subplot(grid[0])
+        hist = fig.add_subplot(grid[1], sharex=ax)
+    else:
+        fig, hist = ax.figure, None
+    ax.plot([0, 1], [0, 1], ls="--", color="0.45", lw=1, label="perfect calibration")
+    for d in data:
+        filled = ~d.empty
+        ax.plot(
+            d.confidence[filled],
+            d.accuracy[filled],
+            marker="o",
+            ms=4,
+            lw=1.6,
+            color=palette[d.name],
+            label=f"{d.name} (ECE {d.ece:.4f}, N {d.n})",
+        )
+        if hist is not None:
+            edges = np.append(d.lower, d.upper[-1])
+            hist.stairs(d.count, edges, color=palette[d.name], lw=1.4)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.grid(alpha=0.25)
+    ax.legend(fontsize=8, loc="upper left")
+    if hist is not None:
+        ax.tick_params(labelbottom=False)
+        hist.set_xlabel("confidence (bin mean)")
+        hist.set_ylabel("count")
+        hist.grid(alpha=0.25)
+    else:
+        ax.set_xlabel("confidence (bin mean)")
+    ax.set_title(title or f"reliability ({data[0].n_bins} {data[0].binning} bins)")
+    return fig
