@@ -5,6 +5,7 @@ The commands only parse arguments, call the library and format its results.
 
 from calibkit.cli import (  # noqa: F401  (importing a command module registers it)
     apply_temp,
+    check,
     compare,
     diagram,
     ece,

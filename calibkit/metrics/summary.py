@@ -39,7 +39,14 @@ from calibkit.metrics.examples import BinaryMode, ExampleStats, example_stats
 from calibkit.parallel import map_chunks
 from calibkit.predictions import PredictionSource
 
-__all__ = ["CalibrationSummary", "ChunkSums", "MetricAccumulator", "chunk_sums", "summarize"]
+__all__ = [
+    "CalibrationSummary",
+    "ChunkSums",
+    "MetricAccumulator",
+    "chunk_sums",
+    "collect_example_stats",
+    "summarize",
+]
 
 BINARY_MODES: tuple[BinaryMode, ...] = ("top-label", "positive")
 
@@ -291,3 +298,29 @@ def summarize(
     for part in map_chunks(sums, predictions.chunks(chunk_rows), workers=workers):
         acc.merge(part)
     return acc.result(source=predictions.source, binary=predictions.binary)
+
+
+def collect_example_stats(
+    predictions: PredictionSource,
+    *,
+    binary_mode: BinaryMode = "top-label",
+    chunk_rows: int | None = None,
+    workers: int | None = None,
+) -> ExampleStats:
+    """Per-example statistics of every row, concatenated (``O(N)`` memory, no ``K``).
+
+    The input for resampling methods (bootstrap intervals, paired tests): replicates reuse
+    these numbers instead of recomputing a softmax.
+    """
+    kind = predictions.kind
+    mode = binary_mode if predictions.binary else "top-label"
+
+    def stats(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ExampleStats:
+        return example_stats(chunk[0], chunk[1], kind, binary_mode=mode)
+
+    parts = list(map_chunks(stats, predictions.chunks(chunk_rows), workers=workers))
+    if not parts:
+        raise InputError(predictions.source, "no rows: the predictions are empty")
+    return ExampleStats(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ExampleStats.__dataclass_fields__)
+    )

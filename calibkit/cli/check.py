@@ -1,0 +1,153 @@
+"""`calibkit check`: a CI gate that exits 1 when calibration is out of bounds or regressed."""
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from calibkit.cli._common import (
+    BinaryChoice,
+    BinaryOpt,
+    ChunkRows,
+    InputOpt,
+    LabelsKey,
+    LogitsKey,
+    ProbsKey,
+    read_options,
+    reports_errors,
+    stdout,
+)
+from calibkit.cli.app import app
+
+EXIT_FAILED = 1
+
+
+def _limit(flag: str, help_text: str) -> Any:
+    return typer.Option(flag, help=help_text)
+
+
+@app.command("check")
+@reports_errors
+def check_command(
+    path: Annotated[Path, typer.Argument(help="Candidate predictions to gate.")],
+    max_ece: Annotated[float | None, _limit("--max-ece", "Fail if ECE is above this.")] = None,
+    max_mce: Annotated[float | None, _limit("--max-mce", "Fail if MCE is above this.")] = None,
+    max_rmsce: Annotated[
+        float | None, _limit("--max-rmsce", "Fail if RMSCE is above this.")
+    ] = None,
+    max_nll: Annotated[float | None, _limit("--max-nll", "Fail if NLL is above this.")] = None,
+    max_brier: Annotated[
+        float | None, _limit("--max-brier", "Fail if Brier is above this.")
+    ] = None,
+    min_accuracy: Annotated[
+        float | None, _limit("--min-accuracy", "Fail if accuracy is below this.")
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option("--baseline", help="Baseline predictions file, or JSON from ece --json."),
+    ] = None,
+    max_increase: Annotated[
+        str | None,
+        typer.Option("--max-increase", help="Tolerated worsening vs baseline: ece=0.01,nll=0.02"),
+    ] = None,
+    bins: Annotated[int | None, typer.Option("--bins", min=1, help="Number of bins.")] = None,
+    binning: Annotated[
+        str | None, typer.Option("--binning", help="width or mass (default width).")
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option("--alpha", help="One-sided significance level (0.05).")
+    ] = None,
+    bootstrap: Annotated[
+        int | None, typer.Option("--bootstrap", help="Bootstrap replicates (2000).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (0).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML with [tool.calibkit.check] settings.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Write JUnit XML here (one testcase per check).")
+    ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown summary instead of the table.")
+    ] = False,
+    binary: BinaryOpt = BinaryChoice.top_label,
+    logits_key: LogitsKey = None,
+    probs_key: ProbsKey = None,
+    labels_key: LabelsKey = None,
+    input_kind: InputOpt = None,
+    chunk_rows: ChunkRows = None,
+) -> None:
+    """Gate calibration in CI: absolute limits and significant regressions vs a baseline.
+
+    Exit 0 when every check passes, 1 when one fails, 2 for bad usage or input.
+    """
+    from calibkit.config import gate_config, load_check_config, parse_increase
+    from calibkit.errors import UsageError
+    from calibkit.gate import run_gate
+    from calibkit.loaders import read_predictions
+    from calibkit.loaders.baseline import load_baseline
+    from calibkit.metrics.summary import collect_example_stats
+    from calibkit.report.atomic import atomic_write_text, check_output_path
+    from calibkit.report.check_report import verdict_junit, verdict_markdown, verdict_table
+    from calibkit.report.summary_json import dumps
+
+    if as_json and markdown:
+        raise UsageError("give --json or --markdown, not both")
+    file_cfg, cfg_path = load_check_config(config)
+    flags = {
+        "max_ece": max_ece, "max_mce": max_mce, "max_rmsce": max_rmsce, "max_nll": max_nll,
+        "max_brier": max_brier, "min_accuracy": min_accuracy,
+        "baseline": str(baseline) if baseline else None,
+        "max_increase": parse_increase(max_increase) if max_increase is not None else None,
+        "bins": bins, "binning": binning, "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
+    }  # fmt: skip
+    merged = {**file_cfg, **{k: v for k, v in flags.items() if v is not None}}
+    gate_cfg = gate_config(merged)
+    baseline_path = merged.get("baseline")
+    inputs = [str(path)] + ([baseline_path] if baseline_path else [])
+    if junit is not None:
+        check_output_path(junit, inputs)
+    if gate_cfg.empty:
+        where = f" (and none in {cfg_path})" if cfg_path else ""
+        raise UsageError(f"nothing to check: give --max-ece, --max-increase, ...{where}")
+
+    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    candidate = read_predictions(path, options)
+    cand_stats = collect_example_stats(candidate, binary_mode=binary.value, chunk_rows=chunk_rows)
+    base: Any = None
+    paired, notes = True, list[str]()
+    if baseline_path is not None:
+        base, paired, notes = load_baseline(
+            baseline_path,
+            candidate,
+            gate_cfg,
+            options,
+            binary_mode=binary.value,
+            chunk_rows=chunk_rows,
+        )
+    if cfg_path is not None:
+        notes.append(f"settings from {cfg_path}")
+    verdict = run_gate(
+        cand_stats,
+        gate_cfg,
+        baseline=base,
+        paired=paired,
+        baseline_name=baseline_path,
+        notes=tuple(notes),
+    )
+    if junit is not None:
+        atomic_write_text(junit, verdict_junit(verdict), inputs=inputs)
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as fh:
+            fh.write(verdict_markdown(verdict) + "\n")
+    if as_json:
+        typer.echo(dumps(verdict.to_dict()), nl=False)
+    elif markdown:
+        typer.echo(verdict_markdown(verdict), nl=False)
+    else:
+        stdout().print(verdict_table(verdict))
+    if not verdict.passed:
+        raise typer.Exit(EXIT_FAILED)

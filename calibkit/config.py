@@ -1,0 +1,150 @@
+"""``[tool.calibkit.check]`` configuration for ``calibkit check``.
+
+Looked up in ``pyproject.toml`` in the working directory or its nearest parent that has one, or
+read from the file given with ``--config`` (a ``pyproject.toml`` with that table, or any TOML file
+whose top level holds the keys). Keys are the long option names, with ``-`` or ``_``:
+
+```toml
+[tool.calibkit.check]
+max-ece = 0.05
+min-accuracy = 0.9
+baseline = "baselines/model.npz"
+max-increase = { ece = 0.01, nll = 0.02 }   # or "ece=0.01,nll=0.02"
+bins = 15
+binning = "width"
+alpha = 0.05
+bootstrap = 2000
+seed = 0
+```
+
+Command-line flags override the file. A relative ``baseline`` is relative to the file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from calibkit.errors import InputError, UsageError
+from calibkit.gate import GateConfig
+
+__all__ = ["CHECK_KEYS", "find_pyproject", "gate_config", "load_check_config", "parse_increase"]
+
+CHECK_KEYS = {
+    "max_ece": float, "max_mce": float, "max_rmsce": float, "max_nll": float,
+    "max_brier": float, "min_accuracy": float, "baseline": str, "max_increase": (str, dict),
+    "bins": int, "binning": str, "alpha": float, "bootstrap": int, "seed": int,
+}  # fmt: skip
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(str(path), f"cannot read ({err})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(str(path), f"not valid TOML ({err})") from None
+
+
+def find_pyproject(start: Path | None = None) -> Path | None:
+    """The nearest ``pyproject.toml`` in ``start`` (default: the working directory) or above."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def parse_increase(spec: str | dict[str, Any], source: str = "--max-increase") -> dict[str, float]:
+    """``"ece=0.01,nll=0.02"`` or ``{"ece": 0.01}`` -> ``{"ece": 0.01, ...}``.
+
+    >>> parse_increase("ece=0.01, nll=0.02")
+    {'ece': 0.01, 'nll': 0.02}
+    """
+    items: list[tuple[str, Any]]
+    if isinstance(spec, dict):
+        items = list(spec.items())
+    else:
+        items = []
+        for part in spec.split(","):
+            if not part.strip():
+                continue
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise UsageError(f"{source}: expected METRIC=TOLERANCE; got {part.strip()!r}")
+            items.append((name.strip(), value.strip()))
+    out: dict[str, float] = {}
+    for name, value in items:
+        try:
+            out[name.lower()] = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"{source}: tolerance for {name!r} must be a number; got {value!r}"
+            ) from None
+    return out
+
+
+def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | None]:
+    """The check settings and the file they came from (``({}, None)`` when there is none).
+
+    With ``path`` given, that file must exist; otherwise the nearest ``pyproject.toml`` is
+    used if it has a ``[tool.calibkit.check]`` table.
+    """
+    explicit = path is not None
+    file = path if explicit else find_pyproject()
+    if file is None:
+        return {}, None
+    doc = _toml(file)
+    table = doc.get("tool", {}).get("calibkit", {}).get("check")
+    if table is None:
+        if not explicit:
+            return {}, None
+        table = {k: v for k, v in doc.items() if k != "tool"}
+    if not isinstance(table, dict):
+        raise InputError(str(file), "[tool.calibkit.check] must be a table")
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        norm = key.replace("-", "_")
+        if norm not in CHECK_KEYS:
+            raise InputError(
+                str(file),
+                f"unknown key {key!r} in the check configuration; known: "
+                + ", ".join(k.replace("_", "-") for k in CHECK_KEYS),
+            )
+        want = CHECK_KEYS[norm]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, want):  # type: ignore[arg-type]
+            raise InputError(str(file), f"{key} has the wrong type: {value!r}")
+        if norm == "max_increase":
+            value = parse_increase(value, f"{file}: max-increase")
+        if norm == "baseline":
+            value = str((file.parent / value) if not Path(value).is_absolute() else Path(value))
+        out[norm] = value
+    return out, file
+
+
+def gate_config(settings: dict[str, Any]) -> GateConfig:
+    """A :class:`~calibkit.gate.GateConfig` from merged settings (file, then flags)."""
+    limits = {k: v for k, v in settings.items() if k in CHECK_KEYS and k[:4] in ("max_", "min_")}
+    return GateConfig(
+        max_values={
+            k[4:]: v for k, v in limits.items() if k.startswith("max_") and k != "max_increase"
+        },
+        min_values={k[4:]: v for k, v in limits.items() if k.startswith("min_")},
+        max_increase=settings.get("max_increase", {}),
+        n_bins=settings.get("bins", 15),
+        binning=settings.get("binning", "width"),
+        alpha=settings.get("alpha", 0.05),
+        bootstrap=settings.get("bootstrap", 2000),
+        seed=settings.get("seed", 0),
+    )

@@ -1,0 +1,272 @@
+"""The CI gate: predictions (and a baseline) against limits, to a :class:`Verdict`.
+
+Two kinds of checks:
+
+* **absolute** — ``max_<metric>`` / ``min_accuracy``: the candidate's point value against a limit;
+* **regression** — ``max_increase[<metric>]``: how much worse the candidate is than a baseline.
+  The *worsening* is ``candidate - baseline`` (``baseline - candidate`` for accuracy), so a
+  positive number is always a regression.
+
+  - With a **predictions** baseline, calibkit bootstraps the worsening (``bootstrap`` replicates,
+    ``seed``), paired when both files hold the same examples (same N and the same label vector),
+    unpaired otherwise. A check fails only if the observed worsening exceeds the tolerance **and**
+    is significant: the one-sided bootstrap p-value of ``H0: worsening <= tolerance``,
+    ``p = (1 + #{replicates <= tolerance}) / (B + 1)``, is below ``alpha``. The reported interval
+    is the ``1 - 2*alpha`` two-sided percentile interval, whose lower end is the one-sided bound
+    the test uses.
+  - With a **JSON** baseline (from ``calibkit ece --json``) only point values exist: the check
+    fails when the worsening exceeds the tolerance, and says no significance test was possible.
+
+The same inputs and seed always give the same verdict and numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from calibkit.errors import InputError, UsageError
+from calibkit.metrics.binning import BINNINGS, Binning
+from calibkit.metrics.examples import ExampleStats
+from calibkit.stats.bootstrap import HIGHER_IS_BETTER, METRICS, paired_bootstrap, point_metrics
+
+__all__ = ["Check", "GateConfig", "Verdict", "absolute_checks", "regression_checks", "run_gate"]
+
+LABELS = {
+    "accuracy": "accuracy", "ece": "ECE", "mce": "MCE", "rmsce": "RMSCE", "nll": "NLL",
+    "brier": "Brier",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """What to check. ``max_values``/``min_values`` map metric names to limits;
+    ``max_increase`` maps metric names to tolerated worsening against the baseline."""
+
+    max_values: Mapping[str, float] = field(default_factory=dict)
+    min_values: Mapping[str, float] = field(default_factory=dict)
+    max_increase: Mapping[str, float] = field(default_factory=dict)
+    n_bins: int = 15
+    binning: Binning = "width"
+    alpha: float = 0.05
+    bootstrap: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, table in (
+            ("max", self.max_values),
+            ("min", self.min_values),
+            ("max-increase", self.max_increase),
+        ):
+            for metric, limit in table.items():
+                if metric not in METRICS:
+                    raise UsageError(
+                        f"--{name}: unknown metric {metric!r}; known: {', '.join(METRICS)}"
+                    )
+                if not isinstance(limit, (int, float)) or not math.isfinite(limit):
+                    raise UsageError(f"--{name} {metric}: limit must be a number; got {limit!r}")
+        if not 0 < self.alpha < 0.5:
+            raise UsageError(f"alpha must lie in (0, 0.5); got {self.alpha}")
+        if self.bootstrap < 100:
+            raise UsageError(f"bootstrap must be >= 100 replicates; got {self.bootstrap}")
+        if self.binning not in BINNINGS:
+            raise UsageError(f"binning must be width or mass; got {self.binning!r}")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.max_values or self.min_values or self.max_increase)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the verdict. ``value`` is the candidate's metric; for regression checks
+    ``delta`` is the worsening and ``limit`` the tolerance."""
+
+    name: str
+    metric: str
+    kind: Literal["max", "min", "regression"]
+    value: float
+    limit: float
+    passed: bool
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    checks: tuple[Check, ...]
+    notes: tuple[str, ...] = ()
+    baseline: str | None = None
+    paired: bool | None = None
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        checks = []
+        for c in self.checks:
+            d = asdict(c)
+            d.pop("kind")
+            checks.append({"kind": c.kind, **d})
+        return {
+            "passed": self.passed,
+            "baseline": self.baseline,
+            "paired": self.paired,
+            "notes": list(self.notes),
+            "checks": checks,
+        }
+
+
+def absolute_checks(values: Mapping[str, float], config: GateConfig) -> list[Check]:
+    out = []
+    for metric, limit in config.max_values.items():
+        v = values[metric]
+        ok = v <= limit
+        out.append(
+            Check(
+                f"max_{metric}",
+                metric,
+                "max",
+                v,
+                limit,
+                ok,
+                message=f"{LABELS[metric]} {v:.4f} {'<=' if ok else '>'} limit {limit:g}",
+            )
+        )
+    for metric, limit in config.min_values.items():
+        v = values[metric]
+        ok = v >= limit
+        out.append(
+            Check(
+                f"min_{metric}",
+                metric,
+                "min",
+                v,
+                limit,
+                ok,
+                message=f"{LABELS[metric]} {v:.4f} {'>=' if ok else '<'} limit {limit:g}",
+            )
+        )
+    return out
+
+
+def _direction(metric: str) -> str:
+    return "fell" if metric in HIGHER_IS_BETTER else "rose"
+
+
+def regression_checks(
+    candidate: ExampleStats,
+    baseline: ExampleStats | Mapping[str, float],
+    config: GateConfig,
+    *,
+    paired: bool = True,
+) -> list[Check]:
+    """Regression checks against per-example baseline statistics (bootstrap) or point values."""
+    if not config.max_increase:
+        return []
+    values = point_metrics(candidate, n_bins=config.n_bins, binning=config.binning)
+    out = []
+    if isinstance(baseline, ExampleStats):
+        boot = paired_bootstrap(
+            candidate,
+            baseline,
+            n_bins=config.n_bins,
+            binning=config.binning,
+            replicates=config.bootstrap,
+            seed=config.seed,
+            paired=paired,
+        )
+        level = 1 - 2 * config.alpha
+        for metric, tol in config.max_increase.items():
+            delta = boot.point[metric]
+            reps = boot.replicates[metric]
+            lo, hi = boot.interval(metric, level)
+            p = (1 + int(np.count_nonzero(reps <= tol))) / (reps.size + 1)
+            failed = delta > tol and p < config.alpha
+            if delta > 0:
+                change = f"{LABELS[metric]} {_direction(metric)} by {delta:.4f} (worse)"
+            elif delta < 0:
+                change = f"{LABELS[metric]} improved by {-delta:.4f}"
+            else:
+                change = f"{LABELS[metric]} unchanged"
+            msg = (
+                f"{change}; {level:.0%} CI of the worsening {lo:+.4f} .. {hi:+.4f}; "
+                f"p = {p:.4f} for worsening <= {tol:g}"
+            )
+            if delta > tol and not failed:
+                msg += ": above the tolerance but not significant"
+            out.append(
+                Check(
+                    f"regression_{metric}",
+                    metric,
+                    "regression",
+                    values[metric],
+                    tol,
+                    not failed,
+                    delta,
+                    lo,
+                    hi,
+                    p,
+                    msg,
+                )
+            )
+        return out
+    for metric, tol in config.max_increase.items():
+        if metric not in baseline:
+            raise InputError("baseline", f"has no value for {metric!r}")
+        base = float(baseline[metric])
+        delta = base - values[metric] if metric in HIGHER_IS_BETTER else values[metric] - base
+        ok = delta <= tol
+        out.append(
+            Check(
+                f"regression_{metric}",
+                metric,
+                "regression",
+                values[metric],
+                tol,
+                ok,
+                delta,
+                message=f"{LABELS[metric]} worsening {delta:+.4f} vs baseline {base:.4f} "
+                f"({'<=' if ok else '>'} tolerance {tol:g}; point values, no significance test)",
+            )
+        )
+    return out
+
+
+def run_gate(
+    candidate: ExampleStats,
+    config: GateConfig,
+    *,
+    baseline: ExampleStats | Mapping[str, float] | None = None,
+    paired: bool = True,
+    baseline_name: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> Verdict:
+    """All configured checks of ``candidate``; see the module docstring."""
+    if config.empty:
+        raise UsageError("nothing to check: give a limit (--max-ece ...) or --max-increase")
+    if config.max_increase and baseline is None:
+        raise UsageError("--max-increase needs --baseline")
+    values = point_metrics(candidate, n_bins=config.n_bins, binning=config.binning)
+    checks = absolute_checks(values, config)
+    if baseline is not None:
+        checks += regression_checks(candidate, baseline, config, paired=paired)
+    notes = tuple(notes)
+    if baseline is not None and not isinstance(baseline, ExampleStats) and config.max_increase:
+        notes += ("baseline is a JSON of point values: no significance test was possible",)
+    return Verdict(
+        all(c.passed for c in checks),
+        tuple(checks),
+        notes,
+        baseline_name,
+        paired if isinstance(baseline, ExampleStats) else None,
+    )

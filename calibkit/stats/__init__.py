@@ -1,0 +1,1 @@
+"""Resampling statistics on per-example numbers: bootstrap intervals and paired tests."""
