@@ -61,12 +61,9 @@ def prepare_reliability(summary: CalibrationSummary, name: str | None = None) ->
     )
 
 
-def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
-    from matplotlib.patches import Rectangle
-
+def _width_bars(ax: Any, data: ReliabilityData, color: str) -> None:
     width = data.upper - data.lower
     filled = ~data.empty
-    ax.plot([0, 1], [0, 1], ls="--", color="0.45", lw=1, zorder=1, label="perfect calibration")
     ax.bar(
         data.lower[filled],
         data.accuracy[filled],
@@ -96,6 +93,33 @@ def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
         zorder=3,
         label="gap to confidence",
     )
+
+
+def _mass_points(ax: Any, data: ReliabilityData, color: str) -> None:
+    filled = ~data.empty
+    conf, acc = data.confidence[filled], data.accuracy[filled]
+    ax.vlines(
+        conf,
+        np.minimum(conf, acc),
+        np.maximum(conf, acc),
+        color="0.25",
+        lw=2,
+        alpha=0.5,
+        zorder=2,
+        label="gap to confidence",
+    )
+    ax.plot(conf, acc, "o-", color=color, ms=5, lw=1.4, zorder=3, label="accuracy")
+
+
+def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
+    from matplotlib.patches import Rectangle
+
+    width = data.upper - data.lower
+    ax.plot([0, 1], [0, 1], ls="--", color="0.45", lw=1, zorder=1, label="perfect calibration")
+    if data.binning == "mass":
+        _mass_points(ax, data, color)
+    else:
+        _width_bars(ax, data, color)
     for lo, w in zip(data.lower[data.empty], width[data.empty], strict=True):
         ax.add_patch(Rectangle((lo, 0), w, 1, fill=False, ls=":", lw=0.6, ec="0.75", zorder=0))
     ax.set_xlim(0, 1)
@@ -113,6 +137,26 @@ def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
         fontsize=9,
         bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.9},
     )
+    hist_ax.set_xlim(0, 1)
+    hist_ax.set_xlabel("confidence")
+    hist_ax.grid(alpha=0.25)
+    if data.binning == "mass":
+        # equal-count bins: the counts say nothing, where the edges fall says everything
+        hist_ax.vlines(data.upper, 0, 1, color=color, lw=1)
+        hist_ax.set_ylim(0, 1)
+        hist_ax.set_yticks([])
+        hist_ax.set_ylabel("bin edges")
+        per_bin = data.n / max(data.n_bins, 1)
+        hist_ax.text(
+            0.02,
+            0.5,
+            f"~{per_bin:.0f} rows per bin",
+            transform=hist_ax.transAxes,
+            va="center",
+            fontsize=8,
+            color="0.3",
+        )
+        return
     hist_ax.bar(
         data.lower,
         data.count,
@@ -123,14 +167,11 @@ def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
         edgecolor="white",
         lw=0.6,
     )
-    hist_ax.set_xlim(0, 1)
-    hist_ax.set_xlabel("confidence")
     hist_ax.set_ylabel("count")
-    hist_ax.grid(alpha=0.25)
 
 
 def plot_reliability(
-    summaries: Mapping[str, CalibrationSummary] | Sequence[CalibrationSummary],
+    summaries: Mapping[str, CalibrationSummary | None] | Sequence[CalibrationSummary],
     *,
     overlay: bool = False,
     title: str | None = None,
@@ -140,7 +181,8 @@ def plot_reliability(
 ) -> Any:
     """Reliability diagram(s); returns the matplotlib Figure.
 
-    ``summaries`` maps model names to summaries (or is a sequence, named by source). With
+    ``summaries`` maps model names to summaries (or is a sequence, named by source); a ``None``
+    value leaves its grid slot blank, with the name as a note. With
     ``overlay=True`` (or an ``ax`` given) all models share one axes: lines with markers at each
     non-empty bin's (mean confidence, accuracy). Otherwise a grid with a reliability panel and a
     count histogram per model, sharing axes.
@@ -149,18 +191,27 @@ def plot_reliability(
 
     if not isinstance(summaries, Mapping):
         summaries = {s.source: s for s in summaries}
-    data = [prepare_reliability(s, name) for name, s in summaries.items()]
+    slots = [
+        (name, prepare_reliability(s, name) if s is not None else None)
+        for name, s in summaries.items()
+    ]
+    data = [d for _, d in slots if d is not None]
     palette = dict(colors or model_colors([d.name for d in data]))
     if overlay or ax is not None:
         return _overlay(data, palette, title, ax)
-    n = len(data)
+    n = len(slots)
     cols = ncols or min(n, 3)
     rows = math.ceil(n / cols)
     fig = Figure(figsize=(4.2 * cols, 4.9 * rows), layout="constrained")
     grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1] * rows)
     first = None
-    for i, d in enumerate(data):
+    for i, (name, d) in enumerate(slots):
         r, c = divmod(i, cols)
+        if d is None:
+            blank = fig.add_subplot(grid[2 * r : 2 * r + 2, c])
+            blank.axis("off")
+            blank.text(0.5, 0.5, name, ha="center", va="center", fontsize=9, color="0.4")
+            continue
         top = fig.add_subplot(grid[2 * r, c], sharex=first, sharey=first)
         bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
         first = first or top

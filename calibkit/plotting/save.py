@@ -25,8 +25,15 @@ def check_figure_path(path: str | Path) -> Path:
 
 def save_figure(fig: Any, path: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
     """Write ``fig`` to ``path`` (PNG at 150 dpi, SVG or PDF) via a temporary file."""
+    import matplotlib
+
     path = check_figure_path(path)
-    with atomic_path(path, inputs=inputs) as tmp:
+    if getattr(fig, "get_layout_engine", lambda: None)() is not None:
+        # solve the layout once and freeze it: saving the same figure again gives the same file
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
+    # a fixed salt makes SVG element ids (and so the file) reproducible
+    with matplotlib.rc_context({"svg.hashsalt": "calibkit"}), atomic_path(path, inputs) as tmp:
         fig.savefig(tmp, format=path.suffix.lower()[1:], dpi=150, metadata=_metadata(path))
     return path
 

@@ -17,6 +17,7 @@ def plot_sweep(
     fitted: Mapping[str, float] | None = None,
     axes: Sequence[Any] | None = None,
     title: str | None = None,
+    fitted_label: str = "T fitted on validation",
 ) -> Any:
     """Two panels, ECE vs T and NLL vs T, one line per model.
 
@@ -59,7 +60,7 @@ def plot_sweep(
         Line2D([], [], color="0.3", marker="o", ls="", label="lowest on grid"),
     ]
     if fitted:
-        handles.append(Line2D([], [], color="0.3", ls="--", label="T fitted on validation"))
+        handles.append(Line2D([], [], color="0.3", ls="--", label=fitted_label))
     ax_nll.legend(handles=handles, fontsize=8, loc="best")
     if title:
         fig.suptitle(title)

@@ -16,6 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from calibkit.comparison import METRICS, TS_METRICS, Comparison
+from calibkit.errors import OutputError
 from calibkit.predictions import PredictionSource
 
 __all__ = ["comparison_markdown", "comparison_table", "write_report_dir"]
@@ -38,6 +39,10 @@ def _columns(comp: Comparison) -> list[tuple[str, str, bool]]:
 def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
     cols = _columns(comp)
     best = {(metric, ts): comp.best(metric, ts=ts) for _, metric, ts in cols}
+    filled = {
+        (metric, ts): sum((m.ts_summary if ts else m.summary) is not None for m in comp.models)
+        for _, metric, ts in cols
+    }
     rows = []
     for m in comp.models:
         row = [m.name, str(m.summary.n)]
@@ -46,7 +51,7 @@ def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
                 row.append(f"{m.temperature:.3f}" if m.temperature is not None else "-")
             summary = m.ts_summary if ts else m.summary
             text = _fmt(getattr(summary, metric)) if summary is not None else "-"
-            if summary is not None and best[(metric, ts)] == m.name and len(comp.models) > 1:
+            if summary is not None and best[(metric, ts)] == m.name and filled[(metric, ts)] > 1:
                 text = f"{bold[0]}{text}{bold[1]}"
             row.append(text)
         rows.append(row)
@@ -83,7 +88,10 @@ def comparison_markdown(comp: Comparison) -> str:
         "| " + " | ".join(heads) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|",
     ]
-    lines += ["| " + " | ".join(row) + " |" for row in _cells(comp, ("**", "**"))]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+        for row in _cells(comp, ("**", "**"))
+    ]
     notes = [
         f"ECE and MCE with {comp.n_bins} {comp.binning} bins; NLL in nats; "
         "TS = temperature scaling with T fitted on "
@@ -120,7 +128,10 @@ def write_report_dir(
     from calibkit.report.summary_json import dumps
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(str(out), f"cannot create the report folder ({err.strerror})") from None
     inputs = inputs or []
     colors = model_colors([m.name for m in comp.models])
     panels: dict[str, Any] = {}
@@ -129,9 +140,12 @@ def write_report_dir(
         panels[m.name] = m.summary
         panel_colors[m.name] = colors[m.name]
         if m.ts_summary is not None:
-            key = f"{m.name} + TS (T = {m.temperature:.3g})"
+            where = ", fitted in-sample" if m.ts_fitted_on == "test" else ""
+            key = f"{m.name} + TS (T = {m.temperature:.3g}{where})"
             panels[key] = m.ts_summary
             panel_colors[key] = colors[m.name]
+        elif any(r.ts_summary is not None for r in comp.models):
+            panels[f"{m.name} (no validation data: no TS)"] = None  # keeps pairs in rows
     ncols = 2 if any(m.ts_summary is not None for m in comp.models) else None
     written = [
         save_figure(
@@ -153,7 +167,13 @@ def write_report_dir(
         for m in comp.models
     ]
     fitted = {m.name: m.temperature for m in comp.models if m.temperature is not None}
-    written.append(save_figure(plot_sweep(sweeps, fitted=fitted), out / "sweep.png", inputs=inputs))
+    label = (
+        "T fitted in-sample (--ts-on-test)"
+        if any(m.ts_fitted_on == "test" for m in comp.models)
+        else "T fitted on validation"
+    )
+    fig = plot_sweep(sweeps, fitted=fitted, fitted_label=label)
+    written.append(save_figure(fig, out / "sweep.png", inputs=inputs))
     written.append(atomic_write_text(out / "report.json", dumps(comp.to_dict()), inputs=inputs))
     md = (
         "# Calibration report\n\n"

@@ -7,7 +7,7 @@ Figures are checked as files (PNG header and size, SVG and PDF signatures, decod
 inputs must end with exit status 2, nothing on stdout, no traceback, exactly one
 ``calibkit: error: ...`` line and no file written.
 
-Tests marked ``xfail(strict=True)`` pin calibkit bugs found while this module was written.
+Some tests pin bugs found (and fixed) while this module was written.
 """
 
 from __future__ import annotations
@@ -282,11 +282,6 @@ def test_compare_error_writes_no_out_dir(runner: CliRunner, tmp_path: Path) -> N
     assert listing(tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calibkit bug: --out-dir below an existing file (a/b where a is a file) escapes as "
-    "NotADirectoryError from Path.mkdir: traceback and exit 1, not one error line and exit 2",
-)
 def test_compare_out_dir_below_a_file_is_refused(runner: CliRunner, tmp_path: Path) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
@@ -383,12 +378,6 @@ def test_compare_ts_on_test_fits_in_sample(runner: CliRunner) -> None:
     assert "> **Warning:** temperature fitted on the evaluated data itself" in md.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calibkit bug: with --ts-on-test the report figures do not flag the in-sample fit "
-    "(reliability panel 'hard + TS (T = ...)', sweep legend 'T fitted on validation'), although "
-    "calibkit.comparison promises it is 'flagged as such in every output'",
-)
 def test_compare_ts_on_test_figures_say_in_sample(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -479,11 +468,6 @@ def test_compare_table_marks_the_best(runner: CliRunner) -> None:
     assert "* = best in column" in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calibkit bug: a model name containing '|' is written into the Markdown table "
-    "unescaped, so its row gets an extra column and the table is malformed",
-)
 def test_compare_markdown_escapes_pipes_in_names(runner: CliRunner) -> None:
     result = run(runner, "compare", f"a|b={sample('hard')}", named("ls05"), "--markdown")
     assert_ok(result)
