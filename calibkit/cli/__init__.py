@@ -12,11 +12,26 @@ from calibkit.cli import (  # noqa: F401  (importing a command module registers 
     fit_temp,
     sweep_temp,
 )
+from calibkit.cli._common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, stderr
 from calibkit.cli.app import app
 
 __all__ = ["app", "main"]
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="calibkit")
+    """Console-script entry point: SIGTERM unwinds like Ctrl-C, so no temporary file is left."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(prog_name="calibkit")
+    except KeyboardInterrupt:  # before a command started (while importing)
+        stderr.print("calibkit: interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Terminated:
+        stderr.print("calibkit: terminated")
+        raise SystemExit(EXIT_TERMINATED) from None

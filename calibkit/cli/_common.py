@@ -20,6 +20,12 @@ from calibkit.errors import CalibkitError
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler, so ``finally`` blocks (temporary files) still run."""
+
 
 #: stderr console: markup off so ``[brackets]`` in paths stay literal; long paths do not wrap.
 stderr = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
@@ -75,6 +81,9 @@ def reports_errors(command: F) -> F:
                     raise
                 stderr.print("calibkit: interrupted")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
+            except Terminated:
+                stderr.print("calibkit: terminated")
+                raise typer.Exit(EXIT_TERMINATED) from None
             except MemoryError:
                 if state.debug:
                     raise

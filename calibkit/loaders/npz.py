@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from calibkit.errors import InputError, describe
 from calibkit.loaders.keys import ReadOptions, choose_keys
+from calibkit.memory import check_fits
 from calibkit.predictions import Predictions
 
 __all__ = ["read_npz"]
 
 
+STREAMING_HINT = (
+    "; save the predictions as parquet (row groups of a few MB), which calibkit streams in "
+    "bounded memory"
+)
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -25,6 +31,7 @@ def read_npz(path: Path, options: ReadOptions, source: str) -> Predictions:
     if not head.startswith(_ZIP_MAGIC):
         # checked here because numpy would fall back to unpickling (refused, but misreported)
         raise InputError(source, "not a readable .npz archive (not a zip file)")
+    _check_size(path, source)
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as err:  # an untrusted file: any parser failure is the file's problem
@@ -47,3 +54,14 @@ def read_npz(path: Path, options: ReadOptions, source: str) -> Predictions:
     return Predictions.from_arrays(
         scores, labels, kind=kind, source=source, score_key=scores_key, label_key=labels_key
     )
+
+
+def _check_size(path: Path, source: str) -> None:
+    """Refuse an archive whose arrays will not fit in memory (sizes from the zip directory)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            size = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # np.load reports the problem in its own words
+    # the arrays, plus validation masks and the binary expansion
+    check_fits(source, int(size * 1.5), hint=STREAMING_HINT)

@@ -49,6 +49,10 @@ def read_pt(path: Path, options: ReadOptions, source: str) -> Predictions:
         raise InputError(
             source, "reading .pt files needs PyTorch: pip install 'calibkit[torch]'"
         ) from None
+    from calibkit.loaders.npz import STREAMING_HINT
+    from calibkit.memory import check_fits
+
+    check_fits(source, int(path.stat().st_size * 1.5), hint=STREAMING_HINT)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. torch's note on old pickle protocols
