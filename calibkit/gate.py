@@ -12,8 +12,9 @@ Two kinds of checks:
     unpaired otherwise. A check fails only if the observed worsening exceeds the tolerance **and**
     is significant: the one-sided bootstrap p-value of ``H0: worsening <= tolerance``,
     ``p = (1 + #{replicates <= tolerance}) / (B + 1)``, is below ``alpha``. The reported interval
-    is the ``1 - 2*alpha`` two-sided percentile interval, whose lower end is the one-sided bound
-    the test uses.
+    is the ``1 - 2*alpha`` two-sided percentile interval taken at the order statistics that match
+    that p-value (:func:`matched_interval`), so a check fails exactly when the observed worsening
+    exceeds the tolerance and the interval lies above it.
   - With a **JSON** baseline (from ``calibkit ece --json``) only point values exist: the check
     fails when the worsening exceeds the tolerance, and says no significance test was possible.
 
@@ -34,7 +35,15 @@ from calibkit.metrics.binning import BINNINGS, Binning
 from calibkit.metrics.examples import ExampleStats
 from calibkit.stats.bootstrap import HIGHER_IS_BETTER, METRICS, paired_bootstrap, point_metrics
 
-__all__ = ["Check", "GateConfig", "Verdict", "absolute_checks", "regression_checks", "run_gate"]
+__all__ = [
+    "Check",
+    "GateConfig",
+    "Verdict",
+    "absolute_checks",
+    "matched_interval",
+    "regression_checks",
+    "run_gate",
+]
 
 LABELS = {
     "accuracy": "accuracy", "ece": "ECE", "mce": "MCE", "rmsce": "RMSCE", "nll": "NLL",
@@ -126,6 +135,25 @@ class Verdict:
         }
 
 
+def matched_interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The ``1 - 2*alpha`` interval whose lower end agrees exactly with the p-value test.
+
+    With ``p = (1 + #{reps <= tol}) / (B + 1)``, ``p < alpha`` holds exactly when
+    ``#{reps <= tol} <= k`` for ``k = ceil(alpha * (B + 1) - 1) - 1``, i.e. when ``tol`` lies below
+    the ``(k+1)``-th smallest replicate. That order statistic is the lower end (the upper end is
+    its mirror), so "significant" and "the interval lies above the tolerance" never disagree.
+    ``-inf``/``inf`` when ``B`` is too small for ``alpha``.
+
+    >>> matched_interval(np.arange(1.0, 100.0), 0.05)  # B = 99: k = 3
+    (4.0, 96.0)
+    """
+    x = np.sort(np.asarray(reps, dtype=np.float64))
+    k = math.ceil(alpha * (x.size + 1) - 1) - 1
+    if k < 0:
+        return -math.inf, math.inf
+    return float(x[k]), float(x[x.size - 1 - k])
+
+
 def absolute_checks(values: Mapping[str, float], config: GateConfig) -> list[Check]:
     out = []
     for metric, limit in config.max_values.items():
@@ -189,7 +217,7 @@ def regression_checks(
         for metric, tol in config.max_increase.items():
             delta = boot.point[metric]
             reps = boot.replicates[metric]
-            lo, hi = boot.interval(metric, level)
+            lo, hi = matched_interval(reps, config.alpha)
             p = (1 + int(np.count_nonzero(reps <= tol))) / (reps.size + 1)
             failed = delta > tol and p < config.alpha
             if delta > 0:
@@ -257,6 +285,13 @@ def run_gate(
     if config.max_increase and baseline is None:
         raise UsageError("--max-increase needs --baseline")
     values = point_metrics(candidate, n_bins=config.n_bins, binning=config.binning)
+    wanted = {*config.max_values, *config.min_values, *config.max_increase}
+    unknown = sorted(m for m in wanted if math.isnan(values[m]))
+    if unknown:
+        raise UsageError(
+            f"cannot check {unknown[0]}: it needs logits or probabilities, and the predictions "
+            "hold only confidences and correctness"
+        )
     checks = absolute_checks(values, config)
     if baseline is not None:
         checks += regression_checks(candidate, baseline, config, paired=paired)

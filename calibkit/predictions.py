@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,18 +29,24 @@ from numpy.typing import ArrayLike, NDArray
 from calibkit.errors import InputError
 
 __all__ = [
+    "CONFIDENCE",
     "PROB_SUM_ATOL",
+    "ConfidenceRows",
     "PredictionSource",
     "Predictions",
     "ScoreKind",
     "default_chunk_rows",
     "expand_binary",
+    "validate_confidence",
     "validate_labels",
     "validate_scores",
 ]
 
 ScoreKind = Literal["logits", "probs"]
 SCORE_KINDS: tuple[ScoreKind, ...] = ("logits", "probs")
+#: The kind of a :class:`ConfidenceRows` source: only a confidence and a correctness per row.
+CONFIDENCE: Literal["confidence"] = "confidence"
+SourceKind = Literal["logits", "probs", "confidence"]
 
 #: Tolerance on ``|sum_k p_k - 1|`` for probability rows (and soft-label rows), by input dtype.
 #: Wide enough for float32 softmax outputs, narrow enough to catch unnormalised scores.
@@ -61,7 +67,7 @@ class PredictionSource(Protocol):
     @property
     def source(self) -> str: ...
     @property
-    def kind(self) -> ScoreKind: ...
+    def kind(self) -> SourceKind: ...
     @property
     def n_classes(self) -> int: ...
     @property
@@ -259,3 +265,72 @@ class Predictions:
         step = chunk_rows or default_chunk_rows(self.n_classes)
         for start in range(0, self.n_rows, step):
             yield self.scores[start : start + step], self.labels[start : start + step]
+
+
+def validate_confidence(
+    confidence: NDArray[Any], correct: NDArray[Any], source: str, *, row_offset: int = 0
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Validate confidence-only rows; returns float64 ``(confidence, correct)``."""
+    for name, arr in (("confidence", confidence), ("correct", correct)):
+        if arr.dtype != np.bool_ and not _is_real_dtype(arr.dtype):
+            raise InputError(source, f"{name} must be numbers; found dtype {arr.dtype}")
+        if arr.ndim != 1:
+            raise InputError(source, f"{name} must have shape (N,); found shape {arr.shape}")
+    if confidence.shape != correct.shape:
+        raise InputError(
+            source, f"{confidence.shape[0]} confidences but {correct.shape[0]} correctness values"
+        )
+    conf = confidence.astype(np.float64)
+    hit = correct.astype(np.float64)
+    for name, arr in (("confidence", conf), ("correct", hit)):
+        bad = ~np.isfinite(arr) | (arr < 0) | (arr > 1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InputError(
+                source, f"{name} must lie in [0, 1]; row {row + row_offset} has {arr[row]:g}"
+            )
+    return conf, hit
+
+
+@dataclass(frozen=True, eq=False)
+class ConfidenceRows:
+    """Predictions reduced to a top-label confidence and a correctness flag per row.
+
+    The form token-level evaluations of language models are often saved in: no ``K``, no
+    logits. ECE, MCE, RMSCE, accuracy, diagrams and the gate work on it; NLL, Brier and
+    temperature scaling need the full distribution and are not available (reported as null).
+    ``correct`` may be fractional (the share of annotators who agree, say).
+
+    >>> rows = ConfidenceRows.from_arrays([0.9, 0.6], [1, 0])
+    >>> rows.n_rows, rows.kind
+    (2, 'confidence')
+    """
+
+    confidence: NDArray[np.float64]
+    correct: NDArray[np.float64]
+    source: str = "<array>"
+
+    kind: ClassVar[SourceKind] = CONFIDENCE
+    n_classes: ClassVar[int] = 0
+    binary: ClassVar[bool] = False
+    soft_labels: ClassVar[bool] = False
+
+    @classmethod
+    def from_arrays(
+        cls, confidence: ArrayLike, correct: ArrayLike, *, source: str = "<array>"
+    ) -> ConfidenceRows:
+        conf, hit = validate_confidence(np.asarray(confidence), np.asarray(correct), source)
+        if conf.size == 0:
+            raise InputError(source, "no rows: the predictions are empty")
+        return cls(conf, hit, source)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.confidence.size)
+
+    def chunks(
+        self, chunk_rows: int | None = None
+    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
+        step = chunk_rows or CHUNK_ELEMENTS
+        for start in range(0, self.n_rows, step):
+            yield self.confidence[start : start + step], self.correct[start : start + step]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.calibrators.temperature import as_logits
+from calibkit.calibrators.temperature import as_logits, require_scores
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.examples import center_logits, logit_stats
@@ -89,6 +89,7 @@ def sweep_temperatures(
     >>> [round(x, 4) for x in sw.nll.tolist()]
     [1.1269, 0.8133]
     """
+    require_scores(source)
     temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
     if temps.size == 0 or not np.isfinite(temps).all() or (temps <= 0).any():
         raise UsageError("temperatures must be finite numbers > 0")

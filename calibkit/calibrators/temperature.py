@@ -327,6 +327,15 @@ class ScaledPredictions:
             yield z, labels
 
 
+def require_scores(source: PredictionSource) -> None:
+    """Temperature scaling needs logits or probabilities, not confidence-only rows."""
+    if source.kind not in ("logits", "probs"):
+        raise UsageError(
+            f"{source.source}: temperature scaling needs logits or probabilities; this file "
+            "holds only confidences and correctness"
+        )
+
+
 def _check_range(t_min: float, t_max: float) -> None:
     if not (0 < t_min < t_max < math.inf):
         raise UsageError(f"need 0 < t_min < t_max < inf; got t_min={t_min}, t_max={t_max}")
@@ -361,6 +370,7 @@ def fit_temperature(
         source = predictions  # type: ignore[assignment]
     else:
         raise UsageError("fit_temperature needs labels when given an array of scores")
+    require_scores(source)
     if source.kind == "probs":
         _warn_if_saturated(source, chunk_rows)
 
@@ -450,7 +460,7 @@ def fit_temperature(
         fit=fit,
         fitted_on=source.source,
         n_classes=source.n_classes,
-        input_kind=source.kind,
+        input_kind="probs" if source.kind == "probs" else "logits",
     )
 
 

@@ -8,6 +8,7 @@ the ``torch`` extra, loaded with ``weights_only=True``). Key and column names ar
 
 from __future__ import annotations
 
+import glob as globmod
 import os
 from pathlib import Path
 
@@ -31,17 +32,44 @@ def _check_file(path: Path, source: str) -> None:
         raise InputError(source, "file is empty (0 bytes)")
 
 
+def _parquet_shards(spec: str) -> list[Path] | None:
+    """The parquet files a directory or glob pattern names; ``None`` for a single file."""
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
+        if not files:
+            raise InputError(spec, "is a directory with no .parquet files")
+        return files
+    if any(ch in spec for ch in "*?[") and not path.exists():
+        files = sorted(Path(p) for p in globmod.glob(spec))
+        files = [p for p in files if p.is_file()]
+        if not files:
+            raise InputError(spec, "no files match this pattern")
+        bad = [p for p in files if p.suffix.lower() not in (".parquet", ".pq")]
+        if bad:
+            raise InputError(str(bad[0]), "a pattern may only match .parquet shards")
+        return files
+    return None
+
+
 def read_predictions(
     path: str | os.PathLike[str], options: ReadOptions | None = None
 ) -> PredictionSource:
     """Open a predictions file; the result streams validated chunks (see ``PredictionSource``).
 
     ``.npz`` and ``.pt`` files are read and validated at once; ``.parquet`` files are checked
-    for layout now and validated batch by batch as they are read.
+    for layout now and validated batch by batch as they are read. A directory, or a glob pattern
+    such as ``preds/*.parquet``, names parquet shards that are read as one data set, in sorted
+    order, shard by shard.
     """
-    path = Path(path)
     source = str(path)
     options = options or ReadOptions()
+    shards = _parquet_shards(source)
+    if shards is not None:
+        from calibkit.loaders.parquet import open_shards
+
+        return open_shards(shards, options, source)
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(
@@ -72,6 +100,8 @@ def load_predictions(
     src = read_predictions(path, options)
     if isinstance(src, Predictions):
         return src
+    if src.kind == "confidence":
+        raise InputError(src.source, "holds confidences only; use read_predictions for it")
     parts = list(src.chunks())
     scores = np.concatenate([s for s, _ in parts])
     labels = np.concatenate([y for _, y in parts])

@@ -10,6 +10,10 @@ The name of a key or column says what its numbers are; calibkit never guesses fr
 * labels: ``labels``, ``label``, ``targets``, ``target``, ``y``, ``y_true``
 
 When both logits and probabilities are present, logits win (they keep more information).
+
+Confidence-only rows (no logits or probabilities anywhere): ``confidence`` / ``confidences`` /
+``conf`` plus ``correct`` / ``is_correct`` / ``correctness`` (see
+:class:`~calibkit.predictions.ConfidenceRows`).
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ __all__ = [
     "choose_keys",
     "choose_labels_key",
     "choose_scores_key",
+    "confidence_keys",
     "kind_of_name",
 ]
 
 LOGIT_ALIASES = ("logits", "logit", "logit_*")
 PROB_ALIASES = ("probs", "probabilities", "prob", "proba", "y_prob", "y_proba", "prob_*")
 LABEL_ALIASES = ("labels", "label", "targets", "target", "y", "y_true")
+CONFIDENCE_ALIASES = ("confidence", "confidences", "conf")
+CORRECT_ALIASES = ("correct", "is_correct", "correctness")
 
 
 @dataclass(frozen=True)
@@ -128,3 +135,15 @@ def choose_keys(
     """Pick ``(scores_key, labels_key, kind)`` from the names present in a file."""
     scores_key, kind = choose_scores_key(keys, options, source, what=what)
     return scores_key, choose_labels_key(keys, options, source, what=what), kind
+
+
+def confidence_keys(keys: Collection[str], options: ReadOptions) -> tuple[str, str] | None:
+    """``(confidence_key, correct_key)`` for confidence-only files, else ``None``."""
+    if options.scores_key is not None or options.kind is not None:
+        return None
+    lowered = {k.lower(): k for k in keys}
+    if any(a in lowered for a in LOGIT_ALIASES + PROB_ALIASES):
+        return None
+    conf = next((lowered[a] for a in CONFIDENCE_ALIASES if a in lowered), None)
+    hit = next((lowered[a] for a in CORRECT_ALIASES if a in lowered), None)
+    return (conf, hit) if conf is not None and hit is not None else None

@@ -24,16 +24,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.errors import InputError, describe
-from calibkit.loaders.keys import ReadOptions, choose_keys
+from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
 from calibkit.predictions import (
-    ScoreKind,
+    CONFIDENCE,
+    SourceKind,
     default_chunk_rows,
     expand_binary,
+    validate_confidence,
     validate_labels,
     validate_scores,
 )
 
-__all__ = ["ParquetPredictions", "open_parquet"]
+__all__ = ["ParquetPredictions", "ShardedParquet", "open_parquet", "open_shards"]
 
 _WIDE = re.compile(r"^(logit|prob)_(\d+)$", re.IGNORECASE)
 
@@ -44,7 +46,7 @@ class ParquetPredictions:
 
     path: Path
     source: str
-    kind: ScoreKind
+    kind: SourceKind
     n_classes: int
     n_rows: int
     binary: bool
@@ -61,7 +63,7 @@ class ParquetPredictions:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = chunk_rows or default_chunk_rows(self.n_classes)
+        rows = chunk_rows or default_chunk_rows(max(self.n_classes, 1))
         columns = [*self.score_columns, self.label_column]
         offset = 0
         try:
@@ -77,6 +79,14 @@ class ParquetPredictions:
 
     def convert_batch(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
         n = batch.num_rows
+        if self.kind == CONFIDENCE:
+            conf = _scalar_column(
+                batch.column(self.score_columns[0]), self.score_key, self.source, offset
+            )
+            hit = _scalar_column(
+                batch.column(self.label_column), self.label_key, self.source, offset
+            )
+            return validate_confidence(conf, hit, self.source, row_offset=offset)
         if self.wide:
             cols = [
                 _scalar_column(batch.column(c), c, self.source, offset) for c in self.score_columns
@@ -165,6 +175,24 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
             m = _WIDE.match(col)
             if m:
                 wide.setdefault(m.group(1).lower(), {})[int(m.group(2))] = col
+        pair = confidence_keys(names, options)
+        if pair is not None:
+            if int(pf.metadata.num_rows) == 0:
+                raise InputError(source, "no rows: the predictions are empty")
+            return ParquetPredictions(
+                path=path,
+                source=source,
+                kind=CONFIDENCE,
+                n_classes=0,
+                n_rows=int(pf.metadata.num_rows),
+                binary=False,
+                soft_labels=False,
+                score_columns=(pair[0],),
+                label_column=pair[1],
+                wide=False,
+                score_key=pair[0],
+                label_key=pair[1],
+            )
         keys = names + [f"{p}_*" for p in wide]
         if (
             options.scores_key is not None
@@ -240,3 +268,55 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
         score_key=scores_key,
         label_key=labels_key,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class ShardedParquet:
+    """Several parquet files with one layout, read as one data set, shard after shard.
+
+    Errors name the shard and the row within it.
+    """
+
+    shards: tuple[ParquetPredictions, ...]
+    source: str
+
+    @property
+    def kind(self) -> SourceKind:
+        return self.shards[0].kind
+
+    @property
+    def n_classes(self) -> int:
+        return self.shards[0].n_classes
+
+    @property
+    def binary(self) -> bool:
+        return self.shards[0].binary
+
+    @property
+    def soft_labels(self) -> bool:
+        return self.shards[0].soft_labels
+
+    @property
+    def n_rows(self) -> int:
+        return sum(s.n_rows for s in self.shards)
+
+    def chunks(
+        self, chunk_rows: int | None = None
+    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
+        for shard in self.shards:
+            yield from shard.chunks(chunk_rows)
+
+
+def open_shards(paths: list[Path], options: ReadOptions, source: str) -> ShardedParquet:
+    """Open every shard and check that they share one layout."""
+    shards = tuple(open_parquet(p, options, str(p)) for p in paths)
+    first = shards[0]
+    for shard in shards[1:]:
+        for attr in ("kind", "n_classes", "binary", "soft_labels"):
+            if getattr(shard, attr) != getattr(first, attr):
+                raise InputError(
+                    shard.source,
+                    f"{attr} is {getattr(shard, attr)!r}, but "
+                    f"{first.source} has {getattr(first, attr)!r} (shards must share one layout)",
+                )
+    return ShardedParquet(shards, source)

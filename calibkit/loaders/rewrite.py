@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.calibrators.temperature import TemperatureScaler
+from calibkit.calibrators.temperature import TemperatureScaler, require_scores
 from calibkit.errors import InputError, UsageError
 from calibkit.loaders.parquet import ParquetPredictions
 from calibkit.predictions import Predictions, PredictionSource
@@ -57,6 +57,7 @@ def _out_dtype(dtype: Any) -> np.dtype[Any]:
 
 def write_scaled(source: PredictionSource, scaler: TemperatureScaler, out: str | Path) -> Path:
     """Write ``source`` with its scores temperature-scaled to ``out`` (same format as input)."""
+    require_scores(source)
     in_path = Path(source.source)
     out = Path(out)
     if out.suffix.lower() != in_path.suffix.lower():

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from calibkit.errors import InputError, describe
-from calibkit.loaders.keys import ReadOptions, choose_keys
-from calibkit.predictions import Predictions
+from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
+from calibkit.predictions import ConfidenceRows, Predictions, PredictionSource
 
 __all__ = ["read_pt"]
 
@@ -42,7 +42,7 @@ def _unpickler_detail(err: BaseException) -> str:
     return describe(ValueError(match.group(1))) if match else describe(err)
 
 
-def read_pt(path: Path, options: ReadOptions, source: str) -> Predictions:
+def read_pt(path: Path, options: ReadOptions, source: str) -> PredictionSource:
     try:
         import torch
     except ImportError:
@@ -76,6 +76,13 @@ def read_pt(path: Path, options: ReadOptions, source: str) -> Predictions:
         raise InputError(
             source,
             f"dict keys must be strings; found {type(bad_keys[0]).__name__} key {bad_keys[0]!r}",
+        )
+    pair = confidence_keys(list(obj), options)
+    if pair is not None:
+        return ConfidenceRows.from_arrays(
+            _to_numpy(obj[pair[0]], pair[0], source),
+            _to_numpy(obj[pair[1]], pair[1], source),
+            source=source,
         )
     scores_key, labels_key, kind = choose_keys(list(obj), options, source)
     return Predictions.from_arrays(

@@ -16,6 +16,7 @@ __all__ = [
     "BinaryMode",
     "ExampleStats",
     "center_logits",
+    "confidence_stats",
     "example_stats",
     "logit_stats",
     "prob_floor",
@@ -184,4 +185,14 @@ def example_stats(
     if kind == "logits":
         zc = center_logits(scores)
         return logit_stats(zc, labels, buffer=zc, binary_mode=binary_mode)
+    if kind == "confidence":
+        return confidence_stats(scores, labels)
     return prob_stats(scores, labels, binary_mode=binary_mode)
+
+
+def confidence_stats(confidence: NDArray[Any], correct: NDArray[Any]) -> ExampleStats:
+    """Statistics of confidence-only rows: NLL and Brier are unknown (NaN)."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    unknown = np.full(conf.shape, np.nan)
+    return ExampleStats(conf, hit, hit >= 0.5, unknown, unknown.copy(), conf == 1.0)

@@ -98,7 +98,9 @@ def chunk_sums(
     stats: ExampleStats, labels: NDArray[Any], *, n_classes: int, n_bins: int, binning: Binning
 ) -> ChunkSums:
     """Reduce a chunk's per-example statistics to the accumulator's sums."""
-    if labels.ndim == 1:
+    if n_classes == 0:  # confidence-only rows: there are no classes
+        class_mass = np.zeros(0)
+    elif labels.ndim == 1:
         class_mass = np.bincount(labels, minlength=n_classes).astype(np.float64)
     else:
         class_mass = labels.sum(axis=0).astype(np.float64)

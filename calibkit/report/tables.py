@@ -37,6 +37,8 @@ def metrics_table(s: CalibrationSummary) -> Table:
     ]
     if s.binary_mode == "positive":
         rows[3] = ("ECE", fmt(s.ece), f"ECE of p(y=1), {s.n_bins} {s.binning} bins")
+    if s.kind == "confidence":
+        rows[1] = ("K", "-", "confidence-only input: no classes, no NLL or Brier")
     for row in rows:
         t.add_row(*row)
     return t
