@@ -76,12 +76,17 @@ class GateConfig:
                     raise UsageError(
                         f"--{name}: unknown metric {metric!r}; known: {', '.join(METRICS)}"
                     )
+                flag = (
+                    f"--max-increase {metric}" if name == "max-increase" else f"--{name}-{metric}"
+                )
                 if not isinstance(limit, (int, float)) or not math.isfinite(limit):
-                    raise UsageError(f"--{name} {metric}: limit must be a number; got {limit!r}")
+                    raise UsageError(f"{flag}: limit must be a finite number; got {limit!r}")
         if not 0 < self.alpha < 0.5:
             raise UsageError(f"alpha must lie in (0, 0.5); got {self.alpha}")
         if self.bootstrap < 100:
             raise UsageError(f"bootstrap must be >= 100 replicates; got {self.bootstrap}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise UsageError(f"seed must be an integer >= 0; got {self.seed!r}")
         if self.binning not in BINNINGS:
             raise UsageError(f"binning must be width or mass; got {self.binning!r}")
 

@@ -17,6 +17,7 @@ from calibkit.cli._common import (
     read_options,
     reports_errors,
     stdout,
+    warning_line,
 )
 from calibkit.cli.app import app
 
@@ -107,6 +108,8 @@ def check_command(
     gate_cfg = gate_config(merged)
     baseline_path = merged.get("baseline")
     inputs = [str(path)] + ([baseline_path] if baseline_path else [])
+    if cfg_path is not None:
+        inputs.append(str(cfg_path))
     if junit is not None:
         check_output_path(junit, inputs)
     if gate_cfg.empty:
@@ -124,7 +127,7 @@ def check_command(
             candidate,
             gate_cfg,
             options,
-            binary_mode=binary.value,
+            binary_mode=binary.value if candidate.binary else None,
             chunk_rows=chunk_rows,
         )
     if cfg_path is not None:
@@ -141,8 +144,11 @@ def check_command(
         atomic_write_text(junit, verdict_junit(verdict), inputs=inputs)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
-        with open(summary_file, "a", encoding="utf-8") as fh:
-            fh.write(verdict_markdown(verdict) + "\n")
+        try:
+            with open(summary_file, "a", encoding="utf-8") as fh:
+                fh.write(verdict_markdown(verdict) + "\n")
+        except OSError as err:
+            warning_line(f"GITHUB_STEP_SUMMARY={summary_file}: cannot append ({err.strerror})")
     if as_json:
         typer.echo(dumps(verdict.to_dict()), nl=False)
     elif markdown:

@@ -17,7 +17,12 @@ __all__ = ["load_baseline", "read_baseline_json", "same_examples"]
 
 
 def read_baseline_json(
-    path: str | Path, metrics: list[str], *, n_bins: int, binning: str
+    path: str | Path,
+    metrics: list[str],
+    *,
+    n_bins: int,
+    binning: str,
+    binary_mode: str | None = None,
 ) -> dict[str, float]:
     """Point values of ``metrics`` from a ``calibkit ece --json`` file.
 
@@ -41,6 +46,12 @@ def read_baseline_json(
             source,
             f"made with {doc.get('n_bins')} {doc.get('binning')} bins, but the check "
             f"uses {n_bins} {binning} bins; recompute it with the same --bins/--binning",
+        )
+    if "binary_mode" in doc and doc.get("binary_mode") != binary_mode:
+        raise InputError(
+            source,
+            f"made with binary mode {doc.get('binary_mode')!r}, but the check uses "
+            f"{binary_mode!r}; recompute it with the same --binary",
         )
     out = {}
     for m in metrics:
@@ -73,7 +84,7 @@ def load_baseline(
     config: GateConfig,
     options: ReadOptions,
     *,
-    binary_mode: BinaryMode = "top-label",
+    binary_mode: BinaryMode | None = "top-label",
     chunk_rows: int | None = None,
 ) -> tuple[ExampleStats | dict[str, float], bool, list[str]]:
     """The baseline for ``calibkit check``: ``(per-example stats or point values, paired, notes)``.
@@ -86,11 +97,17 @@ def load_baseline(
 
     if Path(path).suffix.lower() == ".json":
         values = read_baseline_json(
-            path, list(config.max_increase), n_bins=config.n_bins, binning=config.binning
+            path,
+            list(config.max_increase),
+            n_bins=config.n_bins,
+            binning=config.binning,
+            binary_mode=binary_mode,
         )
         return values, False, []
     source = read_predictions(path, options)
-    stats = collect_example_stats(source, binary_mode=binary_mode, chunk_rows=chunk_rows)
+    stats = collect_example_stats(
+        source, binary_mode=binary_mode or "top-label", chunk_rows=chunk_rows
+    )
     if same_examples(candidate, source):
         return stats, True, []
     return (
