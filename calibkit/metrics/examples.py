@@ -7,7 +7,7 @@ touched once (one max, one exp, one sum per row, in float64) and can then be dro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -67,15 +67,26 @@ class ExampleStats:
     saturated: NDArray[np.bool_]
 
 
-def center_logits(scores: NDArray[np.floating]) -> NDArray[np.float64]:
+@overload
+def center_logits(
+    scores: NDArray[np.floating], *, return_argmax: Literal[False] = ...
+) -> NDArray[np.float64]: ...
+@overload
+def center_logits(
+    scores: NDArray[np.floating], *, return_argmax: Literal[True]
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]: ...
+def center_logits(scores: NDArray[np.floating], *, return_argmax: bool = False) -> Any:
     """Float64 copy of a logits chunk with each row's maximum subtracted (so every row's max is 0).
 
-    Softmax, log-softmax and the argmax do not change; ``exp`` can no longer overflow.
+    Softmax, log-softmax and the argmax do not change; ``exp`` can no longer overflow. The
+    maximum is read at the argmax (first index on ties), which the caller may want too.
     """
     z = scores.astype(np.float64)  # a copy: the chunk is ours to overwrite
+    pred = z.argmax(axis=1)
+    top = z[np.arange(z.shape[0]), pred]
     with np.errstate(over="ignore", invalid="ignore"):  # |z| ~ 1e308: differences hit -inf
-        z -= z.max(axis=1, keepdims=True)
-    return z
+        z -= top[:, None]
+    return (z, pred) if return_argmax else z
 
 
 def logit_stats(
@@ -110,8 +121,11 @@ def logit_stats(
         label_logit = np.einsum("ij,ij->i", t, zc)
         truth = t.argmax(axis=1)
         positive = t[:, 1] if t.shape[1] == 2 else np.zeros(n)
-    e = np.multiply(zc, beta, out=buffer)
-    np.exp(e, out=e)
+    if beta == 1.0:
+        e = np.exp(zc, out=buffer)
+    else:
+        e = np.multiply(zc, beta, out=buffer)
+        np.exp(e, out=e)
     s = e.sum(axis=1)
     sum_sq = np.einsum("ij,ij->i", e, e)
     log_s = np.log(s)
@@ -183,8 +197,8 @@ def example_stats(
     0.125
     """
     if kind == "logits":
-        zc = center_logits(scores)
-        return logit_stats(zc, labels, buffer=zc, binary_mode=binary_mode)
+        zc, pred = center_logits(scores, return_argmax=True)
+        return logit_stats(zc, labels, pred=pred, buffer=zc, binary_mode=binary_mode)
     if kind == "confidence":
         return confidence_stats(scores, labels)
     return prob_stats(scores, labels, binary_mode=binary_mode)
