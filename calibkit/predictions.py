@@ -236,7 +236,10 @@ class Predictions:
         binary = s.ndim == 1 or s.shape[1] == 1
         if not binary and s.shape[1] < 2:
             raise InputError(source, f"need at least 2 classes; found shape {s.shape}")
-        validate_scores(s.reshape(len(s), -1), kind, source)
+        flat = s.reshape(len(s), -1)
+        step = default_chunk_rows(flat.shape[1])
+        for start in range(0, len(flat), step):  # in chunks: no N x K temporary masks
+            validate_scores(flat[start : start + step], kind, source, row_offset=start)
         if s.dtype.kind != "f":
             s = s.astype(np.float64)
         if binary:

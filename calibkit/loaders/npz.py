@@ -46,18 +46,64 @@ def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:
                 _member(archive, pair[0], source), _member(archive, pair[1], source), source=source
             )
         scores_key, labels_key, kind = choose_keys(archive.files, options, source)
-        scores = _member(archive, scores_key, source)
+        scores = _mapped(path, scores_key)
+        if scores is None:
+            scores = _member(archive, scores_key, source)
         labels = _member(archive, labels_key, source)
     return Predictions.from_arrays(
         scores, labels, kind=kind, source=source, score_key=scores_key, label_key=labels_key
     )
 
 
-def _check_size(path: Path, source: str) -> None:
-    """Refuse an archive whose arrays will not fit in memory (sizes from the zip directory)."""
+def _mapped(path: Path, key: str) -> np.ndarray | None:
+    """A read-only memory map of an uncompressed (``np.savez``) member, else ``None``.
+
+    The array is then paged in from the file as chunks are read instead of being copied into
+    memory whole. Compressed members (``np.savez_compressed``) are read normally.
+    """
     try:
         with zipfile.ZipFile(path) as zf:
-            size = sum(info.file_size for info in zf.infolist())
+            info = zf.getinfo(f"{key}.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with open(path, "rb") as fh:
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if local[:4] != b"PK\x03\x04":
+                return None
+            name_len = int.from_bytes(local[26:28], "little")
+            extra_len = int.from_bytes(local[28:30], "little")
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return None
+            offset = fh.tell()
+        if dtype.hasobject or not shape or 0 in shape:
+            return None
+        needed = int(np.prod(shape)) * dtype.itemsize
+        if offset + needed > info.header_offset + 30 + name_len + extra_len + info.file_size:
+            return None
+        return np.memmap(
+            path, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C"
+        )
+    except Exception:  # anything odd: fall back to numpy's own reader and its checks
+        return None
+
+
+def _check_size(path: Path, source: str) -> None:
+    """Refuse an archive whose arrays will not fit in memory (sizes from the zip directory).
+
+    Uncompressed members are memory-mapped, not loaded, so only compressed ones count.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            size = sum(
+                info.file_size for info in zf.infolist() if info.compress_type != zipfile.ZIP_STORED
+            )
     except (zipfile.BadZipFile, OSError, ValueError):
         return  # np.load reports the problem in its own words
     # the arrays, plus validation masks and the binary expansion
