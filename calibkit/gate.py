@@ -47,7 +47,8 @@ __all__ = [
 
 LABELS = {
     "accuracy": "accuracy", "ece": "ECE", "mce": "MCE", "rmsce": "RMSCE", "nll": "NLL",
-    "brier": "Brier",
+    "brier": "Brier", "ece_over": "ECE (over-confident part)",
+    "ece_under": "ECE (under-confident part)", "ece_debiased": "debiased squared L2 CE",
 }  # fmt: skip
 
 

@@ -40,6 +40,17 @@ def ece_command(
         bool,
         typer.Option("--plot", help="Draw a text reliability chart (for terminals and CI logs)."),
     ] = False,
+    all_estimators: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every estimator (debiased, smooth, class-wise ECE, ...) + CIs."
+        ),
+    ] = False,
+    ci: Annotated[float, typer.Option("--ci", help="Bootstrap interval level for --all.")] = 0.95,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap replicates for --all.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed for --all.")] = 0,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -70,7 +81,22 @@ def ece_command(
             f"{path}: {len(summary.missing_classes)} of {summary.n_classes} classes never occur "
             f"in the labels: {shown}{more}"
         )
-    text = dumps(summary_to_dict(summary))
+    doc = summary_to_dict(summary)
+    extra = None
+    if all_estimators:
+        from calibkit.stats.extended import extended_metrics
+
+        extra = extended_metrics(
+            preds,
+            summary,
+            ci=ci,
+            bootstrap=bootstrap,
+            seed=seed,
+            binary_mode=binary.value,
+            chunk_rows=chunk_rows,
+        )
+        doc.update(extra)
+    text = dumps(doc)
     if out is not None:
         from calibkit.report.atomic import atomic_write_text
 
@@ -86,3 +112,7 @@ def ece_command(
             from calibkit.report.text_chart import reliability_text
 
             console.print(reliability_text(summary.bins))
+        if extra is not None:
+            from calibkit.report.tables import extended_table
+
+            console.print(extended_table(summary, extra))

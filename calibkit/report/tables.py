@@ -10,7 +10,7 @@ from rich.table import Table
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.summary import CalibrationSummary
 
-__all__ = ["bins_table", "fmt", "metrics_table", "summary_renderable"]
+__all__ = ["bins_table", "extended_table", "fmt", "metrics_table", "summary_renderable"]
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
@@ -68,4 +68,83 @@ def summary_renderable(s: CalibrationSummary, *, show_bins: bool = True) -> Grou
     parts: list[Table] = [metrics_table(s)]
     if show_bins:
         parts.append(bins_table(s.bins))
+    return Group(*parts)
+
+
+_EXTENDED_ROWS = (
+    ("ece", "ECE", "binned plug-in (Guo et al. 2017)"),
+    ("ece_over", "  over-confident part", "from bins with confidence > accuracy"),
+    ("ece_under", "  under-confident part", "from bins with confidence < accuracy"),
+    ("ece_debiased", "debiased squared L2 CE", "Kumar et al. 2019 (can be < 0)"),
+    ("rmsce_debiased", "debiased RMSCE", "sqrt(max(0, debiased squared CE))"),
+    ("smece", "smooth ECE", "Blasiok & Nakkiran 2023, binning-free"),
+    ("classwise_ece", "class-wise ECE", "Kull et al. 2019: mean of per-class ECE"),
+    ("mce", "MCE", "largest bin gap"),
+    ("rmsce", "RMSCE", "root-mean-square calibration error"),
+    ("nll", "NLL", "natural log"),
+    ("brier", "Brier", "= REL - RES + UNC + WBV - 2 WBC"),
+    ("brier_reliability", "  reliability (REL)", "calibration part of Brier"),
+    ("brier_resolution", "  resolution (RES)", "how much forecasts separate outcomes"),
+    ("brier_uncertainty", "  uncertainty (UNC)", "variance of the outcomes"),
+    ("brier_within_bin_variance", "  within-bin variance (WBV)", "binning remainder"),
+    ("brier_within_bin_covariance", "  within-bin covariance (WBC)", "binning remainder"),
+    ("accuracy", "accuracy (top-1)", ""),
+)
+
+
+def extended_table(s: CalibrationSummary, extra: dict[str, object]) -> Group:
+    """The ``--all`` estimators with their bootstrap intervals, then the bin sensitivity."""
+    values = {
+        **{m: getattr(s, m) for m in ("ece", "mce", "rmsce", "nll", "brier", "accuracy")},
+        **extra,
+    }
+    ci = extra.get("ci", {})
+    assert isinstance(ci, dict)
+    level = extra.get("ci_level", 0.95)
+    t = Table(
+        title=f"estimators ({s.n_bins} {s.binning} bins; {level:.0%} bootstrap CI, "
+        f"{extra.get('bootstrap')} replicates)",
+        title_justify="left",
+        header_style="bold",
+    )
+    for col in ("estimator", "value", "CI", "what"):
+        t.add_column(col, justify="right" if col in ("value", "CI") else "left")
+    for key, label, what in _EXTENDED_ROWS:
+        if key not in values:
+            continue
+        v = values[key]
+        interval = ci.get(key)
+        t.add_row(
+            label,
+            fmt(v if isinstance(v, float) else None),
+            f"{interval[0]:.4f} .. {interval[1]:.4f}" if interval else "-",
+            what,
+        )
+    top_k = extra.get("top_k_accuracy")
+    if isinstance(top_k, dict):
+        for k, v in top_k.items():
+            if k != "1":
+                t.add_row(f"top-{k} accuracy", fmt(v), "-", "label among the k highest scores")
+    parts: list[Table] = [t]
+    sens = extra.get("bin_sensitivity")
+    if isinstance(sens, list):
+        st = Table(title="bin sensitivity of ECE", title_justify="left", header_style="bold")
+        st.add_column("binning")
+        counts = sorted({int(r["n_bins"]) for r in sens})
+        for m in counts:
+            st.add_column(f"M={m}", justify="right")
+        for binning in ("width", "mass"):
+            row = {int(r["n_bins"]): float(r["ece"]) for r in sens if r["binning"] == binning}
+            st.add_row(binning, *(fmt(row[m]) for m in counts))
+        parts.append(st)
+    worst = extra.get("worst_classes")
+    if isinstance(worst, list) and worst:
+        wt = Table(
+            title="worst classes by class-wise ECE", title_justify="left", header_style="bold"
+        )
+        wt.add_column("class", justify="right")
+        wt.add_column("ECE", justify="right")
+        for row in worst[:5]:
+            wt.add_row(str(row["class"]), fmt(row["ece"]))
+        parts.append(wt)
     return Group(*parts)

@@ -40,7 +40,9 @@ __all__ = [
 ]
 
 #: Metrics that can be bootstrapped; all lower-is-better except accuracy.
-METRICS = ("accuracy", "ece", "mce", "rmsce", "nll", "brier")
+METRICS = (
+    "accuracy", "ece", "mce", "rmsce", "nll", "brier", "ece_over", "ece_under", "ece_debiased",
+)  # fmt: skip
 HIGHER_IS_BETTER = frozenset({"accuracy"})
 
 #: Upper bound on the float64 entries of one batch of replicate weights (64 MiB).
@@ -101,12 +103,20 @@ def _metrics_from_sums(sums: NDArray[np.float64], m: int) -> dict[str, NDArray[n
     """Metric values from per-replicate sums, shape ``(R, 3M + 3)``: bin counts, bin
     confidence sums, bin outcome sums, then the totals of correct, NLL and Brier."""
     count = sums[:, :m]
-    gap = np.abs(sums[:, 2 * m : 3 * m] - sums[:, m : 2 * m])
+    signed = sums[:, m : 2 * m] - sums[:, 2 * m : 3 * m]  # confidence - outcome per bin
+    gap = np.abs(signed)
     total = count.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         per_bin = np.where(count > 0, gap / count, 0.0)
         sq = np.where(count > 0, gap * gap / count, 0.0)
+        acc = np.where(count > 0, sums[:, 2 * m : 3 * m] / count, 0.0)
+        correction = np.where(count >= 2, acc * (1 - acc) / (count - 1), 0.0)
+        plug_in = np.where(count >= 2, (gap / np.maximum(count, 1)) ** 2, 0.0)
+    debiased = (count * (plug_in - correction)).sum(axis=1) / total
     return {
+        "ece_over": np.clip(signed, 0, None).sum(axis=1) / total,
+        "ece_under": np.clip(-signed, 0, None).sum(axis=1) / total,
+        "ece_debiased": debiased,
         "accuracy": sums[:, 3 * m] / total,
         "ece": gap.sum(axis=1) / total,
         "mce": per_bin.max(axis=1),

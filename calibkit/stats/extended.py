@@ -1,0 +1,96 @@
+"""Every estimator at once, with bootstrap intervals (``calibkit ece --all``).
+
+Adds to the headline summary (JSON keys): ``ece_over``, ``ece_under`` (the over/under-confidence
+split), ``ece_debiased`` (Kumar et al.'s debiased *squared* L2 calibration error) and
+``rmsce_debiased`` (its square root, floored at 0), ``smece`` and ``smece_bandwidth`` (smooth
+ECE), ``classwise_ece`` with ``worst_classes``, ``top_k_accuracy``, ``brier_reliability``,
+``brier_resolution``, ``brier_uncertainty``, ``brier_within_bin_variance``,
+``brier_within_bin_covariance`` (they add up to ``brier`` exactly: REL - RES + UNC + WBV - 2 WBC)
+with ``brier_binning``, ``bin_sensitivity``, and ``ci``: ``{metric: [low, high]}``, the
+percentile bootstrap interval (``ci_level``, ``bootstrap`` replicates, ``seed``) of every metric
+that resampling per-example statistics can recompute: accuracy, ECE, MCE, RMSCE, NLL, Brier,
+the over/under split and the debiased error. Definitions: :mod:`calibkit.metrics.estimators`,
+:mod:`calibkit.metrics.classwise`, :mod:`calibkit.stats.bootstrap`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from calibkit.errors import UsageError
+from calibkit.metrics.binning import Binning
+from calibkit.metrics.classwise import class_statistics
+from calibkit.metrics.estimators import (
+    bin_sensitivity,
+    debiased_squared_ce,
+    over_under_confidence,
+    smooth_ece,
+)
+from calibkit.metrics.examples import BinaryMode
+from calibkit.metrics.summary import CalibrationSummary, collect_example_stats
+from calibkit.predictions import PredictionSource
+from calibkit.stats.bootstrap import METRICS, bootstrap_metrics
+
+__all__ = ["extended_metrics"]
+
+
+def extended_metrics(
+    source: PredictionSource,
+    summary: CalibrationSummary,
+    *,
+    ci: float = 0.95,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    binary_mode: BinaryMode = "top-label",
+    chunk_rows: int | None = None,
+) -> dict[str, Any]:
+    """The extra estimators of ``source`` (whose headline ``summary`` is given)."""
+    if not 0 < ci < 1:
+        raise UsageError(f"--ci must lie in (0, 1); got {ci}")
+    if bootstrap < 100:
+        raise UsageError(f"--bootstrap must be >= 100 replicates; got {bootstrap}")
+    n_bins, binning = summary.n_bins, summary.binning
+    stats = collect_example_stats(
+        source, binary_mode=binary_mode if source.binary else "top-label", chunk_rows=chunk_rows
+    )
+    over, under = over_under_confidence(summary.bins)
+    debiased = debiased_squared_ce(summary.bins)
+    smooth = smooth_ece(stats.confidence, stats.outcome)
+    out: dict[str, Any] = {
+        "ece_over": over,
+        "ece_under": under,
+        "ece_debiased": debiased,
+        "rmsce_debiased": math.sqrt(max(debiased, 0.0)),
+        "smece": smooth.value,
+        "smece_bandwidth": smooth.bandwidth,
+        "bin_sensitivity": bin_sensitivity(stats.confidence, stats.outcome),
+    }
+    if source.kind in ("logits", "probs"):
+        cls = class_statistics(source, n_bins=n_bins, chunk_rows=chunk_rows)
+        b = cls.brier
+        out.update(
+            {
+                "classwise_ece": cls.classwise_ece,
+                "worst_classes": [{"class": k, "ece": v} for k, v in cls.worst_classes(10)],
+                "top_k_accuracy": {str(k): v for k, v in cls.top_k.items()},
+                "brier_reliability": b.reliability,
+                "brier_resolution": b.resolution,
+                "brier_uncertainty": b.uncertainty,
+                "brier_within_bin_variance": b.within_bin_variance,
+                "brier_within_bin_covariance": b.within_bin_covariance,
+                "brier_binning": f"{b.n_bins} equal-width bins of each class probability",
+            }
+        )
+    boot = bootstrap_metrics(
+        stats, n_bins=n_bins, binning=_binning(binning), replicates=bootstrap, seed=seed
+    )
+    out["ci"] = {m: list(boot.interval(m, ci)) for m in METRICS if not math.isnan(boot.point[m])}
+    out["ci_level"] = ci
+    out["bootstrap"] = bootstrap
+    out["seed"] = seed
+    return out
+
+
+def _binning(binning: str) -> Binning:
+    return "mass" if binning == "mass" else "width"
