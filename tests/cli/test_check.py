@@ -701,7 +701,8 @@ ERRORS: list[tuple[list[str], str]] = [
     (["--max-increase", ""], "nothing to check: give --max-ece, --max-increase, ..."),
     (
         ["--baseline", "{hard}", "--max-increase", "foo=0.1"],
-        "--max-increase: unknown metric 'foo'; known: accuracy, ece, mce, rmsce, nll, brier",
+        "--max-increase: unknown metric 'foo'; known: accuracy, ece, mce, rmsce, nll, brier, "
+        "ece_over, ece_under, ece_debiased",
     ),
     (
         ["--baseline", "{hard}", "--max-increase", "ece"],

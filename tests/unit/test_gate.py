@@ -14,6 +14,7 @@ import pytest
 from calibkit.errors import InputError, UsageError
 from calibkit.gate import Check, GateConfig, Verdict, absolute_checks, regression_checks, run_gate
 from calibkit.loaders import read_predictions
+from calibkit.metrics.estimators import debiased_squared_ce, over_under_confidence
 from calibkit.metrics.examples import ExampleStats
 from calibkit.metrics.summary import collect_example_stats, summarize
 from calibkit.predictions import Predictions
@@ -58,8 +59,15 @@ def test_point_metrics_equal_summarize(name: str, binning: str, n_bins: int) -> 
     values = point_metrics(collect_example_stats(source), n_bins=n_bins, binning=binning)  # type: ignore[arg-type]
     summary = summarize(source, n_bins=n_bins, binning=binning)  # type: ignore[arg-type]
     assert set(values) == set(METRICS)
+    over, under = over_under_confidence(summary.bins)
+    expected = {
+        **{m: getattr(summary, m) for m in ("accuracy", "ece", "mce", "rmsce", "nll", "brier")},
+        "ece_over": over,
+        "ece_under": under,
+        "ece_debiased": debiased_squared_ce(summary.bins),
+    }
     for metric in METRICS:
-        assert values[metric] == pytest.approx(getattr(summary, metric), abs=1e-12), metric
+        assert values[metric] == pytest.approx(expected[metric], abs=1e-12), metric
 
 
 def test_point_metrics_of_the_parquet_twin_agree() -> None:
@@ -299,7 +307,7 @@ def test_absolute_checks_by_hand() -> None:
 # GateConfig validation
 
 
-KNOWN = "accuracy, ece, mce, rmsce, nll, brier"
+KNOWN = "accuracy, ece, mce, rmsce, nll, brier, ece_over, ece_under, ece_debiased"
 
 
 @pytest.mark.parametrize(
