@@ -38,6 +38,9 @@ def diagram_command(
         bool, typer.Option("--overlay", help="All models on one axes, as lines with markers.")
     ] = False,
     title: Annotated[str | None, typer.Option("--title", help="Figure title.")] = None,
+    smooth: Annotated[
+        bool, typer.Option("--smooth", help="Draw the smooth-ECE reliability curve too.")
+    ] = False,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -55,16 +58,26 @@ def diagram_command(
     inputs = [p for _, p in named]
     check_output_path(check_figure_path(out), inputs)
     options = read_options(logits_key, probs_key, labels_key, input_kind)
+    sources = {name: read_predictions(p, options) for name, p in named}
     summaries = {
         name: summarize(
-            read_predictions(p, options),
+            src,
             n_bins=bins,
             binning=binning.value,
             binary_mode=binary.value,
             chunk_rows=chunk_rows,
         )
-        for name, p in named
+        for name, src in sources.items()
     }
-    fig = plot_reliability(summaries, overlay=overlay, title=title)
+    curves = None
+    if smooth:
+        from calibkit.metrics.estimators import smooth_ece
+        from calibkit.metrics.summary import collect_example_stats
+
+        curves = {}
+        for name, src in sources.items():
+            st = collect_example_stats(src, binary_mode=binary.value, chunk_rows=chunk_rows)
+            curves[name] = smooth_ece(st.confidence, st.outcome)
+    fig = plot_reliability(summaries, overlay=overlay, title=title, smooth=curves)
     save_figure(fig, out, inputs=inputs)
     stderr.print(f"calibkit: wrote {out}")

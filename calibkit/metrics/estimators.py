@@ -137,7 +137,7 @@ def smooth_ece(
     density = k @ ms
     smoothed = k @ rs
     with np.errstate(invalid="ignore", divide="ignore"):
-        curve = np.where(density > 1e-12, cells + smoothed / density, np.nan)
+        curve = np.where(density > 1e-12, np.clip(cells + smoothed / density, 0, 1), np.nan)
     return SmoothECE(float(np.abs(smoothed).mean()), s, cells, curve, density)
 
 

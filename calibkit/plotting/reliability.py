@@ -111,7 +111,15 @@ def _mass_points(ax: Any, data: ReliabilityData, color: str) -> None:
     ax.plot(conf, acc, "o-", color=color, ms=5, lw=1.4, zorder=3, label="accuracy")
 
 
-def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
+def _smooth_curve(ax: Any, smooth: Any) -> None:
+    """The smoothed reliability curve of smooth ECE (Błasiok & Nakkiran 2023), where the
+    kernel density of confidences is not negligible."""
+    keep = smooth.density > 0.02 * smooth.density.max()
+    curve = np.where(keep, smooth.curve, np.nan)
+    ax.plot(smooth.t, curve, color="black", lw=1.6, zorder=4, label="smoothed reliability")
+
+
+def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str, smooth: Any = None) -> None:
     from matplotlib.patches import Rectangle
 
     width = data.upper - data.lower
@@ -128,10 +136,14 @@ def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str) -> None:
     ax.set_ylabel("accuracy")
     ax.grid(alpha=0.25, zorder=0)
     ax.set_title(data.name, fontsize=10)
+    label = f"ECE = {data.ece:.4f}\nN = {data.n}"
+    if smooth is not None:
+        _smooth_curve(ax, smooth)
+        label = f"ECE = {data.ece:.4f}\nsmECE = {smooth.value:.4f}\nN = {data.n}"
     ax.text(
         0.03,
         0.96,
-        f"ECE = {data.ece:.4f}\nN = {data.n}",
+        label,
         transform=ax.transAxes,
         va="top",
         fontsize=9,
@@ -178,6 +190,7 @@ def plot_reliability(
     colors: Mapping[str, str] | None = None,
     ax: Any = None,
     ncols: int | None = None,
+    smooth: Mapping[str, Any] | None = None,
 ) -> Any:
     """Reliability diagram(s); returns the matplotlib Figure.
 
@@ -185,7 +198,9 @@ def plot_reliability(
     value leaves its grid slot blank, with the name as a note. With
     ``overlay=True`` (or an ``ax`` given) all models share one axes: lines with markers at each
     non-empty bin's (mean confidence, accuracy). Otherwise a grid with a reliability panel and a
-    count histogram per model, sharing axes.
+    count histogram per model, sharing axes. ``smooth`` maps names to
+    :class:`~calibkit.metrics.estimators.SmoothECE` results whose smoothed reliability curves are
+    drawn over the panels (and instead of the binned lines when overlaid).
     """
     from matplotlib.figure import Figure
 
@@ -198,7 +213,7 @@ def plot_reliability(
     data = [d for _, d in slots if d is not None]
     palette = dict(colors or model_colors([d.name for d in data]))
     if overlay or ax is not None:
-        return _overlay(data, palette, title, ax)
+        return _overlay(data, palette, title, ax, smooth or {})
     n = len(slots)
     cols = ncols or min(n, 3)
     rows = math.ceil(n / cols)
@@ -215,7 +230,7 @@ def plot_reliability(
         top = fig.add_subplot(grid[2 * r, c], sharex=first, sharey=first)
         bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
         first = first or top
-        _panel(top, bottom, d, palette[d.name])
+        _panel(top, bottom, d, palette[d.name], (smooth or {}).get(name))
         top.tick_params(labelbottom=False)
         if c:
             top.set_ylabel("")
@@ -226,7 +241,11 @@ def plot_reliability(
 
 
 def _overlay(
-    data: list[ReliabilityData], palette: Mapping[str, str], title: str | None, ax: Any
+    data: list[ReliabilityData],
+    palette: Mapping[str, str],
+    title: str | None,
+    ax: Any,
+    smooth: Mapping[str, Any],
 ) -> Any:
     from matplotlib.figure import Figure
 
@@ -240,6 +259,17 @@ def _overlay(
     ax.plot([0, 1], [0, 1], ls="--", color="0.45", lw=1, label="perfect calibration")
     for d in data:
         filled = ~d.empty
+        sm = smooth.get(d.name)
+        if sm is not None:
+            keep = sm.density > 0.02 * sm.density.max()
+            ax.plot(
+                sm.t,
+                np.where(keep, sm.curve, np.nan),
+                lw=1.8,
+                color=palette[d.name],
+                label=f"{d.name} (smECE {sm.value:.4f}, N {d.n})",
+            )
+            continue
         ax.plot(
             d.confidence[filled],
             d.accuracy[filled],
