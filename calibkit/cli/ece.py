@@ -40,6 +40,13 @@ def ece_command(
         bool,
         typer.Option("--plot", help="Draw a text reliability chart (for terminals and CI logs)."),
     ] = False,
+    convention: Annotated[
+        str,
+        typer.Option(
+            "--convention",
+            help="Bin like another tool: calibkit (default), guo, torchmetrics, sklearn.",
+        ),
+    ] = "calibkit",
     all_estimators: Annotated[
         bool,
         typer.Option(
@@ -69,6 +76,10 @@ def ece_command(
     summary = summarize(
         preds, n_bins=bins, binning=binning.value, binary_mode=binary.value, chunk_rows=chunk_rows
     )
+    if convention != "calibkit":
+        from calibkit.metrics.conventions import apply_convention
+
+        summary = apply_convention(summary, preds, convention, n_bins=bins)
     if summary.saturated_fraction > 0:
         warning_line(
             f"{path}: {summary.saturated_fraction:.1%} of rows have confidence exactly 1.0 in "
@@ -82,6 +93,7 @@ def ece_command(
             f"in the labels: {shown}{more}"
         )
     doc = summary_to_dict(summary)
+    doc["convention"] = convention
     extra = None
     if all_estimators:
         from calibkit.stats.extended import extended_metrics

@@ -1,5 +1,7 @@
 """Agreement with independent implementations (scikit-learn, PyTorch)."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,57 @@ def test_binary_positive_mode_matches_sklearn_calibration_curve() -> None:
 def test_accuracy_matches_argmax() -> None:
     logits, labels = _data(4)
     assert calibkit.accuracy(logits, labels) == np.mean(logits.argmax(axis=1) == labels)
+
+
+@pytest.mark.parametrize("k", [2, 10, 100])
+def test_torchmetrics_convention_matches_torchmetrics(k) -> None:
+    torch = pytest.importorskip("torch")
+    tmc = pytest.importorskip("torchmetrics.functional.classification")
+    from calibkit.metrics.conventions import convention_bins
+    from calibkit.predictions import Predictions
+
+    rng = np.random.default_rng(k)
+    z = (rng.normal(size=(5000, k)) * 3).astype(np.float32)
+    y = rng.integers(0, k, 5000)
+    ref = tmc.multiclass_calibration_error(
+        torch.from_numpy(z), torch.from_numpy(y), num_classes=k, n_bins=15
+    ).item()
+    got = convention_bins(Predictions.from_arrays(z, y), "torchmetrics").ece()
+    assert got == pytest.approx(ref, abs=2e-6)
+
+
+def test_guo_convention_matches_the_reference_ece_loss() -> None:
+    torch = pytest.importorskip("torch")
+    from calibkit.metrics.conventions import convention_bins
+    from calibkit.predictions import Predictions
+
+    rng = np.random.default_rng(7)
+    z = (rng.normal(size=(5000, 10)) * 3).astype(np.float32)
+    y = rng.integers(0, 10, 5000)
+    # transcription of the _ECELoss loop of the public temperature_scaling code
+    conf, pred = torch.softmax(torch.from_numpy(z), 1).max(1)
+    acc = pred.eq(torch.from_numpy(y))
+    edges = torch.linspace(0, 1, 16)
+    ece = torch.zeros(1)
+    for lo, hi in itertools.pairwise(edges):
+        in_bin = conf.gt(lo.item()) * conf.le(hi.item())
+        prop = in_bin.float().mean()
+        if prop.item() > 0:
+            ece += torch.abs(conf[in_bin].mean() - acc[in_bin].float().mean()) * prop
+    got = convention_bins(Predictions.from_arrays(z, y), "guo").ece()
+    assert got == pytest.approx(ece.item(), abs=2e-6)
+
+
+def test_sklearn_convention_bins_like_calibration_curve() -> None:
+    calibration = pytest.importorskip("sklearn.calibration")
+    from calibkit.metrics.conventions import convention_bins
+    from calibkit.predictions import Predictions
+
+    edges = np.linspace(0, 1, 11)
+    p1 = np.concatenate([edges, np.random.default_rng(1).random(500)])  # values on edges too
+    y = (np.random.default_rng(2).random(p1.size) < p1).astype(int)
+    table = convention_bins(Predictions.from_arrays(p1, y, kind="probs"), "sklearn", n_bins=10)
+    prob_true, prob_pred = calibration.calibration_curve(y, p1, n_bins=10)
+    filled = table.count > 0
+    np.testing.assert_allclose(table.accuracy[filled], prob_true, rtol=1e-12)
+    np.testing.assert_allclose(table.confidence[filled], prob_pred, rtol=1e-12)

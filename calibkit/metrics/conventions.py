@@ -1,0 +1,188 @@
+"""Reproducing other tools' "ECE with M bins", so numbers from papers and libraries reconcile.
+
+Public implementations disagree on inputs that sit on bin edges, on confidence 1.0, on the
+precision of the softmax and of the sums, and (for binary models) on what is binned. Each
+convention below reproduces one rule; ``calibkit`` is the default, documented in
+:mod:`calibkit.metrics.binning`.
+
+``calibkit``
+    float64 softmax and sums; bin ``b`` holds ``(b-1)/M < conf <= b/M`` with correctly rounded
+    edges; 0 in bin 1, 1.0 in bin M.
+``guo``
+    The reference code of Guo et al. (2017), ``temperature_scaling``'s ``_ECELoss``: float32
+    softmax; edges ``torch.linspace(0, 1, M + 1)`` in float32; bin ``b`` holds
+    ``edge[b-1] < conf <= edge[b]``, so a confidence of exactly 0 is in no bin (it still counts in
+    N); float32 sums.
+``torchmetrics``
+    ``MulticlassCalibrationError`` / ``BinaryCalibrationError``: float32 softmax; float32
+    ``linspace`` edges; ``torch.bucketize(conf, edges, right=True) - 1``, i.e. bins
+    ``[edge[b-1], edge[b])``, and a confidence of exactly 1.0 lands in an extra bin ``M + 1`` of
+    its own; float32 sums. For binary models torchmetrics bins ``p(y = 1)``, not the top label.
+``sklearn``
+    ``sklearn.calibration.calibration_curve(strategy="uniform")``: for binary models, bins
+    ``p(y = 1)`` against the frequency of class 1 (calibkit's ``--binary positive``); float64
+    ``numpy.linspace`` edges; ``searchsorted(edges[1:-1], p)``, i.e. bins ``(lo, hi]`` with 0 in
+    the first bin; the ECE is then calibkit's weighted mean gap over those bins.
+
+Results match the originals to float32 rounding (about 1e-6) for the float32 conventions; the
+bin counts match exactly except for confidences within a float32 ulp of an edge, where the
+softmax implementations themselves may differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from calibkit.errors import UsageError
+from calibkit.metrics.binning import check_n_bins
+from calibkit.metrics.calibration import BinTable
+from calibkit.metrics.summary import CalibrationSummary
+from calibkit.predictions import PredictionSource
+
+__all__ = ["CONVENTIONS", "Convention", "apply_convention", "convention_bins"]
+
+Convention = Literal["calibkit", "guo", "torchmetrics", "sklearn"]
+CONVENTIONS: tuple[Convention, ...] = ("calibkit", "guo", "torchmetrics", "sklearn")
+
+
+def _softmax32(scores: NDArray[Any], kind: str) -> NDArray[np.float32]:
+    if kind == "probs":
+        return scores.astype(np.float32)
+    z = scores.astype(np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: NDArray[np.float32] = e / e.sum(axis=1, keepdims=True, dtype=np.float32)
+    return out
+
+
+def _top_label(
+    source: PredictionSource, *, float32: bool, positive: bool
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    confs, outs = [], []
+    for scores, labels in source.chunks():
+        if source.kind == "confidence":
+            confs.append(np.asarray(scores, dtype=np.float32 if float32 else np.float64))
+            outs.append(np.asarray(labels, dtype=np.float64))
+            continue
+        if labels.ndim != 1:
+            raise UsageError(f"{source.source}: conventions other than calibkit need hard labels")
+        if float32:
+            p: NDArray[Any] = _softmax32(scores, source.kind)
+        elif source.kind == "logits":
+            z = scores.astype(np.float64)
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+        else:
+            p = scores.astype(np.float64)
+        if positive:
+            confs.append(p[:, 1])
+            outs.append((labels == 1).astype(np.float64))
+        else:
+            pred = p.argmax(axis=1)
+            confs.append(p[np.arange(len(pred)), pred])
+            outs.append((pred == labels).astype(np.float64))
+    return np.concatenate(confs), np.concatenate(outs)
+
+
+def convention_bins(
+    source: PredictionSource, convention: Convention, *, n_bins: int = 15
+) -> BinTable:
+    """The bins (and so ECE, MCE, RMSCE) of ``source`` under another tool's rule.
+
+    ``calibkit`` is not handled here (use :func:`calibkit.metrics.summarize`). The returned
+    table may have ``M + 1`` bins (torchmetrics' bin for exactly 1.0) and, for ``guo``, fewer
+    counted rows than N (confidence 0 falls in no bin); its ``ece()`` divides by N regardless.
+    """
+    m = check_n_bins(n_bins)
+    if convention not in CONVENTIONS or convention == "calibkit":
+        raise UsageError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    positive = source.binary and convention in ("torchmetrics", "sklearn")
+    if convention == "sklearn" and not source.binary:
+        raise UsageError(
+            f"{source.source}: the sklearn convention (calibration_curve) is for binary models"
+        )
+    float32 = convention in ("guo", "torchmetrics")
+    conf, out = _top_label(source, float32=float32, positive=positive)
+    n = conf.size
+    if convention == "sklearn":
+        edges = np.linspace(0.0, 1.0, m + 1)
+        idx = np.searchsorted(edges[1:-1], conf)
+        size = m
+        lower, upper = edges[:-1], edges[1:]
+    else:
+        edges32 = np.linspace(0, 1, m + 1, dtype=np.float32)  # as torch.linspace(0, 1, M+1)
+        c32 = conf.astype(np.float32)
+        if convention == "torchmetrics":
+            idx = np.searchsorted(edges32, c32, side="right") - 1  # bucketize(right=True) - 1
+            size = m + 1
+            lower = np.append(edges32[:-1], 1.0).astype(np.float64)
+            upper = np.append(edges32[1:], 1.0).astype(np.float64)
+        else:  # guo: conf > lower and conf <= upper
+            idx = np.searchsorted(edges32, c32, side="left") - 1
+            keep = idx >= 0  # exactly 0: in no bin
+            idx, c32, out = idx[keep], c32[keep], out[keep]
+            size = m
+            lower, upper = edges32[:-1].astype(np.float64), edges32[1:].astype(np.float64)
+        conf = c32
+    count = np.bincount(idx, minlength=size).astype(np.int64)
+    dtype = np.float32 if float32 else np.float64
+    sum_conf = np.zeros(size, dtype=dtype)
+    sum_out = np.zeros(size, dtype=dtype)
+    np.add.at(sum_conf, idx, conf.astype(dtype))
+    np.add.at(sum_out, idx, out.astype(dtype))
+    table = BinTable(
+        lower, upper, count, sum_conf.astype(np.float64), sum_out.astype(np.float64), "width"
+    )
+    return _with_n(table, n)
+
+
+def _with_n(table: BinTable, n: int) -> BinTable:
+    """Guo's code divides by N even when rows at confidence 0 fall in no bin."""
+    if table.n == n:
+        return table
+    return _ScaledTable(
+        table.lower,
+        table.upper,
+        table.count,
+        table.sum_confidence,
+        table.sum_outcome,
+        table.binning,
+        n,
+    )
+
+
+class _ScaledTable(BinTable):
+    def __init__(
+        self, lower: Any, upper: Any, count: Any, sc: Any, so: Any, binning: Any, total: int
+    ) -> None:
+        super().__init__(lower, upper, count, sc, so, binning)
+        object.__setattr__(self, "_total", total)
+
+    @property
+    def n(self) -> int:
+        return int(self._total)  # type: ignore[attr-defined]
+
+
+def apply_convention(
+    summary: CalibrationSummary, source: PredictionSource, convention: str, *, n_bins: int
+) -> CalibrationSummary:
+    """``summary`` with its bins, ECE, MCE and RMSCE recomputed under ``convention``."""
+    if convention == "calibkit":
+        return summary
+    if convention not in CONVENTIONS:
+        raise UsageError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    table = convention_bins(source, convention, n_bins=n_bins)
+    positive = source.binary and convention in ("torchmetrics", "sklearn")
+    return replace(
+        summary,
+        bins=table,
+        ece=table.ece(),
+        mce=table.mce(),
+        rmsce=table.rmsce(),
+        binary_mode="positive" if positive else summary.binary_mode,
+    )
