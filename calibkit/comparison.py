@@ -21,14 +21,16 @@ from typing import Any, Literal
 import numpy as np
 
 from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
+from calibkit.errors import UsageError
 from calibkit.metrics.binning import Binning
-from calibkit.metrics.summary import CalibrationSummary, summarize
+from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
 from calibkit.predictions import PredictionSource
+from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = ["Comparison", "ModelResult", "compare_models", "label_mismatches"]
 
 #: Metrics shown for each model; "lower is better" for all but accuracy.
-METRICS = ("accuracy", "ece", "mce", "nll", "brier")
+METRICS = ("accuracy", "ece", "mce", "nll", "brier")  # the columns; all bootstrappable
 TS_METRICS = ("ece", "mce", "nll", "brier")
 
 
@@ -43,6 +45,8 @@ class ModelResult:
     ts_source: str | None = None
     ts_summary: CalibrationSummary | None = None
     ts_fit: TemperatureFit | None = None
+    ci: dict[str, tuple[float, float]] | None = None
+    ts_ci: dict[str, tuple[float, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         s = self.summary
@@ -60,6 +64,8 @@ class ModelResult:
             "ts_fitted_on": self.ts_fitted_on,
             "ts_source": self.ts_source,
             "ts": {m: getattr(ts, m) for m in TS_METRICS} if ts is not None else None,
+            "ci": {k: list(v) for k, v in self.ci.items()} if self.ci else None,
+            "ts_ci": {k: list(v) for k, v in self.ts_ci.items()} if self.ts_ci else None,
         }
 
 
@@ -72,6 +78,9 @@ class Comparison:
     binning: Binning
     ts_on_test: bool = False
     warnings: tuple[str, ...] = field(default=())
+    ci_level: float | None = None
+    bootstrap: int | None = None
+    seed: int | None = None
 
     def best(self, metric: str, *, ts: bool = False) -> str | None:
         """Name of the model with the best ``metric`` (highest accuracy, else lowest)."""
@@ -90,6 +99,9 @@ class Comparison:
             "n_bins": self.n_bins,
             "binning": self.binning,
             "ts_on_test": self.ts_on_test,
+            "ci_level": self.ci_level,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
             "warnings": list(self.warnings),
             "models": [m.to_dict() for m in self.models],
         }
@@ -148,8 +160,27 @@ def compare_models(
     ts_on_test: bool = False,
     check_labels: bool = True,
     chunk_rows: int | None = None,
+    ci: float | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
 ) -> Comparison:
-    """Compare models; fit temperature scaling on ``val[name]`` where given (see module doc)."""
+    """Compare models; fit temperature scaling on ``val[name]`` where given (see module doc).
+
+    With ``ci`` (e.g. 0.95), every value gets a percentile bootstrap interval (``bootstrap``
+    replicates of the per-example statistics, ``seed``); ``ModelResult.ci`` / ``ts_ci``.
+    """
+    if ci is not None and not 0 < ci < 1:
+        raise UsageError(f"--ci must lie in (0, 1); got {ci}")
+
+    def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
+        if ci is None:
+            return None
+        stats = collect_example_stats(src, chunk_rows=chunk_rows)
+        boot = bootstrap_metrics(
+            stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed
+        )
+        return {m: boot.interval(m, ci) for m in METRICS if not np.isnan(boot.point[m])}
+
     val = val or {}
     results = []
     kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
@@ -160,13 +191,22 @@ def compare_models(
         if fit_on is None and ts_on_test:
             fit_on, where = source, "test"
         if fit_on is None:
-            results.append(ModelResult(name, summary))
+            results.append(ModelResult(name, summary, ci=intervals(source)))
             continue
         scaler = fit_temperature(fit_on, chunk_rows=chunk_rows)
-        ts_summary = summarize(ScaledPredictions(source, scaler.beta), **kw)
+        scaled = ScaledPredictions(source, scaler.beta)
+        ts_summary = summarize(scaled, **kw)
         results.append(
             ModelResult(
-                name, summary, scaler.temperature, where, fit_on.source, ts_summary, scaler.fit
+                name,
+                summary,
+                scaler.temperature,
+                where,
+                fit_on.source,
+                ts_summary,
+                scaler.fit,
+                intervals(source),
+                intervals(scaled),
             )
         )
     warnings = label_mismatches(models) if check_labels else []
@@ -175,4 +215,13 @@ def compare_models(
             "temperature fitted on the evaluated data itself (--ts-on-test): the TS columns "
             "are in-sample and optimistic"
         )
-    return Comparison(tuple(results), n_bins, binning, ts_on_test, tuple(warnings))
+    return Comparison(
+        tuple(results),
+        n_bins,
+        binning,
+        ts_on_test,
+        tuple(warnings),
+        ci,
+        bootstrap if ci is not None else None,
+        seed if ci is not None else None,
+    )

@@ -58,6 +58,12 @@ def compare_command(
             help="Warn unless every model was evaluated on the same label vector.",
         ),
     ] = True,
+    ci: Annotated[
+        float | None,
+        typer.Option("--ci", help="Show bootstrap intervals at this level, e.g. 0.95."),
+    ] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Replicates for --ci.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed for --ci.")] = 0,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -97,6 +103,9 @@ def compare_command(
         ts_on_test=ts_on_test,
         check_labels=check_labels,
         chunk_rows=chunk_rows,
+        ci=ci,
+        bootstrap=bootstrap,
+        seed=seed,
     )
     for w in comp.warnings:
         warning_line(w)

@@ -53,6 +53,10 @@ def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
             text = _fmt(getattr(summary, metric)) if summary is not None else "-"
             if summary is not None and best[(metric, ts)] == m.name and filled[(metric, ts)] > 1:
                 text = f"{bold[0]}{text}{bold[1]}"
+            intervals = m.ts_ci if ts else m.ci
+            if summary is not None and intervals and metric in intervals:
+                lo, hi = intervals[metric]
+                text += f" [{lo:.3f}, {hi:.3f}]"
             row.append(text)
         rows.append(row)
     return rows
@@ -98,6 +102,11 @@ def comparison_markdown(comp: Comparison) -> str:
         + ("each model's validation data" if not comp.ts_on_test else "the data named below")
         + " and applied to the evaluated predictions; accuracy is unchanged by TS."
     ]
+    if comp.ci_level is not None:
+        notes.append(
+            f"[low, high]: {comp.ci_level:.0%} percentile bootstrap interval "
+            f"({comp.bootstrap} replicates, seed {comp.seed})"
+        )
     for m in comp.models:
         if m.ts_fitted_on is not None:
             notes.append(
