@@ -107,14 +107,20 @@ class Comparison:
         }
 
     def to_frame(self) -> Any:
-        """One row per model (pandas DataFrame); ``ts_*`` columns are NaN without TS."""
+        """One row per model (pandas DataFrame); ``ts_*`` columns are NaN without TS; with
+        intervals, ``<metric>_ci_low``/``_ci_high`` (and ``ts_`` ones) columns follow."""
         import pandas as pd
 
         rows = []
         for m in self.models:
             d = m.to_dict()
             ts = d.pop("ts") or {}
-            rows.append({**d, **{f"ts_{k}": ts.get(k, np.nan) for k in TS_METRICS}})
+            intervals = {}
+            for prefix, table in (("", d.pop("ci")), ("ts_", d.pop("ts_ci"))):
+                for k, (lo, hi) in (table or {}).items():
+                    intervals[f"{prefix}{k}_ci_low"] = lo
+                    intervals[f"{prefix}{k}_ci_high"] = hi
+            rows.append({**d, **{f"ts_{k}": ts.get(k, np.nan) for k in TS_METRICS}, **intervals})
         return pd.DataFrame(rows).set_index("name")
 
 

@@ -34,7 +34,16 @@ from calibkit.metrics import summarize
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 MODELS = ("hard", "ls05", "ls10", "ls20")
 TOL = 1e-12
-TOP_KEYS = {"n_bins", "binning", "ts_on_test", "warnings", "models"}
+TOP_KEYS = {
+    "n_bins",
+    "binning",
+    "ts_on_test",
+    "ci_level",
+    "bootstrap",
+    "seed",
+    "warnings",
+    "models",
+}
 MODEL_KEYS = {
     "name",
     "source",
@@ -48,6 +57,8 @@ MODEL_KEYS = {
     "ts_fitted_on",
     "ts_source",
     "ts",
+    "ci",
+    "ts_ci",
 }
 PLAIN = ("accuracy", "ece", "mce", "nll", "brier")
 TS_METRICS = ("ece", "mce", "nll", "brier")
@@ -745,3 +756,31 @@ def test_api_compare_mismatched_labels_warn() -> None:
     with pytest.warns(UserWarning, match=r"'b' and 'a' were evaluated on different data"):
         frame = calibkit.compare({"a": sample("hard"), "b": sample("hard", "val")})
     assert list(frame["n"]) == [450, 449]
+
+
+def test_compare_ci_brackets_the_values(runner: CliRunner) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            f"hard={sample('hard')}",
+            f"ls05={sample('ls05')}",
+            "--val",
+            f"hard={sample('hard', 'val')}",
+            "--ci",
+            "0.9",
+            "--bootstrap",
+            "300",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert (out["ci_level"], out["bootstrap"], out["seed"]) == (0.9, 300, 0)
+    for model in out["models"]:
+        for metric in ("accuracy", "ece", "nll", "brier"):
+            lo, hi = model["ci"][metric]
+            assert lo <= model[metric] <= hi, (model["name"], metric)
+    hard = out["models"][0]
+    assert set(hard["ts_ci"]) >= {"ece", "nll"}
+    assert out["models"][1]["ts_ci"] is None
