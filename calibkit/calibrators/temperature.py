@@ -111,7 +111,7 @@ def _chunk_terms(
 
 
 def _pass(
-    source: PredictionSource, beta: float, chunk_rows: int | None
+    source: PredictionSource, beta: float, chunk_rows: int | None, device: Any = None
 ) -> tuple[float, float, float, float, float]:
     """Means of :func:`_chunk_terms` over the data: one (multi-threaded) pass."""
     totals = np.zeros(5)
@@ -119,9 +119,14 @@ def _pass(
 
     def terms(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> tuple[int, Any]:
         scores, labels = chunk
+        if device is not None:
+            from calibkit.backends.torch_backend import torch_temperature_terms
+
+            return len(labels), torch_temperature_terms(scores, labels, source.kind, beta, device)
         return len(labels), _chunk_terms(scores, labels, source.kind, beta)
 
-    for rows, t in map_chunks(terms, source.chunks(chunk_rows)):
+    workers = 1 if device is not None else None
+    for rows, t in map_chunks(terms, source.chunks(chunk_rows), workers=workers):
         totals += t  # in chunk order: independent of the thread count
         n += rows
     if n == 0:
@@ -131,7 +136,7 @@ def _pass(
 
 
 def nll_gradient_hessian(
-    source: PredictionSource, beta: float, *, chunk_rows: int | None = None
+    source: PredictionSource, beta: float, *, chunk_rows: int | None = None, device: Any = None
 ) -> tuple[float, float, float]:
     """Mean NLL of ``softmax(beta * z)`` and its first two derivatives in ``beta``; one pass.
 
@@ -140,7 +145,7 @@ def nll_gradient_hessian(
     >>> round(f, 6), round(g, 6), round(h, 6)  # log(1+e^-1), -(1-sigmoid(1)), s(1)(1-s(1))
     (0.313262, -0.268941, 0.196612)
     """
-    f, g, h, _, _ = _pass(source, beta, chunk_rows)
+    f, g, h, _, _ = _pass(source, beta, chunk_rows, device)
     return f, g, h
 
 
@@ -351,6 +356,7 @@ def fit_temperature(
     tol: float = GRADIENT_TOL,
     max_passes: int = 100,
     chunk_rows: int | None = None,
+    device: str | None = None,
 ) -> TemperatureScaler:
     """Fit ``T`` minimising the mean NLL of ``softmax(z / T)`` (see the module docstring).
 
@@ -371,13 +377,22 @@ def fit_temperature(
     else:
         raise UsageError("fit_temperature needs labels when given an array of scores")
     require_scores(source)
+    dev = None
+    if device is not None:
+        from calibkit.backends.torch_backend import check_device
+
+        dev = check_device(device)
     if source.kind == "probs":
         _warn_if_saturated(source, chunk_rows)
 
     lo, hi = 1.0 / t_max, 1.0 / t_min
     beta = min(max(1.0, lo), hi)
-    f, g, h, g_zero, g_inf = _pass(source, beta, chunk_rows)
-    nll_before = f if beta == 1.0 else nll_gradient_hessian(source, 1.0, chunk_rows=chunk_rows)[0]
+    f, g, h, g_zero, g_inf = _pass(source, beta, chunk_rows, dev)
+    nll_before = (
+        f
+        if beta == 1.0
+        else nll_gradient_hessian(source, 1.0, chunk_rows=chunk_rows, device=dev)[0]
+    )
     passes = 1 if beta == 1.0 else 2
     lo_known = hi_known = False  # whether g(lo) < 0 < g(hi) has been observed
     converged = False
@@ -391,7 +406,7 @@ def fit_temperature(
     elif g_zero >= 0 and h > 0:
         beta = 1.0 / t_max
     if beta != min(max(1.0, lo), hi):
-        f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows)
+        f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows, device=dev)
         passes += 1
     while True:
         if beta == 1.0 / t_min and g <= 0 and (g < 0 or g_inf <= 0):
@@ -426,7 +441,7 @@ def fit_temperature(
             if not (lo <= new <= hi) or new == beta:
                 new = math.sqrt(lo * hi)
         beta = new
-        f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows)
+        f, g, h = nll_gradient_hessian(source, beta, chunk_rows=chunk_rows, device=dev)
         passes += 1
     if not converged:
         warnings.warn(

@@ -193,3 +193,9 @@ def parse_named(specs: list[str]) -> list[tuple[str, str]]:
         hint = "name them NAME=PATH" if bare else "give each model its own NAME"
         raise UsageError(f"model name {dupes[0]!r} is given more than once; {hint}")
     return out
+
+
+Device = Annotated[
+    str | None,
+    typer.Option("--device", help="Compute with torch on this device (cuda, cuda:1, cpu)."),
+]

@@ -12,6 +12,7 @@ from calibkit.cli._common import (
     BinningOpt,
     Bins,
     ChunkRows,
+    Device,
     InputOpt,
     LabelsKey,
     LogitsKey,
@@ -63,6 +64,7 @@ def ece_command(
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
+    device: Device = None,
 ) -> None:
     """Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions."""
     from calibkit.loaders import read_predictions
@@ -74,7 +76,12 @@ def ece_command(
         check_output_path(out, [path])
     preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
     summary = summarize(
-        preds, n_bins=bins, binning=binning.value, binary_mode=binary.value, chunk_rows=chunk_rows
+        preds,
+        n_bins=bins,
+        binning=binning.value,
+        binary_mode=binary.value,
+        chunk_rows=chunk_rows,
+        device=device,
     )
     if convention != "calibkit":
         from calibkit.metrics.conventions import apply_convention

@@ -10,6 +10,7 @@ from calibkit.cli._common import (
     BinningOpt,
     Bins,
     ChunkRows,
+    Device,
     InputOpt,
     LabelsKey,
     LogitsKey,
@@ -41,6 +42,7 @@ def fit_temp_command(
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
+    device: Device = None,
 ) -> None:
     """Fit a temperature T on validation data by minimising NLL (exact Newton on 1/T)."""
     from calibkit.calibrators.report import scaling_report
@@ -61,7 +63,9 @@ def fit_temp_command(
             str(eval_path),
             f"has {eval_preds.n_classes} classes, but {val} has {val_preds.n_classes}",
         )
-    scaler = fit_temperature(val_preds, t_min=t_min, t_max=t_max, chunk_rows=chunk_rows)
+    scaler = fit_temperature(
+        val_preds, t_min=t_min, t_max=t_max, chunk_rows=chunk_rows, device=device
+    )
     report = scaling_report(
         scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
     )

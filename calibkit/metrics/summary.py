@@ -265,11 +265,14 @@ def summarize(
     binary_mode: BinaryMode = "top-label",
     chunk_rows: int | None = None,
     workers: int | None = None,
+    device: str | None = None,
 ) -> CalibrationSummary:
     """Every headline metric of ``predictions`` from one pass over its chunks.
 
     Chunks are processed on ``workers`` threads (default: the available cores, see
-    :mod:`calibkit.parallel`) and reduced in order, so the result does not depend on it.
+    :mod:`calibkit.parallel`) and reduced in order, so the result does not depend on it. With
+    ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) the pass runs in torch on that device
+    instead (:mod:`calibkit.backends.torch_backend`).
 
     ``binary_mode`` matters only for binary models: ``"top-label"`` (default) bins the top-label
     confidence like any classifier, so one logit and the equivalent two-class softmax agree;
@@ -296,6 +299,25 @@ def summarize(
     def sums(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ChunkSums:
         scores, labels = chunk
         return acc.sums(example_stats(scores, labels, kind, binary_mode=mode), labels)
+
+    if device is not None and kind in ("logits", "probs"):
+        from calibkit.backends.torch_backend import check_device, torch_chunk_sums
+
+        dev = check_device(device)
+
+        def sums(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ChunkSums:
+            return torch_chunk_sums(
+                chunk[0],
+                chunk[1],
+                kind=kind,
+                n_classes=acc.n_classes,
+                n_bins=acc.n_bins,
+                binning=acc.binning,
+                binary_mode=mode,
+                device=dev,
+            )
+
+        workers = 1  # torch parallelises within a chunk
 
     for part in map_chunks(sums, predictions.chunks(chunk_rows), workers=workers):
         acc.merge(part)
