@@ -199,3 +199,17 @@ Device = Annotated[
     str | None,
     typer.Option("--device", help="Compute with torch on this device (cuda, cuda:1, cpu)."),
 ]
+
+
+def parse_models_and_val(
+    models: list[str], val: list[str] | None
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``NAME=PATH`` models and their ``--val NAME=VAL`` files; every VAL must name a model."""
+    from calibkit.errors import UsageError
+
+    named = parse_named(models)
+    named_val = parse_named(val or [])
+    unknown = sorted({n for n, _ in named_val} - {n for n, _ in named})
+    if unknown:
+        raise UsageError(f"--val names {unknown[0]!r}, which is not one of the models")
+    return named, named_val

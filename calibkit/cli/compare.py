@@ -14,7 +14,7 @@ from calibkit.cli._common import (
     LabelsKey,
     LogitsKey,
     ProbsKey,
-    parse_named,
+    parse_models_and_val,
     read_options,
     reports_errors,
     stderr,
@@ -78,11 +78,7 @@ def compare_command(
 
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")
-    named = parse_named(models)
-    named_val = parse_named(val or [])
-    unknown = sorted({n for n, _ in named_val} - {n for n, _ in named})
-    if unknown:
-        raise UsageError(f"--val names {unknown[0]!r}, which is not one of the models")
+    named, named_val = parse_models_and_val(models, val)
     inputs = [p for _, p in named] + [p for _, p in named_val]
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} exists and is not a directory")

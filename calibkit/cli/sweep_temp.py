@@ -14,7 +14,7 @@ from calibkit.cli._common import (
     LabelsKey,
     LogitsKey,
     ProbsKey,
-    parse_named,
+    parse_models_and_val,
     read_options,
     reports_errors,
     stdout,
@@ -58,11 +58,7 @@ def sweep_temp_command(
     from calibkit.report.atomic import atomic_write_text, check_output_path
     from calibkit.report.summary_json import dumps
 
-    named = parse_named(models)
-    named_val = parse_named(val or [])
-    unknown = sorted({n for n, _ in named_val} - {n for n, _ in named})
-    if unknown:
-        raise UsageError(f"--val names {unknown[0]!r}, which is not one of the models")
+    named, named_val = parse_models_and_val(models, val)
     inputs = [p for _, p in named] + [p for _, p in named_val]
     if plot is not None and csv is not None and plot.resolve() == csv.resolve():
         raise UsageError(f"--csv and --plot both name {csv}; give them different files")
