@@ -54,11 +54,15 @@ def ece_command(
             "--all", help="Every estimator (debiased, smooth, class-wise ECE, ...) + CIs."
         ),
     ] = False,
-    ci: Annotated[float, typer.Option("--ci", help="Bootstrap interval level for --all.")] = 0.95,
+    ci: Annotated[
+        float | None, typer.Option("--ci", help="Bootstrap interval level for --all (0.95).")
+    ] = None,
     bootstrap: Annotated[
-        int, typer.Option("--bootstrap", help="Bootstrap replicates for --all.")
-    ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed for --all.")] = 0,
+        int | None, typer.Option("--bootstrap", help="Bootstrap replicates for --all (1000).")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, help="Bootstrap seed for --all (0).")
+    ] = None,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -67,6 +71,7 @@ def ece_command(
     device: Device = None,
 ) -> None:
     """Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions."""
+    from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions
     from calibkit.metrics import summarize
     from calibkit.report.atomic import check_output_path
@@ -74,6 +79,10 @@ def ece_command(
 
     if out is not None:
         check_output_path(out, [path])
+    if not all_estimators and (ci, bootstrap, seed) != (None, None, None):
+        raise UsageError("--ci, --bootstrap and --seed go with --all")
+    if all_estimators and convention != "calibkit":
+        raise UsageError("--all uses calibkit's binning; run --convention without --all")
     preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
     summary = summarize(
         preds,
@@ -108,9 +117,9 @@ def ece_command(
         extra = extended_metrics(
             preds,
             summary,
-            ci=ci,
-            bootstrap=bootstrap,
-            seed=seed,
+            ci=0.95 if ci is None else ci,
+            bootstrap=1000 if bootstrap is None else bootstrap,
+            seed=seed or 0,
             binary_mode=binary.value,
             chunk_rows=chunk_rows,
         )

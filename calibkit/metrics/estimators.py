@@ -22,8 +22,8 @@ Smoothing")
     ``smECE_s = ∫_0^1 |(1/N) sum_i K_s(t, f_i) r_i| dt``; it decreases in ``s``, and smECE is its
     value at the fixed point ``smECE_s = s`` (found by bisection). Binning-free; the smoothed
     reliability curve is ``t + (sum_i K_s(t, f_i) r_i) / (sum_i K_s(t, f_i))`` with density
-    ``(1/N) sum_i K_s(t, f_i)``. Confidences are placed on a grid of 1 000 cells first (error
-    below 5e-4 in position).
+    ``(1/N) sum_i K_s(t, f_i)``. Confidences are placed on a grid of 2 000 cells first (error
+    below 2.5e-4 in position); the fully reflected kernel is applied exactly by FFT.
 
 Bin sensitivity
     The plug-in ECE for M in {5, 10, 15, 20, 30} with equal-width and equal-mass bins, to see how
@@ -92,23 +92,36 @@ class SmoothECE:
     density: NDArray[np.float64]
 
 
-def _kernel(t: NDArray[np.float64], x: NDArray[np.float64], s: float) -> NDArray[np.float64]:
-    """Gaussian kernel of width ``s`` reflected at 0 and 1, rows ``t``, columns ``x``."""
-    d = t[:, None]
-    k = np.zeros((t.size, x.size))
-    for mirror in (x, -x, 2.0 - x):  # further reflections weigh < 1e-9 for s <= 1/3
-        k += np.exp(-0.5 * ((d - mirror[None, :]) / s) ** 2)
-    out: NDArray[np.float64] = k / (s * np.sqrt(2 * np.pi))
-    return out
+def _reflected_smooth(values: NDArray[np.float64], s: float) -> NDArray[np.float64]:
+    """Convolve grid masses on [0, 1] with a Gaussian of width ``s`` reflected at 0 and 1.
+
+    Reflecting at both ends is a periodic convolution on [-1, 1) of the masses mirrored about 0
+    (period 2), done exactly with an FFT; the periodic Gaussian sums enough wraps for s <= 1.
+    Returns the smoothed density at the ``G`` cell centres of [0, 1].
+    """
+    g = values.size
+    ext = np.concatenate([values[::-1], values])  # cells of [-1, 0) then [0, 1)
+    offsets = np.arange(2 * g, dtype=np.float64)
+    offsets[offsets >= g] -= 2 * g  # circular distance in cells
+    d = offsets / g
+    kernel = np.zeros(2 * g)
+    for wrap in range(-4, 5):
+        kernel += np.exp(-0.5 * ((d + 2.0 * wrap) / s) ** 2)
+    kernel /= s * np.sqrt(2 * np.pi)
+    out = np.fft.irfft(np.fft.rfft(ext) * np.fft.rfft(kernel), n=2 * g)
+    result: NDArray[np.float64] = out[g:]
+    return result
 
 
 def smooth_ece(
-    confidences: ArrayLike, outcomes: ArrayLike, *, grid: int = 1000, rtol: float = 1e-4
+    confidences: ArrayLike, outcomes: ArrayLike, *, grid: int = 2000, rtol: float = 1e-6
 ) -> SmoothECE:
     """Smooth ECE with its automatic bandwidth (see the module docstring).
 
     >>> round(smooth_ece([0.7] * 10, [1] * 6 + [0] * 4).value, 3)  # constant miscalibration
     0.1
+    >>> round(smooth_ece([0.95] * 100, [1] * 20 + [0] * 80).value, 3)
+    0.75
     """
     f = np.asarray(confidences, dtype=np.float64).ravel()
     y = np.asarray(outcomes, dtype=np.float64).ravel()
@@ -117,14 +130,12 @@ def smooth_ece(
     idx = np.minimum((f * grid).astype(np.intp), grid - 1)
     mass = np.bincount(idx, minlength=grid) / n
     resid = np.bincount(idx, weights=y - f, minlength=grid) / n
-    keep = mass > 0
-    xs, ms, rs = cells[keep], mass[keep], resid[keep]
 
     def sm(s: float) -> float:
-        return float(np.abs(_kernel(cells, xs, s) @ rs).mean())
+        return float(np.abs(_reflected_smooth(resid, s)).mean())
 
     lo, hi = 1e-4, 1.0
-    if sm(hi) >= hi:  # hugely miscalibrated: the fixed point lies beyond 1
+    if sm(hi) >= hi:  # miscalibrated by the whole range: the fixed point is at 1
         lo = hi
     while hi > lo * (1 + rtol):
         mid = np.sqrt(lo * hi)
@@ -133,9 +144,8 @@ def smooth_ece(
         else:
             hi = mid
     s = float(np.sqrt(lo * hi))
-    k = _kernel(cells, xs, s)
-    density = k @ ms
-    smoothed = k @ rs
+    density = _reflected_smooth(mass, s)
+    smoothed = _reflected_smooth(resid, s)
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = np.where(density > 1e-12, np.clip(cells + smoothed / density, 0, 1), np.nan)
     return SmoothECE(float(np.abs(smoothed).mean()), s, cells, curve, density)

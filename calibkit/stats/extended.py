@@ -67,7 +67,8 @@ def extended_metrics(
         "bin_sensitivity": bin_sensitivity(stats.confidence, stats.outcome),
     }
     if source.kind in ("logits", "probs"):
-        cls = class_statistics(source, n_bins=n_bins, chunk_rows=chunk_rows)
+        top_k = tuple(k for k in (1, 5) if k == 1 or k < source.n_classes)  # top-K is always 1
+        cls = class_statistics(source, n_bins=n_bins, top_k=top_k, chunk_rows=chunk_rows)
         b = cls.brier
         out.update(
             {
