@@ -1,3 +1,3 @@
-from calibkit.cli import main
+from calibkit._entry import main
 
 main()

@@ -12,7 +12,7 @@ from calibkit.cli import (  # noqa: F401  (importing a command module registers 
     fit_temp,
     sweep_temp,
 )
-from calibkit.cli._common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, stderr
+from calibkit.cli._common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, state, stderr
 from calibkit.cli.app import app
 
 __all__ = ["app", "main"]
@@ -22,15 +22,25 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _on_sigint(signum: int, frame: object) -> None:
+    # report here, whatever is running (Typer turns a Ctrl-C while parsing into a silent exit)
+    if not state.interrupt_reported:
+        state.interrupt_reported = True
+        stderr.print("calibkit: interrupted")
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point: SIGTERM unwinds like Ctrl-C, so no temporary file is left."""
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         app(prog_name="calibkit")
     except KeyboardInterrupt:  # before a command started (while importing)
-        stderr.print("calibkit: interrupted")
+        if not state.interrupt_reported:
+            stderr.print("calibkit: interrupted")
         raise SystemExit(EXIT_INTERRUPTED) from None
     except Terminated:
         stderr.print("calibkit: terminated")

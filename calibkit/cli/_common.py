@@ -42,6 +42,7 @@ def stdout() -> Console:
 
 class _State:
     debug = False
+    interrupt_reported = False  # set by the console script's SIGINT handler
 
 
 state = _State()
@@ -79,7 +80,8 @@ def reports_errors(command: F) -> F:
             except KeyboardInterrupt:
                 if state.debug:
                     raise
-                stderr.print("calibkit: interrupted")
+                if not state.interrupt_reported:
+                    stderr.print("calibkit: interrupted")
                 raise typer.Exit(EXIT_INTERRUPTED) from None
             except Terminated:
                 stderr.print("calibkit: terminated")
