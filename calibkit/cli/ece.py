@@ -45,7 +45,7 @@ def ece_command(
         str,
         typer.Option(
             "--convention",
-            help="Bin like another tool: calibkit (default), guo, torchmetrics, sklearn.",
+            help="Bin like another tool: calibkit (default), guo, torchmetrics, sklearn, netcal.",
         ),
     ] = "calibkit",
     all_estimators: Annotated[

@@ -24,6 +24,12 @@ convention below reproduces one rule; ``calibkit`` is the default, documented in
     ``numpy.linspace`` edges; ``searchsorted(edges[1:-1], p)``, i.e. bins ``(lo, hi]`` with 0 in
     the first bin; the ECE is then calibkit's weighted mean gap over those bins.
 
+``netcal``
+    ``netcal.metrics.ECE`` (1.4): takes probabilities (calibkit's float64 softmax for logits,
+    probabilities in their own dtype), clips them to ``[eps, 1 - eps]`` of their dtype, and bins
+    with ``numpy.histogramdd`` / ``scipy.stats.binned_statistic_dd`` on float64 ``linspace``
+    edges: bins ``[lo, hi)``, the last one closed; for binary models it bins ``p(y = 1)``.
+
 Results match the originals to float32 rounding (about 1e-6) for the float32 conventions; the
 bin counts match exactly except for confidences within a float32 ulp of an edge, where the
 softmax implementations themselves may differ.
@@ -45,8 +51,8 @@ from calibkit.predictions import PredictionSource
 
 __all__ = ["CONVENTIONS", "Convention", "apply_convention", "convention_bins"]
 
-Convention = Literal["calibkit", "guo", "torchmetrics", "sklearn"]
-CONVENTIONS: tuple[Convention, ...] = ("calibkit", "guo", "torchmetrics", "sklearn")
+Convention = Literal["calibkit", "guo", "torchmetrics", "sklearn", "netcal"]
+CONVENTIONS: tuple[Convention, ...] = ("calibkit", "guo", "torchmetrics", "sklearn", "netcal")
 
 
 def _softmax32(scores: NDArray[Any], kind: str) -> NDArray[np.float32]:
@@ -101,7 +107,7 @@ def convention_bins(
     m = check_n_bins(n_bins)
     if convention not in CONVENTIONS or convention == "calibkit":
         raise UsageError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
-    positive = source.binary and convention in ("torchmetrics", "sklearn")
+    positive = source.binary and convention in ("torchmetrics", "sklearn", "netcal")
     if convention == "sklearn" and not source.binary:
         raise UsageError(
             f"{source.source}: the sklearn convention (calibration_curve) is for binary models"
@@ -112,6 +118,13 @@ def convention_bins(
     if convention == "sklearn":
         edges = np.linspace(0.0, 1.0, m + 1)
         idx = np.searchsorted(edges[1:-1], conf)
+        size = m
+        lower, upper = edges[:-1], edges[1:]
+    elif convention == "netcal":
+        eps = np.finfo(conf.dtype).eps
+        conf = np.clip(conf, eps, 1.0 - eps)
+        edges = np.linspace(0.0, 1.0, m + 1)
+        idx = np.minimum(np.searchsorted(edges, conf, side="right") - 1, m - 1)
         size = m
         lower, upper = edges[:-1], edges[1:]
     else:
@@ -177,7 +190,7 @@ def apply_convention(
     if convention not in CONVENTIONS:
         raise UsageError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     table = convention_bins(source, convention, n_bins=n_bins)
-    positive = source.binary and convention in ("torchmetrics", "sklearn")
+    positive = source.binary and convention in ("torchmetrics", "sklearn", "netcal")
     return replace(
         summary,
         bins=table,

@@ -106,3 +106,30 @@ def test_sklearn_convention_bins_like_calibration_curve() -> None:
     filled = table.count > 0
     np.testing.assert_allclose(table.accuracy[filled], prob_true, rtol=1e-12)
     np.testing.assert_allclose(table.confidence[filled], prob_pred, rtol=1e-12)
+
+
+def test_netcal_convention_bins_like_scipy_binned_statistic() -> None:
+    # netcal 1.4 clips to [eps, 1 - eps] and bins with scipy's binned_statistic_dd on linspace
+    # edges; scipy's binned_statistic applies the same rule in one dimension
+    stats = pytest.importorskip("scipy.stats")
+    from calibkit.metrics.conventions import convention_bins
+    from calibkit.predictions import Predictions
+
+    rng = np.random.default_rng(5)
+    z = rng.normal(scale=3, size=(3000, 6))
+    z[:50] = 0.0  # confidences of exactly 1/6 ...
+    z[50:60, 0] = 50.0  # ... and of 1.0 (clipped to 1 - eps)
+    y = rng.integers(0, 6, 3000)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    conf = np.clip(p.max(axis=1), np.finfo(float).eps, 1 - np.finfo(float).eps)
+    hit = (p.argmax(axis=1) == y).astype(float)
+    edges = np.linspace(0, 1, 16)
+    count = stats.binned_statistic(conf, hit, "count", bins=edges).statistic
+    acc = stats.binned_statistic(conf, hit, "mean", bins=edges).statistic
+    mean_conf = stats.binned_statistic(conf, conf, "mean", bins=edges).statistic
+    table = convention_bins(Predictions.from_arrays(z, y), "netcal")
+    assert table.count.tolist() == count.astype(int).tolist()
+    filled = count > 0
+    ref = np.sum(count[filled] / count.sum() * np.abs(acc[filled] - mean_conf[filled]))
+    assert table.ece() == pytest.approx(ref, abs=1e-12)
