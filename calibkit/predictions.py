@@ -100,14 +100,21 @@ def expand_binary(scores: NDArray[np.floating], kind: ScoreKind) -> NDArray[np.f
 
 
 def validate_scores(
-    scores: NDArray[Any], kind: ScoreKind, source: str, *, row_offset: int = 0
+    scores: NDArray[Any],
+    kind: ScoreKind,
+    source: str,
+    *,
+    row_offset: int = 0,
+    sum_atol: float | None = None,
 ) -> None:
     """Raise :class:`InputError` unless ``scores`` (already 2-D) are finite valid ``kind``."""
     name = "logits" if kind == "logits" else "probabilities"
     if not _is_real_dtype(scores.dtype):
         raise InputError(source, f"{name} must be real numbers; found dtype {scores.dtype}")
     if scores.dtype.kind != "f":
-        return
+        if kind == "logits":
+            return  # integers are finite logits
+        scores = scores.astype(np.float64)  # integer probabilities still need the range checks
     finite = np.isfinite(scores)
     if not finite.all():
         bad = ~finite
@@ -124,7 +131,7 @@ def validate_scores(
                 f"{scores[row][out[row]][0]:g} (use --input logits if these are logits)",
             )
         if scores.shape[1] >= 2:
-            atol = PROB_SUM_ATOL.get(str(scores.dtype), 1e-4)
+            atol = sum_atol or PROB_SUM_ATOL.get(str(scores.dtype), 1e-4)
             sums = scores.sum(axis=1, dtype=np.float64)
             off = np.abs(sums - 1) > atol
             if off.any():
@@ -219,8 +226,13 @@ class Predictions:
         source: str = "<array>",
         score_key: str | None = None,
         label_key: str | None = None,
+        sum_atol: float | None = None,
     ) -> Predictions:
-        """Validate ``scores`` and ``labels`` and build :class:`Predictions`."""
+        """Validate ``scores`` and ``labels`` and build :class:`Predictions`.
+
+        ``sum_atol`` overrides the tolerance on probability row sums (for inputs whose original
+        dtype, such as bfloat16, is coarser than the array's).
+        """
         if kind not in SCORE_KINDS:
             raise InputError(source, f"kind must be 'logits' or 'probs'; got {kind!r}")
         s = np.asarray(scores)
@@ -239,7 +251,9 @@ class Predictions:
         flat = s.reshape(len(s), -1)
         step = default_chunk_rows(flat.shape[1])
         for start in range(0, len(flat), step):  # in chunks: no N x K temporary masks
-            validate_scores(flat[start : start + step], kind, source, row_offset=start)
+            validate_scores(
+                flat[start : start + step], kind, source, row_offset=start, sum_atol=sum_atol
+            )
         if s.dtype.kind != "f":
             s = s.astype(np.float64)
         if binary:

@@ -77,8 +77,17 @@ def kind_of_name(name: str) -> ScoreKind | None:
     return None
 
 
+def shown(name: str) -> str:
+    """A key or column name safe for a one-line message (control characters escaped).
+
+    >>> shown("logits"), shown("a\\nb")
+    ('logits', "'a\\\\nb'")
+    """
+    return name if name.isprintable() else repr(name)
+
+
 def _listing(keys: Collection[str]) -> str:
-    return ", ".join(sorted(keys)) if keys else "none"
+    return ", ".join(shown(k) for k in sorted(keys)) if keys else "none"
 
 
 def _missing(name: str, keys: Collection[str], source: str, what: str) -> InputError:

@@ -72,7 +72,7 @@ class ParquetPredictions:
                     scores, labels = self.convert_batch(batch, offset)
                     offset += len(labels)
                     yield scores, labels
-        except (OSError, pa.ArrowException) as err:
+        except (OSError, ValueError, pa.ArrowException) as err:
             raise InputError(
                 self.source, f"corrupted or truncated parquet ({describe(err)})"
             ) from None
@@ -126,6 +126,12 @@ def _scalar_column(col: Any, name: str, source: str, offset: int) -> NDArray[Any
     t = col.type
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
         raise InputError(source, f"column {name!r} must be numeric; found type {t}")
+    if col.null_count == 0 and not pa.types.is_boolean(t):
+        # straight from the Arrow buffer: no copy, and no lazy pandas import inside pyarrow
+        # (which would swallow a Ctrl-C arriving meanwhile)
+        dtype = np.dtype(t.to_pandas_dtype())
+        data = np.frombuffer(col.buffers()[1], dtype=dtype)
+        return data[col.offset : col.offset + len(col)]
     return np.asarray(col.to_numpy(zero_copy_only=False))
 
 
@@ -152,7 +158,12 @@ def _list_length(field_type: Any, pf: Any, name: str, source: str) -> int:
         return int(field_type.list_size)
     if pf.metadata.num_rows == 0:
         return 0
-    first = next(pf.iter_batches(batch_size=1, columns=[name])).column(name)
+    try:
+        first = next(pf.iter_batches(batch_size=1, columns=[name])).column(name)
+    except StopIteration:
+        raise InputError(source, "metadata counts rows but the file holds none") from None
+    except (OSError, pa.ArrowException) as err:
+        raise InputError(source, f"corrupted or truncated parquet ({describe(err)})") from None
     if first.null_count:
         raise InputError(source, f"column {name!r} has a null at row 0")
     return int(first.value_lengths()[0].as_py())
@@ -165,11 +176,14 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
 
     try:
         pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as err:
+    except (OSError, ValueError, pa.ArrowException) as err:  # ValueError: names not UTF-8
         raise InputError(source, f"not a readable parquet file ({describe(err)})") from None
     with pf:
-        schema = pf.schema_arrow
-        names = list(schema.names)
+        try:
+            schema = pf.schema_arrow
+            names = list(schema.names)
+        except (OSError, ValueError, pa.ArrowException) as err:  # e.g. names that are not UTF-8
+            raise InputError(source, f"unreadable parquet schema ({describe(err)})") from None
         wide: dict[str, dict[int, str]] = {}
         for col in names:
             m = _WIDE.match(col)
