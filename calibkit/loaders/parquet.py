@@ -72,6 +72,8 @@ class ParquetPredictions:
                     scores, labels = self.convert_batch(batch, offset)
                     offset += len(labels)
                     yield scores, labels
+        except InputError:
+            raise  # already names the file and the row
         except (OSError, ValueError, pa.ArrowException) as err:
             raise InputError(
                 self.source, f"corrupted or truncated parquet ({describe(err)})"
