@@ -638,8 +638,23 @@ def test_text_file_named_npz_is_not_called_a_pickle(runner: CliRunner, tmp_path:
 
 
 def test_text_file_named_pt_is_not_readable(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
     built = raw("preds.pt", b"hello\n")(tmp_path)
     assert_refused(run_ece(runner, built.subject), built.subject, "not a readable .pt file")
+
+
+def test_pt_without_torch_says_how_to_install_it(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
+    built = raw("preds.pt", b"hello\n")(tmp_path)
+    assert_refused(
+        run_ece(runner, built.subject),
+        built.subject,
+        "reading .pt files needs PyTorch: pip install 'calibkit[torch]'",
+    )
 
 
 @pytest.mark.parametrize("content", ["random-bytes", "protocol-4-dict-of-tensors"])
