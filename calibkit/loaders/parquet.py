@@ -67,7 +67,8 @@ class ParquetPredictions:
         columns = [*self.score_columns, self.label_column]
         offset = 0
         try:
-            with pq.ParquetFile(self.path) as pf:
+            # pre_buffer=False: the default read-ahead keeps every row group it has read
+            with pq.ParquetFile(self.path, memory_map=False, pre_buffer=False) as pf:
                 for batch in pf.iter_batches(batch_size=rows, columns=columns):
                     scores, labels = self.convert_batch(batch, offset)
                     offset += len(labels)

@@ -123,7 +123,10 @@ def _write_parquet(source: ParquetPredictions, scaler: TemperatureScaler, out: P
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with atomic_path(out, inputs=[source.path]) as tmp, pq.ParquetFile(source.path) as pf:
+    with (
+        atomic_path(out, inputs=[source.path]) as tmp,
+        pq.ParquetFile(source.path, memory_map=False, pre_buffer=False) as pf,
+    ):
         schema = pf.schema_arrow
         with pq.ParquetWriter(tmp, schema) as writer:
             offset = 0
