@@ -43,6 +43,9 @@ class BinTable:
     sum_confidence: NDArray[np.float64]
     sum_outcome: NDArray[np.float64]
     binning: Binning = "width"
+    #: rows the errors are averaged over; ``None``: those in the bins. Differs only for rules
+    #: that leave some rows out of every bin (Guo et al.'s code skips confidence 0).
+    total: int | None = None
 
     @property
     def n_bins(self) -> int:
@@ -50,7 +53,7 @@ class BinTable:
 
     @property
     def n(self) -> int:
-        return int(self.count.sum())
+        return int(self.count.sum()) if self.total is None else self.total
 
     @property
     def confidence(self) -> NDArray[np.float64]:

@@ -148,37 +148,15 @@ def convention_bins(
     sum_out = np.zeros(size, dtype=dtype)
     np.add.at(sum_conf, idx, conf.astype(dtype))
     np.add.at(sum_out, idx, out.astype(dtype))
-    table = BinTable(
-        lower, upper, count, sum_conf.astype(np.float64), sum_out.astype(np.float64), "width"
+    return BinTable(
+        lower,
+        upper,
+        count,
+        sum_conf.astype(np.float64),
+        sum_out.astype(np.float64),
+        "width",
+        total=n,  # Guo's code divides by N even when rows at confidence 0 fall in no bin
     )
-    return _with_n(table, n)
-
-
-def _with_n(table: BinTable, n: int) -> BinTable:
-    """Guo's code divides by N even when rows at confidence 0 fall in no bin."""
-    if table.n == n:
-        return table
-    return _ScaledTable(
-        table.lower,
-        table.upper,
-        table.count,
-        table.sum_confidence,
-        table.sum_outcome,
-        table.binning,
-        n,
-    )
-
-
-class _ScaledTable(BinTable):
-    def __init__(
-        self, lower: Any, upper: Any, count: Any, sc: Any, so: Any, binning: Any, total: int
-    ) -> None:
-        super().__init__(lower, upper, count, sc, so, binning)
-        object.__setattr__(self, "_total", total)
-
-    @property
-    def n(self) -> int:
-        return int(self._total)  # type: ignore[attr-defined]
 
 
 def apply_convention(

@@ -133,3 +133,36 @@ def test_netcal_convention_bins_like_scipy_binned_statistic() -> None:
     filled = count > 0
     ref = np.sum(count[filled] / count.sum() * np.abs(acc[filled] - mean_conf[filled]))
     assert table.ece() == pytest.approx(ref, abs=1e-12)
+
+
+def test_guo_convention_leaves_confidence_zero_out_of_the_bins_but_in_n() -> None:
+    from calibkit.metrics.conventions import convention_bins
+    from calibkit.predictions import ConfidenceRows
+
+    rows = ConfidenceRows.from_arrays([0.0, 0.9, 0.9], [0, 1, 0])
+    table = convention_bins(rows, "guo", n_bins=10)
+    assert table.count.sum() == 2 and table.n == 3
+    assert table.ece() == pytest.approx(abs(0.5 - 0.9) * 2 / 3, abs=1e-6)  # float32 sums
+
+
+def test_cli_convention_is_recorded_and_changes_only_the_binned_errors() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from calibkit.cli import app
+
+    path = "sample_data/digits_hard_test.npz"
+    base = json.loads(CliRunner().invoke(app, ["ece", path, "--json"]).stdout)
+    for convention in ("guo", "torchmetrics", "netcal"):
+        out = json.loads(
+            CliRunner().invoke(app, ["ece", path, "--json", "--convention", convention]).stdout
+        )
+        assert out["convention"] == convention
+        assert out["ece"] == pytest.approx(base["ece"], abs=1e-5)  # no edge cases in this file
+        assert (out["nll"], out["brier"], out["accuracy"]) == (
+            base["nll"],
+            base["brier"],
+            base["accuracy"],
+        )
+    assert base["convention"] == "calibkit"
