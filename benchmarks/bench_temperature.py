@@ -5,8 +5,10 @@ Run:  python benchmarks/bench_temperature.py            (50 000 x 1 000 float32,
 
 Baselines
 - fit: the public ``temperature_scaling`` recipe (PyTorch LBFGS, lr 0.01, max_iter 50, T0 = 1.5,
-  one ``optimizer.step``), and scipy's ``minimize_scalar`` (bounded, on T) over a float64 numpy
-  NLL; reference optimum: brentq on the exact gradient.
+  one ``optimizer.step``), scipy's ``minimize_scalar`` (bounded, on T) over a float64 numpy NLL,
+  and scikit-learn's temperature scaling (the calibrator behind
+  ``CalibratedClassifierCV(method="temperature")``, fitted on the logits directly); reference
+  optimum: brentq on the exact gradient.
 - sweep: a loop that, for each temperature, computes softmax, ECE, NLL and Brier over the whole
   array in float64 numpy.
 Times are the median of ``--repeats`` runs (wall clock, ``time.perf_counter``).
@@ -137,6 +139,16 @@ def main() -> None:
     rows.append(
         ("fit: scipy minimize_scalar", t_sc, float(res.x), float(res.fun), f"{res.nfev} evals")
     )
+    try:  # scikit-learn's temperature scaling (CalibratedClassifierCV(method="temperature"))
+        from sklearn.calibration import _TemperatureScaling
+
+        t_sk, sk = timed(lambda: _TemperatureScaling().fit(z, y), args.repeats)
+        t_sklearn = 1.0 / float(sk.beta_)
+        rows.append(
+            ("fit: scikit-learn temperature", t_sk, t_sklearn, numpy_nll(z, y, t_sklearn), "")
+        )
+    except ImportError:
+        print("scikit-learn >= 1.8 not installed: its temperature scaling is skipped")
     if not args.skip_slow:
         try:
             t_lb, t_lbfgs = timed(lambda: lbfgs_recipe(z, y), 1)
