@@ -138,11 +138,25 @@ def logit_stats(
         brier = (
             sum_sq / (s * s) - 2.0 * np.einsum("ij,ij->i", t, e) / s + np.einsum("ij,ij->i", t, t)
         )
+    return _assemble(confidence, e[:, 1] / s, pred, truth, positive, log_prob, brier, binary_mode)
+
+
+def _assemble(
+    confidence: NDArray[np.float64],
+    p1: NDArray[np.float64],
+    pred: NDArray[np.intp],
+    truth: NDArray[np.intp],
+    positive: NDArray[np.float64],
+    log_prob: NDArray[np.float64],
+    brier: NDArray[np.float64],
+    binary_mode: BinaryMode,
+) -> ExampleStats:
+    """The shared last step of :func:`logit_stats` and :func:`prob_stats`."""
     np.maximum(brier, 0.0, out=brier)  # rounding can leave -1e-17 where p equals the label
     correct = pred == truth
     saturated = confidence == 1.0
     if binary_mode == "positive":
-        return ExampleStats(e[:, 1] / s, positive, correct, log_prob, brier, saturated)
+        return ExampleStats(p1.copy(), positive, correct, log_prob, brier, saturated)
     return ExampleStats(confidence, correct.astype(np.float64), correct, log_prob, brier, saturated)
 
 
@@ -173,12 +187,7 @@ def prob_stats(
         brier = sum_sq - 2.0 * np.einsum("ij,ij->i", t, p) + np.einsum("ij,ij->i", t, t)
         truth = t.argmax(axis=1)
         positive = t[:, 1] if t.shape[1] == 2 else np.zeros(n)
-    np.maximum(brier, 0.0, out=brier)
-    correct = pred == truth
-    saturated = confidence == 1.0
-    if binary_mode == "positive":
-        return ExampleStats(p[:, 1].copy(), positive, correct, log_prob, brier, saturated)
-    return ExampleStats(confidence, correct.astype(np.float64), correct, log_prob, brier, saturated)
+    return _assemble(confidence, p[:, 1], pred, truth, positive, log_prob, brier, binary_mode)
 
 
 def example_stats(
