@@ -20,6 +20,10 @@ def _early(signum: int, frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGINT, _early)
     signal.signal(signal.SIGTERM, _early)
+    from calibkit._fast_help import print_if_fast
+
+    if print_if_fast(sys.argv[1:]):  # `calibkit --help` / `--version` without Typer and Rich
+        return
     from calibkit.cli import main as cli_main  # installs the handlers used during commands
 
     cli_main()

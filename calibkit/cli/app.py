@@ -4,12 +4,13 @@ from typing import Annotated
 
 import typer
 
+from calibkit._fast_help import APP_HELP, DEBUG_HELP, VERSION_HELP
 from calibkit._version import __version__
 from calibkit.cli._common import state
 
 app = typer.Typer(
     name="calibkit",
-    help="Measure and fix the calibration of classifiers from saved logits or probabilities.",
+    help=APP_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -25,13 +26,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show Python tracebacks instead of one-line errors.")
-    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+        typer.Option("--version", callback=_version, is_eager=True, help=VERSION_HELP),
     ] = False,
 ) -> None:
-    """Measure and fix the calibration of classifiers from saved logits or probabilities."""
     state.debug = debug

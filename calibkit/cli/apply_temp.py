@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     InputOpt,
     LabelsKey,
@@ -17,7 +18,7 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
-@app.command("apply-temp")
+@app.command("apply-temp", help=COMMAND_HELP["apply-temp"])
 @reports_errors
 def apply_temp_command(
     path: Annotated[Path, typer.Argument(help="Predictions to calibrate.")],
@@ -33,7 +34,6 @@ def apply_temp_command(
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
 ) -> None:
-    """Divide logits by T (probabilities: softmax(log p / T)) and write them, same format."""
     from calibkit.calibrators.temperature import TemperatureScaler
     from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinaryChoice,
     BinaryOpt,
@@ -28,7 +29,7 @@ def _limit(flag: str, help_text: str) -> Any:
     return typer.Option(flag, help=help_text)
 
 
-@app.command("check")
+@app.command("check", help=COMMAND_HELP["check"])
 @reports_errors
 def check_command(
     path: Annotated[Path, typer.Argument(help="Candidate predictions to gate.")],
@@ -80,10 +81,6 @@ def check_command(
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
-    """Gate calibration in CI: absolute limits and significant regressions vs a baseline.
-
-    Exit 0 when every check passes, 1 when one fails, 2 for bad usage or input.
-    """
     from calibkit.config import gate_config, load_check_config, parse_increase
     from calibkit.errors import UsageError
     from calibkit.gate import run_gate

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinningChoice,
     BinningOpt,
@@ -24,7 +25,7 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
-@app.command("compare")
+@app.command("compare", help=COMMAND_HELP["compare"])
 @reports_errors
 def compare_command(
     models: Annotated[
@@ -70,7 +71,6 @@ def compare_command(
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
-    """Compare models: accuracy, ECE, MCE, NLL, Brier, before and after temperature scaling."""
     from calibkit.comparison import compare_models
     from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinaryChoice,
     BinaryOpt,
@@ -24,7 +25,7 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
-@app.command("diagram")
+@app.command("diagram", help=COMMAND_HELP["diagram"])
 @reports_errors
 def diagram_command(
     models: Annotated[
@@ -47,7 +48,6 @@ def diagram_command(
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
-    """Reliability diagrams (Guo et al. 2017): accuracy per confidence bin, gap, histogram."""
     from calibkit.loaders import read_predictions
     from calibkit.metrics import summarize
     from calibkit.plotting.reliability import plot_reliability

@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinaryChoice,
     BinaryOpt,
@@ -25,7 +26,7 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
-@app.command("ece")
+@app.command("ece", help=COMMAND_HELP["ece"])
 @reports_errors
 def ece_command(
     path: Annotated[Path, typer.Argument(help="Predictions file (.npz, .parquet, .pt).")],
@@ -70,7 +71,6 @@ def ece_command(
     chunk_rows: ChunkRows = None,
     device: Device = None,
 ) -> None:
-    """Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions."""
     from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions
     from calibkit.metrics import summarize

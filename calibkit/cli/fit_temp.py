@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
+from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinningChoice,
     BinningOpt,
@@ -22,7 +23,7 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
-@app.command("fit-temp")
+@app.command("fit-temp", help=COMMAND_HELP["fit-temp"])
 @reports_errors
 def fit_temp_command(
     val: Annotated[Path, typer.Argument(help="Validation predictions to fit T on.")],
@@ -44,7 +45,6 @@ def fit_temp_command(
     chunk_rows: ChunkRows = None,
     device: Device = None,
 ) -> None:
-    """Fit a temperature T on validation data by minimising NLL (exact Newton on 1/T)."""
     from calibkit.calibrators.report import scaling_report
     from calibkit.calibrators.temperature import fit_temperature
     from calibkit.errors import InputError

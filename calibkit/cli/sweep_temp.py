@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
+from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinningChoice,
     BinningOpt,
@@ -22,7 +23,7 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
-@app.command("sweep-temp")
+@app.command("sweep-temp", help=COMMAND_HELP["sweep-temp"])
 @reports_errors
 def sweep_temp_command(
     models: Annotated[
@@ -51,7 +52,6 @@ def sweep_temp_command(
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
-    """Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model and each T."""
     from calibkit.calibrators.sweep_report import run_sweeps, sweep_csv, sweep_json
     from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions
