@@ -3,14 +3,18 @@
 Run:  python benchmarks/bench_metrics.py            (all sizes; about 2 minutes on 2 cores)
       python benchmarks/bench_metrics.py --quick    (the two smallest sizes)
 
-For each size of synthetic float32 logits it prints the median time (of ``--repeats``) of
-- calibkit: ``calibkit.metrics.summarize`` (chunked single pass, threads);
+For each size of synthetic float32 logits it prints the median time (of ``--repeats``, run
+round-robin so that a busy moment on the machine hits every method alike) of
 - numpy floor: one plain single-threaded float64 numpy pass over the whole array computing the
   same metrics (softmax, max, argmax, 15-bin ECE, NLL, Brier) — what a careful user would write;
+- calibkit: ``calibkit.metrics.summarize`` (chunked single pass, a thread per core), and the
+  same on one thread (the gain from the cores);
+- calibkit's torch backend on each ``--device`` asked for (``summarize(..., device=...)``,
+  float64 accumulation on the device; default: ``cuda`` when torch sees a GPU, else none);
 - torchmetrics ``MulticlassCalibrationError`` (15 bins, l1), if installed (a benchmark-only
   extra: ``pip install torchmetrics``);
-and the peak memory each used on top of the input (RSS sampled every 2 ms in a thread).
-Temperature fitting and sweeps: ``benchmarks/bench_temperature.py``.
+and the peak memory each used on top of the input (RSS sampled every 2 ms in a thread; device
+memory is not counted). Temperature fitting and sweeps: ``benchmarks/bench_temperature.py``.
 """
 
 from __future__ import annotations
@@ -33,28 +37,40 @@ def rss() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
-    """Median seconds, peak extra RSS (bytes) over the runs, and the last result."""
-    times, peak_extra, result = [], 0, None
+def _timed(fn: Callable[[], Any]) -> tuple[float, int, Any]:
+    """Seconds, peak extra RSS (bytes) and result of one call."""
+    base = rss()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    t0 = time.perf_counter()
+    result = fn()
+    elapsed = time.perf_counter() - t0
+    done.set()
+    t.join()
+    return elapsed, peak[0] - base, result
+
+
+def measure_round_robin(
+    fns: dict[str, Callable[[], Any]], repeats: int
+) -> dict[str, tuple[float, float, Any]]:
+    """Per method: median seconds, peak extra RSS over the runs, last result."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    peaks = dict.fromkeys(fns, 0)
+    results: dict[str, Any] = {}
     for _ in range(repeats):
-        base = rss()
-        peak = [base]
-        done = threading.Event()
-
-        def sample(peak: list[int] = peak, done: threading.Event = done) -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], rss())
-                time.sleep(0.002)
-
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-        done.set()
-        t.join()
-        peak_extra = max(peak_extra, peak[0] - base)
-    return statistics.median(times), peak_extra, result
+        for name, fn in fns.items():
+            elapsed, extra, results[name] = _timed(fn)
+            times[name].append(elapsed)
+            peaks[name] = max(peaks[name], extra)
+    return {name: (statistics.median(times[name]), peaks[name], results[name]) for name in fns}
 
 
 def numpy_pass(z: np.ndarray, y: np.ndarray, n_bins: int = 15) -> dict[str, float]:
@@ -80,6 +96,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument(
+        "--device",
+        action="append",
+        help="also time calibkit's torch backend on this device (repeatable: cpu, cuda, cuda:1)",
+    )
     args = ap.parse_args()
 
     import calibkit
@@ -89,42 +110,67 @@ def main() -> None:
 
     try:
         import torch
-        from torchmetrics.classification import MulticlassCalibrationError
     except ImportError:
         torch = None
+    try:
+        from torchmetrics.classification import MulticlassCalibrationError
+    except ImportError:
+        MulticlassCalibrationError = None
+    devices = args.device
+    if devices is None:
+        devices = ["cuda"] if torch is not None and torch.cuda.is_available() else []
     print(
         f"calibkit {calibkit.__version__}, numpy {np.__version__}, {os.cpu_count()} cores, "
-        f"{default_workers()} calibkit threads; medians of {args.repeats}; "
+        f"{default_workers()} calibkit threads; medians of {args.repeats}, round-robin; "
         "memory = peak RSS on top of the input"
     )
-    head = f"{'N x K':>14} {'method':22} {'time s':>8} {'vs numpy':>9} {'extra MB':>9}  check"
-    print(head)
+    if devices:
+        names = [torch.cuda.get_device_name(d) if d.startswith("cuda") else d for d in devices]
+        print(f"devices: {', '.join(names)} (torch {torch.__version__})")
+    print(f"{'N x K':>14} {'method':24} {'time s':>8} {'vs numpy':>9} {'extra MB':>9}  check")
     for n, k in SIZES[:2] if args.quick else SIZES:
         rng = np.random.default_rng(0)
         z = (rng.normal(size=(n, k)) * 3).astype(np.float32)
         y = rng.integers(0, k, n)
         preds = Predictions.from_arrays(z, y)
-        t_np, m_np, ref = measure(lambda z=z, y=y: numpy_pass(z, y), args.repeats)
-        t_ck, m_ck, s = measure(lambda p=preds: summarize(p), args.repeats)
-        diff = max(abs(s.ece - ref["ece"]), abs(s.nll - ref["nll"]), abs(s.brier - ref["brier"]))
-        label = f"{n}x{k}"
-        print(f"{label:>14} {'numpy float64 pass':22} {t_np:8.3f} {1.0:9.2f} {m_np / 2**20:9.0f}")
-        print(
-            f"{label:>14} {'calibkit':22} {t_ck:8.3f} {t_np / t_ck:9.2f} {m_ck / 2**20:9.0f}"
-            f"  max |diff| {diff:.1e}"
-        )
-        if torch is not None:
+        fns: dict[str, Callable[[], Any]] = {
+            "numpy float64 pass": lambda z=z, y=y: numpy_pass(z, y),
+            "calibkit": lambda p=preds: summarize(p),
+            "calibkit, 1 thread": lambda p=preds: summarize(p, workers=1),
+        }
+        for device in devices:
+            fns[f"calibkit --device {device}"] = lambda p=preds, d=device: summarize(p, device=d)
+        if torch is not None and MulticlassCalibrationError is not None:
             zt, yt = torch.from_numpy(z), torch.from_numpy(y)
 
             def tm(zt: Any = zt, yt: Any = yt, k: int = k) -> float:
                 metric = MulticlassCalibrationError(num_classes=k, n_bins=15, norm="l1")
                 return float(metric(torch.softmax(zt, dim=1), yt))
 
-            t_tm, m_tm, v = measure(tm, args.repeats)
-            print(
-                f"{label:>14} {'torchmetrics':22} {t_tm:8.3f} {t_np / t_tm:9.2f} "
-                f"{m_tm / 2**20:9.0f}  ECE {v:.6f} vs {s.ece:.6f}"
-            )
+            fns["torchmetrics"] = tm
+        for name in fns:  # warm-up: first calls pay for imports, thread pools, CUDA context
+            if name != "numpy float64 pass" or n * k <= 10**6:
+                fns[name]()
+        timed = measure_round_robin(fns, args.repeats)
+        t_np, _, ref = timed["numpy float64 pass"]
+        label = f"{n}x{k}"
+        for name, (t, extra, result) in timed.items():
+            if name == "numpy float64 pass":
+                check = ""
+            elif name == "torchmetrics":
+                check = f"ECE {result:.6f} vs {ref['ece']:.6f}"
+            else:
+                rel = max(
+                    abs(result.ece - ref["ece"]),
+                    abs(result.nll - ref["nll"]) / abs(ref["nll"]),
+                    abs(result.brier - ref["brier"]) / abs(ref["brier"]),
+                )
+                check = f"max diff {rel:.1e} (ECE abs, NLL/Brier rel)"
+            print(f"{label:>14} {name:24} {t:8.3f} {t_np / t:9.2f} {extra / 2**20:9.0f}  {check}")
+        if "calibkit" in timed and "torchmetrics" in timed:
+            ratio = timed["torchmetrics"][0] / timed["calibkit"][0]
+            cores = timed["calibkit, 1 thread"][0] / timed["calibkit"][0]
+            print(f"{'':>14} calibkit is {ratio:.1f}x torchmetrics; threads gain {cores:.2f}x")
 
 
 if __name__ == "__main__":
