@@ -22,6 +22,7 @@ import numpy as np
 
 from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
 from calibkit.errors import UsageError
+from calibkit.label_digest import LabelDigest, same_labels
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
 from calibkit.predictions import PredictionSource
@@ -187,6 +188,8 @@ def compare_models(
         )
         return {m: boot.interval(m, ci) for m in METRICS if not np.isnan(boot.point[m])}
 
+    given = models
+    models = {name: LabelDigest(src) for name, src in given.items()}  # labels hashed in passing
     val = val or {}
     results = []
     kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
@@ -215,7 +218,10 @@ def compare_models(
                 intervals(scaled),
             )
         )
-    warnings = label_mismatches(models) if check_labels else []
+    warnings: list[str] = []
+    digested = list(models.values())
+    if check_labels and not all(same_labels(digested[0], other) for other in digested[1:]):
+        warnings = label_mismatches(given)  # read the labels again only to say what differs
     if ts_on_test and any(r.ts_fitted_on == "test" for r in results):
         warnings.append(
             "temperature fitted on the evaluated data itself (--ts-on-test): the TS columns "

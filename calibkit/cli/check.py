@@ -84,6 +84,7 @@ def check_command(
     from calibkit.config import gate_config, load_check_config, parse_increase
     from calibkit.errors import UsageError
     from calibkit.gate import run_gate
+    from calibkit.label_digest import LabelDigest
     from calibkit.loaders import read_predictions
     from calibkit.loaders.baseline import load_baseline
     from calibkit.metrics.summary import collect_example_stats
@@ -114,7 +115,7 @@ def check_command(
         raise UsageError(f"nothing to check: give --max-ece, --max-increase, ...{where}")
 
     options = read_options(logits_key, probs_key, labels_key, input_kind)
-    candidate = read_predictions(path, options)
+    candidate = LabelDigest(read_predictions(path, options))  # labels hashed in passing
     cand_stats = collect_example_stats(candidate, binary_mode=binary.value, chunk_rows=chunk_rows)
     base: Any = None
     paired, notes = True, list[str]()

@@ -9,6 +9,7 @@ from typing import Any
 
 from calibkit.errors import InputError
 from calibkit.gate import GateConfig
+from calibkit.label_digest import LabelDigest, same_labels
 from calibkit.loaders.keys import ReadOptions
 from calibkit.metrics.examples import BinaryMode, ExampleStats
 from calibkit.predictions import PredictionSource
@@ -104,11 +105,16 @@ def load_baseline(
             binary_mode=binary_mode,
         )
         return values, False, []
-    source = read_predictions(path, options)
+    source: PredictionSource = read_predictions(path, options)
+    if isinstance(candidate, LabelDigest) and candidate.digest is not None:
+        source = LabelDigest(source)  # labels compared by digest: no second read of either
     stats = collect_example_stats(
         source, binary_mode=binary_mode or "top-label", chunk_rows=chunk_rows
     )
-    if same_examples(candidate, source):
+    same = same_labels(candidate, source)
+    if same is None:
+        same = same_examples(candidate, source)
+    if same:
         return stats, True, []
     return (
         stats,
