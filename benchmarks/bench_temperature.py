@@ -11,6 +11,7 @@ Baselines
   optimum: brentq on the exact gradient.
 - sweep: a loop that, for each temperature, computes softmax, ECE, NLL and Brier over the whole
   array in float64 numpy.
+With ``--device`` (or a GPU that torch sees) the fit also runs on calibkit's torch backend.
 Times are the median of ``--repeats`` runs (wall clock, ``time.perf_counter``).
 """
 
@@ -101,6 +102,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100, help="temperatures in the sweep")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-slow", action="store_true", help="skip the LBFGS and loop baselines")
+    ap.add_argument(
+        "--device",
+        action="append",
+        help="also fit with calibkit's torch backend on this device (repeatable; default: cuda "
+        "when torch sees a GPU)",
+    )
     args = ap.parse_args()
 
     from scipy.optimize import brentq, minimize_scalar
@@ -132,6 +139,26 @@ def main() -> None:
             f"{ts.fit.passes} passes",
         )
     )
+    devices = args.device
+    if devices is None:
+        try:
+            import torch
+
+            devices = ["cuda"] if torch.cuda.is_available() else []
+        except ImportError:
+            devices = []
+    for device in devices:
+        fit_temperature(preds, device=device)  # warm-up: CUDA context, kernels
+        t_dev, ts_dev = timed(lambda d=device: fit_temperature(preds, device=d), args.repeats)
+        rows.append(
+            (
+                f"fit: calibkit --device {device}",
+                t_dev,
+                ts_dev.temperature,
+                numpy_nll(z, y, ts_dev.temperature),
+                f"{ts_dev.fit.passes} passes",
+            )
+        )
     t_sc, res = timed(
         lambda: minimize_scalar(lambda t: numpy_nll(z, y, t), bounds=(0.05, 20), method="bounded"),
         1 if args.skip_slow else args.repeats,
