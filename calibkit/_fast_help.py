@@ -8,8 +8,9 @@ panels, column widths, word wrapping and, on a colour terminal, the same styles.
 
 It is a fast path, never a second behaviour: it declines (and the entry point falls back to
 Typer) whenever its layout is not known to be identical to Typer's: a terminal too narrow for
-the usage line (under 45 columns), where Rich would squeeze or fold columns, a non-UTF-8
-stream, Windows, or any environment variable that changes how Rich draws.
+the usage line (under 45 columns), where Rich would squeeze or fold columns, or wider than the
+400 columns the tests cover, a non-UTF-8 stream, Windows, or any environment variable that
+changes how Rich draws.
 ``tests/cli/test_fast_help.py`` compares the two outputs character by character, styles
 included, at every width from 1 to 400 columns.
 """
@@ -56,6 +57,9 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--version", "", VERSION_HELP),
     ("--help", "-h", "Show this message and exit."),
 )
+
+#: The widest terminal the tests compare with Typer's rendering; wider ones go to Typer.
+MAX_WIDTH = 400
 
 # Environment variables that change Typer's or Rich's output (colour, width, terminal
 # detection); when any is set, Typer renders the help itself.
@@ -344,6 +348,8 @@ def print_if_fast(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         return False
     environ = os.environ if environ is None else environ
     stream = sys.stdout
+    if stream is None:  # stdout closed: let Typer report it
+        return False
     encoding = (getattr(stream, "encoding", None) or "utf-8").lower()
     term = environ.get("TERM", "").strip().lower()
     if (
@@ -353,10 +359,17 @@ def print_if_fast(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         or any(name in environ for name in _RICH_ENV)
     ):
         return False
+    width = _terminal_width(environ)
+    if width > MAX_WIDTH:
+        return False
     isatty = getattr(stream, "isatty", None)
-    text = render(_terminal_width(environ), color=bool(isatty and isatty()))
+    text = render(width, color=bool(isatty and isatty()))
     if text is None:
         return False
-    stream.write(text)
-    stream.flush()
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:  # `calibkit --help | head -1`: the reader left; that is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
     return True

@@ -23,7 +23,7 @@ from calibkit import _fast_help
 from calibkit._version import __version__
 from calibkit.cli import app
 
-WIDTHS = range(1, 401)
+WIDTHS = range(1, _fast_help.MAX_WIDTH + 1)
 NARROWEST = len("Usage: " + _fast_help.USAGE) + 2  # below this Rich wraps the usage line
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
@@ -120,7 +120,8 @@ def test_fast_path_prints_the_rendering_for_the_terminal(monkeypatch, tty, flag)
 @pytest.mark.parametrize(
     "environ",
     [{name: "1"} for name in _fast_help._RICH_ENV]
-    + [{"TERM": "dumb"}, {"TERM": "unknown"}, {"COLUMNS": str(NARROWEST - 1)}],
+    + [{"TERM": "dumb"}, {"TERM": "unknown"}, {"COLUMNS": str(NARROWEST - 1)}]
+    + [{"COLUMNS": str(_fast_help.MAX_WIDTH + 1)}],
     ids=lambda env: ",".join(f"{k}={v}" for k, v in env.items()),
 )
 def test_fast_path_steps_aside_when_rich_would_draw_differently(monkeypatch, environ) -> None:
@@ -205,6 +206,19 @@ def test_help_and_version_import_neither_typer_nor_rich(argv) -> None:
     assert proc.stderr == ""
     if argv == ["--version"]:
         assert proc.stdout == f"calibkit {__version__}\n"
+
+
+def test_help_into_a_closed_pipe_is_quiet() -> None:
+    code = (
+        "import subprocess, sys\n"
+        "p = subprocess.Popen([*sys.argv[1:], '--help'], stdout=subprocess.PIPE,"
+        " stderr=subprocess.PIPE)\n"
+        "p.stdout.close()\n"
+        "err = p.stderr.read()\n"
+        "sys.exit(p.wait() if not err else 99)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *_program()], env=_clean_env())
+    assert proc.returncode == 0
 
 
 def test_version_matches_typer() -> None:
