@@ -7,17 +7,24 @@ flight, so streaming sources stay bounded in memory.
 
 The thread count is ``os.sched_getaffinity`` (the cores this process may use), capped at 8;
 set ``CALIBKIT_THREADS=1`` to disable threading.
+
+:func:`scratch` gives each thread float64 work arrays that it reuses from chunk to chunk.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from math import prod
 from typing import TypeVar
 
-__all__ = ["default_workers", "map_chunks"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["SCRATCH_MAX_BYTES", "default_workers", "map_chunks", "scratch"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,3 +68,32 @@ def map_chunks(
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+#: Largest work array a thread keeps for reuse; larger ones are allocated afresh each time.
+SCRATCH_MAX_BYTES = 32 << 20
+
+_scratch = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, ...]) -> NDArray[np.float64]:
+    """A float64 array of ``shape`` that this thread reuses for every call with this ``name``.
+
+    The contents are undefined, and valid only until this thread next asks for ``name``: callers
+    must not let it escape a chunk's computation. Allocating a fresh multi-MiB array for every
+    chunk makes the C allocator map and fault in new pages each time (it measured 1.7x slower
+    temperature fits with 4 MiB chunks). Worker threads end with their pass and free theirs;
+    the main thread keeps at most one array of :data:`SCRATCH_MAX_BYTES` per name.
+
+    >>> a = scratch("doc", (2, 3)); b = scratch("doc", (3, 2))
+    >>> a.base is b.base, b.shape
+    (True, (3, 2))
+    """
+    size = prod(shape)
+    if size * 8 > SCRATCH_MAX_BYTES:
+        return np.empty(shape)
+    buffers: dict[str, NDArray[np.float64]] = _scratch.__dict__.setdefault("buffers", {})
+    buf = buffers.get(name)
+    if buf is None or buf.size < size:
+        buf = buffers[name] = np.empty(size)
+    return buf[:size].reshape(shape)

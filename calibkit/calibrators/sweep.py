@@ -24,7 +24,7 @@ from calibkit.errors import UsageError
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.examples import center_logits, logit_stats
 from calibkit.metrics.summary import ChunkSums, MetricAccumulator
-from calibkit.parallel import map_chunks
+from calibkit.parallel import map_chunks, scratch
 from calibkit.predictions import PredictionSource
 
 __all__ = ["TemperatureSweep", "sweep_temperatures", "temperature_grid"]
@@ -102,9 +102,9 @@ def sweep_temperatures(
 
     def chunk(part: tuple[NDArray[np.floating], NDArray[Any]]) -> list[ChunkSums]:
         scores, labels = part
-        zc = center_logits(as_logits(scores, kind))
-        pred = zc.argmax(axis=1)  # no temperature changes it
-        buffer = np.empty_like(zc)
+        z = as_logits(scores, kind, out=scratch("logits", scores.shape))  # this thread's
+        zc, pred = center_logits(z, return_argmax=True, out=z)  # (no temperature changes pred)
+        buffer = scratch("work", zc.shape)
         return [
             acc.sums(logit_stats(zc, labels, beta=beta, pred=pred, buffer=buffer), labels)
             for acc, beta in zip(accs, betas, strict=True)

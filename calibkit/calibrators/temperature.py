@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from calibkit._version import __version__
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.examples import center_logits, prob_floor
-from calibkit.parallel import map_chunks
+from calibkit.parallel import map_chunks, scratch
 from calibkit.predictions import Predictions, PredictionSource, ScoreKind
 
 __all__ = [
@@ -60,13 +60,20 @@ DEFAULT_T_MAX = 1e4
 GRADIENT_TOL = 1e-10
 
 
-def as_logits(scores: NDArray[np.floating], kind: str) -> NDArray[np.float64]:
-    """Float64 logits of a chunk: the scores themselves, or ``log p`` for probabilities."""
-    if kind == "logits":
-        z: NDArray[np.float64] = scores.astype(np.float64)
-        return z
-    p: NDArray[np.float64] = np.maximum(scores.astype(np.float64), prob_floor(scores.dtype))
-    return np.log(p)
+def as_logits(
+    scores: NDArray[np.floating], kind: str, *, out: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """Float64 logits of a chunk: the scores themselves, or ``log p`` for probabilities.
+
+    Written to ``out`` when given (a work array of the chunk's shape), else to a new array.
+    """
+    z: NDArray[np.float64] = scores.astype(np.float64) if out is None else out
+    if out is not None:
+        np.copyto(z, scores)
+    if kind != "logits":
+        np.maximum(z, prob_floor(scores.dtype), out=z)
+        np.log(z, out=z)
+    return z
 
 
 def _label_logit(zc: NDArray[np.float64], labels: NDArray[Any]) -> NDArray[np.float64]:
@@ -88,10 +95,11 @@ def _chunk_terms(
     ``E_p[zc] = sum_k e zc / s``, Hessian ``Var_p[zc] = sum_k e zc^2 / s - E_p[zc]^2``;
     ``g(0+) = mean_k zc - zc_y`` and ``g(inf) = -zc_y`` (``E_p[z]`` tends to the row max).
     """
-    zc = center_logits(as_logits(scores, kind))
+    z = as_logits(scores, kind, out=scratch("logits", scores.shape))  # this thread's work arrays
+    zc = center_logits(z, out=z)
     zc_y = _label_logit(zc, labels)
     mass = labels.sum(axis=1) if labels.ndim == 2 else 1.0  # soft labels: ~1, kept exact
-    e = np.multiply(zc, beta)
+    e = np.multiply(zc, beta, out=scratch("work", zc.shape))
     np.exp(e, out=e)
     s = e.sum(axis=1)
     ez = np.einsum("ij,ij->i", e, zc)

@@ -12,6 +12,8 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit.parallel import scratch
+
 __all__ = [
     "BinaryMode",
     "ExampleStats",
@@ -69,19 +71,36 @@ class ExampleStats:
 
 @overload
 def center_logits(
-    scores: NDArray[np.floating], *, return_argmax: Literal[False] = ...
+    scores: NDArray[np.floating],
+    *,
+    return_argmax: Literal[False] = ...,
+    out: NDArray[np.float64] | None = ...,
 ) -> NDArray[np.float64]: ...
 @overload
 def center_logits(
-    scores: NDArray[np.floating], *, return_argmax: Literal[True]
+    scores: NDArray[np.floating],
+    *,
+    return_argmax: Literal[True],
+    out: NDArray[np.float64] | None = ...,
 ) -> tuple[NDArray[np.float64], NDArray[np.intp]]: ...
-def center_logits(scores: NDArray[np.floating], *, return_argmax: bool = False) -> Any:
+def center_logits(
+    scores: NDArray[np.floating],
+    *,
+    return_argmax: bool = False,
+    out: NDArray[np.float64] | None = None,
+) -> Any:
     """Float64 copy of a logits chunk with each row's maximum subtracted (so every row's max is 0).
 
     Softmax, log-softmax and the argmax do not change; ``exp`` can no longer overflow. The
-    maximum is read at the argmax (first index on ties), which the caller may want too.
+    maximum is read at the argmax (first index on ties), which the caller may want too. The copy
+    goes to ``out`` when given (which may be ``scores`` itself, centred in place).
     """
-    z = scores.astype(np.float64)  # a copy: the chunk is ours to overwrite
+    if out is None:
+        z = scores.astype(np.float64)  # a copy: the chunk is ours to overwrite
+    else:
+        if out is not scores:
+            np.copyto(out, scores)
+        z = out
     pred = z.argmax(axis=1)
     top = z[np.arange(z.shape[0]), pred]
     with np.errstate(over="ignore", invalid="ignore"):  # |z| ~ 1e308: differences hit -inf
@@ -167,7 +186,7 @@ def _hard_logit_stats(
     safe = np.abs(top) <= UNSHIFTED_LIMIT
     if not safe.all():
         if not safe.any():
-            zc = center_logits(scores)
+            zc = center_logits(scores, out=scratch("logits", scores.shape))
             return logit_stats(zc, labels, pred=pred, buffer=zc, binary_mode=binary_mode)
         return _stack_rows(
             n,
@@ -175,7 +194,8 @@ def _hard_logit_stats(
             (~safe, _hard_logit_stats(scores[~safe], labels[~safe], binary_mode)),
         )
     y = labels.astype(np.intp, copy=False)
-    e = scores.astype(np.float64)  # a copy, exponentiated in place
+    e = scratch("logits", scores.shape)  # this thread's work array: nothing below escapes it
+    np.copyto(e, scores)
     label_logit = e[rows, y]
     np.exp(e, out=e)
     s = e.sum(axis=1)
