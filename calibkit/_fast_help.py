@@ -6,13 +6,13 @@ fixed, so this module holds its texts (the command modules take their help from 
 is one source) and lays them out exactly as Typer's Rich help does: the same usage block,
 panels, column widths, word wrapping and, on a colour terminal, the same styles.
 
-It is a fast path, never a second behaviour: it declines (and the entry point falls back to
-Typer) whenever its layout is not known to be identical to Typer's: a terminal too narrow for
-the usage line (under 45 columns), where Rich would squeeze or fold columns, or wider than the
-400 columns the tests cover, a non-UTF-8 stream, Windows, or any environment variable that
-changes how Rich draws.
-``tests/cli/test_fast_help.py`` compares the two outputs character by character, styles
-included, at every width from 1 to 400 columns.
+It is a fast path, never a second behaviour. It declines, and the entry point lets Typer draw
+the help, whenever its layout is not known to be identical to Typer's: Typer or Rich releases
+other than the ones it is tested against (:data:`VERIFIED`), a terminal too narrow for the
+usage line (under 45 columns, where Rich would squeeze or fold columns) or wider than the 400
+columns the tests cover, a non-UTF-8 stream, Windows, or any environment variable that changes
+how Rich draws. ``tests/cli/test_fast_help.py`` compares the two outputs character by
+character, styles included, at every width from 1 to 400 columns.
 """
 
 from __future__ import annotations
@@ -60,6 +60,11 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
 
 #: The widest terminal the tests compare with Typer's rendering; wider ones go to Typer.
 MAX_WIDTH = 400
+
+#: The Typer and Rich releases whose layout this module reproduces, as version prefixes
+#: (``tests/cli/test_fast_help.py`` compares the two there); with any other release installed,
+#: or when the installed versions cannot be read cheaply, Typer draws the help itself.
+VERIFIED = {"typer": "0.29.", "rich": "15."}
 
 # Environment variables that change Typer's or Rich's output (colour, width, terminal
 # detection); when any is set, Typer renders the help itself.
@@ -334,6 +339,41 @@ def _terminal_width(environ: Mapping[str, str]) -> int:
     return 80
 
 
+def _dist_version(module: str) -> str | None:
+    """The version of the installed distribution of ``module`` (without importing it), or None.
+
+    ``importlib.metadata`` would cost as much as the whole fast path; the ``*.dist-info``
+    folder beside the package says the same for a normal install.
+    """
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    site = os.path.dirname(os.path.dirname(spec.origin))
+    try:
+        names = os.listdir(site)
+    except OSError:
+        return None
+    prefix, suffix = module + "-", ".dist-info"
+    found = [
+        n[len(prefix) : -len(suffix)] for n in names if n.startswith(prefix) and n.endswith(suffix)
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def verified_versions() -> bool:
+    """Whether the installed Typer and Rich are releases this module is tested against."""
+    for module, prefix in VERIFIED.items():
+        version = _dist_version(module)
+        if version is None or not version.startswith(prefix):
+            return False
+    return True
+
+
 def print_if_fast(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:
     """Print the top-level help or version when that needs neither Typer nor Rich.
 
@@ -360,7 +400,7 @@ def print_if_fast(argv: Sequence[str], environ: Mapping[str, str] | None = None)
     ):
         return False
     width = _terminal_width(environ)
-    if width > MAX_WIDTH:
+    if width > MAX_WIDTH or not verified_versions():
         return False
     isatty = getattr(stream, "isatty", None)
     text = render(width, color=bool(isatty and isatty()))

@@ -24,6 +24,13 @@ from calibkit._version import __version__
 from calibkit.cli import app
 
 WIDTHS = range(1, _fast_help.MAX_WIDTH + 1)
+VERIFIED = _fast_help.verified_versions()
+needs_verified = pytest.mark.skipif(
+    not VERIFIED,
+    reason=f"fast help reproduces Typer {_fast_help.VERIFIED['typer']}x / Rich "
+    f"{_fast_help.VERIFIED['rich']}x only; other releases get Typer's own help "
+    "(test_other_typer_or_rich_releases_get_typers_help)",
+)
 NARROWEST = len("Usage: " + _fast_help.USAGE) + 2  # below this Rich wraps the usage line
 SGR = re.compile(r"\x1b\[([0-9;]*)m")
 
@@ -58,6 +65,7 @@ def rich_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+@needs_verified
 def test_plain_help_is_byte_identical_to_typer_at_every_width(rich_env) -> None:
     served = 0
     for width in WIDTHS:
@@ -71,6 +79,7 @@ def test_plain_help_is_byte_identical_to_typer_at_every_width(rich_env) -> None:
     assert served == len(WIDTHS) - NARROWEST + 1
 
 
+@needs_verified
 def test_colour_help_shows_the_same_styled_characters_as_typer(rich_env) -> None:
     for width in WIDTHS:
         fast = _fast_help.render(width, color=True)
@@ -108,6 +117,7 @@ class _Stream(io.StringIO):
         return self._encoding
 
 
+@needs_verified
 @pytest.mark.parametrize("tty", [False, True])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_fast_path_prints_the_rendering_for_the_terminal(monkeypatch, tty, flag) -> None:
@@ -155,6 +165,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+@needs_verified
 def test_the_real_program_prints_typers_help(rich_env) -> None:
     proc = subprocess.run(
         [*_program(), "--help"], capture_output=True, text=True, env=_clean_env(COLUMNS="100")
@@ -189,6 +200,7 @@ def test_the_real_program_falls_back_to_typer_for_forced_colour(rich_env) -> Non
     assert _styled_chars(proc.stdout) == _styled_chars(_typer_help(rich_env, 100, color=True))
 
 
+@needs_verified
 @pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--version"]])
 def test_help_and_version_import_neither_typer_nor_rich(argv) -> None:
     code = (
@@ -208,6 +220,7 @@ def test_help_and_version_import_neither_typer_nor_rich(argv) -> None:
         assert proc.stdout == f"calibkit {__version__}\n"
 
 
+@needs_verified
 def test_help_into_a_closed_pipe_is_quiet() -> None:
     code = (
         "import subprocess, sys\n"
@@ -225,3 +238,20 @@ def test_version_matches_typer() -> None:
     from typer.testing import CliRunner
 
     assert CliRunner().invoke(app, ["--version"]).output == f"calibkit {__version__}\n"
+
+
+def test_this_environment_reads_the_installed_versions() -> None:
+    assert _fast_help._dist_version("typer") is not None
+    assert _fast_help._dist_version("rich") is not None
+    assert _fast_help._dist_version("no_such_module_here") is None
+
+
+@pytest.mark.parametrize("module", ["typer", "rich"])
+def test_other_typer_or_rich_releases_get_typers_help(monkeypatch, module) -> None:
+    real = _fast_help._dist_version
+    monkeypatch.setattr(
+        _fast_help, "_dist_version", lambda m: "999.0.0" if m == module else real(m)
+    )
+    monkeypatch.setattr(sys, "stdout", _Stream(tty=False))
+    assert not _fast_help.print_if_fast(["--help"], environ={"COLUMNS": "100"})
+    assert sys.stdout.getvalue() == ""
