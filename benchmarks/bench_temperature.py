@@ -140,6 +140,11 @@ def main() -> None:
         )
     )
     devices = args.device
+    if devices:
+        try:
+            import torch
+        except ImportError:
+            raise SystemExit("--device needs torch: pip install -e '.[torch]'") from None
     if devices is None:
         try:
             import torch

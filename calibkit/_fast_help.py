@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TextIO
 
 APP_HELP = "Measure and fix the calibration of classifiers from saved logits or probabilities."
 USAGE = "calibkit [OPTIONS] COMMAND [ARGS]..."
@@ -382,7 +383,9 @@ def print_if_fast(argv: Sequence[str], environ: Mapping[str, str] | None = None)
     if list(argv) == ["--version"]:
         from calibkit._version import __version__
 
-        sys.stdout.write(f"calibkit {__version__}\n")
+        if sys.stdout is None:  # stdout closed: let Typer deal with it
+            return False
+        _emit(sys.stdout, f"calibkit {__version__}\n")
         return True
     if list(argv) not in (["--help"], ["-h"]):
         return False
@@ -406,10 +409,16 @@ def print_if_fast(argv: Sequence[str], environ: Mapping[str, str] | None = None)
     text = render(width, color=bool(isatty and isatty()))
     if text is None:
         return False
+    _emit(stream, text)
+    return True
+
+
+def _emit(stream: TextIO, text: str) -> None:
+    """Write ``text``; if the reader has gone (a closed pipe), exit 1 quietly, as Typer does."""
     try:
         stream.write(text)
         stream.flush()
-    except BrokenPipeError:  # `calibkit --help | head -1`: the reader left; that is fine
+    except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-    return True
+        os.dup2(devnull, stream.fileno())  # so the flush at exit does not fail again
+        raise SystemExit(1) from None

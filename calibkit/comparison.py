@@ -189,7 +189,8 @@ def compare_models(
         return {m: boot.interval(m, ci) for m in METRICS if not np.isnan(boot.point[m])}
 
     given = models
-    models = {name: LabelDigest(src) for name, src in given.items()}  # labels hashed in passing
+    if check_labels:  # hash the labels in passing: no second read to compare them
+        models = {name: LabelDigest(src) for name, src in given.items()}
     val = val or {}
     results = []
     kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}

@@ -5,9 +5,9 @@ models evaluated on different data, when the label vectors are (not) identical. 
 file a second time just to compare labels doubles the I/O on a large parquet data set, so
 :class:`LabelDigest` wraps a source and hashes its labels as the metrics pass streams them:
 SHA-256 over the labels in row order, widened to little-endian int64 (hard labels) or float64
-(soft labels), after a header with the label layout. The digest depends only on the label
-values and their order, never on the chunking, the file format or the integer width, so an
-``.npz`` and a ``.parquet`` copy of the same labels match.
+(soft labels, with -0.0 written as 0.0), after a header with the label layout. The digest
+depends only on the label values and their order, never on the chunking, the file format or
+the integer width, so an ``.npz`` and a ``.parquet`` copy of the same labels match.
 
 >>> import numpy as np
 >>> from calibkit.predictions import Predictions
@@ -36,8 +36,10 @@ __all__ = ["LabelDigest", "same_labels"]
 
 
 def _canonical(labels: NDArray[Any]) -> NDArray[Any]:
-    dtype = "<i8" if labels.dtype.kind in "biu" else "<f8"
-    return np.ascontiguousarray(labels, dtype=dtype)
+    if labels.dtype.kind in "biu":
+        return np.ascontiguousarray(labels, dtype="<i8")
+    out = np.ascontiguousarray(labels, dtype="<f8")
+    return out + 0.0  # -0.0 -> +0.0: equal values, equal bytes (labels are finite, validated)
 
 
 class LabelDigest:

@@ -115,7 +115,9 @@ def check_command(
         raise UsageError(f"nothing to check: give --max-ece, --max-increase, ...{where}")
 
     options = read_options(logits_key, probs_key, labels_key, input_kind)
-    candidate = LabelDigest(read_predictions(path, options))  # labels hashed in passing
+    candidate = read_predictions(path, options)
+    if baseline_path is not None:  # hash the labels in passing, to pair with the baseline's
+        candidate = LabelDigest(candidate)
     cand_stats = collect_example_stats(candidate, binary_mode=binary.value, chunk_rows=chunk_rows)
     base: Any = None
     paired, notes = True, list[str]()

@@ -160,67 +160,6 @@ def logit_stats(
     return _assemble(confidence, e[:, 1] / s, pred, truth, positive, log_prob, brier, binary_mode)
 
 
-#: Rows whose maximum logit lies within +-this skip the centring in :func:`example_stats`:
-#: ``exp`` of the maximum and its square stay normal and finite (e^600 < 1.8e308 / 10^8).
-UNSHIFTED_LIMIT = 300.0
-
-
-def _hard_logit_stats(
-    scores: NDArray[np.floating], labels: NDArray[Any], binary_mode: BinaryMode
-) -> ExampleStats:
-    """:func:`logit_stats` of hard-labelled logits, skipping the centring pass where it can.
-
-    Subtracting each row's maximum ``m`` is a broadcast pass that costs about half an ``exp``
-    and is only there to keep ``exp`` in range. For rows with ``|m| <= UNSHIFTED_LIMIT``,
-    ``e = exp(z)`` is used as is: ``confidence = e_pred / s``, ``p_y = e_y / s`` and
-    ``sum_k p_k^2 = sum_k e_k^2 / s^2`` are ratios of equally scaled sums (equal to the centred
-    ones to a few ulp), and the log-probability keeps the centred form
-    ``(z_y - m) - log(s e^-m)`` (one ``exp`` per row), so it does not cancel when ``p_y`` is
-    near 1. Other rows (the 1e4 logits of the robustness tests) are centred as before. The
-    choice is made row by row, so no result depends on how the rows are chunked.
-    """
-    n = scores.shape[0]
-    pred = scores.argmax(axis=1)  # the float32 argmax is the float64 one (exact widening)
-    rows = np.arange(n)
-    top = scores[rows, pred].astype(np.float64)
-    safe = np.abs(top) <= UNSHIFTED_LIMIT
-    if not safe.all():
-        if not safe.any():
-            zc = center_logits(scores, out=scratch("logits", scores.shape))
-            return logit_stats(zc, labels, pred=pred, buffer=zc, binary_mode=binary_mode)
-        return _stack_rows(
-            n,
-            (safe, _hard_logit_stats(scores[safe], labels[safe], binary_mode)),
-            (~safe, _hard_logit_stats(scores[~safe], labels[~safe], binary_mode)),
-        )
-    y = labels.astype(np.intp, copy=False)
-    e = scratch("logits", scores.shape)  # this thread's work array: nothing below escapes it
-    np.copyto(e, scores)
-    label_logit = e[rows, y]
-    np.exp(e, out=e)
-    s = e.sum(axis=1)
-    sum_sq = np.einsum("ij,ij->i", e, e)
-    log_prob = (label_logit - top) - np.log(s * np.exp(-top))
-    np.minimum(log_prob, 0.0, out=log_prob)  # rounding of s e^-m can leave +1e-16 where p_y = 1
-    p_y = e[rows, y] / s
-    brier = sum_sq / (s * s) - 2.0 * p_y + 1.0
-    positive = (y == 1).astype(np.float64)
-    p1 = e[:, 1] / s if e.shape[1] > 1 else np.zeros(n)
-    return _assemble(e[rows, pred] / s, p1, pred, y, positive, log_prob, brier, binary_mode)
-
-
-def _stack_rows(n: int, *parts: tuple[NDArray[np.bool_], ExampleStats]) -> ExampleStats:
-    """One ExampleStats of ``n`` rows from parts that each fill the rows of a mask."""
-    fields = {}
-    for name in ExampleStats.__dataclass_fields__:
-        first = getattr(parts[0][1], name)
-        out = np.empty(n, dtype=first.dtype)
-        for mask, stats in parts:
-            out[mask] = getattr(stats, name)
-        fields[name] = out
-    return ExampleStats(**fields)
-
-
 def _assemble(
     confidence: NDArray[np.float64],
     p1: NDArray[np.float64],
@@ -286,9 +225,9 @@ def example_stats(
     0.125
     """
     if kind == "logits":
-        if labels.ndim == 1 and scores.dtype.kind == "f" and scores.size:
-            return _hard_logit_stats(scores, labels, binary_mode)
-        zc, pred = center_logits(scores, return_argmax=True)
+        # this thread's work array, reused from chunk to chunk; no returned array is a view of it
+        work = scratch("logits", scores.shape)
+        zc, pred = center_logits(scores, return_argmax=True, out=work)
         return logit_stats(zc, labels, pred=pred, buffer=zc, binary_mode=binary_mode)
     if kind == "confidence":
         return confidence_stats(scores, labels)

@@ -220,18 +220,35 @@ def test_help_and_version_import_neither_typer_nor_rich(argv) -> None:
         assert proc.stdout == f"calibkit {__version__}\n"
 
 
+_CLOSED_PIPE = (
+    "import subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
+    "p.stdout.close()\n"
+    "err = p.stderr.read()\n"
+    "print(p.wait(), len(err))\n"
+)
+_TYPER_MAIN = "import sys; from calibkit.cli import main; sys.argv[0] = 'calibkit'; main()"
+
+
 @needs_verified
-def test_help_into_a_closed_pipe_is_quiet() -> None:
-    code = (
-        "import subprocess, sys\n"
-        "p = subprocess.Popen([*sys.argv[1:], '--help'], stdout=subprocess.PIPE,"
-        " stderr=subprocess.PIPE)\n"
-        "p.stdout.close()\n"
-        "err = p.stderr.read()\n"
-        "sys.exit(p.wait() if not err else 99)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code, *_program()], env=_clean_env())
-    assert proc.returncode == 0
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_a_closed_pipe_ends_as_it_does_with_typer(flag: str) -> None:
+    """The reader left before anything was written: exit 1, nothing on stderr, like Typer."""
+    env = _clean_env(COLUMNS="100")
+
+    def outcome(cmd: list[str]) -> str:
+        run = [sys.executable, "-c", _CLOSED_PIPE, *cmd]
+        return subprocess.run(run, capture_output=True, text=True, env=env).stdout.strip()
+
+    fast = outcome([*_program(), flag])
+    typer_ = outcome([sys.executable, "-c", _TYPER_MAIN, flag])
+    assert fast == typer_ == "1 0"
+
+
+def test_version_with_stdout_closed_is_left_to_typer(monkeypatch) -> None:
+    monkeypatch.setattr(sys, "stdout", None)
+    assert not _fast_help.print_if_fast(["--version"], environ={})
+    assert not _fast_help.print_if_fast(["--help"], environ={})
 
 
 def test_version_matches_typer() -> None:

@@ -72,6 +72,16 @@ def test_digest_sees_one_changed_label_order_and_layout() -> None:
     assert _digest(Predictions.from_arrays(np.zeros((100, 4)), soft)).digest != ref
 
 
+def test_negative_zero_in_soft_labels_is_zero() -> None:
+    soft = np.array([[0.0, 1.0], [0.5, 0.5]])
+    negative = soft.copy()
+    negative[0, 0] = -0.0
+    z = np.zeros((2, 2))
+    a = _digest(Predictions.from_arrays(z, soft))
+    b = _digest(Predictions.from_arrays(z, negative))
+    assert a.digest == b.digest
+
+
 def test_no_digest_until_a_pass_ends() -> None:
     d = LabelDigest(_preds(np.arange(20) % 4))
     it = d.chunks(chunk_rows=5)

@@ -41,7 +41,7 @@ def preds() -> Predictions:
     rng = np.random.default_rng(11)
     z = (rng.normal(size=(3000, 50)) * 4).astype(np.float32)
     y = (z + rng.gumbel(size=z.shape) * 6).argmax(axis=1)  # labels that follow the logits
-    z[::97] *= 200  # rows past the unshifted-exp limit, mixed into the chunks
+    z[::97] *= 200  # some very large logits mixed into the chunks
     return Predictions.from_arrays(z, y)
 
 
