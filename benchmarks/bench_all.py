@@ -1,6 +1,6 @@
 """Every benchmark of the scale issue in one command.
 
-    python benchmarks/bench_all.py            # metrics, temperature, start-up (~6 minutes)
+    python benchmarks/bench_all.py            # metrics, temperature, start-up, bootstrap
     python benchmarks/bench_all.py --quick    # small sizes, no slow baselines (~30 s)
     python benchmarks/bench_all.py --scale    # also the multi-GB parquet files (bench_scale.py)
 
@@ -37,6 +37,14 @@ def main() -> None:
             *args.extra,
         ],
         ["bench_startup.py", *(["--repeats", "5"] if args.quick else [])],
+        [
+            "bench_bootstrap.py",
+            *(
+                ["--n", "10000", "--replicates", "200", "--loop-replicates", "20"]
+                if args.quick
+                else []
+            ),
+        ],
     ]
     if args.scale:
         runs.append(["bench_scale.py"])

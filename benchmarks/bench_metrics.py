@@ -173,8 +173,8 @@ def main() -> None:
             ratio = timed["torchmetrics"][0] / timed["calibkit"][0]
             cores = timed["calibkit, 1 thread"][0] / timed["calibkit"][0]
             print(
-                f"{'':>14} calibkit {ratio:.1f}x faster than torchmetrics; "
-                f"2 threads vs 1: {cores:.2f}x"
+                f"{'':>14} torchmetrics time / calibkit time: {ratio:.2f}; "
+                f"calibkit 1 thread / {default_workers()} threads: {cores:.2f}"
             )
 
 

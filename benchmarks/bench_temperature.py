@@ -109,6 +109,12 @@ def main() -> None:
         "when torch sees a GPU)",
     )
     args = ap.parse_args()
+    devices = args.device
+    if devices:
+        try:
+            import torch
+        except ImportError:
+            raise SystemExit("--device needs torch: pip install -e '.[torch]'") from None
 
     from scipy.optimize import brentq, minimize_scalar
 
@@ -139,12 +145,6 @@ def main() -> None:
             f"{ts.fit.passes} passes",
         )
     )
-    devices = args.device
-    if devices:
-        try:
-            import torch
-        except ImportError:
-            raise SystemExit("--device needs torch: pip install -e '.[torch]'") from None
     if devices is None:
         try:
             import torch

@@ -22,7 +22,7 @@ import numpy as np
 
 from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
 from calibkit.errors import UsageError
-from calibkit.label_digest import LabelDigest, same_labels
+from calibkit.label_digest import LabelDigest, canonical_labels, same_labels
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
 from calibkit.predictions import PredictionSource
@@ -126,7 +126,8 @@ class Comparison:
 
 
 def _labels_of(source: PredictionSource) -> np.ndarray:
-    parts = [labels for _, labels in source.chunks()]
+    """The whole label vector, in the digest's canonical form (int64, or float64 without -0.0)."""
+    parts = [canonical_labels(labels) for _, labels in source.chunks()]
     return np.concatenate(parts) if parts else np.empty(0)
 
 
@@ -151,6 +152,8 @@ def label_mismatches(models: Mapping[str, PredictionSource]) -> list[str]:
         if hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest() != ref_hash:
             diff = labels != ref
             rows = diff if diff.ndim == 1 else diff.any(axis=1)
+            if not rows.any():  # equal values, different bytes: the same labels
+                continue
             out.append(
                 f"{name!r} and {ref_name!r} have the same N ({ref.shape[0]}) but different "
                 f"labels ({int(rows.sum())} rows differ, first at row {int(np.argmax(rows))})"

@@ -32,10 +32,11 @@ from numpy.typing import NDArray
 
 from calibkit.predictions import PredictionSource, SourceKind
 
-__all__ = ["LabelDigest", "same_labels"]
+__all__ = ["LabelDigest", "canonical_labels", "same_labels"]
 
 
-def _canonical(labels: NDArray[Any]) -> NDArray[Any]:
+def canonical_labels(labels: NDArray[Any]) -> NDArray[Any]:
+    """Labels as the digest sees them: little-endian int64, or float64 with -0.0 as 0.0."""
     if labels.dtype.kind in "biu":
         return np.ascontiguousarray(labels, dtype="<i8")
     out = np.ascontiguousarray(labels, dtype="<f8")
@@ -96,7 +97,7 @@ class LabelDigest:
         rows = 0
         layout: tuple[int, ...] | None = None
         for scores, labels in self.base.chunks(chunk_rows):
-            canon = _canonical(labels)
+            canon = canonical_labels(labels)
             if layout is None:
                 layout = canon.shape[1:]
                 h.update(f"{canon.dtype.str}{layout}".encode())

@@ -65,7 +65,7 @@ def check_command(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (0).")] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML with [tool.calibkit.check] settings.")
+        Path | None, typer.Option("--config", help="TOML with \\[tool.calibkit.check] settings.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     junit: Annotated[
@@ -116,8 +116,8 @@ def check_command(
 
     options = read_options(logits_key, probs_key, labels_key, input_kind)
     candidate = read_predictions(path, options)
-    if baseline_path is not None:  # hash the labels in passing, to pair with the baseline's
-        candidate = LabelDigest(candidate)
+    if baseline_path is not None and Path(baseline_path).suffix.lower() != ".json":
+        candidate = LabelDigest(candidate)  # labels hashed in passing, to pair with the baseline
     cand_stats = collect_example_stats(candidate, binary_mode=binary.value, chunk_rows=chunk_rows)
     base: Any = None
     paired, notes = True, list[str]()

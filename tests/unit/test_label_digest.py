@@ -82,6 +82,23 @@ def test_negative_zero_in_soft_labels_is_zero() -> None:
     assert a.digest == b.digest
 
 
+def test_compare_names_only_models_whose_labels_really_differ() -> None:
+    y = np.arange(60) % 3
+    soft = np.eye(3)[y]
+    negative = soft.copy()
+    negative[negative == 0] = -0.0
+    other = soft[::-1].copy()
+    z = np.zeros((60, 3))
+    result = compare_models(
+        {
+            "a": Predictions.from_arrays(z, soft),
+            "b": Predictions.from_arrays(z, negative),
+            "c": Predictions.from_arrays(z, other),
+        }
+    )
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("'c' and 'a'")
+
+
 def test_no_digest_until_a_pass_ends() -> None:
     d = LabelDigest(_preds(np.arange(20) % 4))
     it = d.chunks(chunk_rows=5)
