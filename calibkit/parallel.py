@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import chain, islice
 from math import prod
 from typing import TypeVar
 
@@ -56,10 +57,15 @@ def map_chunks(
     if n <= 1:
         yield from map(fn, items)
         return
+    it = iter(items)
+    head = list(islice(it, 2))
+    if len(head) < 2:  # one chunk (a small input): a thread pool would only add its start-up
+        yield from map(fn, head)
+        return
     pending: deque[Future[R]] = deque()
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="calibkit") as pool:
         try:
-            for item in items:
+            for item in chain(head, it):
                 pending.append(pool.submit(fn, item))
                 if len(pending) >= 2 * n:
                     yield pending.popleft().result()

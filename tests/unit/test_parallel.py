@@ -36,6 +36,16 @@ def test_map_chunks_keeps_order_and_bounds_items_in_flight() -> None:
     assert most_ahead <= 2 * 3 + 1
 
 
+def test_one_chunk_runs_in_the_calling_thread_and_more_on_the_pool() -> None:
+    def where(_: int) -> str:
+        return threading.current_thread().name
+
+    assert list(map_chunks(where, [0], workers=4)) == [threading.current_thread().name]
+    assert list(map_chunks(where, [], workers=4)) == []
+    names = list(map_chunks(where, range(8), workers=2))
+    assert all(name.startswith("calibkit") for name in names)
+
+
 @pytest.fixture(scope="module")
 def preds() -> Predictions:
     rng = np.random.default_rng(11)
