@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.predictions import PredictionSource, SourceKind
+from calibkit.predictions import PredictionSource, SourceView
 
 __all__ = ["LabelDigest", "canonical_labels", "same_labels"]
 
@@ -43,7 +43,7 @@ def canonical_labels(labels: NDArray[Any]) -> NDArray[Any]:
     return out + 0.0  # -0.0 -> +0.0: equal values, equal bytes (labels are finite, validated)
 
 
-class LabelDigest:
+class LabelDigest(SourceView):
     """A :class:`~calibkit.predictions.PredictionSource` that hashes its labels in passing.
 
     Chunks go through unchanged. :attr:`digest` is set when a pass has run to the end (and
@@ -54,30 +54,6 @@ class LabelDigest:
         self.base = base
         self._digest: str | None = None
         self._rows = 0
-
-    @property
-    def source(self) -> str:
-        return self.base.source
-
-    @property
-    def kind(self) -> SourceKind:
-        return self.base.kind
-
-    @property
-    def n_classes(self) -> int:
-        return self.base.n_classes
-
-    @property
-    def n_rows(self) -> int:
-        return self.base.n_rows
-
-    @property
-    def binary(self) -> bool:
-        return self.base.binary
-
-    @property
-    def soft_labels(self) -> bool:
-        return self.base.soft_labels
 
     @property
     def digest(self) -> str | None:

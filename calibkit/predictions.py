@@ -35,6 +35,7 @@ __all__ = [
     "PredictionSource",
     "Predictions",
     "ScoreKind",
+    "SourceView",
     "default_chunk_rows",
     "expand_binary",
     "validate_confidence",
@@ -81,6 +82,45 @@ class PredictionSource(Protocol):
     def chunks(
         self, chunk_rows: int | None = None
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]: ...
+
+
+class SourceView:
+    """A prediction source that streams another one, :attr:`base`, passing on its shape facts.
+
+    Subclasses (temperature-scaled views, label digests) override :meth:`chunks`, and ``kind``
+    when they change what the scores are.
+    """
+
+    base: PredictionSource
+
+    @property
+    def source(self) -> str:
+        return self.base.source
+
+    @property
+    def kind(self) -> SourceKind:
+        return self.base.kind
+
+    @property
+    def n_classes(self) -> int:
+        return self.base.n_classes
+
+    @property
+    def n_rows(self) -> int:
+        return self.base.n_rows
+
+    @property
+    def binary(self) -> bool:
+        return self.base.binary
+
+    @property
+    def soft_labels(self) -> bool:
+        return self.base.soft_labels
+
+    def chunks(
+        self, chunk_rows: int | None = None
+    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
+        return self.base.chunks(chunk_rows)
 
 
 def _is_real_dtype(dtype: np.dtype) -> bool:

@@ -41,7 +41,7 @@ from calibkit._version import __version__
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.examples import center_logits, prob_floor
 from calibkit.parallel import map_chunks, scratch
-from calibkit.predictions import Predictions, PredictionSource, ScoreKind
+from calibkit.predictions import Predictions, PredictionSource, ScoreKind, SourceView
 
 __all__ = [
     "CALIBRATOR_FORMAT",
@@ -298,7 +298,7 @@ def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, eq=False)
-class ScaledPredictions:
+class ScaledPredictions(SourceView):
     """A view of predictions with logits multiplied by ``beta = 1/T`` (probabilities: ``log p``).
 
     It streams chunks like its source, so metrics after temperature scaling cost one pass.
@@ -308,28 +308,8 @@ class ScaledPredictions:
     beta: float
 
     @property
-    def source(self) -> str:
-        return self.base.source
-
-    @property
     def kind(self) -> ScoreKind:
         return "logits"
-
-    @property
-    def n_classes(self) -> int:
-        return self.base.n_classes
-
-    @property
-    def n_rows(self) -> int:
-        return self.base.n_rows
-
-    @property
-    def binary(self) -> bool:
-        return self.base.binary
-
-    @property
-    def soft_labels(self) -> bool:
-        return self.base.soft_labels
 
     def chunks(
         self, chunk_rows: int | None = None
