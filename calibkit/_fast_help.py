@@ -273,8 +273,8 @@ def layout(width: int) -> list[Line] | None:
     inner = width - 4
     # Typer's options table: long, short, secondary long, secondary short, type, help
     option_rows = [(long, short, "", "", "<bool>", help_) for long, short, help_ in OPTIONS]
-    option_pads = (1, 2, 2, 2, 2, 1)
-    widths = _column_widths(option_rows, option_pads, inner)
+    pads = ((0, 1), (1, 1), (1, 1), (1, 1), (1, 1), (1, 0))  # (left, right); no outer edges
+    widths = _column_widths(option_rows, [left + right for left, right in pads], inner)
     if widths is None:
         return None
     option_cells = [
@@ -288,7 +288,6 @@ def layout(width: int) -> list[Line] | None:
         ]
         for long, short, _, _, kind, help_ in option_rows
     ]
-    pads = ((0, 1), (1, 1), (1, 1), (1, 1), (1, 1), (1, 0))
     body = _table_lines(option_cells, pads, widths, [""] * 6)
     if body is None:
         return None

@@ -13,7 +13,6 @@ predictions themselves (an optimistic, in-sample number, flagged as such in ever
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -138,7 +137,6 @@ def label_mismatches(models: Mapping[str, PredictionSource]) -> list[str]:
         return []
     ref_name = names[0]
     ref = _labels_of(models[ref_name])
-    ref_hash = hashlib.sha256(np.ascontiguousarray(ref).tobytes()).hexdigest()
     out = []
     for name in names[1:]:
         labels = _labels_of(models[name])
@@ -149,11 +147,9 @@ def label_mismatches(models: Mapping[str, PredictionSource]) -> list[str]:
                 + (" (soft vs hard labels)" if labels.ndim != ref.ndim else "")
             )
             continue
-        if hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest() != ref_hash:
-            diff = labels != ref
-            rows = diff if diff.ndim == 1 else diff.any(axis=1)
-            if not rows.any():  # equal values, different bytes: the same labels
-                continue
+        diff = labels != ref
+        rows = diff if diff.ndim == 1 else diff.any(axis=1)
+        if rows.any():
             out.append(
                 f"{name!r} and {ref_name!r} have the same N ({ref.shape[0]}) but different "
                 f"labels ({int(rows.sum())} rows differ, first at row {int(np.argmax(rows))})"
