@@ -35,6 +35,7 @@ CHECK_KEYS = {
     "max_ece": float, "max_mce": float, "max_rmsce": float, "max_nll": float,
     "max_brier": float, "min_accuracy": float, "baseline": str, "max_increase": (str, dict),
     "bins": int, "binning": str, "alpha": float, "bootstrap": int, "seed": int,
+    "unpaired": bool,
 }  # fmt: skip
 
 
@@ -123,7 +124,8 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
         want = CHECK_KEYS[norm]
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if isinstance(value, bool) or not isinstance(value, want):  # type: ignore[arg-type]
+        wrong_bool = isinstance(value, bool) and want is not bool  # True is an int too
+        if wrong_bool or not isinstance(value, want):  # type: ignore[arg-type]
             raise InputError(str(file), f"{key} has the wrong type: {value!r}")
         if norm == "max_increase":
             value = parse_increase(value, f"{file}: max-increase")

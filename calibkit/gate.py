@@ -8,15 +8,19 @@ Two kinds of checks:
   positive number is always a regression.
 
   - With a **predictions** baseline, calibkit bootstraps the worsening (``bootstrap`` replicates,
-    ``seed``), paired when both files hold the same examples (same N and the same label vector),
-    unpaired otherwise. A check fails only if the observed worsening exceeds the tolerance **and**
-    is significant: the one-sided bootstrap p-value of ``H0: worsening <= tolerance``,
+    ``seed``), paired when both files hold the same examples (same N and the same label vector).
+    A baseline of other examples gives an unpaired bootstrap, much less sensitive, only when the
+    user allows it (``calibkit check --unpaired``); a baseline with another number of classes is
+    another task and is always refused (both in :mod:`calibkit.loaders.baseline`). A check
+    fails only if the observed worsening exceeds the tolerance **and** is significant: the
+    one-sided bootstrap p-value of ``H0: worsening <= tolerance``,
     ``p = (1 + #{replicates <= tolerance}) / (B + 1)``, is below ``alpha``. The reported interval
     is the ``1 - 2*alpha`` two-sided percentile interval taken at the order statistics that match
     that p-value (:func:`matched_interval`), so a check fails exactly when the observed worsening
     exceeds the tolerance and the interval lies above it.
   - With a **JSON** baseline (from ``calibkit ece --json``) only point values exist: the check
     fails when the worsening exceeds the tolerance, and says no significance test was possible.
+    Its ``n_classes`` must be the candidate's, and its ``n`` too unless ``--unpaired``.
 
 The same inputs and seed always give the same verdict and numbers.
 """

@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ from calibkit.cli._common import (
     warning_line,
 )
 from calibkit.cli.app import app
+
+if TYPE_CHECKING:
+    from calibkit.metrics.examples import BinaryMode
 
 EXIT_FAILED = 1
 
@@ -64,6 +67,14 @@ def check_command(
         int | None, typer.Option("--bootstrap", help="Bootstrap replicates (2000).")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (0).")] = None,
+    unpaired: Annotated[
+        bool,
+        typer.Option(
+            "--unpaired",
+            help="Allow a baseline of other examples (another N or other labels): an unpaired "
+            "bootstrap, much less sensitive.",
+        ),
+    ] = False,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML with \\[tool.calibkit.check] settings.")
     ] = None,
@@ -86,7 +97,7 @@ def check_command(
     from calibkit.gate import run_gate
     from calibkit.label_digest import LabelDigest
     from calibkit.loaders import read_predictions
-    from calibkit.loaders.baseline import load_baseline
+    from calibkit.loaders.baseline import baseline_stats, open_baseline
     from calibkit.metrics.summary import collect_example_stats
     from calibkit.report.atomic import atomic_write_text, check_output_path
     from calibkit.report.check_report import verdict_junit, verdict_markdown, verdict_table
@@ -114,21 +125,32 @@ def check_command(
         where = f" (and none in {cfg_path})" if cfg_path else ""
         raise UsageError(f"nothing to check: give --max-ece, --max-increase, ...{where}")
 
+    allow_unpaired = unpaired or bool(merged.get("unpaired", False))
     options = read_options(logits_key, probs_key, labels_key, input_kind)
     candidate = read_predictions(path, options)
     if baseline_path is not None and Path(baseline_path).suffix.lower() != ".json":
         candidate = LabelDigest(candidate)  # labels hashed in passing, to pair with the baseline
-    cand_stats = collect_example_stats(candidate, binary_mode=binary.value, chunk_rows=chunk_rows)
-    base: Any = None
-    paired, notes = True, list[str]()
-    if baseline_path is not None:
-        base, paired, notes = load_baseline(
+    base_mode: BinaryMode | None = binary.value if candidate.binary else None
+    opened = None
+    if baseline_path is not None:  # its layout is checked before the candidate is streamed
+        opened = open_baseline(
             baseline_path,
             candidate,
             gate_cfg,
             options,
-            binary_mode=binary.value if candidate.binary else None,
+            binary_mode=base_mode,
+            unpaired=allow_unpaired,
+        )
+    cand_stats = collect_example_stats(candidate, binary_mode=binary.value, chunk_rows=chunk_rows)
+    base: Any = None
+    paired, notes = True, list[str]()
+    if opened is not None:
+        base, paired, notes = baseline_stats(
+            opened,
+            candidate,
+            binary_mode=base_mode,
             chunk_rows=chunk_rows,
+            unpaired=allow_unpaired,
         )
     if cfg_path is not None:
         notes.append(f"settings from {cfg_path}")

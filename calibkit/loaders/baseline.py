@@ -1,4 +1,14 @@
-"""Reading a JSON baseline (the output of ``calibkit ece --json``) for ``calibkit check``."""
+"""The baseline of ``calibkit check``: a predictions file, or the JSON of ``calibkit ece --json``.
+
+A regression check compares two models on one task, so a baseline must have the candidate's
+number of classes: anything else is refused, whatever the flags. It should also hold the same
+examples (the same N and the same label vector, in order), which makes the bootstrap paired; a
+baseline of other examples is refused too unless the caller allows an unpaired comparison
+(``unpaired=True``, ``calibkit check --unpaired``), which is much less sensitive. A JSON baseline
+holds point values only: its ``n_classes`` must match, and so must its ``n`` unless
+``unpaired`` (its labels are not stored, so the same N is all that can be checked; a JSON
+without ``n``/``n_classes`` — written by hand — cannot be checked and is used as it is).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +24,14 @@ from calibkit.loaders.keys import ReadOptions
 from calibkit.metrics.examples import BinaryMode, ExampleStats
 from calibkit.predictions import PredictionSource
 
-__all__ = ["load_baseline", "read_baseline_json", "same_examples"]
+__all__ = [
+    "UNPAIRED_NOTE",
+    "baseline_stats",
+    "load_baseline",
+    "open_baseline",
+    "read_baseline_json",
+    "same_examples",
+]
 
 
 def read_baseline_json(
@@ -24,11 +41,16 @@ def read_baseline_json(
     n_bins: int,
     binning: str,
     binary_mode: str | None = None,
+    n_rows: int | None = None,
+    n_classes: int | None = None,
+    unpaired: bool = False,
+    candidate: str = "predictions",
 ) -> dict[str, float]:
     """Point values of ``metrics`` from a ``calibkit ece --json`` file.
 
     The file must have been made with the same bins: an ECE with 10 bins is not comparable with
-    one with 15.
+    one with 15. Given the candidate's ``n_classes`` (and ``n_rows``), the file's must match
+    (``n_rows`` only unless ``unpaired``); see the module docstring.
     """
     path = Path(path)
     source = str(path)
@@ -42,6 +64,7 @@ def read_baseline_json(
         raise InputError(source, f"not valid JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(doc, dict):
         raise InputError(source, "a JSON baseline must be an object (from calibkit ece --json)")
+    _check_json_task(doc, source, n_rows, n_classes, unpaired=unpaired, candidate=candidate)
     if "n_bins" in doc and (doc.get("n_bins"), doc.get("binning")) != (n_bins, binning):
         raise InputError(
             source,
@@ -67,6 +90,60 @@ def read_baseline_json(
     return out
 
 
+UNPAIRED_HINT = (
+    "give --unpaired (or unpaired = true in [tool.calibkit.check]) to compare them anyway, "
+    "with an unpaired bootstrap, much less sensitive"
+)
+UNPAIRED_NOTE = (
+    "baseline and candidate hold different examples (N or labels differ): unpaired "
+    "bootstrap, much less sensitive than a paired one"
+)
+
+
+def _json_count(doc: dict[str, Any], key: str, source: str) -> int | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(source, f"{key!r} must be a count (from calibkit ece --json)")
+    return value
+
+
+def _other_classes(base_k: int, cand_k: int, candidate: str) -> str:
+    return (
+        f"has {base_k} classes but the candidate {candidate} has {cand_k}: a regression check "
+        "needs two models of the same task"
+    )
+
+
+def _other_rows(base_n: int, cand_n: int, candidate: str) -> str:
+    return (
+        f"holds {base_n} examples but the candidate {candidate} holds {cand_n}: not a baseline "
+        f"of the same examples; {UNPAIRED_HINT}"
+    )
+
+
+def _check_json_task(
+    doc: dict[str, Any],
+    source: str,
+    n_rows: int | None,
+    n_classes: int | None,
+    *,
+    unpaired: bool,
+    candidate: str,
+) -> None:
+    """A JSON baseline must count the candidate's classes, and its rows unless ``unpaired``.
+
+    0 classes (confidence-only predictions) is unknown and not compared.
+    """
+    base_k = _json_count(doc, "n_classes", source)
+    base_n = _json_count(doc, "n", source)
+    if n_classes and base_k and base_k != n_classes:
+        raise InputError(source, _other_classes(base_k, n_classes, candidate))
+    if n_rows is not None and base_n is not None and base_n != n_rows and not unpaired:
+        raise InputError(source, _other_rows(base_n, n_rows, candidate))
+
+
 def same_examples(a: PredictionSource, b: PredictionSource) -> bool:
     """Whether two prediction sources hold the same label vector (so a paired test applies)."""
     import numpy as np
@@ -79,33 +156,58 @@ def same_examples(a: PredictionSource, b: PredictionSource) -> bool:
     return True
 
 
-def load_baseline(
+def open_baseline(
     path: str,
     candidate: PredictionSource,
     config: GateConfig,
     options: ReadOptions,
     *,
     binary_mode: BinaryMode | None = "top-label",
-    chunk_rows: int | None = None,
-) -> tuple[ExampleStats | dict[str, float], bool, list[str]]:
-    """The baseline for ``calibkit check``: ``(per-example stats or point values, paired, notes)``.
+    unpaired: bool = False,
+) -> PredictionSource | dict[str, float]:
+    """Open a baseline and check it against the candidate's layout, before any data is read.
 
-    A ``.json`` file gives point values (see :func:`read_baseline_json`); any predictions file
-    gives per-example statistics, paired with the candidate when both hold the same examples.
+    Returns the point values of a ``.json`` baseline, or the opened predictions. Refuses another
+    number of classes, and another number of examples unless ``unpaired``.
     """
     from calibkit.loaders import read_predictions
-    from calibkit.metrics.summary import collect_example_stats
 
     if Path(path).suffix.lower() == ".json":
-        values = read_baseline_json(
+        return read_baseline_json(
             path,
             list(config.max_increase),
             n_bins=config.n_bins,
             binning=config.binning,
             binary_mode=binary_mode,
+            n_rows=candidate.n_rows,
+            n_classes=candidate.n_classes,
+            unpaired=unpaired,
+            candidate=candidate.source,
         )
-        return values, False, []
-    source: PredictionSource = read_predictions(path, options)
+    source = read_predictions(path, options)
+    cand_k, base_k = candidate.n_classes, source.n_classes
+    if cand_k and base_k and cand_k != base_k:  # 0: confidence-only, classes unknown
+        raise InputError(path, _other_classes(base_k, cand_k, candidate.source))
+    if source.n_rows != candidate.n_rows and not unpaired:
+        raise InputError(path, _other_rows(source.n_rows, candidate.n_rows, candidate.source))
+    return source
+
+
+def baseline_stats(
+    baseline: PredictionSource | dict[str, float],
+    candidate: PredictionSource,
+    *,
+    binary_mode: BinaryMode | None = "top-label",
+    chunk_rows: int | None = None,
+    unpaired: bool = False,
+) -> tuple[ExampleStats | dict[str, float], bool, list[str]]:
+    """``(per-example stats or point values, paired, notes)`` of a baseline from
+    :func:`open_baseline`, once the candidate has been streamed (its label digest is used)."""
+    from calibkit.metrics.summary import collect_example_stats
+
+    if isinstance(baseline, dict):
+        return baseline, False, []
+    source = baseline
     if isinstance(candidate, LabelDigest) and candidate.digest is not None:
         source = LabelDigest(source)  # labels compared by digest: no second read of either
     stats = collect_example_stats(
@@ -116,11 +218,36 @@ def load_baseline(
         same = same_examples(candidate, source)
     if same:
         return stats, True, []
-    return (
-        stats,
-        False,
-        [
-            "baseline and candidate hold different examples (N or labels differ): unpaired "
-            "bootstrap, much less sensitive than a paired one"
-        ],
+    if not unpaired:
+        raise InputError(
+            baseline.source,
+            f"holds as many examples as the candidate {candidate.source} ({candidate.n_rows}) "
+            f"but other labels (other examples, or the same in another order); {UNPAIRED_HINT}",
+        )
+    return stats, False, [UNPAIRED_NOTE]
+
+
+def load_baseline(
+    path: str,
+    candidate: PredictionSource,
+    config: GateConfig,
+    options: ReadOptions,
+    *,
+    binary_mode: BinaryMode | None = "top-label",
+    chunk_rows: int | None = None,
+    unpaired: bool = False,
+) -> tuple[ExampleStats | dict[str, float], bool, list[str]]:
+    """The baseline for ``calibkit check``: ``(per-example stats or point values, paired, notes)``.
+
+    :func:`open_baseline` then :func:`baseline_stats`. A ``.json`` file gives point values (see
+    :func:`read_baseline_json`); any predictions file gives per-example statistics, paired with
+    the candidate when both hold the same examples. A baseline with another number of classes
+    is refused; one of other examples (another N, or other labels) is refused unless
+    ``unpaired`` allows an unpaired bootstrap.
+    """
+    opened = open_baseline(
+        path, candidate, config, options, binary_mode=binary_mode, unpaired=unpaired
+    )
+    return baseline_stats(
+        opened, candidate, binary_mode=binary_mode, chunk_rows=chunk_rows, unpaired=unpaired
     )

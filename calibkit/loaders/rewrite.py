@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from calibkit.calibrators.temperature import TemperatureScaler, require_scores
 from calibkit.errors import InputError, UsageError
-from calibkit.loaders.parquet import ParquetPredictions
+from calibkit.loaders.parquet import ParquetPredictions, parquet_file
 from calibkit.predictions import Predictions, PredictionSource
 from calibkit.report.atomic import atomic_path
 
@@ -125,7 +125,7 @@ def _write_parquet(source: ParquetPredictions, scaler: TemperatureScaler, out: P
 
     with (
         atomic_path(out, inputs=[source.path]) as tmp,
-        pq.ParquetFile(source.path, memory_map=False, pre_buffer=False) as pf,
+        parquet_file(source.path, memory_map=False, pre_buffer=False) as pf,  # CRC checked
     ):
         schema = pf.schema_arrow
         with pq.ParquetWriter(tmp, schema) as writer:

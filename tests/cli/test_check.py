@@ -33,7 +33,7 @@ BOOT = ("--bootstrap", "500")
 INCREASE = ("--max-increase", "ece=0.01,nll=0.02")
 KNOWN_KEYS = (
     "max-ece, max-mce, max-rmsce, max-nll, max-brier, min-accuracy, baseline, max-increase, "
-    "bins, binning, alpha, bootstrap, seed"
+    "bins, binning, alpha, bootstrap, seed, unpaired"
 )
 LIMIT_FLAGS = {
     "--max-ece": "ece",
@@ -220,7 +220,9 @@ def test_noise_does_not_fail_even_with_zero_tolerance(runner: CliRunner, noisy: 
 
 
 def test_unpaired_baseline(runner: CliRunner, worse: Path) -> None:
-    out = check_json(runner, worse, "--baseline", HARD_VAL, *INCREASE, *BOOT, code=1)
+    # other examples are an unpaired test only on request (--unpaired): see
+    # tests/cli/test_check_task_mismatch.py for the refusal without it
+    out = check_json(runner, worse, "--baseline", HARD_VAL, *INCREASE, *BOOT, "--unpaired", code=1)
     assert out["paired"] is False
     assert out["baseline"] == str(HARD_VAL)
     assert any("unpaired" in n for n in out["notes"])
@@ -500,7 +502,9 @@ def test_junit_report_of_a_passing_gate(runner: CliRunner, tmp_path: Path) -> No
 
 def test_junit_notes_are_properties(runner: CliRunner, tmp_path: Path, worse: Path) -> None:
     report = tmp_path / "report.xml"
-    result = run(runner, worse, "--baseline", HARD_VAL, *INCREASE, *BOOT, "--junit", report)
+    result = run(
+        runner, worse, "--baseline", HARD_VAL, *INCREASE, *BOOT, "--unpaired", "--junit", report
+    )
     assert_exit(result, 1)
     props = ET.parse(report).getroot().findall("./testsuite/properties/property")
     assert any("unpaired" in (p.get("value") or "") for p in props)
@@ -642,6 +646,8 @@ def test_config_flags_override_settings(runner: CliRunner, tmp_path: Path) -> No
         ('max-ece = "0.05"\n', "max-ece has the wrong type: '0.05'"),
         ("bootstrap = 1.5\n", "bootstrap has the wrong type: 1.5"),
         ("seed = true\n", "seed has the wrong type: True"),
+        ('unpaired = "yes"\n', "unpaired has the wrong type: 'yes'"),
+        ("unpaired = 1\n", "unpaired has the wrong type: 1"),
         ("baseline = 3\n", "baseline has the wrong type: 3"),
         ("max-increase = 0.1\n", "max-increase has the wrong type: 0.1"),
     ],

@@ -11,6 +11,7 @@ import pytest
 
 import calibkit.loaders
 from calibkit.comparison import compare_models
+from calibkit.errors import InputError
 from calibkit.gate import GateConfig
 from calibkit.label_digest import LabelDigest, same_labels
 from calibkit.loaders import ReadOptions, read_predictions
@@ -133,9 +134,15 @@ def test_check_baseline_with_other_labels_is_unpaired(monkeypatch) -> None:
     candidate = LabelDigest(_preds(y, k=10))
     collect_example_stats(candidate)
     _, paired, notes = load_baseline(
-        str(SAMPLE / "digits_hard_test.npz"), candidate, GateConfig(), ReadOptions()
+        str(SAMPLE / "digits_hard_test.npz"),
+        candidate,
+        GateConfig(),
+        ReadOptions(),
+        unpaired=True,  # other labels: an unpaired test only on request
     )
     assert not paired and "different examples" in notes[0]
+    with pytest.raises(InputError, match=r"but other labels .* give --unpaired"):
+        load_baseline(str(SAMPLE / "digits_hard_test.npz"), candidate, GateConfig(), ReadOptions())
 
 
 def test_compare_reads_each_model_once_when_labels_agree() -> None:
