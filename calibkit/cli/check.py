@@ -127,7 +127,7 @@ def check_command(
             candidate,
             gate_cfg,
             options,
-            binary_mode=binary.value if candidate.binary else None,
+            binary_mode=binary.value if candidate.n_classes == 2 else None,
             chunk_rows=chunk_rows,
         )
     if cfg_path is not None:
