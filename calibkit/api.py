@@ -2,6 +2,13 @@
 
 Each validates its inputs like the file readers do and computes every metric from the same
 single pass (:func:`calibkit.metrics.summarize`); definitions are in :mod:`calibkit.metrics`.
+
+``kind`` says what the scores are. By default (``None``) it is detected: rows that all lie in
+``[0, 1]`` and sum to 1 are probabilities (so ``ece(clf.predict_proba(X), y)`` measures the
+probabilities), anything else is logits; ``kind="logits"`` or ``kind="probs"`` forces either
+reading (:func:`calibkit.predictions.choose_kind`). One score per row (a binary model) is read as
+a logit unless ``kind="probs"``. ``evaluate(...).kind`` and ``.input_reason`` say which reading
+was used.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ def evaluate(
     scores: ArrayLike,
     labels: ArrayLike,
     *,
-    kind: ScoreKind = "logits",
+    kind: ScoreKind | None = None,
     n_bins: int = 15,
     binning: Binning = "width",
     binary_mode: BinaryMode = "top-label",
@@ -31,8 +38,10 @@ def evaluate(
     """All metrics of ``scores`` (logits or probabilities, ``(N, K)`` or ``(N,)``) vs ``labels``.
 
     >>> s = evaluate([[2.0, 0.0], [0.0, 2.0]], [0, 0])
-    >>> s.accuracy, round(s.ece, 4)
-    (0.5, 0.3808)
+    >>> s.accuracy, round(s.ece, 4), s.kind
+    (0.5, 0.3808, 'logits')
+    >>> evaluate([[0.9, 0.1], [0.3, 0.7]], [0, 0]).kind  # rows in [0, 1] summing to 1
+    'probs'
     """
     preds = Predictions.from_arrays(scores, labels, kind=kind)
     return summarize(preds, n_bins=n_bins, binning=binning, binary_mode=binary_mode)
@@ -42,7 +51,7 @@ def ece(
     scores: ArrayLike,
     labels: ArrayLike,
     *,
-    kind: ScoreKind = "logits",
+    kind: ScoreKind | None = None,
     n_bins: int = 15,
     binning: Binning = "width",
 ) -> float:
@@ -54,7 +63,7 @@ def ece(
     return evaluate(scores, labels, kind=kind, n_bins=n_bins, binning=binning).ece
 
 
-def nll(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -> float:
+def nll(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind | None = None) -> float:
     """Mean negative log-likelihood of the labels (natural log, from log-softmax).
 
     >>> round(nll([[0.0, 0.0]], [1]), 6)  # -log(1/2)
@@ -63,7 +72,7 @@ def nll(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -> 
     return evaluate(scores, labels, kind=kind).nll
 
 
-def brier(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -> float:
+def brier(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind | None = None) -> float:
     """Mean multiclass Brier score ``sum_k (p_k - onehot_k)^2``.
 
     >>> brier([[0.5, 0.5]], [1], kind="probs")
@@ -72,7 +81,7 @@ def brier(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -
     return evaluate(scores, labels, kind=kind).brier
 
 
-def accuracy(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind = "logits") -> float:
+def accuracy(scores: ArrayLike, labels: ArrayLike, *, kind: ScoreKind | None = None) -> float:
     """Share of rows whose argmax (first index on ties) is the label.
 
     >>> accuracy([[1.0, 0.0], [1.0, 1.0]], [0, 1])

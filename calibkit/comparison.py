@@ -55,6 +55,9 @@ class ModelResult:
             "name": self.name,
             "source": s.source,
             "n": s.n,
+            "input": s.kind,
+            "input_reason": s.input_reason,
+            "zero_prob_rows": s.zero_prob_rows,
             "accuracy": s.accuracy,
             "ece": s.ece,
             "mce": s.mce,
@@ -181,7 +184,7 @@ def compare_models(
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
         if ci is None:
             return None
-        stats = collect_example_stats(src, chunk_rows=chunk_rows)
+        stats = collect_example_stats(src, chunk_rows=chunk_rows, warn=False)  # summarized too
         boot = bootstrap_metrics(
             stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed
         )

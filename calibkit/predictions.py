@@ -12,13 +12,19 @@ Conventions
   (shape ``(N,)`` or ``(N, 1)``) is the positive class; it is expanded to two classes, logits
   ``[0, z]`` (so the softmax is the sigmoid) or probabilities ``[1 - p, p]``, and ``binary`` is set.
 * ``kind`` says what the scores are: ``"logits"`` (any real numbers) or ``"probs"`` (each in
-  ``[0, 1]``, rows summing to 1 within :data:`PROB_SUM_ATOL`).
+  ``[0, 1]``, rows summing to 1 within :data:`PROB_SUM_ATOL`). Unless the caller forces it or
+  the key's name says ``probs``, it is decided by :func:`choose_kind`: rows that all lie in
+  ``[0, 1]`` and sum to 1 are probabilities in practice (``kind_reason`` says which rule
+  applied).
+* Every value must fit in float64, where calibkit computes, and each row of logits must span
+  less than float64's range (``max - min`` finite): softmax works with differences of logits.
 * ``labels`` has shape ``(N,)`` of integers in ``[0, K)`` or, for soft labels, shape ``(N, K)``
   of non-negative rows summing to 1 (annotator distributions, distillation targets).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
@@ -32,12 +38,17 @@ __all__ = [
     "CONFIDENCE",
     "PROB_SUM_ATOL",
     "ConfidenceRows",
+    "KindChoice",
     "PredictionSource",
     "Predictions",
     "ScoreKind",
     "SourceView",
+    "choose_kind",
     "default_chunk_rows",
     "expand_binary",
+    "input_reason",
+    "not_probabilities",
+    "resolve_kind",
     "validate_confidence",
     "validate_labels",
     "validate_scores",
@@ -117,6 +128,10 @@ class SourceView:
     def soft_labels(self) -> bool:
         return self.base.soft_labels
 
+    @property
+    def kind_reason(self) -> str:
+        return input_reason(self.base)
+
     def chunks(
         self, chunk_rows: int | None = None
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
@@ -140,6 +155,173 @@ def expand_binary(scores: NDArray[np.floating], kind: ScoreKind) -> NDArray[np.f
     return np.stack([1 - col, col], axis=1)
 
 
+def input_reason(source: Any) -> str:
+    """Why ``source``'s scores were read as its ``kind`` (``""`` when it does not say)."""
+    reason = getattr(source, "kind_reason", "")
+    return reason if isinstance(reason, str) else ""
+
+
+def _sum_atol(dtype: np.dtype, sum_atol: float | None) -> float:
+    return sum_atol or PROB_SUM_ATOL.get(str(dtype), 1e-4)
+
+
+def not_probabilities(
+    scores: NDArray[Any], *, sum_atol: float | None = None, row_offset: int = 0
+) -> str | None:
+    """``None`` when every row of the 2-D ``scores`` lies in ``[0, 1]`` and sums to 1 (within
+    :data:`PROB_SUM_ATOL` of the dtype, or ``sum_atol``); else why not, naming the first row.
+
+    With one column only the range is checked (a lone probability ``p(y = 1)`` has no sum).
+
+    >>> not_probabilities(np.array([[0.2, 0.8], [0.5, 0.5]])) is None
+    True
+    >>> not_probabilities(np.array([[0.2, 0.8], [1.5, -0.5]]))
+    'row 1 has 1.5, outside [0, 1]'
+    >>> not_probabilities(np.array([[0.2, 0.3]]))
+    'row 0 sums to 0.5'
+    """
+    if not _is_real_dtype(scores.dtype):
+        return f"dtype {scores.dtype} is not real numbers"
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        out = ~((scores >= 0) & (scores <= 1))  # NaN is outside too
+    if out.any():
+        row = _first_bad_row(out)
+        return f"row {row + row_offset} has {scores[row][out[row]][0]:g}, outside [0, 1]"
+    if scores.shape[1] >= 2:
+        sums = scores.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1) > _sum_atol(scores.dtype, sum_atol)
+        if off.any():
+            row = int(np.argmax(off))
+            return f"row {row + row_offset} sums to {sums[row]:.6g}"
+    return None
+
+
+#: The reason given when detection reads scores as probabilities.
+DETECTED_PROBS = "detected: every row in [0, 1] sums to 1"
+
+
+@dataclass(frozen=True)
+class KindChoice:
+    """What :func:`choose_kind` decided: the ``kind``, the ``reason`` (shown in every output,
+    e.g. ``"detected: every row in [0, 1] sums to 1"``) and a ``warning`` for the user, if any."""
+
+    kind: ScoreKind
+    reason: str
+    warning: str | None = None
+
+
+def choose_kind(
+    scores: NDArray[Any],
+    *,
+    forced: ScoreKind | None = None,
+    named: ScoreKind | None = None,
+    key: str | None = None,
+    forced_by: str = "kind",
+    sum_atol: float | None = None,
+) -> KindChoice:
+    """Decide whether ``scores`` (``(N, K)``, or ``(N,)``/``(N, 1)`` for a binary model) are
+    logits or probabilities. Pure: reads the values, never raises, warns or changes them.
+
+    Rules, in order:
+
+    1. ``forced`` (``kind=`` in Python, ``--input`` on the command line) wins: ``"forced: ..."``.
+    2. A key whose name says probabilities (``named="probs"``) holds probabilities:
+       ``"named: key 'probs'"`` (values that are not probabilities are then an error, raised by
+       the validation).
+    3. Otherwise (a key named like logits, or plain arrays): if every row lies in ``[0, 1]`` and
+       sums to 1 within :data:`PROB_SUM_ATOL` of the dtype, the scores are probabilities in
+       practice (``"detected: ..."``); a key named like logits then gets a warning. With two
+       classes logits such as ``[0.3, 0.7]`` pass this test too; the reason says so, and forcing
+       ``logits`` reads them as logits.
+    4. Else logits: ``"named: key 'logits'"``, or ``"detected: not probabilities (...)"``.
+
+    One score per row (a binary model) cannot be told apart by its values: ``p(y = 1)`` has no
+    row sum, and a logit may lie in ``[0, 1]``. Unless named or forced ``probs`` it is read as a
+    logit; when every value lies in ``[0, 1]`` a warning suggests forcing ``probs``.
+
+    ``forced_by`` names the way a kind is forced: ``"--input"`` gives ``"forced: --input probs"``,
+    ``"kind"`` gives ``"forced: kind='probs'"``.
+
+    >>> choose_kind(np.array([[0.2, 0.7, 0.1]])).reason
+    'detected: every row in [0, 1] sums to 1'
+    >>> print(choose_kind(np.array([[0.2, 0.8]]), named="logits", key="logits").reason)
+    detected: every row in [0, 1] sums to 1 (ambiguous with 2 classes: logits such as
+    [0.3, 0.7] pass too; force logits)
+    >>> print(choose_kind(np.array([[1.0, 0.0]]), named="logits", key="z", forced_by="--input")
+    ...       .warning)
+    key 'z' holds probabilities (every row in [0, 1] sums to 1): read as probabilities;
+    --input logits reads them as logits
+    >>> c = choose_kind(np.array([[2.0, -1.0, 0.5]]))
+    >>> c.kind, c.reason
+    ('logits', 'detected: not probabilities (row 0 has 2, outside [0, 1])')
+    """
+    if forced is not None:
+        how = f"{forced_by} {forced}" if forced_by.startswith("-") else f"{forced_by}={forced!r}"
+        return KindChoice(forced, f"forced: {how}")
+    where = None if key is None else f"columns {key!r}" if key.endswith("_*") else f"key {key!r}"
+    if named == "probs":
+        return KindChoice("probs", f"named: {where}" if where else "named: probabilities")
+    flat = scores.reshape(len(scores), -1) if scores.ndim != 2 else scores
+    step = default_chunk_rows(max(1, flat.shape[1] if flat.ndim == 2 else 1))
+    why = None if len(flat) else "no rows"
+    for start in range(0, len(flat), step):  # in chunks, stopping at the first row that fails
+        why = not_probabilities(flat[start : start + step], sum_atol=sum_atol, row_offset=start)
+        if why is not None:
+            break
+    named_logits = f"named: {where}" if where and named == "logits" else None
+    if flat.ndim != 2 or flat.shape[1] < 2:  # one score per row: probabilities undetectable
+        reason = named_logits or "detected: one score per row is read as a logit"
+        warning = None
+        if why is None:
+            what = where or "the scores"
+            hint = "--input probs" if forced_by.startswith("-") else "kind='probs'"
+            warning = (
+                f"{what} holds one score per row, all in [0, 1]: read as logits of a binary "
+                f"model; if they are probabilities p(y = 1), give {hint}"
+            )
+        return KindChoice("logits", reason, warning)
+    if why is None:
+        reason = DETECTED_PROBS
+        if flat.shape[1] == 2:
+            reason += (
+                " (ambiguous with 2 classes: logits such as [0.3, 0.7] pass too; force logits)"
+            )
+        warning = None
+        if named == "logits":
+            hint = "--input logits" if forced_by.startswith("-") else "kind='logits'"
+            warning = (
+                f"{where or 'the logits'} holds probabilities (every row in [0, 1] sums to 1): "
+                f"read as probabilities; {hint} reads them as logits"
+            )
+        return KindChoice("probs", reason, warning)
+    return KindChoice("logits", named_logits or f"detected: not probabilities ({why})")
+
+
+def resolve_kind(
+    scores: NDArray[Any],
+    source: str,
+    *,
+    forced: ScoreKind | None = None,
+    named: ScoreKind | None = None,
+    key: str | None = None,
+    forced_by: str = "kind",
+    sum_atol: float | None = None,
+) -> KindChoice:
+    """:func:`choose_kind`, and its warning (if any) issued as a ``UserWarning`` naming
+    ``source``; what every reader and :meth:`Predictions.from_arrays` call."""
+    choice = choose_kind(
+        scores, forced=forced, named=named, key=key, forced_by=forced_by, sum_atol=sum_atol
+    )
+    if choice.warning:
+        warnings.warn(f"{source}: {choice.warning}", UserWarning, stacklevel=3)
+    return choice
+
+
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
+
 def validate_scores(
     scores: NDArray[Any],
     kind: ScoreKind,
@@ -147,14 +329,20 @@ def validate_scores(
     *,
     row_offset: int = 0,
     sum_atol: float | None = None,
+    reason: str = "",
 ) -> None:
-    """Raise :class:`InputError` unless ``scores`` (already 2-D) are finite valid ``kind``."""
+    """Raise :class:`InputError` unless ``scores`` (already 2-D) are finite valid ``kind``.
+
+    ``reason`` is why the scores are read as ``kind`` (:class:`KindChoice`); when probabilities
+    were detected on the first batch of a streamed file, a later row that is not a probability
+    is reported with that explanation.
+    """
     name = "logits" if kind == "logits" else "probabilities"
     if not _is_real_dtype(scores.dtype):
         raise InputError(source, f"{name} must be real numbers; found dtype {scores.dtype}")
     if scores.dtype.kind != "f":
         if kind == "logits":
-            return  # integers are finite logits
+            return  # integers are finite logits (int64 differences fit in float64)
         scores = scores.astype(np.float64)  # integer probabilities still need the range checks
     finite = np.isfinite(scores)
     if not finite.all():
@@ -162,26 +350,67 @@ def validate_scores(
         row = _first_bad_row(bad)
         value = scores[row][bad[row]][0]
         raise InputError(source, f"{name} contain {value} at row {row + row_offset}")
-    if kind == "probs":
-        out = (scores < 0) | (scores > 1)
-        if out.any():
-            row = _first_bad_row(out)
+    if scores.dtype.itemsize > 8:  # long double: refuse what float64 cannot hold
+        huge = np.abs(scores) > _FLOAT64_MAX
+        if huge.any():
+            row = _first_bad_row(huge)
+            value = np.format_float_scientific(scores[row][huge[row]][0], precision=6, trim="-")
             raise InputError(
                 source,
-                f"probabilities must lie in [0, 1]; row {row + row_offset} has "
-                f"{scores[row][out[row]][0]:g} (use --input logits if these are logits)",
+                f"{name} hold {value} at row {row + row_offset}, beyond float64's range "
+                "(calibkit computes in float64)",
             )
-        if scores.shape[1] >= 2:
-            atol = sum_atol or PROB_SUM_ATOL.get(str(scores.dtype), 1e-4)
-            sums = scores.sum(axis=1, dtype=np.float64)
-            off = np.abs(sums - 1) > atol
-            if off.any():
-                row = int(np.argmax(off))
-                raise InputError(
-                    source,
-                    f"probability rows must sum to 1; row {row + row_offset} sums to "
-                    f"{sums[row]:.6g} (use --input logits if these are logits)",
-                )
+    if kind == "logits":
+        if scores.dtype.itemsize >= 8 and scores.size:
+            _check_logit_spread(scores, source, row_offset)
+        return
+    hint = " (use --input logits if these are logits)"
+    if reason.startswith("detected"):
+        hint = (
+            " (the first rows were read as probabilities, since every one of them lies in "
+            "[0, 1] and sums to 1, and later rows must agree; use --input logits if these "
+            "are logits)"
+        )
+    out = (scores < 0) | (scores > 1)
+    if out.any():
+        row = _first_bad_row(out)
+        raise InputError(
+            source,
+            f"probabilities must lie in [0, 1]; row {row + row_offset} has "
+            f"{scores[row][out[row]][0]:g}{hint}",
+        )
+    if scores.shape[1] >= 2:
+        sums = scores.sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1) > _sum_atol(scores.dtype, sum_atol)
+        if off.any():
+            row = int(np.argmax(off))
+            raise InputError(
+                source,
+                f"probability rows must sum to 1; row {row + row_offset} sums to "
+                f"{sums[row]:.6g}{hint}",
+            )
+
+
+def _check_logit_spread(scores: NDArray[Any], source: str, row_offset: int) -> None:
+    """Refuse rows whose ``max - min`` overflows float64 (e.g. ``[1e308, -1e308]``).
+
+    Softmax, NLL and temperature scaling all work with differences of logits; such a difference
+    is infinite in float64 and no number calibkit reports would be meaningful. Cheap: the
+    per-row check runs only when the chunk's own range overflows.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.float64(scores.max()) - np.float64(scores.min())):
+            return
+        spread = scores.max(axis=1).astype(np.float64) - scores.min(axis=1).astype(np.float64)
+    bad = ~np.isfinite(spread)
+    if bad.any():
+        row = int(np.argmax(bad))
+        hi, lo = scores[row].max(), scores[row].min()
+        raise InputError(
+            source,
+            f"logits at row {row + row_offset} span {lo:.6g} .. {hi:.6g}, a difference beyond "
+            "float64's range; softmax needs the differences of logits (rescale them)",
+        )
 
 
 def validate_labels(
@@ -247,6 +476,8 @@ class Predictions:
     >>> p = Predictions.from_arrays([[2.0, 0.0], [0.0, 1.0]], [0, 0])
     >>> p.n_rows, p.n_classes, p.kind
     (2, 2, 'logits')
+    >>> p.kind_reason
+    'detected: not probabilities (row 0 has 2, outside [0, 1])'
     """
 
     scores: NDArray[np.floating]
@@ -256,6 +487,7 @@ class Predictions:
     binary: bool = False
     score_key: str | None = field(default=None, compare=False)
     label_key: str | None = field(default=None, compare=False)
+    kind_reason: str = field(default="", compare=False)
 
     @classmethod
     def from_arrays(
@@ -263,18 +495,28 @@ class Predictions:
         scores: ArrayLike,
         labels: ArrayLike,
         *,
-        kind: ScoreKind = "logits",
+        kind: ScoreKind | None = None,
+        named: ScoreKind | None = None,
         source: str = "<array>",
         score_key: str | None = None,
         label_key: str | None = None,
         sum_atol: float | None = None,
+        forced_by: str = "kind",
     ) -> Predictions:
         """Validate ``scores`` and ``labels`` and build :class:`Predictions`.
 
-        ``sum_atol`` overrides the tolerance on probability row sums (for inputs whose original
-        dtype, such as bfloat16, is coarser than the array's).
+        ``kind`` forces the reading (``"logits"`` or ``"probs"``); ``None`` (the default) decides
+        it with :func:`choose_kind`: probabilities when every row lies in ``[0, 1]`` and sums to
+        1, else logits. Readers pass ``named``, what the key's name says (``score_key`` is that
+        key), and ``forced_by="--input"``. ``sum_atol`` overrides the tolerance on probability row
+        sums (for inputs whose original dtype, such as bfloat16, is coarser than the array's).
+
+        >>> Predictions.from_arrays([[0.9, 0.1], [0.2, 0.8]], [0, 1]).kind
+        'probs'
+        >>> Predictions.from_arrays([[0.9, 0.1], [0.2, 0.8]], [0, 1], kind="logits").kind_reason
+        "forced: kind='logits'"
         """
-        if kind not in SCORE_KINDS:
+        if kind is not None and kind not in SCORE_KINDS:
             raise InputError(source, f"kind must be 'logits' or 'probs'; got {kind!r}")
         s = np.asarray(scores)
         y = np.asarray(labels)
@@ -290,19 +532,29 @@ class Predictions:
         if not binary and s.shape[1] < 2:
             raise InputError(source, f"need at least 2 classes; found shape {s.shape}")
         flat = s.reshape(len(s), -1)
+        choice = choose_kind(
+            flat, forced=kind, named=named, key=score_key, forced_by=forced_by, sum_atol=sum_atol
+        )
         step = default_chunk_rows(flat.shape[1])
         for start in range(0, len(flat), step):  # in chunks: no N x K temporary masks
             validate_scores(
-                flat[start : start + step], kind, source, row_offset=start, sum_atol=sum_atol
+                flat[start : start + step],
+                choice.kind,
+                source,
+                row_offset=start,
+                sum_atol=sum_atol,
+                reason=choice.reason,
             )
         if s.dtype.kind != "f":
             s = s.astype(np.float64)
         if binary:
-            s = expand_binary(s, kind)
+            s = expand_binary(s, choice.kind)
         if y.ndim == 0 or len(y) != len(s):
             raise InputError(source, f"{len(s)} rows of scores but labels have shape {y.shape}")
         y = validate_labels(y, s.shape[1], source)
-        return cls(s, y, kind, source, binary, score_key, label_key)
+        if choice.warning:  # only for valid input: a bad file gets its one error line alone
+            warnings.warn(f"{source}: {choice.warning}", UserWarning, stacklevel=2)
+        return cls(s, y, choice.kind, source, binary, score_key, label_key, choice.reason)
 
     @property
     def n_rows(self) -> int:
@@ -372,6 +624,7 @@ class ConfidenceRows:
     n_classes: ClassVar[int] = 0
     binary: ClassVar[bool] = False
     soft_labels: ClassVar[bool] = False
+    kind_reason: ClassVar[str] = "named: confidence and correctness only"
 
     @classmethod
     def from_arrays(

@@ -69,6 +69,7 @@ def torch_chunk_sums(
     y = _labels(labels, device)
     n = z.shape[0]
     soft = y.dtype == torch.float64
+    n_zero = 0
     if kind == "logits":
         pred = z.argmax(dim=1)
         zc = z - z.gather(1, pred[:, None])
@@ -88,14 +89,18 @@ def torch_chunk_sums(
         p = z
         pred = p.argmax(dim=1)
         p_top = p.gather(1, pred[:, None]).squeeze(1)
+        # the stored value as is; only an exact 0 is read as the dtype's smallest subnormal
         logp = torch.log(torch.clamp(p, min=prob_floor(scores.dtype)))
         sum_sq = (p * p).sum(dim=1)
         if soft:
             log_prob = (y * logp).sum(dim=1)
             brier = sum_sq - 2.0 * (y * p).sum(dim=1) + (y * y).sum(dim=1)
+            n_zero = int(((y > 0) & (p == 0)).any(dim=1).sum().item())
         else:
+            p_y = p.gather(1, y[:, None]).squeeze(1)
             log_prob = logp.gather(1, y[:, None]).squeeze(1)
-            brier = sum_sq - 2.0 * p.gather(1, y[:, None]).squeeze(1) + 1.0
+            brier = sum_sq - 2.0 * p_y + 1.0
+            n_zero = int((p_y == 0).sum().item())
         p1 = p[:, 1] if p.shape[1] > 1 else None
     brier = torch.clamp(brier, min=0.0)
     truth = y.argmax(dim=1) if soft else y
@@ -133,6 +138,7 @@ def torch_chunk_sums(
         bin_confidence=bin_conf,
         bin_outcome=bin_out,
         mass_part=mass_part,
+        n_zero_prob=n_zero,
     )
 
 

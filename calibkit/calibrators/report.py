@@ -2,9 +2,12 @@
 
 Schema (``calibkit fit-temp --json``): ``temperature``, ``converged``, ``passes``,
 ``gradient`` (dNLL/d(1/T) at the fit), ``clamped`` (``null``, ``"t_min"`` or ``"t_max"``),
-``message``, ``fitted_on``, ``n``, ``n_bins``, ``binning``, then on the validation data
-``source``, ``accuracy`` (unchanged by TS) and ``{nll,ece,mce,brier}_{before,after}`` (before:
-T = 1; after: the fitted T); ``eval``: the same per-data keys on ``--eval`` data, or ``null``.
+``message``, ``fitted_on``, ``zero_probs`` (probability inputs: stored probabilities exactly 0,
+whose log the fit reads as the dtype's smallest positive number), ``n_bins``, ``binning``, then
+on the validation data ``source``, ``n`` (rows read), ``input`` and ``input_reason`` (how the
+scores were read), ``zero_prob_rows`` (rows whose label has probability exactly 0),
+``accuracy`` (unchanged by TS) and ``{nll,ece,mce,brier}_{before,after}`` (before: T = 1;
+after: the fitted T); ``eval``: the same per-data keys on ``--eval`` data, or ``null``.
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ def before_after(
         binning=binning,
         chunk_rows=chunk_rows,
     )
-    out: dict[str, Any] = {"source": source.source, "n": before.n, "accuracy": before.accuracy}
+    out: dict[str, Any] = {
+        "source": source.source,
+        "n": before.n,
+        "input": before.kind,
+        "input_reason": before.input_reason,
+        "zero_prob_rows": before.zero_prob_rows,
+        "accuracy": before.accuracy,
+    }
     for m in METRICS:
         out[f"{m}_before"] = getattr(before, m)
         out[f"{m}_after"] = getattr(after, m)
@@ -63,6 +73,7 @@ def scaling_report(
         "clamped": fit.clamped if fit else None,
         "message": fit.message if fit else "",
         "fitted_on": scaler.fitted_on,
+        "zero_probs": fit.zero_probs if fit else 0,
         "n_bins": n_bins,
         "binning": binning,
         "calibkit_version": __version__,

@@ -6,7 +6,9 @@ logits once and, for every ``T_s``, runs the single softmax pass of
 accumulators. Cost: about one ``exp`` per temperature
 (centring, argmax and label logits are shared across temperatures); memory: a few chunks plus
 ``O(S * bins)``.
-Accuracy does not depend on ``T`` and is reported once.
+Accuracy does not depend on ``T`` and is reported once; ``n`` counts the rows read. A
+temperature at which a metric overflows float64 (a tiny ``T`` on logits far apart) is refused
+with a message naming it, rather than reported as ``null``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.calibrators.temperature import as_logits, require_scores
-from calibkit.errors import UsageError
+from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.examples import center_logits, logit_stats
 from calibkit.metrics.summary import ChunkSums, MetricAccumulator
@@ -113,7 +115,18 @@ def sweep_temperatures(
     for sums in map_chunks(chunk, source.chunks(chunk_rows)):
         for acc, part in zip(accs, sums, strict=True):
             acc.merge(part)
-    results = [a.result(source=source.source) for a in accs]
+    results = []
+    for acc, t in zip(accs, temps.tolist(), strict=True):
+        try:
+            results.append(acc.result(source=source.source))
+        except InputError as err:
+            if acc.n == 0:
+                raise
+            raise InputError(
+                source.source,
+                f"at T = {t:g} the NLL overflows float64 (logits too far apart for so small a "
+                "temperature); choose larger temperatures",
+            ) from err
     return TemperatureSweep(
         name=name or source.source,
         temperatures=temps,

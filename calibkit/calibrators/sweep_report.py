@@ -3,7 +3,7 @@
 JSON schema (``calibkit sweep-temp --json``)::
 
     {"n_bins", "binning", "models": [{
-        "name", "source", "n", "accuracy", "temperatures": [...],
+        "name", "source", "n", "input", "input_reason", "accuracy", "temperatures": [...],
         "ece": [...], "mce": [...], "nll": [...], "brier": [...],
         "best_ece": {"temperature", "ece"}, "best_nll": {"temperature", "nll"},
         "at_t1": {"ece", "nll", "brier"},
@@ -11,7 +11,8 @@ JSON schema (``calibkit sweep-temp --json``)::
 
 ``best_*`` are the lowest points on the grid; ``at_t1`` is the unscaled model (computed even
 when 1 is not on the grid); ``fitted`` is the temperature fitted on ``--val`` data, evaluated on
-the swept predictions.
+the swept predictions; ``n`` counts the rows read; ``input``/``input_reason`` say how the scores
+were read (logits or probabilities, and why).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
 from calibkit.calibrators.temperature import fit_temperature
 from calibkit.metrics.binning import Binning
-from calibkit.predictions import PredictionSource
+from calibkit.predictions import PredictionSource, input_reason
 
 __all__ = ["SweepResult", "run_sweeps", "sweep_csv", "sweep_json"]
 
@@ -40,6 +41,8 @@ class SweepResult:
     fitted_temperature: float | None = None
     fitted_on: str | None = None
     at_fitted: dict[str, float] | None = None
+    input: str = "logits"
+    input_reason: str = ""
 
 
 def run_sweeps(
@@ -97,6 +100,8 @@ def run_sweeps(
                 fitted_temperature=fitted,
                 fitted_on=fitted_on,
                 at_fitted=point(g + 1) if fitted is not None else None,
+                input=src.kind,
+                input_reason=input_reason(src),
             )
         )
     return out
@@ -113,6 +118,8 @@ def sweep_json(results: Sequence[SweepResult]) -> dict[str, Any]:
                 "name": sw.name,
                 "source": r.source,
                 "n": sw.n,
+                "input": r.input,
+                "input_reason": r.input_reason,
                 "accuracy": sw.accuracy,
                 "temperatures": sw.temperatures.tolist(),
                 "ece": sw.ece.tolist(),

@@ -17,10 +17,16 @@ the bracket is as narrow as float64 allows; typically 4-8 passes.
 the fit stops at the bound and says so (``clamped``): every prediction right (the NLL keeps falling
 as ``T -> 0``) or predictions no better than chance (``T -> infinity``).
 
-Probability inputs are fitted on their logarithms (``softmax(log p) = p``), with probabilities
-below the dtype's machine epsilon raised to it, as for the NLL. Saturated probabilities (exactly
-0 or 1) carry no information about how confident the model was, so a temperature fitted on them
-is biased: save logits when you can.
+Probability inputs are fitted on their logarithms (``softmax(log p) = p``): ``log p`` of the
+stored value in float64, as for the NLL; an exact 0 (whose log is ``-inf``) is read as the
+smallest positive number of the stored dtype (:func:`~calibkit.metrics.examples.prob_floor`),
+and the fit warns with the count of such zeros. Saturated probabilities (exactly 0 or 1) carry
+no information about how confident the model was, so a temperature fitted on them is biased:
+save logits when you can.
+
+The fit never reports convergence on a non-finite NLL, gradient or Hessian: such a pass (which
+only float64 overflow can produce) is refused with an :class:`~calibkit.errors.InputError`.
+``TemperatureFit.n`` counts the rows the passes read, never a file's metadata.
 """
 
 from __future__ import annotations
@@ -39,9 +45,15 @@ from numpy.typing import ArrayLike, NDArray
 
 from calibkit._version import __version__
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
-from calibkit.metrics.examples import center_logits, prob_floor
+from calibkit.metrics.examples import center_logits, log_probs
 from calibkit.parallel import map_chunks, scratch
-from calibkit.predictions import Predictions, PredictionSource, ScoreKind, SourceView
+from calibkit.predictions import (
+    Predictions,
+    PredictionSource,
+    ScoreKind,
+    SourceView,
+    input_reason,
+)
 
 __all__ = [
     "CALIBRATOR_FORMAT",
@@ -65,14 +77,19 @@ def as_logits(
 ) -> NDArray[np.float64]:
     """Float64 logits of a chunk: the scores themselves, or ``log p`` for probabilities.
 
-    Written to ``out`` when given (a work array of the chunk's shape), else to a new array.
+    ``log p`` is the log of the stored value; an exact 0 is read as the smallest positive number
+    of the stored dtype (:func:`~calibkit.metrics.examples.log_probs`). Written to ``out`` when
+    given (a work array of the chunk's shape), else to a new array.
     """
+    if kind != "logits":
+        logp = log_probs(scores)
+        if out is None:
+            return logp
+        np.copyto(out, logp)
+        return out
     z: NDArray[np.float64] = scores.astype(np.float64) if out is None else out
     if out is not None:
         np.copyto(z, scores)
-    if kind != "logits":
-        np.maximum(z, prob_floor(scores.dtype), out=z)
-        np.log(z, out=z)
     return z
 
 
@@ -99,29 +116,35 @@ def _chunk_terms(
     zc = center_logits(z, out=z)
     zc_y = _label_logit(zc, labels)
     mass = labels.sum(axis=1) if labels.ndim == 2 else 1.0  # soft labels: ~1, kept exact
-    e = np.multiply(zc, beta, out=scratch("work", zc.shape))
-    np.exp(e, out=e)
-    s = e.sum(axis=1)
-    ez = np.einsum("ij,ij->i", e, zc)
-    e *= zc
-    ez2 = np.einsum("ij,ij->i", e, zc)
-    mean_z = ez / s
-    var_z = np.maximum(ez2 / s - mean_z * mean_z, 0.0)
-    nll = np.log(s) * mass - beta * zc_y
-    grad = mean_z * mass - zc_y
-    return (
-        float(nll.sum()),
-        float(grad.sum()),
-        float((var_z * mass).sum()),
-        float((zc.mean(axis=1) * mass - zc_y).sum()),
-        float((-zc_y).sum()),
-    )
+    # float64 overflow (beta * zc -> -inf, whose exp is 0; or a sum -> inf) is silent here:
+    # _pass refuses a non-finite NLL, gradient or Hessian
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.multiply(zc, beta, out=scratch("work", zc.shape))
+        np.exp(e, out=e)
+        s = e.sum(axis=1)
+        ez = np.einsum("ij,ij->i", e, zc)
+        e *= zc
+        ez2 = np.einsum("ij,ij->i", e, zc)
+        mean_z = ez / s
+        var_z = np.maximum(ez2 / s - mean_z * mean_z, 0.0)
+        nll = np.log(s) * mass - beta * zc_y
+        grad = mean_z * mass - zc_y
+        return (
+            float(nll.sum()),
+            float(grad.sum()),
+            float((var_z * mass).sum()),
+            float((zc.mean(axis=1) * mass - zc_y).sum()),
+            float((-zc_y).sum()),
+        )
 
 
 def _pass(
     source: PredictionSource, beta: float, chunk_rows: int | None, device: Any = None
-) -> tuple[float, float, float, float, float]:
-    """Means of :func:`_chunk_terms` over the data: one (multi-threaded) pass."""
+) -> tuple[float, float, float, float, float, int]:
+    """Means of :func:`_chunk_terms` over the data, and the rows read: one (multi-threaded) pass.
+
+    A non-finite NLL, gradient or Hessian (float64 overflow) is an :class:`InputError`.
+    """
     totals = np.zeros(5)
     n = 0
 
@@ -140,7 +163,14 @@ def _pass(
     if n == 0:
         raise InputError(source.source, "no rows: the predictions are empty")
     f, g, h, g0, ginf = (totals / n).tolist()
-    return f, g, h, g0, ginf
+    if not (math.isfinite(f) and math.isfinite(g) and math.isfinite(h)):
+        raise InputError(
+            source.source,
+            f"the NLL or its derivatives are not finite at T = {1.0 / beta:.6g} (float64 "
+            "overflow: label logits too far below their row's maximum); temperature scaling "
+            "cannot be fitted on these values",
+        )
+    return f, g, h, g0, ginf, n
 
 
 def nll_gradient_hessian(
@@ -148,12 +178,12 @@ def nll_gradient_hessian(
 ) -> tuple[float, float, float]:
     """Mean NLL of ``softmax(beta * z)`` and its first two derivatives in ``beta``; one pass.
 
-    >>> p = Predictions.from_arrays([[0.0, 1.0]], [1])
+    >>> p = Predictions.from_arrays([[0.0, 1.0]], [1], kind="logits")
     >>> f, g, h = nll_gradient_hessian(p, 1.0)
     >>> round(f, 6), round(g, 6), round(h, 6)  # log(1+e^-1), -(1-sigmoid(1)), s(1)(1-s(1))
     (0.313262, -0.268941, 0.196612)
     """
-    f, g, h, _, _ = _pass(source, beta, chunk_rows, device)
+    f, g, h, _, _, _ = _pass(source, beta, chunk_rows, device)
     return f, g, h
 
 
@@ -163,7 +193,9 @@ class TemperatureFit:
 
     ``nll_before`` is the NLL at ``T = 1``, ``nll_after`` at the fitted ``T``; ``gradient`` is
     ``dNLL/dbeta`` there; ``passes`` counts passes over the data; ``clamped`` is ``"t_min"`` or
-    ``"t_max"`` when the optimum lies outside the allowed range, else ``None``.
+    ``"t_max"`` when the optimum lies outside the allowed range, else ``None``; ``n`` is the
+    number of rows read; ``zero_probs`` (probability inputs) counts the stored probabilities
+    that are exactly 0, whose log is read as the dtype's smallest positive number.
     """
 
     temperature: float
@@ -177,6 +209,7 @@ class TemperatureFit:
     t_min: float
     t_max: float
     message: str = ""
+    zero_probs: int = 0
 
 
 @dataclass(frozen=True)
@@ -214,9 +247,17 @@ class TemperatureScaler:
         return np.asarray(logits, dtype=np.float64) / self.temperature
 
     def transform_probs(self, probs: ArrayLike) -> NDArray[np.float64]:
-        """``softmax(log p / T)`` row-wise, for probability inputs of shape ``(N, K)``."""
+        """``softmax(log p / T)`` row-wise, for probability inputs of shape ``(N, K)``.
+
+        An exact 0 stays exactly 0 (``0^(1/T) = 0``); no log of it is needed here.
+
+        >>> TemperatureScaler(2.0).transform_probs([[0.8, 0.2, 0.0]]).round(4).tolist()
+        [[0.6667, 0.3333, 0.0]]
+        """
         p = np.asarray(probs)
+        zero = p == 0
         z = as_logits(p, "probs") / self.temperature
+        z[zero] = -np.inf  # every valid row has a positive entry, so its max stays finite
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
@@ -290,7 +331,11 @@ class TemperatureScaler:
 
 
 def _fit_keys_ok(fit: dict[str, Any]) -> bool:
-    return set(fit) == {f for f in TemperatureFit.__dataclass_fields__}
+    """Every field of :class:`TemperatureFit`, except those with defaults that older
+    calibrators did not write (``message``, ``zero_probs``)."""
+    known = set(TemperatureFit.__dataclass_fields__)
+    optional = {"message", "zero_probs"}
+    return known - optional <= set(fit) <= known
 
 
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
@@ -310,6 +355,11 @@ class ScaledPredictions(SourceView):
     @property
     def kind(self) -> ScoreKind:
         return "logits"
+
+    @property
+    def kind_reason(self) -> str:
+        base = input_reason(self.base)
+        return f"temperature-scaled {self.base.kind}" + (f" ({base})" if base else "")
 
     def chunks(
         self, chunk_rows: int | None = None
@@ -338,7 +388,7 @@ def fit_temperature(
     predictions: PredictionSource | ArrayLike,
     labels: ArrayLike | None = None,
     *,
-    kind: ScoreKind = "logits",
+    kind: ScoreKind | None = None,
     t_min: float = DEFAULT_T_MIN,
     t_max: float = DEFAULT_T_MAX,
     tol: float = GRADIENT_TOL,
@@ -349,7 +399,9 @@ def fit_temperature(
     """Fit ``T`` minimising the mean NLL of ``softmax(z / T)`` (see the module docstring).
 
     Pass a :class:`~calibkit.predictions.PredictionSource` (e.g. from
-    :func:`calibkit.read_predictions`) or arrays ``(scores, labels)``.
+    :func:`calibkit.read_predictions`) or arrays ``(scores, labels)``; for arrays, ``kind``
+    forces their reading, and by default probabilities are detected
+    (:func:`~calibkit.predictions.choose_kind`).
 
     >>> z = np.array([[3.0, 0.0], [3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
     >>> ts = fit_temperature(z, [0, 0, 1, 1])  # 1 of 4 wrong: soften to p = 3/4
@@ -370,12 +422,11 @@ def fit_temperature(
         from calibkit.backends.torch_backend import check_device
 
         dev = check_device(device)
-    if source.kind == "probs":
-        _warn_if_saturated(source, chunk_rows)
+    zero_probs = _warn_about_probabilities(source, chunk_rows) if source.kind == "probs" else 0
 
     lo, hi = 1.0 / t_max, 1.0 / t_min
     beta = min(max(1.0, lo), hi)
-    f, g, h, g_zero, g_inf = _pass(source, beta, chunk_rows, dev)
+    f, g, h, g_zero, g_inf, n_read = _pass(source, beta, chunk_rows, dev)
     nll_before = (
         f
         if beta == 1.0
@@ -453,10 +504,11 @@ def fit_temperature(
         passes=passes,
         converged=converged,
         clamped=clamped,
-        n=source.n_rows,
+        n=n_read,
         t_min=t_min,
         t_max=t_max,
         message=message,
+        zero_probs=zero_probs,
     )
     return TemperatureScaler(
         1.0 / beta,
@@ -467,11 +519,24 @@ def fit_temperature(
     )
 
 
-def _warn_if_saturated(source: PredictionSource, chunk_rows: int | None) -> None:
-    saturated = n = 0
+def _warn_about_probabilities(source: PredictionSource, chunk_rows: int | None) -> int:
+    """Warn about exact zeros (read as the dtype's smallest positive number when their log is
+    taken) and about saturation; return the number of exact zeros."""
+    saturated = n = zeros = zero_rows = 0
     for scores, _ in source.chunks(chunk_rows):
-        saturated += int(((scores == 0) | (scores == 1)).any(axis=1).sum())
+        is_zero = scores == 0
+        zeros += int(np.count_nonzero(is_zero))
+        zero_rows += int(is_zero.any(axis=1).sum())
+        saturated += int((is_zero | (scores == 1)).any(axis=1).sum())
         n += len(scores)
+    if zeros:
+        warnings.warn(
+            f"{source.source}: {zeros} probabilit{'ies are' if zeros != 1 else 'y is'} exactly "
+            f"0 (in {zero_rows} row{'s' if zero_rows != 1 else ''}); the fit takes log 0 as the "
+            "log of the smallest positive number of the stored dtype",
+            UserWarning,
+            stacklevel=3,
+        )
     if n and saturated / n > 0.01:
         warnings.warn(
             f"{source.source}: {saturated / n:.1%} of rows have a probability of exactly 0 or 1; "
@@ -479,3 +544,4 @@ def _warn_if_saturated(source: PredictionSource, chunk_rows: int | None) -> None
             UserWarning,
             stacklevel=3,
         )
+    return zeros

@@ -161,12 +161,15 @@ def read_options(
 
     if logits_key and probs_key:
         raise UsageError("give --logits-key or --probs-key, not both")
-    kind: Literal["logits", "probs"] | None = None
+    kind: Literal["logits", "probs"] | None = None  # --input: forced, whatever the values
     if input_kind is not None:
         kind = "logits" if input_kind is InputKind.logits else "probs"
-    elif logits_key or probs_key:
-        kind = "logits" if logits_key else "probs"
-    return ReadOptions(scores_key=logits_key or probs_key, labels_key=labels_key, kind=kind)
+    key_kind: Literal["logits", "probs"] | None = None  # a name, as a key's own name would be
+    if logits_key or probs_key:
+        key_kind = "logits" if logits_key else "probs"
+    return ReadOptions(
+        scores_key=logits_key or probs_key, labels_key=labels_key, kind=kind, key_kind=key_kind
+    )
 
 
 def parse_named(specs: list[str]) -> list[tuple[str, str]]:

@@ -130,7 +130,7 @@ def check_command(
     candidate = read_predictions(path, options)
     if baseline_path is not None and Path(baseline_path).suffix.lower() != ".json":
         candidate = LabelDigest(candidate)  # labels hashed in passing, to pair with the baseline
-    base_mode: BinaryMode | None = binary.value if candidate.binary else None
+    base_mode: BinaryMode | None = binary.value if candidate.n_classes == 2 else None
     opened = None
     if baseline_path is not None:  # its layout is checked before the candidate is streamed
         opened = open_baseline(

@@ -76,7 +76,9 @@ def diagram_command(
 
         curves = {}
         for name, src in sources.items():
-            st = collect_example_stats(src, binary_mode=binary.value, chunk_rows=chunk_rows)
+            st = collect_example_stats(
+                src, binary_mode=binary.value, chunk_rows=chunk_rows, warn=False
+            )
             curves[name] = smooth_ece(st.confidence, st.outcome)
     fig = plot_reliability(summaries, overlay=overlay, title=title, smooth=curves)
     save_figure(fig, out, inputs=inputs)

@@ -93,6 +93,7 @@ def _print(report: dict[str, Any]) -> None:
     for title, part in (("validation", report), ("evaluation", report.get("eval"))):
         if not part:
             continue
+        console.print(f"{title} input: {part['input']} ({part['input_reason']})")
         t = Table(title=f"{title}: {part['source']}", title_justify="left", header_style="bold")
         for col in ("metric", "T = 1", f"T = {report['temperature']:.4g}", "change"):
             t.add_column(col, justify="right" if col != "metric" else "left")

@@ -122,6 +122,7 @@ def _print(results: list[Any]) -> None:
         t.add_column(r.sweep.name, justify="right")
     rows: list[tuple[str, list[str]]] = [
         ("N", [str(r.sweep.n) for r in results]),
+        ("input", [r.input for r in results]),
         ("accuracy (any T)", [fmt(r.sweep.accuracy) for r in results]),
         ("ECE at T = 1", [fmt(r.at_one["ece"]) for r in results]),
         ("NLL at T = 1", [fmt(r.at_one["nll"]) for r in results]),
@@ -136,7 +137,10 @@ def _print(results: list[Any]) -> None:
         ]
     for label, cells in rows:
         t.add_row(label, *cells)
-    stdout().print(t)
+    console = stdout()
+    console.print(t)
+    for r in results:
+        console.print(f"{r.sweep.name} input: {r.input} ({r.input_reason})")
 
 
 def _best(sweep: Any, metric: str) -> str:

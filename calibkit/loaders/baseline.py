@@ -71,6 +71,8 @@ def read_baseline_json(
             f"made with {doc.get('n_bins')} {doc.get('binning')} bins, but the check "
             f"uses {n_bins} {binning} bins; recompute it with the same --bins/--binning",
         )
+    if doc.get("binary_mode") is None and doc.get("n_classes") == 2 and binary_mode == "top-label":
+        doc = {**doc, "binary_mode": binary_mode}  # older files said null for (N, 2) inputs
     if "binary_mode" in doc and doc.get("binary_mode") != binary_mode:
         raise InputError(
             source,

@@ -1,6 +1,11 @@
 """Which stored array or column holds what: the name aliases every reader shares.
 
-The name of a key or column says what its numbers are. Aliases, tried in this order:
+The name of a key or column says where the scores are and what they are called; a name that
+says probabilities is read as probabilities, and under a name that says logits, rows that all lie
+in [0, 1] and sum to 1 are read as probabilities (with a warning; see
+:func:`calibkit.predictions.choose_kind`). ``--input`` forces either reading.
+
+Aliases, tried in this order:
 
 * logits: ``logits``, ``logit`` (parquet also: wide columns ``logit_0 .. logit_{K-1}`` or
   ``logits_0 ..``, with or without the underscore, seen as the family ``logit_*``)
@@ -73,12 +78,17 @@ class ReadOptions:
     labels_key
         The key or column holding the labels.
     kind
-        ``"logits"`` or ``"probs"``: what the scores are, overriding what the name says.
+        ``"logits"`` or ``"probs"``: what the scores are, overriding what the name says and
+        what their values look like (``--input``).
+    key_kind
+        What ``scores_key`` is named as (``--logits-key`` / ``--probs-key``): like a key's own
+        name, so probabilities under a logits name are still detected.
     """
 
     scores_key: str | None = None
     labels_key: str | None = None
     kind: ScoreKind | None = None
+    key_kind: ScoreKind | None = None
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in SCORE_KINDS:
@@ -190,10 +200,10 @@ def choose_scores_key(
     if options.scores_key is not None:
         name = options.scores_key
         if name in keys:
-            return name, options.kind or kind_of_name(name)
+            return name, options.kind or options.key_kind or kind_of_name(name)
         prefix = family_prefix(name)
         if prefix in fams:
-            return family_key(prefix), options.kind or kind_of_family(prefix)
+            return family_key(prefix), options.kind or options.key_kind or kind_of_family(prefix)
         raise _missing(name, keys, source, what)
     lowered = {k.lower(): k for k in keys}
     for aliases, prefixes, kind in (

@@ -51,7 +51,14 @@ def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:
             scores = _member(archive, scores_key, source)
         labels = _member(archive, labels_key, source)
     return Predictions.from_arrays(
-        scores, labels, kind=kind, source=source, score_key=scores_key, label_key=labels_key
+        scores,
+        labels,
+        kind=options.kind,  # --input forces; else the name says, and probabilities are detected
+        named=kind,
+        forced_by="--input",
+        source=source,
+        score_key=scores_key,
+        label_key=labels_key,
     )
 
 

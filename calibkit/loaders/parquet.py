@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from calibkit.predictions import (
     SourceKind,
     default_chunk_rows,
     expand_binary,
+    resolve_kind,
     validate_confidence,
     validate_labels,
     validate_scores,
@@ -114,6 +115,7 @@ class ParquetPredictions:
     wide: bool
     score_key: str
     label_key: str
+    kind_reason: str = ""
 
     def chunks(
         self, chunk_rows: int | None = None
@@ -163,7 +165,7 @@ class ParquetPredictions:
                 scores = _scalar_column(col, name, self.source, offset).reshape(n, 1)
             else:
                 scores = _list_column(col, name, self.n_classes, self.source, offset)
-        validate_scores(scores, self.kind, self.source, row_offset=offset)
+        validate_scores(scores, self.kind, self.source, row_offset=offset, reason=self.kind_reason)
         if scores.dtype.kind != "f":
             scores = scores.astype(np.float64)
         if self.binary:
@@ -468,16 +470,10 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
                 label_key=pair[1],
             )
         cols = _choose_columns(names, options, source)
-        # What the scores are: options.kind, else what the name says. This is the one place
-        # where the kind is decided; None means the name does not say (score_*, bare integers).
-        kind: ScoreKind
-        if cols.kind is None:
-            raise InputError(
-                source,
-                f"cannot tell whether {cols.described} hold logits or probabilities; "
-                "say which with --input logits or --input probs",
-            )
-        kind = cols.kind
+        # What the scores are: options.kind, else what the name says; None means the name does
+        # not say (score_*, bare integers), and the values decide (see resolve_kind below).
+        named: ScoreKind | None = cols.kind
+        kind: ScoreKind = cols.kind or "logits"  # provisional: logits accept any real value
         if n_rows == 0:
             raise InputError(source, "no rows: the predictions are empty")
         scores_key, labels_key = cols.score_key, cols.label_key
@@ -510,7 +506,7 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
                 raise InputError(
                     source, f"soft labels in {quoted(labels_key)} have {lk} values, scores have {k}"
                 )
-    return ParquetPredictions(
+    preds = ParquetPredictions(
         path=path,
         source=source,
         kind=kind,
@@ -524,6 +520,30 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
         score_key=scores_key,
         label_key=labels_key,
     )
+    # --input forces the kind; else the name says, and the first batch read shows whether the
+    # scores are probabilities in practice (later batches must agree: validation says so)
+    look = options.kind is None and kind == "logits"
+    choice = resolve_kind(
+        _first_scores(preds) if look else np.empty((0, k)),
+        source,
+        forced=options.kind,
+        named=named,
+        key=scores_key,
+        forced_by="--input",
+    )
+    return replace(preds, kind=choice.kind, kind_reason=choice.reason)
+
+
+def _first_scores(preds: ParquetPredictions) -> NDArray[Any]:
+    """The scores of the first batch (the one column of a binary model), for choose_kind."""
+    batches = preds.chunks()
+    try:
+        first = next(batches, None)
+    finally:
+        getattr(batches, "close", lambda: None)()  # a generator: close its file now
+    if first is None:
+        return np.empty((0, preds.n_classes))
+    return first[0][:, 1:] if preds.binary else first[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -555,6 +575,10 @@ class ShardedParquet:
     @property
     def n_rows(self) -> int:
         return sum(s.n_rows for s in self.shards)
+
+    @property
+    def kind_reason(self) -> str:
+        return self.shards[0].kind_reason
 
     def chunks(
         self, chunk_rows: int | None = None

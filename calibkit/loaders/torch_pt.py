@@ -100,7 +100,9 @@ def read_pt(path: Path, options: ReadOptions, source: str) -> PredictionSource:
     return Predictions.from_arrays(
         _to_numpy(obj[scores_key], scores_key, source),
         _to_numpy(obj[labels_key], labels_key, source),
-        kind=kind,
+        kind=options.kind,  # --input forces; else the name says, and probabilities are detected
+        named=kind,
+        forced_by="--input",
         source=source,
         score_key=scores_key,
         label_key=labels_key,

@@ -19,10 +19,17 @@ convention below reproduces one rule; ``calibkit`` is the default, documented in
     ``[edge[b-1], edge[b])``, and a confidence of exactly 1.0 lands in an extra bin ``M + 1`` of
     its own; float32 sums. For binary models torchmetrics bins ``p(y = 1)``, not the top label.
 ``sklearn``
-    ``sklearn.calibration.calibration_curve(strategy="uniform")``: for binary models, bins
-    ``p(y = 1)`` against the frequency of class 1 (calibkit's ``--binary positive``); float64
-    ``numpy.linspace`` edges; ``searchsorted(edges[1:-1], p)``, i.e. bins ``(lo, hi]`` with 0 in
-    the first bin; the ECE is then calibkit's weighted mean gap over those bins.
+    ``sklearn.calibration.calibration_curve(strategy="uniform")``: for two-class models (one
+    score per row or ``(N, 2)``), bins ``p(y = 1)`` against the frequency of class 1 (calibkit's
+    ``--binary positive``); with more classes, the top-label confidence against correctness
+    (what ``calibration_curve(pred == y, p.max(axis=1))`` gives); float64 ``numpy.linspace``
+    edges; ``searchsorted(edges[1:-1], p)``, i.e. bins ``(lo, hi]`` with 0 in the first bin;
+    the ECE is then calibkit's weighted mean gap over those bins. The NLL becomes
+    ``sklearn.metrics.log_loss``'s (:func:`sklearn_log_loss`): probabilities clipped to
+    ``[eps, 1 - eps]`` of their dtype (float64 for integers and long double; logits: their
+    float64 softmax), so a row's loss is capped (at 15.9 nats for float32, 36.0 for float64),
+    whereas calibkit's own NLL uses the stored value (an exact 0 read as the dtype's smallest
+    positive number). Any number of classes; hard labels only, as for every convention.
 
 ``netcal``
     ``netcal.metrics.ECE`` (1.4): takes probabilities (calibkit's float64 softmax for logits,
@@ -37,6 +44,7 @@ softmax implementations themselves may differ.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -49,7 +57,13 @@ from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.summary import CalibrationSummary
 from calibkit.predictions import PredictionSource
 
-__all__ = ["CONVENTIONS", "Convention", "apply_convention", "convention_bins"]
+__all__ = [
+    "CONVENTIONS",
+    "Convention",
+    "apply_convention",
+    "convention_bins",
+    "sklearn_log_loss",
+]
 
 Convention = Literal["calibkit", "guo", "torchmetrics", "sklearn", "netcal"]
 CONVENTIONS: tuple[Convention, ...] = ("calibkit", "guo", "torchmetrics", "sklearn", "netcal")
@@ -107,11 +121,7 @@ def convention_bins(
     m = check_n_bins(n_bins)
     if convention not in CONVENTIONS or convention == "calibkit":
         raise UsageError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
-    positive = source.binary and convention in ("torchmetrics", "sklearn", "netcal")
-    if convention == "sklearn" and not source.binary:
-        raise UsageError(
-            f"{source.source}: the sklearn convention (calibration_curve) is for binary models"
-        )
+    positive = _positive(source, convention)
     float32 = convention in ("guo", "torchmetrics")
     conf, out = _top_label(source, float32=float32, positive=positive)
     n = conf.size
@@ -159,21 +169,72 @@ def convention_bins(
     )
 
 
+def _positive(source: PredictionSource, convention: str) -> bool:
+    """Whether ``convention`` bins ``p(y = 1)``: torchmetrics and netcal for one-score-per-row
+    binary models (their binary classes), scikit-learn for any two-class model."""
+    if convention == "sklearn":
+        return source.n_classes == 2
+    return source.binary and convention in ("torchmetrics", "netcal")
+
+
+def _sklearn_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype ``sklearn.utils.check_array`` gives ``log_loss``: float16/32/64 kept, else
+    float64 (integers, long double)."""
+    keep = (np.float16, np.float32, np.float64)
+    return dtype if dtype.kind == "f" and dtype.type in keep else np.dtype(np.float64)
+
+
+def sklearn_log_loss(source: PredictionSource) -> float:
+    """``sklearn.metrics.log_loss`` of ``source`` (scikit-learn 1.3 to 1.9): the mean of
+    ``-log clip(p_y, eps, 1 - eps)`` with ``eps`` the machine epsilon of the probabilities'
+    dtype (see the module docstring); logits are turned into probabilities by a float64
+    softmax. The logs are taken in float64 (scikit-learn takes them in the dtype, so float32
+    inputs agree to float32 rounding).
+
+    >>> from calibkit.predictions import Predictions
+    >>> p = Predictions.from_arrays(np.array([[1.0, 0.0]], dtype=np.float32), [1])
+    >>> round(sklearn_log_loss(p), 4)  # -log(eps32), not calibkit's -log(1.4e-45) = 103.28
+    15.9424
+    """
+    total, n = 0.0, 0
+    for scores, labels in source.chunks():
+        if labels.ndim != 1:
+            raise UsageError(f"{source.source}: conventions other than calibkit need hard labels")
+        if source.kind == "probs":
+            p: NDArray[Any] = scores.astype(_sklearn_dtype(scores.dtype), copy=False)
+        else:
+            z = scores.astype(np.float64)
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+        eps = np.finfo(p.dtype).eps
+        p_y = np.clip(p[np.arange(len(labels)), labels], eps, 1 - eps)
+        total -= float(np.log(p_y.astype(np.float64)).sum())
+        n += len(labels)
+    return total / n if n else math.nan
+
+
 def apply_convention(
     summary: CalibrationSummary, source: PredictionSource, convention: str, *, n_bins: int
 ) -> CalibrationSummary:
-    """``summary`` with its bins, ECE, MCE and RMSCE recomputed under ``convention``."""
+    """``summary`` with its bins, ECE, MCE and RMSCE recomputed under ``convention`` (and, for
+    ``sklearn``, the NLL of ``log_loss``); ``binary_mode`` says what the convention binned."""
     if convention == "calibkit":
         return summary
     if convention not in CONVENTIONS:
         raise UsageError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     table = convention_bins(source, convention, n_bins=n_bins)
-    positive = source.binary and convention in ("torchmetrics", "sklearn", "netcal")
+    positive = _positive(source, convention)
+    nll = summary.nll
+    if convention == "sklearn" and source.kind in ("logits", "probs"):
+        nll = sklearn_log_loss(source)
+    two_class = summary.binary_mode is not None
     return replace(
         summary,
         bins=table,
         ece=table.ece(),
         mce=table.mce(),
         rmsce=table.rmsce(),
-        binary_mode="positive" if positive else summary.binary_mode,
+        nll=nll,
+        binary_mode="positive" if positive else ("top-label" if two_class else None),
     )

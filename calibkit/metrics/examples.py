@@ -6,7 +6,7 @@ touched once (one max, one exp, one sum per row, in float64) and can then be dro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -20,6 +20,7 @@ __all__ = [
     "center_logits",
     "confidence_stats",
     "example_stats",
+    "log_probs",
     "logit_stats",
     "prob_floor",
     "prob_stats",
@@ -29,15 +30,39 @@ BinaryMode = Literal["top-label", "positive"]
 
 
 def prob_floor(dtype: np.dtype) -> float:
-    """Smallest probability whose log enters the NLL for probability inputs.
+    """The number an exact zero probability stands for when its log is needed.
 
-    A probability below the machine epsilon of the format it was saved in is treated as that
-    epsilon (as scikit-learn's ``log_loss`` does), so one exact zero does not make the NLL
-    infinite. Logit inputs need no floor: their log-probabilities come from log-softmax.
+    Probabilities are used as stored: ``log p`` of the stored value, in float64. Only an exact 0
+    needs a rule (its log is ``-inf``): it is read as the smallest positive (subnormal) number of
+    the stored dtype (``np.finfo(dtype).smallest_subnormal``: 1.4e-45 for float32, 4.9e-324 for
+    float64; float64's for integer inputs), so a row whose label has probability 0 adds
+    ``-log`` of that (103.3 nats for float32, 744.4 for float64) to the NLL: a lower bound of
+    its true, infinite, loss. Every positive stored probability is at least this number, so the
+    floor changes exact zeros only. Logit inputs need no rule: their log-probabilities come
+    from log-softmax.
+
+    >>> prob_floor(np.dtype(np.float32)), prob_floor(np.dtype(np.int64))
+    (1e-45, 5e-324)
     """
-    if dtype.kind != "f" or dtype.itemsize >= 8:
-        return float(np.finfo(np.float64).eps)
-    return float(np.finfo(dtype).eps)
+    if dtype.kind != "f":
+        return float(np.finfo(np.float64).smallest_subnormal)
+    return float(np.finfo(dtype).smallest_subnormal)
+
+
+def log_probs(scores: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Float64 ``log p`` of stored probabilities, exact zeros read as :func:`prob_floor`.
+
+    The log is taken in float64, or in the stored dtype when that is wider (long double), so
+    a stored value too small for float64 keeps its true log.
+    """
+    floor = prob_floor(scores.dtype)
+    if scores.dtype.kind == "f" and scores.dtype.itemsize > 8:
+        wide = np.log(np.maximum(scores, scores.dtype.type(floor)))
+        out: NDArray[np.float64] = wide.astype(np.float64)
+        return out
+    p = scores.astype(np.float64)
+    np.maximum(p, floor, out=p)
+    return np.log(p, out=p)
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,9 @@ class ExampleStats:
         ``sum_k (p_k - t_k)^2`` with ``t`` the one-hot (or soft) label.
     saturated
         Whether the float64 top-label confidence is exactly 1.0.
+    floored
+        For probability inputs: whether the row's ``log_prob`` reads an exact 0 probability as
+        :func:`prob_floor` (so its NLL term is a lower bound); ``None`` for other inputs.
     """
 
     confidence: NDArray[np.float64]
@@ -67,6 +95,7 @@ class ExampleStats:
     log_prob: NDArray[np.float64]
     brier: NDArray[np.float64]
     saturated: NDArray[np.bool_]
+    floored: NDArray[np.bool_] | None = None
 
 
 @overload
@@ -143,20 +172,24 @@ def logit_stats(
     if beta == 1.0:
         e = np.exp(zc, out=buffer)
     else:
-        e = np.multiply(zc, beta, out=buffer)
+        with np.errstate(over="ignore"):  # beta * zc <= 0 overflows only to -inf: exp gives 0
+            e = np.multiply(zc, beta, out=buffer)
         np.exp(e, out=e)
     s = e.sum(axis=1)
     sum_sq = np.einsum("ij,ij->i", e, e)
     log_s = np.log(s)
     confidence = 1.0 / s
-    if labels.ndim == 1:
-        log_prob = beta * label_logit - log_s
-        brier = sum_sq / (s * s) - 2.0 * e[rows, y] / s + 1.0
-    else:
-        log_prob = beta * label_logit - log_s * t.sum(axis=1)
-        brier = (
-            sum_sq / (s * s) - 2.0 * np.einsum("ij,ij->i", t, e) / s + np.einsum("ij,ij->i", t, t)
-        )
+    with np.errstate(over="ignore"):  # an infinite NLL term is refused by the summary
+        if labels.ndim == 1:
+            log_prob = beta * label_logit - log_s
+            brier = sum_sq / (s * s) - 2.0 * e[rows, y] / s + 1.0
+        else:
+            log_prob = beta * label_logit - log_s * t.sum(axis=1)
+            brier = (
+                sum_sq / (s * s)
+                - 2.0 * np.einsum("ij,ij->i", t, e) / s
+                + np.einsum("ij,ij->i", t, t)
+            )
     return _assemble(confidence, e[:, 1] / s, pred, truth, positive, log_prob, brier, binary_mode)
 
 
@@ -184,11 +217,15 @@ def prob_stats(
 ) -> ExampleStats:
     """Per-example statistics of probabilities, used as given (rows already validated).
 
-    A confidence saved as exactly 0.7 stays exactly 0.7 for binning; ``log p`` uses
-    :func:`prob_floor`.
+    A confidence saved as exactly 0.7 stays exactly 0.7 for binning; ``log p`` is the log of the
+    stored value, an exact 0 read as :func:`prob_floor` (flagged in ``floored``).
+
+    >>> s = prob_stats(np.array([[0.5, 0.5], [1.0, 0.0]], dtype=np.float32), np.array([0, 1]))
+    >>> [round(float(-x), 4) for x in s.log_prob], s.floored.tolist()
+    ([0.6931, 103.2789], [False, True])
     """
     p = scores.astype(np.float64)
-    logp = np.log(np.maximum(p, prob_floor(scores.dtype)))
+    logp = log_probs(scores)
     n = p.shape[0]
     rows = np.arange(n)
     pred = p.argmax(axis=1)
@@ -197,16 +234,19 @@ def prob_stats(
     if labels.ndim == 1:
         y = labels.astype(np.intp, copy=False)
         log_prob = logp[rows, y]
+        floored = scores[rows, y] == 0
         brier = sum_sq - 2.0 * p[rows, y] + 1.0
         truth = y
         positive = (y == 1).astype(np.float64)
     else:
         t = labels.astype(np.float64, copy=False)
         log_prob = np.einsum("ij,ij->i", t, logp)
+        floored = ((t > 0) & (scores == 0)).any(axis=1)
         brier = sum_sq - 2.0 * np.einsum("ij,ij->i", t, p) + np.einsum("ij,ij->i", t, t)
         truth = t.argmax(axis=1)
         positive = t[:, 1] if t.shape[1] == 2 else np.zeros(n)
-    return _assemble(confidence, p[:, 1], pred, truth, positive, log_prob, brier, binary_mode)
+    stats = _assemble(confidence, p[:, 1], pred, truth, positive, log_prob, brier, binary_mode)
+    return replace(stats, floored=floored)
 
 
 def example_stats(

@@ -9,7 +9,10 @@ size beyond float64 summation order.
 Definitions (natural logarithms; ``p`` the softmax of the logits, ``y`` the label):
 
 * accuracy   = share of rows whose ``argmax_k p_k`` (first index on ties) is ``y``
-* NLL        = mean of ``-log p_y`` (cross-entropy ``-sum_k t_k log p_k`` for soft labels ``t``)
+* NLL        = mean of ``-log p_y`` (cross-entropy ``-sum_k t_k log p_k`` for soft labels ``t``);
+  for probability inputs ``log p`` of the stored value, an exact 0 read as the smallest positive
+  number of the stored dtype (:func:`~calibkit.metrics.examples.prob_floor`): such rows are
+  counted (``zero_prob_rows``), a warning names them, and their terms are lower bounds
 * Brier      = mean of ``sum_k (p_k - onehot(y)_k)^2``; for a binary model this counts both
   classes, so it is twice scikit-learn's ``brier_score_loss``
 * ECE, MCE, RMSCE: see :mod:`calibkit.metrics.calibration`
@@ -18,13 +21,15 @@ Definitions (natural logarithms; ``p`` the softmax of the logits, ``y`` the labe
 
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import (
     Binning,
     assign_mass_bins,
@@ -37,15 +42,17 @@ from calibkit.metrics.binning import (
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.examples import BinaryMode, ExampleStats, example_stats
 from calibkit.parallel import map_chunks
-from calibkit.predictions import PredictionSource
+from calibkit.predictions import PredictionSource, input_reason
 
 __all__ = [
     "CalibrationSummary",
     "ChunkSums",
     "MetricAccumulator",
+    "binary_mode_for",
     "chunk_sums",
     "collect_example_stats",
     "summarize",
+    "zero_prob_message",
 ]
 
 BINARY_MODES: tuple[BinaryMode, ...] = ("top-label", "positive")
@@ -73,6 +80,11 @@ class CalibrationSummary:
     kind: str = "logits"
     soft_labels: bool = False
     source: str = "<array>"
+    #: Why the scores were read as ``kind`` (e.g. ``"detected: every row in [0, 1] sums to 1"``).
+    input_reason: str = ""
+    #: Probability inputs: rows whose label probability is exactly 0 (their NLL term uses
+    #: :func:`~calibkit.metrics.examples.prob_floor` and is a lower bound).
+    zero_prob_rows: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,6 +104,13 @@ class ChunkSums:
     bin_confidence: NDArray[np.float64] | None
     bin_outcome: NDArray[np.float64] | None
     mass_part: tuple[NDArray[np.float64], NDArray[np.float64]] | None  # mass binning
+    n_zero_prob: int = 0  # rows whose label probability is an exact 0 (probability inputs)
+
+
+def _sum(x: NDArray[np.float64]) -> float:
+    """``x.sum()`` as a float; an overflow to inf is silent (the summary refuses it)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(x.sum())
 
 
 def chunk_sums(
@@ -119,7 +138,7 @@ def chunk_sums(
         n=int(stats.confidence.size),
         n_correct=int(np.count_nonzero(stats.correct)),
         n_saturated=int(np.count_nonzero(stats.saturated)),
-        sum_log_prob=float(stats.log_prob.sum()),
+        sum_log_prob=_sum(stats.log_prob),
         sum_brier=float(stats.brier.sum()),
         sum_confidence=float(stats.confidence.sum()),
         class_mass=class_mass,
@@ -128,6 +147,7 @@ def chunk_sums(
         bin_confidence=bin_conf,
         bin_outcome=bin_out,
         mass_part=mass_part,
+        n_zero_prob=int(np.count_nonzero(stats.floored)) if stats.floored is not None else 0,
     )
 
 
@@ -155,6 +175,7 @@ class MetricAccumulator:
         self.kind = kind
         self.binary_mode = binary_mode
         self.n = 0
+        self.n_zero_prob = 0
         self.n_correct = 0
         self.n_saturated = 0
         self.sum_log_prob = 0.0
@@ -186,6 +207,7 @@ class MetricAccumulator:
     def merge(self, part: ChunkSums) -> None:
         """Add one chunk's sums (callers merge in chunk order, so results are reproducible)."""
         self.n += part.n
+        self.n_zero_prob += part.n_zero_prob
         self.n_correct += part.n_correct
         self.n_saturated += part.n_saturated
         self.sum_log_prob += part.sum_log_prob
@@ -229,9 +251,25 @@ class MetricAccumulator:
             self.binning,
         )
 
-    def result(self, *, source: str = "<array>", binary: bool = False) -> CalibrationSummary:
+    def result(
+        self, *, source: str = "<array>", binary: bool = False, input_reason: str = ""
+    ) -> CalibrationSummary:
+        """The summary; ``n`` is the number of rows folded in (never a file's metadata).
+
+        ``binary`` marks a two-class model (so ``binary_mode`` is reported). A non-finite NLL or
+        Brier score of logits or probabilities is refused: it can only come from float64
+        overflow, and would otherwise be written as ``null``.
+        """
         if self.n == 0:
             raise InputError(source, "no rows: the predictions are empty")
+        if self.kind in ("logits", "probs"):
+            for name, total in (("NLL", self.sum_log_prob), ("Brier score", self.sum_brier)):
+                if not math.isfinite(total):
+                    raise InputError(
+                        source,
+                        f"the {name} overflows float64 (label logits more than ~1e308 below "
+                        "their row's maximum, after any temperature scaling)",
+                    )
         table = self.bin_table()
         n = self.n
         missing = tuple(int(k) for k in np.flatnonzero(self.class_mass == 0))
@@ -254,7 +292,39 @@ class MetricAccumulator:
             kind=self.kind,
             soft_labels=self.soft_labels,
             source=source,
+            input_reason=input_reason,
+            zero_prob_rows=self.n_zero_prob,
         )
+
+
+def binary_mode_for(predictions: PredictionSource, binary_mode: str) -> BinaryMode:
+    """The binary mode to use for ``predictions``: ``"positive"`` needs exactly two classes.
+
+    Any two-class input, one score per row or ``(N, 2)``, can bin ``p(y = 1)``; with more
+    classes (or confidence-only rows) ``"positive"`` is a usage error rather than ignored.
+    """
+    if binary_mode not in BINARY_MODES:
+        raise UsageError(f"unknown binary mode {binary_mode!r}; known: {', '.join(BINARY_MODES)}")
+    if binary_mode == "positive" and predictions.n_classes != 2:
+        what = (
+            "confidence-only rows"
+            if predictions.kind == "confidence"
+            else f"{predictions.n_classes} classes"
+        )
+        raise UsageError(
+            f"{predictions.source}: --binary positive (p(y = 1)) needs a binary model with 2 "
+            f"classes; this one has {what}"
+        )
+    return "positive" if binary_mode == "positive" else "top-label"
+
+
+def zero_prob_message(source: str, rows: int) -> str:
+    """The warning for ``rows`` rows whose label probability is an exact 0."""
+    return (
+        f"{source}: {rows} row{'s give' if rows != 1 else ' gives'} the label a probability "
+        "of exactly 0; -log 0 is taken at the smallest positive number of the stored dtype, "
+        "so the NLL is a lower bound (save logits when you can)"
+    )
 
 
 def summarize(
@@ -274,10 +344,14 @@ def summarize(
     ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) the pass runs in torch on that device
     instead (:mod:`calibkit.backends.torch_backend`).
 
-    ``binary_mode`` matters only for binary models: ``"top-label"`` (default) bins the top-label
-    confidence like any classifier, so one logit and the equivalent two-class softmax agree;
-    ``"positive"`` bins ``p(y = 1)`` against the frequency of class 1, the view of
-    scikit-learn's ``calibration_curve``.
+    ``binary_mode`` matters only for two-class models (one score per row or ``(N, 2)``):
+    ``"top-label"`` (default) bins the top-label confidence like any classifier, so one logit
+    and the equivalent two-class softmax agree; ``"positive"`` bins ``p(y = 1)`` against the
+    frequency of class 1, the view of scikit-learn's ``calibration_curve``; with more than two
+    classes it is a :class:`~calibkit.errors.UsageError`.
+
+    The summary's ``n`` counts the rows actually read. Probability rows whose label has
+    probability exactly 0 are counted in ``zero_prob_rows`` and named in a warning.
 
     >>> from calibkit.predictions import Predictions
     >>> p = Predictions.from_arrays([[0.0, 0.0], [2.0, 0.0]], [1, 0])
@@ -285,14 +359,12 @@ def summarize(
     >>> s.n, s.accuracy, round(s.nll, 4)
     (2, 0.5, 0.4100)
     """
-    if binary_mode not in BINARY_MODES:
-        raise InputError(predictions.source, f"unknown binary mode {binary_mode!r}")
     acc = MetricAccumulator(
         predictions.n_classes,
         n_bins=n_bins,
         binning=binning,
         kind=predictions.kind,
-        binary_mode=binary_mode if predictions.binary else "top-label",
+        binary_mode=binary_mode_for(predictions, binary_mode),
     )
     kind, mode = acc.kind, acc.binary_mode
 
@@ -321,7 +393,16 @@ def summarize(
 
     for part in map_chunks(sums, predictions.chunks(chunk_rows), workers=workers):
         acc.merge(part)
-    return acc.result(source=predictions.source, binary=predictions.binary)
+    summary = acc.result(
+        source=predictions.source,
+        binary=predictions.n_classes == 2,
+        input_reason=input_reason(predictions),
+    )
+    if summary.zero_prob_rows:
+        warnings.warn(
+            zero_prob_message(predictions.source, summary.zero_prob_rows), UserWarning, stacklevel=2
+        )
+    return summary
 
 
 def collect_example_stats(
@@ -330,14 +411,16 @@ def collect_example_stats(
     binary_mode: BinaryMode = "top-label",
     chunk_rows: int | None = None,
     workers: int | None = None,
+    warn: bool = True,
 ) -> ExampleStats:
     """Per-example statistics of every row, concatenated (``O(N)`` memory, no ``K``).
 
     The input for resampling methods (bootstrap intervals, paired tests): replicates reuse
-    these numbers instead of recomputing a softmax.
+    these numbers instead of recomputing a softmax. ``binary_mode`` as in :func:`summarize`;
+    ``warn=False`` leaves the zero-probability warning to a :func:`summarize` of the same data.
     """
     kind = predictions.kind
-    mode = binary_mode if predictions.binary else "top-label"
+    mode = binary_mode_for(predictions, binary_mode)
 
     def stats(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ExampleStats:
         return example_stats(chunk[0], chunk[1], kind, binary_mode=mode)
@@ -345,6 +428,18 @@ def collect_example_stats(
     parts = list(map_chunks(stats, predictions.chunks(chunk_rows), workers=workers))
     if not parts:
         raise InputError(predictions.source, "no rows: the predictions are empty")
-    return ExampleStats(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in ExampleStats.__dataclass_fields__)
-    )
+    fields = {
+        f: np.concatenate([getattr(p, f) for p in parts])
+        for f in ExampleStats.__dataclass_fields__
+        if f != "floored"
+    }
+    floored = None
+    if all(p.floored is not None for p in parts):
+        floored = np.concatenate([p.floored for p in parts if p.floored is not None])
+        if warn and floored.any():
+            warnings.warn(
+                zero_prob_message(predictions.source, int(floored.sum())),
+                UserWarning,
+                stacklevel=2,
+            )
+    return ExampleStats(**fields, floored=floored)

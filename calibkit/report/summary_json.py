@@ -3,10 +3,13 @@
 Schema (``calibkit ece --json``); every number is computed, NaN is written as ``null``:
 
 ``n``, ``n_classes``, ``n_bins``, ``binning`` (``"width"``/``"mass"``), ``binary_mode``
-(``null``, ``"top-label"`` or ``"positive"``), ``input`` (``"logits"``/``"probs"``),
+(``null`` for more than two classes, else ``"top-label"`` or ``"positive"``), ``input``
+(``"logits"``/``"probs"``/``"confidence"``), ``input_reason`` (why: ``"named: key 'probs'"``,
+``"detected: every row in [0, 1] sums to 1"``, ``"forced: --input logits"``, ...),
 ``soft_labels``, ``accuracy``, ``ece``, ``mce``, ``rmsce``, ``nll``, ``brier``,
-``mean_confidence``, ``saturated_fraction``, ``missing_classes`` (label values that never occur),
-``source``, ``calibkit_version``, and ``bins``: a list of
+``mean_confidence``, ``saturated_fraction``, ``zero_prob_rows`` (probability rows whose label
+has probability exactly 0: their NLL terms are lower bounds), ``missing_classes`` (label values
+that never occur), ``source``, ``calibkit_version``, and ``bins``: a list of
 ``{lower, upper, count, confidence, accuracy}`` (``confidence``/``accuracy`` null when empty).
 """
 
@@ -51,6 +54,7 @@ def summary_to_dict(s: CalibrationSummary) -> dict[str, Any]:
         "binning": s.binning,
         "binary_mode": s.binary_mode,
         "input": s.kind,
+        "input_reason": s.input_reason,
         "soft_labels": s.soft_labels,
         "accuracy": _num(s.accuracy),
         "ece": _num(s.ece),
@@ -60,6 +64,7 @@ def summary_to_dict(s: CalibrationSummary) -> dict[str, Any]:
         "brier": _num(s.brier),
         "mean_confidence": _num(s.mean_confidence),
         "saturated_fraction": _num(s.saturated_fraction),
+        "zero_prob_rows": s.zero_prob_rows,
         "missing_classes": list(s.missing_classes),
         "calibkit_version": __version__,
         "bins": bins_to_list(s.bins),

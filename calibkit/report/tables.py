@@ -39,6 +39,17 @@ def metrics_table(s: CalibrationSummary) -> Table:
         rows[3] = ("ECE", fmt(s.ece), f"ECE of p(y=1), {s.n_bins} {s.binning} bins")
     if s.kind == "confidence":
         rows[1] = ("K", "-", "confidence-only input: no classes, no NLL or Brier")
+    rows.insert(2, ("input", s.kind, s.input_reason or "how the scores were read"))
+    if s.kind == "probs":
+        rows.append(
+            (
+                "p(label) = 0",
+                str(s.zero_prob_rows),
+                "rows with an exact 0 for the label: NLL terms are lower bounds"
+                if s.zero_prob_rows
+                else "rows with an exact 0 for the label",
+            )
+        )
     for row in rows:
         t.add_row(*row)
     return t

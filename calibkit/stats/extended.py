@@ -51,8 +51,8 @@ def extended_metrics(
     if bootstrap < 100:
         raise UsageError(f"--bootstrap must be >= 100 replicates; got {bootstrap}")
     n_bins, binning = summary.n_bins, summary.binning
-    stats = collect_example_stats(
-        source, binary_mode=binary_mode if source.binary else "top-label", chunk_rows=chunk_rows
+    stats = collect_example_stats(  # the summary has warned about zero probabilities
+        source, binary_mode=binary_mode, chunk_rows=chunk_rows, warn=False
     )
     over, under = over_under_confidence(summary.bins)
     debiased = debiased_squared_ce(summary.bins)

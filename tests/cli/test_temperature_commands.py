@@ -53,6 +53,8 @@ MODEL_KEYS = {
     "name",
     "source",
     "n",
+    "input",
+    "input_reason",
     "accuracy",
     "temperatures",
     "ece",
@@ -259,7 +261,8 @@ def test_fit_temp_all_right_and_confident_clamps_at_t_min(
 ) -> None:
     logits, labels = _confident_right(margin)
     path = write_npz(tmp_path / "right.npz", logits=logits, labels=labels)
-    result = run(runner, "fit-temp", path, "--json")
+    # margin 1: one-hot rows are probabilities in practice (#12); say these are logits
+    result = run(runner, "fit-temp", path, "--json", "--input", "logits")
     assert_ok(result)
     out = json.loads(result.stdout)
     assert out["clamped"] == "t_min"
@@ -328,9 +331,14 @@ def test_fit_temp_saturated_probabilities_warn(runner: CliRunner, tmp_path: Path
     path = write_npz(tmp_path / "p.npz", probs=probs, labels=labels)
     result = run(runner, "fit-temp", path, "--json")
     assert_ok(result)
-    assert result.stderr == (
+    assert result.stderr == (  # the exact zeros are counted (#12), then the saturation
+        f"calibkit: warning: {path}: 40 probabilities are exactly 0 (in 20 rows); the fit "
+        "takes log 0 as the log of the smallest positive number of the stored dtype\n"
         f"calibkit: warning: {path}: 66.7% of rows have a probability of exactly 0 or 1; "
         "a temperature fitted on saturated probabilities is biased (save logits instead)\n"
+        f"calibkit: warning: {path}: 10 rows give the label a probability of exactly 0; "
+        "-log 0 is taken at the smallest positive number of the stored dtype, so the NLL is a "
+        "lower bound (save logits when you can)\n"
     )
     assert json.loads(result.stdout)["temperature"] > 0
 

@@ -117,8 +117,11 @@ def test_float16_input_accumulates_in_float64() -> None:
 
 
 def test_probability_zero_on_the_label_uses_the_documented_floor() -> None:
-    s = calibkit.evaluate(np.array([[1.0, 0.0]], dtype=np.float32), [1], kind="probs")
-    assert s.nll == pytest.approx(-math.log(np.finfo(np.float32).eps))
+    """An exact 0 is read as the dtype's smallest subnormal (was: its epsilon, #12)."""
+    with pytest.warns(UserWarning, match="1 row gives the label a probability of exactly 0"):
+        s = calibkit.evaluate(np.array([[1.0, 0.0]], dtype=np.float32), [1], kind="probs")
+    assert s.nll == pytest.approx(-math.log(float(np.finfo(np.float32).smallest_subnormal)))
+    assert s.zero_prob_rows == 1
 
 
 @pytest.mark.parametrize(

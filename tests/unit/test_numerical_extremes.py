@@ -197,13 +197,16 @@ def test_float16_probabilities_equal_float64_of_the_same_values() -> None:
     )
 
 
-def test_float16_zero_probability_is_floored_at_float16_epsilon() -> None:
-    """The one documented difference (``prob_floor``): p_y = 0 counts as the dtype's epsilon."""
+def test_float16_zero_probability_is_read_as_the_float16_smallest_subnormal() -> None:
+    """The one documented difference (``prob_floor``): p_y = 0 counts as the stored dtype's
+    smallest positive (subnormal) number (#12; it was the dtype's epsilon)."""
     p = np.array([[1.0, 0.0]])
-    nll16 = calibkit.evaluate(p.astype(np.float16), [1], kind="probs").nll
-    nll64 = calibkit.evaluate(p, [1], kind="probs").nll
-    assert nll16 == -math.log(float(np.finfo(np.float16).eps))
-    assert nll64 == -math.log(float(np.finfo(np.float64).eps))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*1 row gives the label a probability of exactly 0")
+        nll16 = calibkit.evaluate(p.astype(np.float16), [1], kind="probs").nll
+        nll64 = calibkit.evaluate(p, [1], kind="probs").nll
+    assert nll16 == -math.log(float(np.finfo(np.float16).smallest_subnormal))
+    assert nll64 == -math.log(float(np.finfo(np.float64).smallest_subnormal))
 
 
 # --------------------------------------------------------------------------------------------
