@@ -24,7 +24,7 @@ from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
 from calibkit.memory import check_fits, confidence_copies, format_bytes, prediction_copies
 from calibkit.predictions import ConfidenceRows, Predictions, PredictionSource
 
-__all__ = ["NpzMember", "npz_members", "read_npz", "verify_crc"]
+__all__ = ["NpzMember", "crc32_of", "npz_members", "read_npz", "verify_crc"]
 
 
 STREAMING_HINT = (
@@ -168,6 +168,8 @@ def _npy_header(
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(prefixed)
     else:
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(prefixed)
+    if any(d < 0 for d in shape):  # numpy's header check allows negative sizes
+        return None
     return tuple(int(d) for d in shape), bool(fortran), dtype, size
 
 
@@ -185,12 +187,17 @@ def verify_crc(path: Path, member: NpzMember, source: str) -> np.memmap[Any, Any
         raw = np.memmap(path, dtype=np.uint8, mode="r", offset=member.data_start, shape=(size,))
     except (ValueError, OSError):
         raise InputError(source, f"member {member.name!r} is truncated") from None
-    crc = 0
-    for start in range(0, size, _CRC_STEP):
-        crc = zlib.crc32(raw[start : start + _CRC_STEP].data, crc)
-    if crc != member.info.CRC:
+    if crc32_of(raw) != member.info.CRC:
         raise InputError(source, f"member {member.name!r} fails its CRC-32 check (corrupted)")
     return raw
+
+
+def crc32_of(raw: np.ndarray[Any, Any]) -> int:
+    """CRC-32 of a contiguous byte array such as a memory map, read in steps of a few MiB."""
+    crc = 0
+    for start in range(0, raw.size, _CRC_STEP):
+        crc = zlib.crc32(raw[start : start + _CRC_STEP].data, crc)
+    return crc
 
 
 def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:

@@ -8,7 +8,7 @@ import warnings
 import zipfile
 from math import prod
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -88,19 +88,71 @@ def _numpy_dtype(value: Any) -> np.dtype[Any]:
     return np.dtype(f"{'i' if dtype.is_signed else 'u'}{dtype.itemsize}")
 
 
-def _loaded_bytes(path: Path) -> int:
-    """Bytes ``torch.load`` reads into memory: a zip archive's records, uncompressed.
+def _check_archive(path: Path, source: str) -> None:
+    """Refuse a file whose records will not fit in memory, then one that fails its CRC-32.
 
-    torch stores a ``.pt`` archive's records uncompressed, but a re-zipped file may deflate
-    them, and the zip directory says how large each one becomes. A legacy (non-zip) file holds
-    its storages as they are.
+    ``torch.load`` reads every record of a ``.pt`` zip archive into memory and checks no
+    checksum. torch stores the records uncompressed, but a re-zipped file may deflate them: the
+    sizes come from the zip directory (what each record becomes), so the check runs before
+    anything is decompressed. The CRC-32 pass then reads each record once, in bounded memory;
+    archives written with ``compute_crc32=False`` record no checksums (all zero) and are read
+    unchecked. A legacy (non-zip) file holds its storages as they are: its size is what it needs.
     """
+    from calibkit.loaders.npz import STREAMING_HINT
+    from calibkit.memory import check_fits
+
     size = path.stat().st_size
     try:
-        with zipfile.ZipFile(path) as zf:
-            return max(size, sum(info.file_size for info in zf.infolist()))
+        archive = zipfile.ZipFile(path)
     except Exception:  # legacy format, or a file torch.load will refuse in its own words
-        return size
+        check_fits(source, size, hint=STREAMING_HINT)
+        return
+    with archive:
+        records = archive.infolist()
+        needed = max(size, sum(info.file_size for info in records))
+        check_fits(source, needed, hint=STREAMING_HINT)
+        if not any(info.CRC for info in records):
+            return
+        with open(path, "rb") as fh:
+            for info in records:
+                problem = _record_problem(path, archive, fh, info)
+                if problem is not None:
+                    raise InputError(source, f"record {info.filename!r} {problem}")
+
+
+def _record_problem(
+    path: Path, archive: zipfile.ZipFile, fh: IO[bytes], info: zipfile.ZipInfo
+) -> str | None:
+    """What is wrong with a record's bytes, or ``None`` when they match their CRC-32.
+
+    A stored record is checked through a memory map (as ``.npz`` members are); a deflated one
+    is decompressed in steps by zipfile, which checks the CRC-32 at the record's end. A local
+    header that disagrees with the zip directory is corruption too: torch would read the data
+    from the wrong offset.
+    """
+    from calibkit.loaders.npz import _CRC_STEP, _local_data_start, crc32_of
+
+    failed = "fails its CRC-32 check (corrupted)"
+    try:
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            with archive.open(info) as record:
+                while record.read(_CRC_STEP):
+                    pass
+            return None
+        start = _local_data_start(fh, info)
+        if start is None:
+            return "is corrupted (its local header disagrees with the zip directory)"
+        size = info.compress_size
+        if start + size > path.stat().st_size:
+            return "is truncated"
+        if size == 0:
+            return None if info.CRC == 0 else failed
+        raw = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(size,))
+        return None if crc32_of(raw) == info.CRC else failed
+    except zipfile.BadZipFile as err:
+        return failed if "CRC-32" in str(err) else f"is corrupted ({describe(err)})"
+    except Exception as err:  # an untrusted file: any failure to read it is the file's problem
+        return f"cannot be read ({describe(err)})"
 
 
 def _check_tensors(
@@ -166,10 +218,7 @@ def read_pt(path: Path, options: ReadOptions, source: str) -> PredictionSource:
         raise InputError(
             source, "reading .pt files needs PyTorch: pip install 'calibkit[torch]'"
         ) from None
-    from calibkit.loaders.npz import STREAMING_HINT
-    from calibkit.memory import check_fits
-
-    check_fits(source, _loaded_bytes(path), hint=STREAMING_HINT)
+    _check_archive(path, source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. torch's note on old pickle protocols

@@ -276,3 +276,19 @@ def test_a_flipped_byte_in_a_compressed_member_is_refused(tmp_path, name, where)
     assert len(lines) == 1 and lines[0].startswith(f"calibkit: error: {path}: "), lines
     assert "corrupted" in lines[0]
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_a_negative_declared_size_is_a_corrupt_member(tmp_path, method) -> None:
+    """numpy's header check lets ``(-1, 10)`` through; it must not reach the memory map."""
+    path = tmp_path / "negative.npz"
+    header = {"descr": "<f8", "fortran_order": False, "shape": (-1, 10)}
+    with zipfile.ZipFile(path, "w", method) as zf:
+        with zf.open("logits.npy", "w") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            fh.write(np.zeros(100).tobytes())
+        with zf.open("labels.npy", "w") as fh:
+            np.save(fh, np.zeros(10, dtype=np.int64))
+    with pytest.raises(InputError) as info:
+        calibkit.read_predictions(path)
+    assert str(info.value) == f"{path}: corrupted array (negative dimensions are not allowed)"
