@@ -11,8 +11,10 @@ checks the CRC-32 when it reaches a member's end.
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -91,15 +93,22 @@ class NpzMember:
         )
 
 
-def npz_members(path: Path, source: str) -> dict[str, NpzMember]:
-    """Every member of the archive at ``path`` by zip name (``"logits.npy"``), without its data.
+def npz_members(
+    path: Path, source: str, names: Collection[str] | None = None
+) -> dict[str, NpzMember]:
+    """The members of the archive at ``path`` by zip name (``"logits.npy"``), without their data.
 
-    A compressed member's header is read by decompressing its first few kilobytes; no array data
-    is read. Raises :class:`InputError` when the zip directory itself cannot be read.
+    Every member, or only those in ``names`` (absent ones are left out). A compressed member's
+    header is read by decompressing its first few kilobytes; no array data is read. Raises
+    :class:`InputError` when the zip directory itself cannot be read.
     """
     try:
         with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
-            return {info.filename: _describe(zf, fh, info) for info in zf.infolist()}
+            infos = zf.infolist()
+            if names is not None:
+                wanted = set(names)
+                infos = [info for info in infos if info.filename in wanted]
+            return {info.filename: _describe(zf, fh, info) for info in infos}
     except InputError:
         raise
     except Exception as err:  # an untrusted file: any parser failure is the file's problem
@@ -122,7 +131,7 @@ def _local_data_start(fh: IO[bytes], info: zipfile.ZipInfo) -> int | None:
 
 def _describe(zf: zipfile.ZipFile, fh: IO[bytes], info: zipfile.ZipInfo) -> NpzMember:
     start = _local_data_start(fh, info)
-    if not info.filename.endswith(".npy") or info.flag_bits & 0x1:
+    if info.flag_bits & 0x1:  # encrypted: numpy cannot read it either
         return NpzMember(info, start)
     try:
         if info.compress_type == zipfile.ZIP_STORED:
@@ -208,7 +217,6 @@ def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:
     if not head.startswith(_ZIP_MAGIC):
         # checked here because numpy would fall back to unpickling (refused, but misreported)
         raise InputError(source, "not a readable .npz archive (not a zip file)")
-    members = npz_members(path, source)
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception as err:  # an untrusted file: any parser failure is the file's problem
@@ -216,15 +224,22 @@ def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise InputError(source, "not a readable .npz archive")
     with archive:
+        names = set(archive.zip.namelist()) if archive.zip is not None else set()
+
+        def name(key: str) -> str:  # the member numpy reads for a key
+            return key if key in names else f"{key}.npy"
+
         pair = confidence_keys(archive.files, options)
         if pair is not None:
-            _check_size(source, members, pair[0], pair[1], confidence=True)
+            members = npz_members(path, source, [name(key) for key in pair])
+            _check_size(source, members, name(pair[0]), name(pair[1]), confidence=True)
             return ConfidenceRows.from_arrays(
                 _member(archive, pair[0], source), _member(archive, pair[1], source), source=source
             )
         scores_key, labels_key, kind = choose_keys(archive.files, options, source)
-        _check_size(source, members, scores_key, labels_key)
-        scores = _mapped(path, members.get(f"{scores_key}.npy"), source)
+        members = npz_members(path, source, [name(scores_key), name(labels_key)])
+        _check_size(source, members, name(scores_key), name(labels_key))
+        scores = _mapped(path, members.get(name(scores_key)), source)
         if scores is None:
             scores = _member(archive, scores_key, source)
         labels = _member(archive, labels_key, source)
@@ -264,8 +279,8 @@ def _held_bytes(member: NpzMember | None, mapped: bool) -> int:
 def _check_size(
     source: str,
     members: dict[str, NpzMember],
-    first_key: str,
-    second_key: str,
+    first_name: str,
+    second_name: str,
     *,
     confidence: bool = False,
 ) -> None:
@@ -275,7 +290,7 @@ def _check_size(
     ones, labels, anything that cannot be mapped) plus the copies the validation makes, such as
     the float64 copy of integer logits. A memory-mapped member costs page cache, not memory.
     """
-    first, second = members.get(f"{first_key}.npy"), members.get(f"{second_key}.npy")
+    first, second = members.get(first_name), members.get(second_name)
     for member in (first, second):
         declared = member.nbytes if member is not None else None
         if (
@@ -336,8 +351,10 @@ def _member(archive: Any, key: str, source: str) -> Any:
         raise InputError(source, f"corrupted array ({describe(err)})") from None
     except zipfile.BadZipFile as err:
         if "CRC-32" in str(err):  # zipfile checks the CRC as it reads a member to its end
+            found = re.search(r"for file '(.*)'", str(err))
+            name = found.group(1) if found else f"{key}.npy"
             raise InputError(
-                source, f"member '{key}.npy' fails its CRC-32 check (corrupted)"
+                source, f"member {name!r} fails its CRC-32 check (corrupted)"
             ) from None
         raise InputError(source, f"corrupted or truncated archive ({describe(err)})") from None
     except Exception as err:

@@ -142,6 +142,25 @@ def test_members_that_are_not_used_are_not_counted(tmp_path, monkeypatch) -> Non
     assert calibkit.read_predictions(path).n_rows == n
 
 
+def test_members_named_without_the_npy_suffix_are_counted(tmp_path, monkeypatch) -> None:
+    """numpy reads key ``labels`` from a member named ``labels`` before ``labels.npy``."""
+    n = 2_000_000
+    path = tmp_path / "bare.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, array in (("logits", np.zeros((n, 2), np.float32)), ("labels", np.zeros(n))):
+            with zf.open(name, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, array)
+    _limit(monkeypatch, 12 * MiB)  # 16 MB of float64 labels, then their int64 copy
+    _refused(path)
+    _limit(monkeypatch, 80 * MiB)
+    preds = calibkit.read_predictions(path)
+    assert isinstance(preds, Predictions)
+    base = preds.scores
+    while not isinstance(base, np.memmap) and getattr(base, "base", None) is not None:
+        base = base.base
+    assert isinstance(base, np.memmap)  # the bare-named logits member is mapped too
+
+
 def test_mapped_float_logits_stay_free(tmp_path, monkeypatch) -> None:
     n, k = 200_000, 20
     path = tmp_path / "mapped.npz"
