@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 from typing import IO, Any
 
@@ -73,10 +74,7 @@ class NpzMember:
         """The declared size of the array, ``None`` when the header is unreadable."""
         if self.shape is None or self.dtype is None:
             return None
-        size = self.dtype.itemsize
-        for dim in self.shape:
-            size *= dim
-        return size
+        return self.dtype.itemsize * prod(self.shape)
 
     @property
     def mappable(self) -> bool:
@@ -109,8 +107,6 @@ def npz_members(
                 wanted = set(names)
                 infos = [info for info in infos if info.filename in wanted]
             return {info.filename: _describe(zf, fh, info) for info in infos}
-    except InputError:
-        raise
     except Exception as err:  # an untrusted file: any parser failure is the file's problem
         raise InputError(source, f"not a readable .npz archive ({describe(err)})") from None
 
@@ -317,7 +313,7 @@ def _check_size(
         shape, dtype = _flat(first.shape, first.dtype)
         y_shape, y_dtype = _flat(second.shape, second.dtype)
         if confidence:
-            needed += confidence_copies(max(_count(shape), _count(y_shape)))
+            needed += confidence_copies(max(prod(shape), prod(y_shape)))
         else:
             needed += prediction_copies(shape, dtype, y_shape, y_dtype)
     else:  # a header numpy will refuse or read in its own way: its size, with room for copies
@@ -331,13 +327,6 @@ def _flat(shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[tuple[int, ...]
         base, sub = dtype.subdtype
         return (*shape, *sub), base
     return shape, dtype
-
-
-def _count(shape: tuple[int, ...]) -> int:
-    n = 1
-    for dim in shape:
-        n *= dim
-    return n
 
 
 def _member(archive: Any, key: str, source: str) -> Any:
