@@ -38,7 +38,7 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
 #: numpy's own limit on a ``.npy`` header (``np.load``'s default ``max_header_size``).
 _MAX_HEADER = 10_000
-#: Bytes per step of the CRC-32 pass (measured fastest of 1-16 MiB; benchmarks/bench_npz_crc.py).
+#: Bytes per step of the CRC-32 pass (of 1, 4 and 16 MiB steps over a memory map, 4 was fastest).
 _CRC_STEP = 4 << 20
 
 
