@@ -1,6 +1,6 @@
 """Every benchmark of the scale issue in one command.
 
-    python benchmarks/bench_all.py            # metrics, temperature, start-up, bootstrap
+    python benchmarks/bench_all.py            # metrics, temperature, start-up, bootstrap, npz CRC
     python benchmarks/bench_all.py --quick    # small sizes, no slow baselines (~30 s)
     python benchmarks/bench_all.py --scale    # also the multi-GB parquet files (bench_scale.py)
 
@@ -45,6 +45,7 @@ def main() -> None:
                 else []
             ),
         ],
+        ["bench_npz_crc.py", *(["--rows", "20000", "--repeats", "3"] if args.quick else [])],
     ]
     if args.scale:
         runs.append(["bench_scale.py"])
