@@ -82,6 +82,10 @@ def compare_command(
     inputs = [p for _, p in named] + [p for _, p in named_val]
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} exists and is not a directory")
+    if out_dir is not None:
+        from calibkit.report.compare_report import check_report_dir
+
+        check_report_dir(out_dir, inputs)  # refused now, not after the work
     options = read_options(logits_key, probs_key, labels_key, input_kind)
     sources = {name: read_predictions(p, options) for name, p in named}
     vals = {name: read_predictions(p, options) for name, p in named_val}

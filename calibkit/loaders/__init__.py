@@ -8,12 +8,12 @@ the ``torch`` extra, loaded with ``weights_only=True``). Key and column names ar
 
 from __future__ import annotations
 
-import glob as globmod
 import os
 from pathlib import Path
 
 from calibkit.errors import InputError
 from calibkit.loaders.keys import ReadOptions
+from calibkit.paths import PARQUET_SUFFIXES, parquet_shards
 from calibkit.predictions import Predictions, PredictionSource
 
 __all__ = ["SUPPORTED_SUFFIXES", "ReadOptions", "load_predictions", "read_predictions"]
@@ -33,23 +33,27 @@ def _check_file(path: Path, source: str) -> None:
 
 
 def _parquet_shards(spec: str) -> list[Path] | None:
-    """The parquet files a directory or glob pattern names; ``None`` for a single file."""
-    path = Path(spec)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".pq"))
+    """The parquet files a directory or glob pattern names; ``None`` for a single file.
+
+    The listing is :func:`calibkit.paths.parquet_shards`, the one that output checks use too.
+    """
+    try:
+        found = parquet_shards(spec)
+    except OSError as err:
+        raise InputError(spec, f"cannot list the shards ({err.strerror or err})") from None
+    if found is None:
+        return None
+    how, files = found
+    if how == "directory":
         if not files:
             raise InputError(spec, "is a directory with no .parquet files")
         return files
-    if any(ch in spec for ch in "*?[") and not path.exists():
-        files = sorted(Path(p) for p in globmod.glob(spec))
-        files = [p for p in files if p.is_file()]
-        if not files:
-            raise InputError(spec, "no files match this pattern")
-        bad = [p for p in files if p.suffix.lower() not in (".parquet", ".pq")]
-        if bad:
-            raise InputError(str(bad[0]), "a pattern may only match .parquet shards")
-        return files
-    return None
+    if not files:
+        raise InputError(spec, "no files match this pattern")
+    bad = [p for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    if bad:
+        raise InputError(str(bad[0]), "a pattern may only match .parquet shards")
+    return files
 
 
 def read_predictions(

@@ -91,7 +91,7 @@ def parquet_file(path: Path | str, **kwargs: Any) -> Any:
     return pq.ParquetFile(path, **kwargs)
 
 
-def _read_error(source: str, err: BaseException) -> InputError:
+def read_error(source: str, err: BaseException) -> InputError:
     """The one-line error for pyarrow failing while reading pages."""
     text = describe(err)
     if "checksum" in text.lower() or "crc" in text.lower():
@@ -132,16 +132,16 @@ class ParquetPredictions:
             with parquet_file(self.path, memory_map=False, pre_buffer=False) as pf:
                 for batch in pf.iter_batches(batch_size=rows, columns=columns):
                     if offset + batch.num_rows > self.n_rows:
-                        raise InputError(self.source, _count_mismatch(self.n_rows, "more"))
+                        raise InputError(self.source, count_mismatch(self.n_rows, "more"))
                     scores, labels = self.convert_batch(batch, offset)
                     offset += len(labels)
                     yield scores, labels
         except InputError:
             raise  # already names the file and the row
         except (OSError, ValueError, pa.ArrowException) as err:
-            raise _read_error(self.source, err) from None
+            raise read_error(self.source, err) from None
         if offset != self.n_rows:
-            raise InputError(self.source, _count_mismatch(self.n_rows, str(offset)))
+            raise InputError(self.source, count_mismatch(self.n_rows, str(offset)))
 
     def convert_batch(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
         n = batch.num_rows
@@ -217,7 +217,7 @@ def _list_column(col: Any, name: str, k: int, source: str, offset: int) -> NDArr
     return arr.reshape(n, k)
 
 
-def _count_mismatch(claimed: int, read: str) -> str:
+def count_mismatch(claimed: int, read: str) -> str:
     return (
         f"the file's metadata counts {claimed} rows but it holds {read}: "
         "a corrupted or forged footer"
@@ -237,7 +237,7 @@ def _list_length(field_type: Any, pf: Any, name: str, source: str) -> int:
     except StopIteration:
         raise InputError(source, "metadata counts rows but the file holds none") from None
     except (OSError, pa.ArrowException) as err:
-        raise _read_error(source, err) from None
+        raise read_error(source, err) from None
     if first.null_count:
         raise InputError(source, f"column {quoted(name)} has a null at row 0")
     return int(first.value_lengths()[0].as_py())

@@ -3,24 +3,50 @@
 Everything except the scores is copied unchanged (other arrays, columns, labels). Floating-point
 scores keep their dtype; the division itself is done in float64. Probabilities become
 ``softmax(log p / T)``. The output is written atomically and never over the input.
+
+Memory: the scores are scaled chunk by chunk and streamed out, and the memory that needs is
+checked (:func:`calibkit.memory.check_fits`) before anything is allocated.
+
+* ``.npz``: the archive is rewritten member by member with :mod:`zipfile`. The scores member is
+  written anew (same name, same compression method, same timestamp); every other member is
+  copied as it is stored, byte for byte in streamed blocks, whatever it holds (arrays of any
+  dtype, object arrays, text files such as ``README.txt``), so nothing is ever unpickled or
+  renamed. Each copied member's CRC-32 is verified on the way; a corrupt member is refused,
+  naming the member, before the output exists.
+* ``.parquet``: streamed batch by batch; the file is written with page checksums.
+* ``.pt``: ``torch.save`` needs the whole dictionary, so the output tensor is built in memory
+  (chunk by chunk); the input is memory-mapped where torch allows it (the zip format with
+  stored records) and otherwise loaded, its declared storage sizes counted in the check.
+
+An input that turns out to be unreadable while it is copied is an
+:class:`~calibkit.errors.InputError` naming the input (and the member), never an error of the
+output.
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.calibrators.temperature import TemperatureScaler, require_scores
-from calibkit.errors import InputError, UsageError
-from calibkit.loaders.parquet import ParquetPredictions, parquet_file
-from calibkit.predictions import Predictions, PredictionSource
+from calibkit.errors import InputError, OutputError, UsageError, describe
+from calibkit.loaders.parquet import ParquetPredictions, count_mismatch, parquet_file, read_error
+from calibkit.memory import check_fits
+from calibkit.predictions import Predictions, PredictionSource, default_chunk_rows
 from calibkit.report.atomic import atomic_path
 
-__all__ = ["write_scaled"]
+__all__ = ["rewrite_memory", "write_scaled"]
+
+_COPY_BYTES = 1 << 20
+#: float64 arrays alive per element of a chunk while it is scaled: the float64 copy, the log,
+#: the exponential and the normalised result (probabilities need all four, logits one)
+_WORK_ARRAYS = 4
 
 
 def _scaled(scores: NDArray[Any], kind: str, scaler: TemperatureScaler) -> NDArray[np.float64]:
@@ -55,8 +81,32 @@ def _out_dtype(dtype: Any) -> np.dtype[Any]:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
-def write_scaled(source: PredictionSource, scaler: TemperatureScaler, out: str | Path) -> Path:
-    """Write ``source`` with its scores temperature-scaled to ``out`` (same format as input)."""
+def _chunk_rows(source: PredictionSource, chunk_rows: int | None) -> int:
+    rows = chunk_rows or default_chunk_rows(max(source.n_classes, 1))
+    return max(1, min(rows, source.n_rows))
+
+
+def rewrite_memory(
+    source: PredictionSource, *, chunk_rows: int | None = None, whole_output: int = 0
+) -> int:
+    """Bytes :func:`write_scaled` allocates besides the input it was given: the float64 work
+    arrays of one chunk, the chunk in the output dtype (at most 8 bytes a number) and
+    ``whole_output`` (an output held whole, for ``.pt``)."""
+    per_row = max(source.n_classes, 1) * (8 * _WORK_ARRAYS + 8)
+    return _chunk_rows(source, chunk_rows) * per_row + whole_output
+
+
+def write_scaled(
+    source: PredictionSource,
+    scaler: TemperatureScaler,
+    out: str | Path,
+    *,
+    chunk_rows: int | None = None,
+) -> Path:
+    """Write ``source`` with its scores temperature-scaled to ``out`` (same format as input).
+
+    ``chunk_rows`` rows are scaled at a time (default: about 4 MiB of float64 per chunk).
+    """
     require_scores(source)
     in_path = Path(source.source)
     out = Path(out)
@@ -66,93 +116,295 @@ def write_scaled(source: PredictionSource, scaler: TemperatureScaler, out: str |
             "(the output keeps the input's format)"
         )
     if isinstance(source, ParquetPredictions):
-        _write_parquet(source, scaler, out)
+        _write_parquet(source, scaler, out, chunk_rows)
     elif isinstance(source, Predictions) and in_path.suffix.lower() == ".npz":
-        _write_npz(source, scaler, out)
+        _write_npz(source, scaler, out, chunk_rows)
     elif isinstance(source, Predictions) and in_path.suffix.lower() in (".pt", ".pth"):
-        _write_pt(source, scaler, out)
+        _write_pt(source, scaler, out, chunk_rows)
     else:
         raise UsageError(f"cannot write {in_path.suffix!r} predictions")
     return out
 
 
-def _new_scores(
-    source: Predictions, scaler: TemperatureScaler, shape: tuple[int, ...], dtype: Any
-) -> NDArray[Any]:
-    """The scaled scores in the stored shape and ``dtype`` (refusing overflow)."""
-    new = _scaled(source.scores, source.kind, scaler)
-    if source.binary:
-        new = _collapse(new, source.kind)
-    _check_range(new, dtype, source.source, scaler)
-    return new.astype(dtype).reshape(shape)
+def _scaled_chunks(
+    source: Predictions, scaler: TemperatureScaler, dtype: Any, chunk_rows: int
+) -> Iterator[NDArray[Any]]:
+    """The scaled scores in ``dtype``, chunk after chunk, rows in order, binary collapsed to one
+    score per row (refusing overflow)."""
+    for scores, _ in source.chunks(chunk_rows):
+        new = _scaled(scores, source.kind, scaler)
+        if source.binary:
+            new = _collapse(new, source.kind)
+        _check_range(new, dtype, source.source, scaler)
+        yield np.ascontiguousarray(new.astype(dtype))
 
 
-def _write_npz(source: Predictions, scaler: TemperatureScaler, out: Path) -> None:
+# --------------------------------------------------------------------------------------------
+# .npz
+
+
+def _scores_member(zin: zipfile.ZipFile, key: str | None, source: str) -> zipfile.ZipInfo:
+    """The member holding ``key``, found as :func:`numpy.load` finds it (``key``, else
+    ``key.npy``)."""
+    names = zin.namelist()
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(source, f"holds two members named {name!r}; refusing to rewrite it")
+        seen.add(name)
+    if key is not None:
+        for name in (key, f"{key}.npy"):
+            if name in seen:
+                return zin.getinfo(name)
+    raise InputError(source, "cannot find the scores key to rewrite")
+
+
+def _npy_header(
+    zin: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
+) -> tuple[tuple[int, ...], np.dtype[Any]]:
+    """Shape and dtype of an ``.npy`` member, from its header (no data read)."""
+    try:
+        with zin.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+    except Exception as err:  # an untrusted file: any parser failure is the file's problem
+        raise InputError(
+            source, f"member {info.filename!r}: unreadable array header ({describe(err)})"
+        ) from None
+    return tuple(int(n) for n in shape), np.dtype(dtype)
+
+
+def _copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    """A fresh entry with the member's name, compression method, timestamp and attributes."""
+    new = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+    new.compress_type = info.compress_type
+    new.external_attr = info.external_attr
+    new.create_system = info.create_system
+    new.comment = info.comment
+    new.file_size = info.file_size  # lets zipfile choose ZIP64 for large members
+    return new
+
+
+def _read_error(source: str, name: str, err: BaseException) -> InputError:
+    if isinstance(err, zipfile.BadZipFile) and "CRC" in str(err):
+        return InputError(source, f"member {name!r} is corrupted (its CRC-32 does not match)")
+    return InputError(source, f"member {name!r} cannot be read ({describe(err)})")
+
+
+def _copy_member(
+    zin: zipfile.ZipFile, zout: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
+) -> None:
+    """Copy one member's bytes unchanged, in blocks, verifying its CRC-32 on the way."""
+    new = _copy_info(info)
+    if info.is_dir():
+        zout.writestr(new, b"")
+        return
+    try:
+        src: IO[bytes] = zin.open(info)
+    except Exception as err:  # encrypted, unknown compression, broken local header, ...
+        raise _read_error(source, info.filename, err) from None
+    with src, zout.open(new, "w") as dst:
+        while True:
+            try:
+                block = src.read(_COPY_BYTES)
+            except Exception as err:  # bad CRC-32, truncated or corrupt deflate data
+                raise _read_error(source, info.filename, err) from None
+            if not block:
+                break
+            dst.write(block)
+
+
+def _write_scores(
+    zout: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    chunks: Iterator[NDArray[Any]],
+) -> None:
+    """Write the scaled scores as an ``.npy`` member, streamed chunk by chunk."""
+    new = _copy_info(info)
+    new.file_size = math.prod(shape) * dtype.itemsize + 4096  # the header is at most this
+    header = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": shape,
+    }
+    with zout.open(new, "w") as fh:
+        try:
+            np.lib.format.write_array_header_1_0(fh, header)
+        except ValueError:  # a header too long for format 1.0
+            np.lib.format.write_array_header_2_0(fh, header)
+        for chunk in chunks:
+            fh.write(chunk.reshape(-1).view(np.uint8).data)
+
+
+def _write_npz(
+    source: Predictions, scaler: TemperatureScaler, out: Path, chunk_rows: int | None
+) -> None:
     in_path = Path(source.source)
-    with zipfile.ZipFile(in_path) as zf:
-        compressed = any(i.compress_type != zipfile.ZIP_STORED for i in zf.infolist())
-    with np.load(in_path, allow_pickle=False) as archive:
-        arrays = {k: archive[k] for k in archive.files}
-    key = source.score_key
-    if key is None or key not in arrays:
-        raise InputError(source.source, "cannot find the scores key to rewrite")
-    original = arrays[key]
-    arrays[key] = _new_scores(source, scaler, original.shape, _out_dtype(original.dtype))
-    save = np.savez_compressed if compressed else np.savez
-    with atomic_path(out, inputs=[in_path]) as tmp, open(tmp, "wb") as fh:
-        save(fh, **arrays)
+    try:
+        zin = zipfile.ZipFile(in_path)
+    except Exception as err:
+        raise InputError(source.source, f"not a readable .npz archive ({describe(err)})") from None
+    with zin:
+        info = _scores_member(zin, source.score_key, source.source)
+        shape, dtype = _npy_header(zin, info, source.source)
+        expected = source.n_rows * (1 if source.binary else source.n_classes)
+        if math.prod(shape) != expected:
+            raise InputError(
+                source.source, f"member {info.filename!r} changed while calibkit read it"
+            )
+        out_dtype = _out_dtype(dtype)
+        check_fits(source.source, rewrite_memory(source, chunk_rows=chunk_rows))
+        rows = _chunk_rows(source, chunk_rows)
+        with (
+            atomic_path(out, inputs=[in_path]) as tmp,
+            zipfile.ZipFile(tmp, "w", allowZip64=True) as zout,
+        ):
+            zout.comment = zin.comment
+            for member in zin.infolist():
+                if member is info:
+                    chunks = _scaled_chunks(source, scaler, out_dtype, rows)
+                    _write_scores(zout, member, shape, out_dtype, chunks)
+                else:
+                    _copy_member(zin, zout, member, source.source)
 
 
-def _write_pt(source: Predictions, scaler: TemperatureScaler, out: Path) -> None:
+# --------------------------------------------------------------------------------------------
+# .pt
+
+
+def _pt_storages(path: Path) -> tuple[bool, int]:
+    """``(mappable, bytes)``: whether ``torch.load(mmap=True)`` can map the file (the zip format
+    with every record stored uncompressed) and the declared size of its records (the file size
+    for other formats)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except Exception:
+        return False, path.stat().st_size
+    stored = all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+    return stored, sum(i.file_size for i in infos)
+
+
+def _write_pt(
+    source: Predictions, scaler: TemperatureScaler, out: Path, chunk_rows: int | None
+) -> None:
     import torch
 
+    from calibkit.loaders.npz import STREAMING_HINT
+
     in_path = Path(source.source)
-    obj = torch.load(in_path, map_location="cpu", weights_only=True)
+    mappable, declared = _pt_storages(in_path)
+    numbers = source.n_rows * (1 if source.binary else source.n_classes)
+    loaded = 0 if mappable else int(declared * 1.5)
+    needed = rewrite_memory(source, chunk_rows=chunk_rows, whole_output=numbers * 8 + loaded)
+    check_fits(source.source, needed, hint=STREAMING_HINT)
+    try:
+        obj = torch.load(in_path, map_location="cpu", weights_only=True, mmap=mappable)
+    except Exception as err:  # an untrusted file: any failure is the file's problem
+        raise InputError(source.source, f"not a readable .pt file ({describe(err)})") from None
     key = source.score_key
+    if not isinstance(obj, dict) or key not in obj or not isinstance(obj[key], torch.Tensor):
+        raise InputError(source.source, "changed while calibkit read it")
     original = obj[key]
     target = original.dtype if original.is_floating_point() else torch.float64
     # numpy has no bfloat16; float32 has the same range, so the overflow check is exact
     check = np.float32 if target == torch.bfloat16 else torch.empty(0, dtype=target).numpy().dtype
-    new = _new_scores(source, scaler, tuple(original.shape), check)
-    obj[key] = torch.from_numpy(np.ascontiguousarray(new)).to(target)
+    if original.numel() != numbers:
+        raise InputError(source.source, "changed while calibkit read it")
+    result = torch.empty(tuple(original.shape), dtype=target)
+    flat = result.view(-1)
+    start = 0
+    for chunk in _scaled_chunks(source, scaler, check, _chunk_rows(source, chunk_rows)):
+        values = chunk.reshape(-1)
+        flat[start : start + values.size] = torch.from_numpy(values).to(target)
+        start += values.size
+    obj[key] = result
     with atomic_path(out, inputs=[in_path]) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as err:  # torch's stream writer reports failed writes this way
+            raise OutputError(str(out), f"cannot write ({describe(err)})") from None
 
 
-def _write_parquet(source: ParquetPredictions, scaler: TemperatureScaler, out: Path) -> None:
+# --------------------------------------------------------------------------------------------
+# .parquet
+
+
+def _writer_options() -> dict[str, Any]:
+    """Page checksums where the installed pyarrow can write them (pyarrow >= 14)."""
+    import pyarrow as pa
+
+    major = int(pa.__version__.split(".")[0])
+    return {"write_page_checksum": True} if major >= 14 else {}
+
+
+def _batches(pf: Any, rows: int, source: str) -> Iterator[Any]:
+    """The input's record batches; a read failure is the input's error, not the output's."""
+    import pyarrow as pa
+
+    batches = iter(pf.iter_batches(batch_size=rows))
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, ValueError, pa.ArrowException) as err:
+            raise read_error(source, err) from None
+        yield batch
+
+
+def _write_parquet(
+    source: ParquetPredictions, scaler: TemperatureScaler, out: Path, chunk_rows: int | None
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    with (
-        atomic_path(out, inputs=[source.path]) as tmp,
-        parquet_file(source.path, memory_map=False, pre_buffer=False) as pf,  # CRC checked
-    ):
+    rows = _chunk_rows(source, chunk_rows)
+    # the Arrow batch read, the numpy work arrays and the Arrow columns written
+    check_fits(source.source, 2 * rewrite_memory(source, chunk_rows=rows))
+    try:
+        pf = parquet_file(source.path, memory_map=False, pre_buffer=False)  # CRC checked
         schema = pf.schema_arrow
-        with pq.ParquetWriter(tmp, schema) as writer:
-            offset = 0
-            for batch in pf.iter_batches():
-                scores, _ = source.convert_batch(batch, offset)  # validated, binary expanded
-                offset += batch.num_rows
-                new = _scaled(scores, source.kind, scaler)
-                if source.binary:
-                    new = _collapse(new, source.kind)[:, None]
-                ftype = schema.field(source.score_columns[0]).type
-                value_type = ftype.value_type if hasattr(ftype, "value_type") else ftype
-                _check_range(new, value_type.to_pandas_dtype(), source.source, scaler)
-                columns = dict(zip(batch.schema.names, batch.columns, strict=True))
-                if source.wide or source.binary:
-                    for k, name in enumerate(source.score_columns):
-                        columns[name] = pa.array(new[:, k]).cast(schema.field(name).type)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise InputError(source.source, f"not a readable parquet file ({describe(err)})") from None
+    with (
+        pf,
+        atomic_path(out, inputs=[source.path]) as tmp,
+        pq.ParquetWriter(tmp, schema, **_writer_options()) as writer,
+    ):
+        offset = 0
+        for batch in _batches(pf, rows, source.source):
+            scores, _ = source.convert_batch(batch, offset)  # validated, binary expanded
+            offset += batch.num_rows
+            new = _scaled(scores, source.kind, scaler)
+            if source.binary:
+                new = _collapse(new, source.kind)[:, None]
+            ftype = schema.field(source.score_columns[0]).type
+            value_type = ftype.value_type if hasattr(ftype, "value_type") else ftype
+            _check_range(new, value_type.to_pandas_dtype(), source.source, scaler)
+            columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+            if source.wide or source.binary:
+                for k, name in enumerate(source.score_columns):
+                    columns[name] = pa.array(new[:, k]).cast(schema.field(name).type)
+            else:
+                name = source.score_columns[0]
+                ftype = schema.field(name).type
+                values = pa.array(new.reshape(-1)).cast(ftype.value_type)
+                if pa.types.is_fixed_size_list(ftype):
+                    arr = pa.FixedSizeListArray.from_arrays(values, ftype.list_size)
                 else:
-                    name = source.score_columns[0]
-                    ftype = schema.field(name).type
-                    values = pa.array(new.reshape(-1)).cast(ftype.value_type)
-                    if pa.types.is_fixed_size_list(ftype):
-                        arr = pa.FixedSizeListArray.from_arrays(values, ftype.list_size)
-                    else:
-                        k = new.shape[1]
-                        offsets = pa.array(np.arange(0, new.size + 1, k, dtype=np.int64))
-                        arr = pa.LargeListArray.from_arrays(offsets, values)
-                    columns[name] = arr.cast(ftype)
-                table = pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)
-                writer.write_table(table)
+                    k = new.shape[1]
+                    offsets = pa.array(np.arange(0, new.size + 1, k, dtype=np.int64))
+                    arr = pa.LargeListArray.from_arrays(offsets, values)
+                columns[name] = arr.cast(ftype)
+            table = pa.Table.from_arrays([columns[n] for n in schema.names], schema=schema)
+            writer.write_table(table)
+        if offset != source.n_rows:  # the footer said otherwise: nothing is renamed into place
+            raise InputError(source.source, count_mismatch(source.n_rows, str(offset)))

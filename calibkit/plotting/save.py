@@ -1,4 +1,10 @@
-"""Saving figures atomically, format chosen by extension."""
+"""Saving figures atomically, format chosen by extension.
+
+Figures go through :func:`calibkit.report.atomic.atomic_path`: a regular (or new) file is
+replaced atomically, a symbolic link's target is replaced (the link stays), and a FIFO or
+character device named ``*.png`` / ``*.svg`` / ``*.pdf`` receives the finished file's bytes
+(matplotlib writes a temporary file first, so no format needs to seek on the device).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ def check_figure_path(path: str | Path) -> Path:
 
 
 def save_figure(fig: Any, path: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
-    """Write ``fig`` to ``path`` (PNG at 150 dpi, SVG or PDF) via a temporary file."""
+    """Write ``fig`` to ``path`` (PNG at 150 dpi, SVG or PDF) via a temporary file; refused
+    when ``path`` is one of ``inputs`` (see :func:`calibkit.report.atomic.plan_output`)."""
     import matplotlib
 
     path = check_figure_path(path)

@@ -3,7 +3,8 @@
 The folder (``calibkit compare --out-dir``) holds ``report.md`` (the table, the figures and the
 warnings, readable on GitHub), ``report.json`` (:meth:`Comparison.to_dict`), ``reliability.png``
 (one panel per model, and one per temperature-scaled model) and ``sweep.png`` (ECE and NLL
-against the temperature, fitted temperatures marked). Each file is written atomically.
+against the temperature, fitted temperatures marked). The folder is replaced as a whole (built
+beside it, then renamed into place), so its files always come from one run.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from typing import Any
 from rich.table import Table
 
 from calibkit.comparison import METRICS, TS_METRICS, Comparison
-from calibkit.errors import OutputError
 from calibkit.predictions import PredictionSource
 
-__all__ = ["comparison_markdown", "comparison_table", "write_report_dir"]
+__all__ = [
+    "REPORT_FILES",
+    "check_report_dir",
+    "comparison_markdown",
+    "comparison_table",
+    "write_report_dir",
+]
+
+#: The files of a report folder; a folder holding anything else is never replaced.
+REPORT_FILES = ("report.md", "report.json", "reliability.png", "sweep.png")
 
 LABELS = {"accuracy": "accuracy", "ece": "ECE", "mce": "MCE", "nll": "NLL", "brier": "Brier"}
 
@@ -119,6 +128,14 @@ def comparison_markdown(comp: Comparison) -> str:
     return text
 
 
+def check_report_dir(out_dir: str | Path, inputs: list[str] | None = None) -> Path:
+    """Refuse a report folder that :func:`write_report_dir` must not replace (see
+    :func:`calibkit.report.atomic.check_output_dir`), before any work is done."""
+    from calibkit.report.atomic import check_output_dir
+
+    return check_output_dir(out_dir, inputs or [], owned=REPORT_FILES)
+
+
 def write_report_dir(
     comp: Comparison,
     models: Mapping[str, PredictionSource],
@@ -127,21 +144,23 @@ def write_report_dir(
     inputs: list[str] | None = None,
     sweep_grid: Any = None,
 ) -> list[Path]:
-    """Write report.md, report.json, reliability.png and sweep.png into ``out_dir``."""
+    """Write report.md, report.json, reliability.png and sweep.png into ``out_dir``.
+
+    The four files are made in a temporary sibling folder which then replaces ``out_dir`` in one
+    rename, so a reader never sees files of two runs together, and an interrupted run leaves the
+    old report whole. ``out_dir`` must be new, empty, or hold only an earlier report.
+    """
     from calibkit.calibrators.sweep import sweep_temperatures, temperature_grid
     from calibkit.plotting.reliability import plot_reliability
     from calibkit.plotting.save import save_figure
     from calibkit.plotting.style import model_colors
     from calibkit.plotting.sweep import plot_sweep
-    from calibkit.report.atomic import atomic_write_text
+    from calibkit.report.atomic import atomic_directory, atomic_write_text
     from calibkit.report.summary_json import dumps
 
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(str(out), f"cannot create the report folder ({err.strerror})") from None
     inputs = inputs or []
+    check_report_dir(out, inputs)  # before the figures are drawn
     colors = model_colors([m.name for m in comp.models])
     panels: dict[str, Any] = {}
     panel_colors: dict[str, str] = {}
@@ -156,18 +175,12 @@ def write_report_dir(
         elif any(r.ts_summary is not None for r in comp.models):
             panels[f"{m.name} (no validation data: no TS)"] = None  # keeps pairs in rows
     ncols = 2 if any(m.ts_summary is not None for m in comp.models) else None
-    written = [
-        save_figure(
-            plot_reliability(
-                panels,
-                colors=panel_colors,
-                ncols=ncols,
-                title="reliability before and after temperature scaling",
-            ),
-            out / "reliability.png",
-            inputs=inputs,
-        )
-    ]
+    reliability = plot_reliability(
+        panels,
+        colors=panel_colors,
+        ncols=ncols,
+        title="reliability before and after temperature scaling",
+    )
     grid = temperature_grid(0.25, 4.0, 76) if sweep_grid is None else sweep_grid
     sweeps = [
         sweep_temperatures(
@@ -181,14 +194,16 @@ def write_report_dir(
         if any(m.ts_fitted_on == "test" for m in comp.models)
         else "T fitted on validation"
     )
-    fig = plot_sweep(sweeps, fitted=fitted, fitted_label=label)
-    written.append(save_figure(fig, out / "sweep.png", inputs=inputs))
-    written.append(atomic_write_text(out / "report.json", dumps(comp.to_dict()), inputs=inputs))
+    sweep = plot_sweep(sweeps, fitted=fitted, fitted_label=label)
     md = (
         "# Calibration report\n\n"
         + comparison_markdown(comp)
         + "\n## Reliability diagrams\n\n![reliability diagrams](reliability.png)\n"
         + "\n## Temperature sweep\n\n![ECE and NLL against temperature](sweep.png)\n"
     )
-    written.append(atomic_write_text(out / "report.md", md, inputs=inputs))
-    return written
+    with atomic_directory(out, inputs, owned=REPORT_FILES) as build:
+        save_figure(reliability, build / "reliability.png", inputs=inputs)
+        save_figure(sweep, build / "sweep.png", inputs=inputs)
+        atomic_write_text(build / "report.json", dumps(comp.to_dict()), inputs=inputs)
+        atomic_write_text(build / "report.md", md, inputs=inputs)
+    return [out / name for name in ("reliability.png", "sweep.png", "report.json", "report.md")]

@@ -278,14 +278,32 @@ def test_compare_out_dir_writes_the_report(runner: CliRunner, tmp_path: Path) ->
         assert_real_png(out_dir / name)
 
 
-def test_compare_out_dir_into_an_existing_directory(runner: CliRunner, tmp_path: Path) -> None:
+def test_compare_out_dir_into_a_folder_of_other_files_is_refused(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """The report folder is replaced as a whole (#12), so a folder holding files calibkit did
+    not write is refused, never emptied."""
     (tmp_path / "keep.txt").write_text("x")
     result = run(runner, "compare", named("ls20"), "--out-dir", tmp_path)
+    assert_one_line_error(
+        result,
+        f"{tmp_path}: holds files calibkit did not write (keep.txt); give a new or empty "
+        "folder, or one holding only an earlier calibkit report",
+    )
+    assert listing(tmp_path) == ["keep.txt"]
+    assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+def test_compare_out_dir_replaces_an_earlier_report(runner: CliRunner, tmp_path: Path) -> None:
+    out_dir = tmp_path / "report"
+    assert_ok(run(runner, "compare", named("hard"), "--out-dir", out_dir))
+    result = run(runner, "compare", named("ls20"), "--out-dir", out_dir)
     assert_ok(result)
-    assert listing(tmp_path) == sorted([*REPORT_FILES, "keep.txt"])
-    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert listing(out_dir) == REPORT_FILES
+    assert listing(tmp_path) == ["report"]  # no temporary or old folder left
+    md = (out_dir / "report.md").read_text(encoding="utf-8")
     assert "TS" not in md.split("\n\n")[1]  # no TS columns without --val
-    assert "| ls20 | 450 |" in md
+    assert "| ls20 | 450 |" in md and "| hard |" not in md
 
 
 def test_compare_error_writes_no_out_dir(runner: CliRunner, tmp_path: Path) -> None:

@@ -1,0 +1,91 @@
+"""Which files an input argument names: one seam for the readers and the output checks.
+
+An input argument is a file, a directory of parquet shards, or a glob pattern such as
+``'preds/*.parquet'`` (expanded by calibkit, not the shell). The readers
+(:func:`calibkit.loaders.read_predictions`) read exactly the files listed here, and
+:func:`calibkit.report.atomic.check_output_path` refuses an output that is one of them, or that
+would become one of them, so no command can write over (or into) the data it reads.
+
+Nothing here raises on a missing or unreadable input: the readers report those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import glob as globmod
+import os
+from pathlib import Path
+
+__all__ = ["PARQUET_SUFFIXES", "input_files", "is_pattern", "is_shard_of", "parquet_shards"]
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_MAGIC = frozenset("*?[")
+
+
+def is_pattern(spec: str | os.PathLike[str]) -> bool:
+    """Whether ``spec`` is a glob pattern: it has ``*``, ``?`` or ``[``, and names no file."""
+    text = os.fspath(spec)
+    return any(ch in _MAGIC for ch in text) and not os.path.lexists(text)
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def parquet_shards(spec: str | os.PathLike[str]) -> tuple[str, list[Path]] | None:
+    """The shards a directory or pattern names, as ``(how, files)``; ``None`` for a single file.
+
+    ``how`` is ``"directory"`` (the ``.parquet`` / ``.pq`` files in it, sorted) or ``"pattern"``
+    (the files matching it, sorted; not only parquet ones, so a reader can refuse the others).
+    """
+    path = Path(spec)
+    if path.is_dir():
+        return "directory", sorted(p for p in path.iterdir() if _is_parquet(p))
+    if is_pattern(spec):
+        return "pattern", sorted(p for p in map(Path, globmod.glob(os.fspath(spec))) if p.is_file())
+    return None
+
+
+def input_files(spec: str | os.PathLike[str]) -> list[Path]:
+    """Every file the input argument ``spec`` names: itself, a directory's shards, a pattern's
+    matches. An input that does not exist (yet) names itself."""
+    try:
+        shards = parquet_shards(spec)
+    except OSError:  # an unreadable directory: the reader will say so
+        shards = None
+    return [Path(spec)] if shards is None else shards[1]
+
+
+def is_shard_of(spec: str | os.PathLike[str], candidate: str | os.PathLike[str]) -> bool:
+    """Whether a file written at ``candidate`` would be read as part of the input ``spec``
+    (a new parquet file in a shard directory, or any file matching a pattern)."""
+    cand = Path(candidate)
+    text = os.fspath(spec)
+    if Path(text).is_dir():
+        if not _is_parquet(cand):
+            return False
+        try:
+            return os.path.samefile(os.path.dirname(os.path.abspath(cand)), text)
+        except OSError:
+            return False
+    if not is_pattern(text):
+        return False
+    parts = Path(os.path.abspath(text)).parts
+    names = {Path(os.path.abspath(cand)).parts}
+    with contextlib.suppress(OSError):
+        names.add(Path(os.path.realpath(cand)).parts)
+    return any(_matches(parts, name) for name in names)
+
+
+def _matches(pattern: tuple[str, ...], name: tuple[str, ...]) -> bool:
+    """Component-wise glob matching as :func:`glob.glob` does it (``*`` stops at ``/``; a name
+    starting with ``.`` needs a pattern starting with ``.``)."""
+    if len(pattern) != len(name):
+        return False
+    for pat, part in zip(pattern, name, strict=True):
+        if part.startswith(".") and not pat.startswith(".") and any(c in _MAGIC for c in pat):
+            return False
+        if not fnmatch.fnmatchcase(part, pat):
+            return False
+    return True
