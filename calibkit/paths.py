@@ -36,12 +36,15 @@ def _is_parquet(path: Path) -> bool:
 def parquet_shards(spec: str | os.PathLike[str]) -> tuple[str, list[Path]] | None:
     """The shards a directory or pattern names, as ``(how, files)``; ``None`` for a single file.
 
-    ``how`` is ``"directory"`` (the ``.parquet`` / ``.pq`` files in it, sorted) or ``"pattern"``
-    (the files matching it, sorted; not only parquet ones, so a reader can refuse the others).
+    ``how`` is ``"directory"`` (the ``.parquet`` / ``.pq`` files in it, sorted, except hidden
+    ones: another run's temporary files, macOS ``._*`` metadata; a glob pattern skips them too)
+    or ``"pattern"`` (the files matching it, sorted; not only parquet ones, so a reader can
+    refuse the others).
     """
     path = Path(spec)
     if path.is_dir():
-        return "directory", sorted(p for p in path.iterdir() if _is_parquet(p))
+        files = (p for p in path.iterdir() if _is_parquet(p) and not p.name.startswith("."))
+        return "directory", sorted(files)
     if is_pattern(spec):
         return "pattern", sorted(p for p in map(Path, globmod.glob(os.fspath(spec))) if p.is_file())
     return None

@@ -708,3 +708,17 @@ def test_a_name_with_a_nul_is_one_output_error() -> None:
         check_output_path("out\0.json")
     with pytest.raises(OutputError, match="holds a NUL character"):
         check_output_dir("report\0", owned=OWNED)
+
+
+def test_hidden_files_in_a_shard_directory_are_not_shards(tmp_path: Path) -> None:
+    """Another run's temporary file (``.out.parquet.XXXX.tmp.parquet``) or macOS ``._a.parquet``
+    beside the shards is never read as one."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table({"logit_0": [0.0, 1.0], "logit_1": [1.0, 0.0], "label": [0, 1]})
+    pq.write_table(table, tmp_path / "a.parquet")
+    (tmp_path / "._a.parquet").write_bytes(b"\x00\x05\x16\x07 not parquet")
+    listed = parquet_shards(tmp_path)
+    assert listed is not None
+    assert [p.name for p in listed[1]] == ["a.parquet"]
+    assert read_predictions(tmp_path).n_rows == 2
