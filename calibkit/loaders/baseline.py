@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,11 @@ def read_baseline_json(
     The file must have been made with the same bins: an ECE with 10 bins is not comparable with
     one with 15.
     """
+    from calibkit.textfile import load_json
+
     path = Path(path)
     source = str(path)
-    try:
-        doc: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(source, "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(source, f"cannot read ({err})") from None
-    except json.JSONDecodeError as err:
-        raise InputError(source, f"not valid JSON ({err.msg} at line {err.lineno})") from None
+    doc: Any = load_json(path, "a JSON baseline")  # a regular file or pipe, at most 16 MiB
     if not isinstance(doc, dict):
         raise InputError(source, "a JSON baseline must be an object (from calibkit ece --json)")
     if "n_bins" in doc and (doc.get("n_bins"), doc.get("binning")) != (n_bins, binning):
