@@ -7,14 +7,14 @@ The public API is imported lazily, so ``import calibkit`` (and ``calibkit --help
     0.4
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
-from calibkit._version import __version__
-
+# No import runs here, not even ``__future__`` or ``typing``: the console script imports this
+# package before calibkit/_entry.py can install its signal handlers, so every statement here
+# lies in the window where a Ctrl-C would end in Python's own KeyboardInterrupt traceback.
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any
+
+    from calibkit._version import __version__
     from calibkit.api import accuracy, brier, compare, ece, evaluate, nll, sweep_temperature
     from calibkit.calibrators import TemperatureScaler, fit_temperature
     from calibkit.errors import CalibkitError, InputError
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from calibkit.predictions import Predictions
 
 _LAZY = {
+    "__version__": "calibkit._version",
     "accuracy": "calibkit.api",
     "brier": "calibkit.api",
     "compare": "calibkit.api",
@@ -64,7 +65,9 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
+    import importlib
+
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'calibkit' has no attribute {name!r}")
@@ -73,5 +76,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> list[str]:
+def __dir__() -> "list[str]":
     return sorted(__all__)

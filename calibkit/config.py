@@ -22,12 +22,12 @@ Command-line flags override the file. A relative ``baseline`` is relative to the
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from calibkit.errors import InputError, UsageError
 from calibkit.gate import GateConfig
+from calibkit.limits import MAX_BINS, MAX_REPLICATES, MAX_SEED
 
 __all__ = ["CHECK_KEYS", "find_pyproject", "gate_config", "load_check_config", "parse_increase"]
 
@@ -38,21 +38,15 @@ CHECK_KEYS = {
     "unpaired": bool,
 }  # fmt: skip
 
+#: Allowed ranges of the integer keys (see :mod:`calibkit.limits`).
+INT_RANGES = {"bins": (1, MAX_BINS), "bootstrap": (1, MAX_REPLICATES), "seed": (0, MAX_SEED)}
+
 
 def _toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(str(path), f"cannot read ({err})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(str(path), f"not valid TOML ({err})") from None
+    from calibkit.textfile import load_toml
+
+    doc: dict[str, Any] = load_toml(path, "a TOML configuration")
+    return doc
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -105,13 +99,19 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
     if file is None:
         return {}, None
     doc = _toml(file)
-    table = doc.get("tool", {}).get("calibkit", {}).get("check")
+    levels = ("tool", "calibkit", "check")
+    table: Any = doc
+    for depth, level in enumerate(levels, 1):  # each level, where present, must be a table
+        table = table.get(level)
+        if table is None:
+            break
+        if not isinstance(table, dict):
+            where = ".".join(levels[:depth])
+            raise InputError(str(file), f"[{where}] must be a table; got {_clip(table)}")
     if table is None:
         if not explicit:
             return {}, None
         table = {k: v for k, v in doc.items() if k != "tool"}
-    if not isinstance(table, dict):
-        raise InputError(str(file), "[tool.calibkit.check] must be a table")
     out: dict[str, Any] = {}
     for key, value in table.items():
         norm = key.replace("-", "_")
@@ -126,7 +126,10 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
             value = float(value)
         wrong_bool = isinstance(value, bool) and want is not bool  # True is an int too
         if wrong_bool or not isinstance(value, want):  # type: ignore[arg-type]
-            raise InputError(str(file), f"{key} has the wrong type: {value!r}")
+            raise InputError(str(file), f"{key} has the wrong type: {_clip(value)}")
+        if norm in INT_RANGES and not INT_RANGES[norm][0] <= value <= INT_RANGES[norm][1]:
+            low, high = INT_RANGES[norm]
+            raise InputError(str(file), f"{key} must be from {low} to {high}; got {value}")
         if norm == "max_increase":
             value = parse_increase(value, f"{file}: max-increase")
         if norm == "baseline":
@@ -135,8 +138,18 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
     return out, file
 
 
+def _clip(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for a message, clipped to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def gate_config(settings: dict[str, Any]) -> GateConfig:
     """A :class:`~calibkit.gate.GateConfig` from merged settings (file, then flags)."""
+    for key, (low, high) in INT_RANGES.items():  # (a file's values were checked when read)
+        value = settings.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+            raise UsageError(f"--{key} must be from {low} to {high}; got {value}")
     limits = {k: v for k, v in settings.items() if k in CHECK_KEYS and k[:4] in ("max_", "min_")}
     return GateConfig(
         max_values={

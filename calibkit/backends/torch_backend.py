@@ -22,8 +22,17 @@ from calibkit.metrics.summary import ChunkSums
 __all__ = ["check_device", "torch_chunk_sums", "torch_temperature_terms"]
 
 
+#: The device types calibkit computes on: they have float64 and hand their results back.
+#: (``meta`` has no data, ``mps`` no float64; others are untested.)
+DEVICE_TYPES = ("cpu", "cuda")
+
+
 def check_device(device: str) -> Any:
-    """The ``torch.device`` for ``device``, or a :class:`UsageError` saying why not."""
+    """The ``torch.device`` for ``device``, or a :class:`UsageError` saying why not.
+
+    Only CPUs and CUDA devices are accepted (:data:`DEVICE_TYPES`), and a CUDA index must name a
+    device that exists.
+    """
     try:
         import torch
     except ImportError:
@@ -32,15 +41,38 @@ def check_device(device: str) -> Any:
         ) from None
     try:
         dev = torch.device(device)
-    except (RuntimeError, ValueError) as err:
-        raise UsageError(f"--device: {err}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA device is available")
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(
+            f"--device {device}: not a torch device; give cpu, cuda or cuda:N"
+        ) from None
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise UsageError(f"--device {device}: MPS is not available")
     if dev.type == "mps":
         raise UsageError("--device mps: MPS has no float64; use cpu or cuda")
+    if dev.type not in DEVICE_TYPES:
+        raise UsageError(f"--device {device}: calibkit computes on cpu or cuda devices only")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA device is available")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(
+                f"--device {device}: there {'is' if count == 1 else 'are'} only {count} CUDA "
+                f"device{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1})"
+            )
     return dev
+
+
+#: The float dtypes torch takes from numpy; scores of any other dtype (float128, i.e.
+#: ``numpy.longdouble``) are converted to float64 first, as the numpy kernels compute anyway.
+_TORCH_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _torch_ready(scores: NDArray[Any]) -> NDArray[Any]:
+    """``scores`` as a contiguous array of a dtype torch can wrap."""
+    if scores.dtype not in _TORCH_FLOATS:
+        scores = scores.astype(np.float64)
+    return np.ascontiguousarray(scores)
 
 
 def _labels(labels: NDArray[Any], dev: Any) -> Any:
@@ -65,6 +97,7 @@ def torch_chunk_sums(
     """:func:`~calibkit.metrics.summary.chunk_sums` of one chunk, computed on ``device``."""
     import torch
 
+    scores = _torch_ready(scores)
     z = torch.as_tensor(np.ascontiguousarray(scores), device=device).to(torch.float64)
     y = _labels(labels, device)
     n = z.shape[0]
@@ -148,6 +181,7 @@ def torch_temperature_terms(
     """:func:`calibkit.calibrators.temperature._chunk_terms` on ``device``."""
     import torch
 
+    scores = _torch_ready(scores)
     z = torch.as_tensor(np.ascontiguousarray(scores), device=device).to(torch.float64)
     if kind == "probs":
         z = torch.log(torch.clamp(z, min=prob_floor(scores.dtype)))

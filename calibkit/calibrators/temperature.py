@@ -312,22 +312,16 @@ class TemperatureScaler:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "<calibrator>") -> TemperatureScaler:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(source, f"not valid JSON ({err.msg} at line {err.lineno})") from None
-        return cls.from_dict(doc, source=source)
+        from calibkit.textfile import parse_json
+
+        return cls.from_dict(parse_json(text, source), source=source)
 
     @classmethod
     def load(cls, path: str | Path) -> TemperatureScaler:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InputError(str(path), "no such file") from None
-        except (OSError, UnicodeDecodeError) as err:
-            raise InputError(str(path), f"cannot read ({err})") from None
-        return cls.from_json(text, source=str(path))
+        """Read a calibrator JSON (a regular file or pipe of at most 16 MiB)."""
+        from calibkit.textfile import read_small_text
+
+        return cls.from_json(read_small_text(path, "a calibrator JSON"), source=str(path))
 
 
 def _fit_keys_ok(fit: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from calibkit.errors import CalibkitError
+from calibkit.limits import MAX_BINS, MAX_CHUNK_ROWS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,10 +57,42 @@ def warning_line(message: str) -> None:
     stderr.print(f"calibkit: warning: {message}")
 
 
+#: Where calibkit's own modules live: code in here is calibkit's.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def shows_warning(category: type[Warning], issuer: str) -> bool:
+    """The rule for warnings raised while a command runs (``issuer``: the file of the code that
+    raised it, whatever ``stacklevel`` it gave).
+
+    Shown, each as one ``calibkit: warning: ...`` line: the warnings calibkit raises on purpose,
+    i.e. a :class:`UserWarning` (:class:`~calibkit.errors.ConvergenceWarning` included) raised
+    by calibkit's own code. Dropped: every other category (numpy's ``RuntimeWarning`` such as
+    "overflow encountered in exp", ``DeprecationWarning``, ``FutureWarning``,
+    ``ResourceWarning``, ...) and a ``UserWarning`` that another package raises. Those speak of a
+    library's internals, not of the user's input; calibkit checks its results itself and says so
+    when they cannot be trusted. ``calibkit --debug COMMAND`` shows every warning, as Python
+    would.
+    """
+    return issubclass(category, UserWarning) and os.path.abspath(issuer).startswith(_PACKAGE_DIR)
+
+
+def _issuer() -> str:
+    """The file of the code that called ``warnings.warn`` (or, for a warning raised in C, such as
+    numpy's floating-point warnings, the Python code that called into C)."""
+    frame = sys._getframe(2)  # the caller of _show_warning: the warnings module
+    while frame is not None and frame.f_code.co_filename == warnings.__file__:
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame.f_code.co_filename if frame is not None else ""
+
+
 def _show_warning(
     message: Any, category: Any, filename: str, lineno: int, *a: Any, **k: Any
 ) -> None:
-    warning_line(" ".join(str(message).split()))
+    if state.debug:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
+    elif shows_warning(category, _issuer()):
+        warning_line(" ".join(str(message).split()))
 
 
 def reports_errors(command: F) -> F:
@@ -100,6 +133,74 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def usage_message(err: Exception) -> str:
+    """One line, in calibkit's words, for a command-line usage error of Typer (Click) — a bad
+    or missing value, an unknown option or command — ending with where to find help.
+
+    >>> class NoSuchOption(Exception):
+    ...     option_name, possibilities, ctx = "--bogus", ["--bins"], None
+    >>> usage_message(NoSuchOption())
+    'no such option --bogus (did you mean --bins?)'
+    """
+    kind = type(err).__name__
+    param = getattr(err, "param", None)
+    hint = getattr(err, "param_hint", None) or (param.get_error_hint() if param else None)
+    name = hint.strip("'\"") if isinstance(hint, str) else None
+    if kind == "NoSuchOption":
+        text = f"no such option {getattr(err, 'option_name', '')}"
+        possible = sorted(getattr(err, "possibilities", None) or ())
+        if possible:
+            text += f" (did you mean {_either(possible)}?)"
+    elif kind == "MissingParameter":
+        what = getattr(err, "param_type", None) or (param.param_type_name if param else "value")
+        shown = name.upper() if what == "argument" and name else name
+        text = f"missing {what} {shown}" if shown else f"missing {what}"
+    elif name is not None:  # BadParameter: a value Typer could not convert or that is out of range
+        text = f"{name} {_value_problem(err)}"
+    else:
+        message = getattr(err, "format_message", lambda: str(err))()
+        text = " ".join(str(message).split()).rstrip(".")
+        option = getattr(err, "option_name", None)
+        if option and text.endswith("requires an argument"):
+            text = f"{option} needs a value"
+        text = text[:1].lower() + text[1:]
+    ctx = getattr(err, "ctx", None)
+    if ctx is not None:
+        text += f"; see '{ctx.command_path} --help'"
+    return text
+
+
+def _value_problem(err: Exception) -> str:
+    """What is wrong with an option's value, from the validation error Typer wraps."""
+    cause: Any = err.__cause__
+    details = cause.errors() if hasattr(cause, "errors") else None
+    if not details:
+        message = " ".join(str(getattr(err, "message", err)).split()).rstrip(".")
+        return f": {message[:1].lower() + message[1:]}"
+    first = details[0]
+    kind, ctx, value = first.get("type", ""), first.get("ctx") or {}, first.get("input")
+    got = f"; got {value!r}" if isinstance(value, str) else ""
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+              "less_than": "<"}[kind]  # fmt: skip
+        bound = next(iter(ctx.values()), "?")
+        return f"must be {op} {bound}; got {value}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be an integer{got}"
+    if kind in ("float_parsing", "float_type", "finite_number"):
+        return f"must be a number{got}"
+    message = " ".join(str(ctx.get("error") or first.get("msg", "")).split()).rstrip(".")
+    _, sep, choices = message.partition(" is not one of ")  # Typer's "'x' is not one of 'a', 'b'"
+    if sep:
+        return f"must be {_either([c.strip().strip(chr(39)) for c in choices.split(',')])}{got}"
+    return f": {message[:1].lower() + message[1:]}{got}"
+
+
+def _either(names: list[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
 class InputKind(str, Enum):
     logits = "logits"
     probs = "probs"
@@ -115,7 +216,7 @@ class BinaryChoice(str, Enum):
     positive = "positive"
 
 
-Bins = Annotated[int, typer.Option("--bins", min=1, help="Number of bins (M).")]
+Bins = Annotated[int, typer.Option("--bins", min=1, max=MAX_BINS, help="Number of bins (M).")]
 BinningOpt = Annotated[
     BinningChoice,
     typer.Option("--binning", help="width: equal-width bins (Guo et al.); mass: equal-count bins."),
@@ -145,7 +246,12 @@ InputOpt = Annotated[
 ]
 ChunkRows = Annotated[
     int | None,
-    typer.Option("--chunk-rows", min=1, help="Rows per chunk when streaming (default: auto)."),
+    typer.Option(
+        "--chunk-rows",
+        min=1,
+        max=MAX_CHUNK_ROWS,
+        help="Rows per chunk when streaming (default: auto).",
+    ),
 ]
 
 

@@ -21,6 +21,7 @@ from calibkit.cli._common import (
     stdout,
 )
 from calibkit.cli.app import app
+from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
 
 
 @app.command("sweep-temp", help=COMMAND_HELP["sweep-temp"])
@@ -31,7 +32,10 @@ def sweep_temp_command(
     ],
     t_min: Annotated[float, typer.Option("--t-min", help="Smallest temperature.")] = 0.5,
     t_max: Annotated[float, typer.Option("--t-max", help="Largest temperature.")] = 3.0,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="Grid points, ends included.")] = 51,
+    steps: Annotated[
+        int,
+        typer.Option("--steps", min=1, max=MAX_TEMPERATURES, help="Grid points, ends included."),
+    ] = 51,
     temps: Annotated[
         str | None, typer.Option("--temps", help="Explicit temperatures, e.g. 0.5,1,1.5.")
     ] = None,
@@ -69,6 +73,11 @@ def sweep_temp_command(
     if csv is not None:
         check_output_path(csv, inputs)
     grid = _grid(temps, t_min, t_max, steps)
+    if len(grid) * bins > MAX_SWEEP_CELLS:
+        raise UsageError(
+            f"{len(grid)} temperatures x {bins} bins is {len(grid) * bins:.2g} per-bin sums per "
+            f"model, above the limit of {MAX_SWEEP_CELLS:.0e}; use fewer temperatures or bins"
+        )
     options = read_options(logits_key, probs_key, labels_key, input_kind)
     sources = {name: read_predictions(p, options) for name, p in named}
     vals = {name: read_predictions(p, options) for name, p in named_val}
@@ -101,6 +110,8 @@ def _grid(temps: str | None, t_min: float, t_max: float, steps: int) -> Any:
         raise UsageError(f"--temps must be comma-separated numbers; got {temps!r}") from None
     if not values:
         raise UsageError("--temps is empty")
+    if len(values) > MAX_TEMPERATURES:
+        raise UsageError(f"--temps: at most {MAX_TEMPERATURES} temperatures; got {len(values)}")
     return values
 
 

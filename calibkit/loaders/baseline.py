@@ -12,7 +12,6 @@ without ``n``/``n_classes`` — written by hand — cannot be checked and is use
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -52,16 +51,11 @@ def read_baseline_json(
     one with 15. Given the candidate's ``n_classes`` (and ``n_rows``), the file's must match
     (``n_rows`` only unless ``unpaired``); see the module docstring.
     """
+    from calibkit.textfile import load_json
+
     path = Path(path)
     source = str(path)
-    try:
-        doc: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(source, "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(source, f"cannot read ({err})") from None
-    except json.JSONDecodeError as err:
-        raise InputError(source, f"not valid JSON ({err.msg} at line {err.lineno})") from None
+    doc: Any = load_json(path, "a JSON baseline")  # a regular file or pipe, at most 16 MiB
     if not isinstance(doc, dict):
         raise InputError(source, "a JSON baseline must be an object (from calibkit ece --json)")
     _check_json_task(doc, source, n_rows, n_classes, unpaired=unpaired, candidate=candidate)

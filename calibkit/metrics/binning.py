@@ -16,6 +16,10 @@ Two binnings are supported, both over [0, 1]:
     confidences in ``(upper_{b-1}, upper_b]``. Equal confidences are never split between bins, so
     the result does not depend on the order of the rows; with many ties, some bins hold more than
     ``N/M`` examples and some none.
+
+Either binning takes ``1 <= M <=`` :data:`MAX_BINS` (10 000) bins. More bins than that leave
+a handful of examples per bin for any realistic ``N``, so a binned estimate is noise, while every
+per-bin output (the bin table, the JSON, a diagram, the bootstrap's per-bin sums) grows with ``M``.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from calibkit.errors import UsageError
+from calibkit.limits import MAX_BINS
 
 __all__ = [
     "BINNINGS",
+    "MAX_BINS",
     "Binning",
     "assign_bins",
     "assign_mass_bins",
@@ -44,9 +50,17 @@ BINNINGS: tuple[Binning, ...] = ("width", "mass")
 
 
 def check_n_bins(n_bins: int) -> int:
-    """Validate a bin count, returning it as a Python int."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise UsageError(f"n_bins must be an integer >= 1; got {n_bins!r}")
+    """Validate a bin count (an integer from 1 to :data:`MAX_BINS`), returning it as an int.
+
+    >>> check_n_bins(10**6)
+    Traceback (most recent call last):
+    ...
+    calibkit.errors.UsageError: n_bins must be an integer from 1 to 10000; got 1000000
+    """
+    integer = isinstance(n_bins, (int, np.integer)) and not isinstance(n_bins, bool)
+    if not integer or not 1 <= n_bins <= MAX_BINS:
+        got = str(n_bins) if integer else repr(n_bins)
+        raise UsageError(f"n_bins must be an integer from 1 to {MAX_BINS}; got {got}")
     return int(n_bins)
 
 

@@ -119,6 +119,28 @@ def _smooth_curve(ax: Any, smooth: Any) -> None:
     ax.plot(smooth.t, curve, color="black", lw=1.6, zorder=4, label="smoothed reliability")
 
 
+#: Above this many bins, each run of empty bins gets one outline and the histogram has a bar
+#: only for the non-empty bins: every bar is a matplotlib artist, and 10 000 of them take a
+#: minute to draw.
+MANY_BINS = 100
+
+
+def _empty_outlines(data: ReliabilityData) -> list[tuple[float, float]]:
+    """``(left, width)`` of each empty-bin outline: one per bin, or one per run of them."""
+    if data.n_bins <= MANY_BINS:
+        return [
+            (float(lo), float(hi - lo))
+            for lo, hi in zip(data.lower[data.empty], data.upper[data.empty], strict=True)
+        ]
+    empty = np.concatenate(([False], data.empty, [False]))
+    starts = np.flatnonzero(empty[1:-1] & ~empty[:-2])
+    ends = np.flatnonzero(empty[1:-1] & ~empty[2:])
+    return [
+        (float(data.lower[a]), float(data.upper[b] - data.lower[a]))
+        for a, b in zip(starts, ends, strict=True)
+    ]
+
+
 def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str, smooth: Any = None) -> None:
     from matplotlib.patches import Rectangle
 
@@ -128,7 +150,7 @@ def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str, smooth: Any
         _mass_points(ax, data, color)
     else:
         _width_bars(ax, data, color)
-    for lo, w in zip(data.lower[data.empty], width[data.empty], strict=True):
+    for lo, w in _empty_outlines(data):
         ax.add_patch(Rectangle((lo, 0), w, 1, fill=False, ls=":", lw=0.6, ec="0.75", zorder=0))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -169,10 +191,11 @@ def _panel(ax: Any, hist_ax: Any, data: ReliabilityData, color: str, smooth: Any
             color="0.3",
         )
         return
+    shown = np.ones(data.n_bins, dtype=bool) if data.n_bins <= MANY_BINS else ~data.empty
     hist_ax.bar(
-        data.lower,
-        data.count,
-        width=width,
+        data.lower[shown],
+        data.count[shown],
+        width=width[shown],
         align="edge",
         color=color,
         alpha=0.7,

@@ -55,17 +55,36 @@ def metrics_table(s: CalibrationSummary) -> Table:
     return t
 
 
+#: Above this many bins, each run of empty bins is one row ("3-998 ... empty"): the table then
+#: has at most 2 N + 1 rows (a rich table costs about a millisecond a row).
+COLLAPSE_EMPTY_ABOVE = 100
+
+
+def _bin_rows(table: BinTable) -> list[tuple[int, int]]:
+    """``(first, last)`` bin of each row: one bin a row, or runs of empty bins joined."""
+    if table.n_bins <= COLLAPSE_EMPTY_ABOVE:
+        return [(i, i) for i in range(table.n_bins)]
+    rows: list[tuple[int, int]] = []
+    for i in range(table.n_bins):
+        if rows and table.count[i] == 0 and table.count[rows[-1][1]] == 0:
+            rows[-1] = (rows[-1][0], i)
+        else:
+            rows.append((i, i))
+    return rows
+
+
 def bins_table(table: BinTable) -> Table:
     t = Table(title="bins", title_justify="left", header_style="bold")
     for name in ("bin", "range", "count", "confidence", "accuracy", "gap"):
         t.add_column(name, justify="right")
     conf, acc, gap = table.confidence, table.accuracy, table.gap
-    for i in range(table.n_bins):
+    digits = max(3, len(str(table.n_bins)))  # edges 1/M apart stay distinct
+    for i, last in _bin_rows(table):
         lo_bracket = "[" if i == 0 and table.binning == "width" else "("
-        rng = f"{lo_bracket}{table.lower[i]:.3f}, {table.upper[i]:.3f}]"
+        rng = f"{lo_bracket}{table.lower[i]:.{digits}f}, {table.upper[last]:.{digits}f}]"
         empty = table.count[i] == 0
         t.add_row(
-            str(i + 1),
+            str(i + 1) if last == i else f"{i + 1}-{last + 1}",
             rng,
             str(int(table.count[i])),
             "empty" if empty else fmt(conf[i]),

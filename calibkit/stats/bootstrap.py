@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.errors import UsageError
+from calibkit.limits import MAX_REPLICATES, MAX_RESAMPLED_ROWS, MAX_SEED
 from calibkit.metrics.binning import Binning, assign_bins
 from calibkit.metrics.examples import ExampleStats
 from calibkit.parallel import map_chunks
@@ -67,12 +68,17 @@ class _Design:
     def n(self) -> int:
         return int(self.perm.size)
 
+    @property
+    def filled(self) -> NDArray[np.intp]:
+        """The bins that hold at least one example."""
+        return np.flatnonzero(np.diff(self.starts))
+
     def sums(self, w: NDArray[np.float64]) -> NDArray[np.float64]:
         """Per-replicate sums, shape ``(B, 3M + 3)`` (see :func:`_metrics_from_sums`)."""
         wp = np.take(w, self.perm, axis=1)
         m = self.n_bins
-        per_bin = np.empty((w.shape[0], m, 6))
-        for b in range(m):
+        per_bin = np.zeros((w.shape[0], m, 6))
+        for b in self.filled:  # empty bins sum to 0: at most min(M, N) products
             lo, hi = self.starts[b], self.starts[b + 1]
             per_bin[:, b, :] = wp[:, lo:hi] @ self.x[lo:hi]
         totals = per_bin[:, :, 3:].sum(axis=1)
@@ -135,9 +141,15 @@ def point_metrics(
     return {k: float(v[0]) for k, v in _metrics_from_sums(sums, n_bins).items()}
 
 
-def _batches(n: int, replicates: int, seed: int) -> list[tuple[int, np.random.SeedSequence]]:
-    """Batch sizes and independent seeds: the same replicates whatever the thread count."""
-    batch = max(1, min(replicates, _BATCH_CELLS // max(n, 1)))
+def _batches(
+    n: int, replicates: int, seed: int, n_bins: int = 0
+) -> list[tuple[int, np.random.SeedSequence]]:
+    """Batch sizes and independent seeds: the same replicates whatever the thread count.
+
+    A batch holds at most :data:`_BATCH_CELLS` weights (``size x n``) and as many per-bin sums
+    (``size x 6M``), so memory stays bounded for any ``N`` and ``M``.
+    """
+    batch = max(1, min(replicates, _BATCH_CELLS // max(n, 6 * n_bins, 1)))
     sizes = [min(batch, replicates - start) for start in range(0, replicates, batch)]
     return list(zip(sizes, np.random.SeedSequence(seed).spawn(len(sizes)), strict=True))
 
@@ -155,9 +167,27 @@ def replicate_weights(n: int, size: int, seed: np.random.SeedSequence | int) -> 
     return np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
 
 
-def _check(replicates: int) -> None:
+def _check(replicates: int, seed: int, rows: int) -> None:
+    """Refuse a replicate count or seed out of range, or a bootstrap that would resample more
+    than :data:`~calibkit.limits.MAX_RESAMPLED_ROWS` rows (``replicates`` x ``rows``) in all."""
+    if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)):
+        raise UsageError(f"bootstrap replicates must be an integer; got {replicates!r}")
     if replicates < 1:
         raise UsageError(f"the number of bootstrap replicates must be >= 1; got {replicates}")
+    if replicates > MAX_REPLICATES:
+        raise UsageError(
+            f"the number of bootstrap replicates must be <= {MAX_REPLICATES}; got {replicates}"
+        )
+    integer = isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)
+    if not integer or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"the bootstrap seed must be an integer from 0 to 2**63 - 1; got {seed!r}")
+    resampled = int(replicates) * int(rows)
+    if resampled > MAX_RESAMPLED_ROWS:
+        most = max(1, MAX_RESAMPLED_ROWS // max(rows, 1))
+        raise UsageError(
+            f"{replicates} bootstrap replicates of {rows} rows would resample {resampled:.2g} "
+            f"rows, above the limit of {MAX_RESAMPLED_ROWS:.0e}; use at most {most} replicates"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,7 +198,9 @@ class BootstrapResult:
     replicates: dict[str, NDArray[np.float64]]
 
     def interval(self, metric: str, level: float = 0.95) -> tuple[float, float]:
-        """Percentile interval with coverage ``level``."""
+        """Percentile interval with coverage ``level`` (in ``(0, 1)``)."""
+        if not 0 < level < 1:
+            raise UsageError(f"an interval level must lie in (0, 1); got {level}")
         lo, hi = np.quantile(self.replicates[metric], [(1 - level) / 2, (1 + level) / 2])
         return float(lo), float(hi)
 
@@ -182,13 +214,13 @@ def bootstrap_metrics(
     seed: int = 0,
 ) -> BootstrapResult:
     """Bootstrap replicates of every metric in :data:`METRICS` for one model."""
-    _check(replicates)
     d = _design(stats, n_bins, binning)
+    _check(replicates, seed, d.n)
 
     def batch(job: tuple[int, np.random.SeedSequence]) -> dict[str, NDArray[np.float64]]:
         return _metrics_from_sums(d.sums(replicate_weights(d.n, job[0], job[1])), n_bins)
 
-    parts = list(map_chunks(batch, _batches(d.n, replicates, seed)))
+    parts = list(map_chunks(batch, _batches(d.n, replicates, seed, n_bins)))
     reps = {k: np.concatenate([p[k] for p in parts]) for k in METRICS}
     return BootstrapResult(point_metrics(stats, n_bins=n_bins, binning=binning), reps)
 
@@ -210,11 +242,11 @@ def paired_bootstrap(
     ``paired=True`` (the same examples in the same order) each replicate resamples the examples
     of both models jointly; otherwise each model is resampled on its own.
     """
-    _check(replicates)
     if paired and candidate.confidence.size != baseline.confidence.size:
         raise UsageError("a paired bootstrap needs the same examples in both models")
     dc = _design(candidate, n_bins, binning)
     db = _design(baseline, n_bins, binning)
+    _check(replicates, seed, dc.n + db.n)
     seq_c, seq_b = np.random.SeedSequence(seed).spawn(2)
 
     def batch(
@@ -230,7 +262,11 @@ def paired_bootstrap(
     n = max(dc.n, db.n)
     seed_c = int(seq_c.generate_state(1)[0])
     seed_b = int(seq_b.generate_state(1)[0])
-    jobs = zip(_batches(n, replicates, seed_c), _batches(n, replicates, seed_b), strict=True)
+    jobs = zip(
+        _batches(n, replicates, seed_c, n_bins),
+        _batches(n, replicates, seed_b, n_bins),
+        strict=True,
+    )
     parts = list(map_chunks(batch, jobs))
     pc = point_metrics(candidate, n_bins=n_bins, binning=binning)
     pb = point_metrics(baseline, n_bins=n_bins, binning=binning)
