@@ -17,18 +17,15 @@ calibkit/cli): ``ece --out``, ``fit-temp --out``, ``sweep-temp --csv`` and ``--p
 from __future__ import annotations
 
 import os
-import select
 import stat
 import sys
-import threading
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _fifo import read_fifo_while
 from typer.testing import CliRunner, Result
 
 from calibkit.cli import app
@@ -80,43 +77,6 @@ def snapshot(folder: Path) -> dict[str, bytes | str]:
         else:
             out[key] = "dir"
     return out
-
-
-def read_fifo_while(fifo: Path, write: Callable[[], object]) -> bytes:
-    """Call ``write()`` while a thread reads ``fifo`` (opened first, without blocking)."""
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    done = threading.Event()
-    chunks: list[bytes] = []
-
-    def read_available() -> bytes:
-        try:
-            return os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return b""
-
-    def reader() -> None:
-        deadline = time.monotonic() + PATIENCE
-        while time.monotonic() < deadline:
-            select.select([fd], [], [], 0.01)
-            data = read_available()
-            if data:
-                chunks.append(data)
-            elif done.is_set():  # every byte was written before this was set
-                while data := read_available():
-                    chunks.append(data)
-                break
-            else:
-                time.sleep(0.001)
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    try:
-        write()
-    finally:
-        done.set()
-        thread.join(PATIENCE)
-        os.close(fd)
-    return b"".join(chunks)
 
 
 def char_device(path: Path, major: int, minor: int) -> Path:

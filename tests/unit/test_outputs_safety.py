@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 import stat
 import sys
-import threading
-import time
 import tracemalloc
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _fifo import read_fifo_while
 
 from calibkit.calibrators import TemperatureScaler
 from calibkit.errors import InputError, OutputError
@@ -66,46 +63,6 @@ def is_char_device(path: Path) -> bool:
 
 def is_fifo(path: Path) -> bool:
     return stat.S_ISFIFO(os.lstat(path).st_mode)
-
-
-def read_fifo_while(fifo: Path, write: Callable[[], object]) -> bytes:
-    """Call ``write()`` while a thread reads ``fifo``; returns what the thread read.
-
-    The read end is opened first and without blocking, so a writer never waits for a reader,
-    and a ``write()`` that wrongly replaces the FIFO returns without anyone blocking."""
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    done = threading.Event()
-    chunks: list[bytes] = []
-
-    def read_available() -> bytes:
-        try:
-            return os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return b""
-
-    def reader() -> None:
-        deadline = time.monotonic() + PATIENCE
-        while time.monotonic() < deadline:
-            select.select([fd], [], [], 0.01)
-            data = read_available()
-            if data:
-                chunks.append(data)
-            elif done.is_set():  # every byte was written before this was set
-                while data := read_available():
-                    chunks.append(data)
-                break
-            else:
-                time.sleep(0.001)
-
-    thread = threading.Thread(target=reader, daemon=True)
-    thread.start()
-    try:
-        write()
-    finally:
-        done.set()
-        thread.join(PATIENCE)
-        os.close(fd)
-    return b"".join(chunks)
 
 
 @pytest.fixture
