@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import one_error_line as refused
 from typer.testing import CliRunner, Result
 
 from calibkit.cli import app
@@ -55,20 +56,6 @@ def save(path: Path, z: np.ndarray, y: np.ndarray) -> Path:
 
 def run(runner: CliRunner, *args: str | Path) -> Result:
     return runner.invoke(app, ["check", *map(str, args)])
-
-
-def refused(result: Result) -> str:
-    """Exit 2, nothing on stdout, one error line; returns it without the prefix."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calibkit: error: "), lines[0]
-    return lines[0][len("calibkit: error: ") :]
 
 
 def verdict(result: Result) -> dict[str, Any]:

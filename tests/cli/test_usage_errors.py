@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import one_error_line
 from typer.testing import CliRunner, Result
 
 from calibkit._version import __version__
@@ -45,21 +46,6 @@ def runner() -> CliRunner:
 
 def invoke(runner: CliRunner, *args: object) -> Result:
     return runner.invoke(app, [str(a) for a in args], prog_name="calibkit")
-
-
-def one_error_line(result: Result) -> str:
-    """Exit 2, nothing on stdout, no traceback, exactly one ``calibkit: error:`` line; returns
-    the message after that prefix."""
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calibkit: error: "), lines[0]
-    return lines[0][len("calibkit: error: ") :]
 
 
 # --------------------------------------------------------------------------------------------

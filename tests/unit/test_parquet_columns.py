@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner, Result
+from _cli import one_error_line as refused
+from typer.testing import CliRunner
 
 from calibkit.cli import app
 from calibkit.errors import InputError
@@ -75,21 +76,6 @@ def same_numbers(a: dict[str, Any], b: dict[str, Any]) -> None:
     for key in ("n", "n_classes", "accuracy", "ece", "nll", "brier"):
         assert a[key] == pytest.approx(b[key], rel=1e-12, abs=1e-15), key
     assert a["input"] == b["input"]
-
-
-def refused(result: Result, path: Path) -> str:
-    """Exit 2, one error line naming ``path``; returns the problem."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    head = f"calibkit: error: {path}: "
-    assert lines[0].startswith(head), lines[0]
-    return lines[0][len(head) :]
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner, Result
+from _cli import one_error_line as refused
+from typer.testing import CliRunner
 
 from calibkit.cli import app
 from calibkit.errors import InputError
@@ -146,20 +147,6 @@ def good_table() -> pa.Table:
 def write_good(path: Path, **kwargs: object) -> Path:
     pq.write_table(good_table(), path, **kwargs)  # type: ignore[arg-type]
     return path
-
-
-def refused(result: Result, path: Path) -> str:
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    head = f"calibkit: error: {path}: "
-    assert lines[0].startswith(head), lines[0]
-    return lines[0][len(head) :]
 
 
 def test_the_footer_editor_round_trips(tmp_path: Path) -> None:
