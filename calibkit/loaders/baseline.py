@@ -12,6 +12,7 @@ without ``n``/``n_classes`` — written by hand — cannot be checked and is use
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,13 @@ def read_baseline_json(
     out = {}
     for m in metrics:
         value = doc.get(m)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
+        number = math.nan
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            with contextlib.suppress(OverflowError):  # an integer of hundreds of digits
+                number = float(value)
+        if not math.isfinite(number):
             raise InputError(source, f"has no numeric {m!r} (from calibkit ece --json)")
-        out[m] = float(value)
+        out[m] = number
     return out
 
 

@@ -77,6 +77,17 @@ class NpzMember:
         return self.dtype.itemsize * prod(self.shape)
 
     @property
+    def loaded_as(self) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
+        """``(shape, dtype)`` as numpy loads the array (a sub-array dtype such as
+        ``('<f4', (10,))`` widens the shape); ``None`` when the header is unreadable."""
+        if self.shape is None or self.dtype is None:
+            return None
+        if self.dtype.subdtype is not None:
+            base, sub = self.dtype.subdtype
+            return (*self.shape, *sub), base
+        return self.shape, self.dtype
+
+    @property
     def mappable(self) -> bool:
         """Whether the array can be memory-mapped from the file instead of read into memory."""
         return (
@@ -309,16 +320,11 @@ def _check_size(
             )
     mapped = not confidence and first is not None and first.mappable
     needed = _held_bytes(first, mapped) + _held_bytes(second, False)
-    if (
-        first is not None
-        and second is not None
-        and first.shape is not None
-        and first.dtype is not None
-        and second.shape is not None
-        and second.dtype is not None
-    ):
-        shape, dtype = _flat(first.shape, first.dtype)
-        y_shape, y_dtype = _flat(second.shape, second.dtype)
+    scores = first.loaded_as if first is not None else None
+    labels = second.loaded_as if second is not None else None
+    if scores is not None and labels is not None:
+        shape, dtype = scores
+        y_shape, y_dtype = labels
         if confidence:
             needed += confidence_copies(max(prod(shape), prod(y_shape)))
         else:
@@ -326,14 +332,6 @@ def _check_size(
     else:  # a header numpy will refuse or read in its own way: its size, with room for copies
         needed = needed * 3 // 2
     check_fits(source, needed, hint=STREAMING_HINT)
-
-
-def _flat(shape: tuple[int, ...], dtype: np.dtype[Any]) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """A sub-array dtype such as ``('<f4', (10,))`` as the shape numpy loads it in."""
-    if dtype.subdtype is not None:
-        base, sub = dtype.subdtype
-        return (*shape, *sub), base
-    return shape, dtype
 
 
 def _member(archive: Any, key: str, source: str) -> Any:

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from calibkit.calibrators.temperature import TemperatureScaler, require_scores
 from calibkit.errors import InputError, OutputError, UsageError, describe
+from calibkit.loaders.npz import npz_members
 from calibkit.loaders.parquet import ParquetPredictions, count_mismatch, parquet_file, read_error
 from calibkit.memory import check_fits
 from calibkit.predictions import Predictions, PredictionSource, default_chunk_rows
@@ -159,26 +160,6 @@ def _scores_member(zin: zipfile.ZipFile, key: str | None, source: str) -> zipfil
     raise InputError(source, "cannot find the scores key to rewrite")
 
 
-def _npy_header(
-    zin: zipfile.ZipFile, info: zipfile.ZipInfo, source: str
-) -> tuple[tuple[int, ...], np.dtype[Any]]:
-    """Shape and dtype of an ``.npy`` member, from its header (no data read)."""
-    try:
-        with zin.open(info) as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-    except Exception as err:  # an untrusted file: any parser failure is the file's problem
-        raise InputError(
-            source, f"member {info.filename!r}: unreadable array header ({describe(err)})"
-        ) from None
-    return tuple(int(n) for n in shape), np.dtype(dtype)
-
-
 def _copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
     """A fresh entry with the member's name, compression method, timestamp and attributes."""
     new = zipfile.ZipInfo(info.filename, date_time=info.date_time)
@@ -253,7 +234,10 @@ def _write_npz(
         raise InputError(source.source, f"not a readable .npz archive ({describe(err)})") from None
     with zin:
         info = _scores_member(zin, source.score_key, source.source)
-        shape, dtype = _npy_header(zin, info, source.source)
+        loaded = npz_members(in_path, source.source, [info.filename])[info.filename].loaded_as
+        if loaded is None:
+            raise InputError(source.source, f"member {info.filename!r}: unreadable array header")
+        shape, dtype = loaded
         expected = source.n_rows * (1 if source.binary else source.n_classes)
         if math.prod(shape) != expected:
             raise InputError(
@@ -360,6 +344,31 @@ def _batches(pf: Any, rows: int, source: str) -> Iterator[Any]:
         yield batch
 
 
+def _float_scores(schema: Any, names: tuple[str, ...]) -> Any:
+    """The output schema: integer (or boolean) score columns become float64, as in the
+    ``.npz`` and ``.pt`` outputs (scaled scores are no longer whole numbers)."""
+    import pyarrow as pa
+
+    for name in names:
+        i = schema.get_field_index(name)
+        field = schema.field(i)
+        t = field.type
+        listed = pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+        inner = t.value_type if listed else t
+        if pa.types.is_floating(inner):
+            continue
+        if pa.types.is_fixed_size_list(t):
+            new = pa.list_(pa.float64(), t.list_size)
+        elif pa.types.is_large_list(t):
+            new = pa.large_list(pa.float64())
+        elif listed:
+            new = pa.list_(pa.float64())
+        else:
+            new = pa.float64()
+        schema = schema.set(i, field.with_type(new))
+    return schema
+
+
 def _write_parquet(
     source: ParquetPredictions, scaler: TemperatureScaler, out: Path, chunk_rows: int | None
 ) -> None:
@@ -371,7 +380,7 @@ def _write_parquet(
     check_fits(source.source, 2 * rewrite_memory(source, chunk_rows=rows))
     try:
         pf = parquet_file(source.path, memory_map=False, pre_buffer=False)  # CRC checked
-        schema = pf.schema_arrow
+        schema = _float_scores(pf.schema_arrow, source.score_columns)
     except (OSError, ValueError, pa.ArrowException) as err:
         raise InputError(source.source, f"not a readable parquet file ({describe(err)})") from None
     with (
@@ -389,7 +398,7 @@ def _write_parquet(
             ftype = schema.field(source.score_columns[0]).type
             value_type = ftype.value_type if hasattr(ftype, "value_type") else ftype
             _check_range(new, value_type.to_pandas_dtype(), source.source, scaler)
-            columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+            columns = dict(zip(batch.schema.names, batch.columns, strict=True))  # as read
             if source.wide or source.binary:
                 for k, name in enumerate(source.score_columns):
                     columns[name] = pa.array(new[:, k]).cast(schema.field(name).type)

@@ -35,16 +35,17 @@ def prob_floor(dtype: np.dtype) -> float:
     Probabilities are used as stored: ``log p`` of the stored value, in float64. Only an exact 0
     needs a rule (its log is ``-inf``): it is read as the smallest positive (subnormal) number of
     the stored dtype (``np.finfo(dtype).smallest_subnormal``: 1.4e-45 for float32, 4.9e-324 for
-    float64; float64's for integer inputs), so a row whose label has probability 0 adds
-    ``-log`` of that (103.3 nats for float32, 744.4 for float64) to the NLL: a lower bound of
-    its true, infinite, loss. Every positive stored probability is at least this number, so the
-    floor changes exact zeros only. Logit inputs need no rule: their log-probabilities come
+    float64; float64's for integer and long-double inputs), so a row whose label has
+    probability 0 adds ``-log`` of that (103.3 nats for float32, 744.4 for float64) to the NLL:
+    a lower bound of its true, infinite, loss. Only exact zeros are replaced (a positive
+    stored probability is at least this number, except long-double values below float64's
+    range, which keep their own log). Logit inputs need no rule: their log-probabilities come
     from log-softmax.
 
     >>> prob_floor(np.dtype(np.float32)), prob_floor(np.dtype(np.int64))
     (1e-45, 5e-324)
     """
-    if dtype.kind != "f":
+    if dtype.kind != "f" or dtype.itemsize > 8:  # long double's would round to 0.0 here
         return float(np.finfo(np.float64).smallest_subnormal)
     return float(np.finfo(dtype).smallest_subnormal)
 
@@ -57,7 +58,8 @@ def log_probs(scores: NDArray[np.floating]) -> NDArray[np.float64]:
     """
     floor = prob_floor(scores.dtype)
     if scores.dtype.kind == "f" and scores.dtype.itemsize > 8:
-        wide = np.log(np.maximum(scores, scores.dtype.type(floor)))
+        # only exact zeros are replaced: a positive value below float64's range keeps its log
+        wide = np.log(np.where(scores == 0, scores.dtype.type(floor), scores))
         out: NDArray[np.float64] = wide.astype(np.float64)
         return out
     p = scores.astype(np.float64)

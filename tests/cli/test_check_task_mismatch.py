@@ -232,3 +232,16 @@ def test_a_hand_written_json_without_counts_is_used_as_it_is(
     base = json_baseline(tmp_path, {"ece": 1.0, "nll": 100.0})
     out = verdict(run(runner, candidate, "--baseline", base, *INCREASE, "--json"))
     assert out["passed"] is True and out["paired"] is None
+
+
+@pytest.mark.parametrize("bad", [10**400, "0.1", None, True, float("nan")])
+def test_a_json_baseline_value_that_is_no_finite_number_is_refused(
+    runner: CliRunner, tmp_path: Path, candidate: Path, bad: Any
+) -> None:
+    """Regression: a 400-digit integer made ``math.isfinite`` raise OverflowError (traceback)."""
+    path = tmp_path / "base.json"
+    doc = {"n": 360, "n_classes": 10, "ece": 0.1, "nll": 1.0}
+    text = json.dumps(doc).replace('"ece": 0.1', f'"ece": {json.dumps(bad)}')
+    path.write_text(text, encoding="utf-8")
+    problem = refused(run(runner, candidate, "--baseline", path, *INCREASE))
+    assert problem == f"{path}: has no numeric 'ece' (from calibkit ece --json)"

@@ -679,3 +679,28 @@ def test_hidden_files_in_a_shard_directory_are_not_shards(tmp_path: Path) -> Non
     assert listed is not None
     assert [p.name for p in listed[1]] == ["a.parquet"]
     assert read_predictions(tmp_path).n_rows == 2
+
+
+@pytest.mark.parametrize("layout", ["wide", "list", "fixed"])
+def test_apply_temp_writes_integer_parquet_scores_as_float64(tmp_path: Path, layout: str) -> None:
+    """Regression: integer score columns made the rewrite cast -1.5 back to int64 (traceback)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    z = np.array([[3, 0, -3], [0, 2, 1], [1, 1, 4], [-2, 5, 0]], dtype=np.int64)
+    labels = np.array([0, 1, 2, 1])
+    if layout == "wide":
+        cols = {f"logit_{k}": pa.array(z[:, k]) for k in range(3)}
+    else:
+        values = pa.array(z.reshape(-1))
+        cols = {
+            "logits": pa.FixedSizeListArray.from_arrays(values, 3)
+            if layout == "fixed"
+            else pa.ListArray.from_arrays(pa.array(np.arange(0, 13, 3, dtype=np.int32)), values)
+        }
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.table({**cols, "label": labels}), src)
+    write_scaled(read_predictions(src), TemperatureScaler(2.0), out)
+    got = read_predictions(out)
+    scores = np.concatenate([s for s, _ in got.chunks()])
+    np.testing.assert_array_equal(scores, z / 2.0)  # -3 / 2 = -1.5: no longer a whole number
+    assert pq.read_table(out).column("label").to_pylist() == labels.tolist()

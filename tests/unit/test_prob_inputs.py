@@ -271,6 +271,16 @@ def test_long_double_probabilities_keep_their_true_log() -> None:
     assert s.nll == pytest.approx((400 * math.log(10) + math.log(2)) / 2, rel=1e-12)
 
 
+def test_a_long_double_exact_zero_is_read_as_float64s_smallest_subnormal() -> None:
+    """Regression: long double's own subnormal became 0.0 as a Python float, so log(0) = -inf
+    and the summary refused the input; the torch path gave 372.57. Both now agree."""
+    p = np.array([[1.0, 0.0], [0.5, 0.5]], dtype=np.longdouble)
+    with pytest.warns(UserWarning, match="exactly 0"):
+        s = calibkit.evaluate(p, [1, 0], kind="probs")
+    assert s.zero_prob_rows == 1
+    assert s.nll == pytest.approx((1074 * math.log(2) + math.log(2)) / 2, rel=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # --convention sklearn: scikit-learn's clipped log_loss, on request
 
