@@ -344,6 +344,13 @@ def validate_scores(
         if kind == "logits":
             return  # integers are finite logits (int64 differences fit in float64)
         scores = scores.astype(np.float64)  # integer probabilities still need the range checks
+    if kind == "logits" and scores.size:
+        # the common case in two reductions and no mask: NaN propagates through min and max, and
+        # a finite float64 range means every value is finite, fits float64 and no row's spread
+        # overflows; only a chunk that fails this takes the checks below, which say where
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(np.float64(scores.max()) - np.float64(scores.min())):
+                return
     finite = np.isfinite(scores)
     if not finite.all():
         bad = ~finite
@@ -536,7 +543,10 @@ class Predictions:
             flat, forced=kind, named=named, key=score_key, forced_by=forced_by, sum_atol=sum_atol
         )
         step = default_chunk_rows(flat.shape[1])
-        for start in range(0, len(flat), step):  # in chunks: no N x K temporary masks
+        # detected probabilities were checked row by row just now (range, which NaN and inf
+        # fail, and row sums): validating them again would be a second pass over the scores
+        detected = choice.reason.startswith(DETECTED_PROBS)
+        for start in range(0, 0 if detected else len(flat), step):  # chunks: no N x K masks
             validate_scores(
                 flat[start : start + step],
                 choice.kind,
