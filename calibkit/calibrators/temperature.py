@@ -82,11 +82,7 @@ def as_logits(
     given (a work array of the chunk's shape), else to a new array.
     """
     if kind != "logits":
-        logp = log_probs(scores)
-        if out is None:
-            return logp
-        np.copyto(out, logp)
-        return out
+        return log_probs(scores, out=out)
     z: NDArray[np.float64] = scores.astype(np.float64) if out is None else out
     if out is not None:
         np.copyto(z, scores)

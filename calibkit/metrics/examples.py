@@ -50,19 +50,29 @@ def prob_floor(dtype: np.dtype) -> float:
     return float(np.finfo(dtype).smallest_subnormal)
 
 
-def log_probs(scores: NDArray[np.floating]) -> NDArray[np.float64]:
+def log_probs(
+    scores: NDArray[np.floating], *, out: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
     """Float64 ``log p`` of stored probabilities, exact zeros read as :func:`prob_floor`.
 
     The log is taken in float64, or in the stored dtype when that is wider (long double), so
-    a stored value too small for float64 keeps its true log.
+    a stored value too small for float64 keeps its true log. Written to ``out`` when given (a
+    float64 work array of the chunk's shape, e.g. a per-thread scratch array), else to a new
+    array.
     """
     floor = prob_floor(scores.dtype)
     if scores.dtype.kind == "f" and scores.dtype.itemsize > 8:
         # only exact zeros are replaced: a positive value below float64's range keeps its log
         wide = np.log(np.where(scores == 0, scores.dtype.type(floor), scores))
-        out: NDArray[np.float64] = wide.astype(np.float64)
+        if out is None:
+            return wide.astype(np.float64)
+        np.copyto(out, wide)
         return out
-    p = scores.astype(np.float64)
+    if out is None:
+        p: NDArray[np.float64] = scores.astype(np.float64)
+    else:
+        np.copyto(out, scores)
+        p = out
     np.maximum(p, floor, out=p)
     return np.log(p, out=p)
 
