@@ -219,10 +219,14 @@ def _file_chunks(t: OutputTarget, path: Path) -> Iterator[bytes]:
         with open(path, "rb") as fh:
             while chunk := fh.read(_COPY_BYTES):
                 yield chunk
-    except OSError as err:
-        if isinstance(err, CalibkitError):
-            raise
+    except OSError as err:  # the private temporary file: nothing here raises calibkit errors
         raise OutputError(str(t.path), f"cannot write ({_reason(err)})") from None
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def _replace(t: OutputTarget, tmp: Path) -> None:
@@ -247,9 +251,7 @@ def _replace(t: OutputTarget, tmp: Path) -> None:
                 with contextlib.suppress(OSError):
                     os.chown(tmp, old.st_uid, old.st_gid)
         else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, t.real)
     except OSError as err:
         if isinstance(err, CalibkitError):
@@ -284,7 +286,13 @@ def atomic_path(
     no file at all; so code reading an input inside the block must turn its read errors into
     :class:`~calibkit.errors.InputError` (which, like every calibkit error, passes unchanged).
     """
-    t = plan_output(target, inputs)
+    with _atomic(plan_output(target, inputs)) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _atomic(t: OutputTarget) -> Iterator[Path]:
+    """:func:`atomic_path` for a target already planned (see :func:`plan_output`)."""
     private: str | None = None
     try:
         if t.in_place:
@@ -327,18 +335,13 @@ def atomic_write_text(
 ) -> Path:
     """Write ``text`` (UTF-8) to ``target``: atomically, or in place into a device or FIFO;
     returns the target path."""
-    inputs = list(inputs)
     t = plan_output(target, inputs)
     data = text.encode("utf-8")
     if t.in_place:
         _write_in_place(t, [data])
         return Path(target)
-    with atomic_path(target, inputs) as tmp:
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-        except OSError as err:
-            raise OutputError(str(t.path), f"cannot write ({_reason(err)})") from None
+    with _atomic(t) as tmp, open(tmp, "wb") as fh:  # a failed write is the output's error
+        fh.write(data)
     return Path(target)
 
 
@@ -347,12 +350,6 @@ def atomic_write_text(
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def _inside(path: Path, folder: Path) -> bool:
