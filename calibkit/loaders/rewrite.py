@@ -37,7 +37,13 @@ from numpy.typing import NDArray
 from calibkit.calibrators.temperature import TemperatureScaler, require_scores
 from calibkit.errors import InputError, OutputError, UsageError, describe
 from calibkit.loaders.npz import npz_members
-from calibkit.loaders.parquet import ParquetPredictions, count_mismatch, parquet_file, read_error
+from calibkit.loaders.parquet import (
+    ParquetPredictions,
+    ShardedParquet,
+    count_mismatch,
+    parquet_file,
+    read_error,
+)
 from calibkit.memory import check_fits
 from calibkit.predictions import Predictions, PredictionSource, default_chunk_rows
 from calibkit.report.atomic import atomic_path
@@ -109,6 +115,10 @@ def write_scaled(
     ``chunk_rows`` rows are scaled at a time (default: about 4 MiB of float64 per chunk).
     """
     require_scores(source)
+    if isinstance(source, ShardedParquet):
+        raise UsageError(
+            f"{source.source}: apply-temp rewrites one file; give each shard on its own"
+        )
     in_path = Path(source.source)
     out = Path(out)
     if out.suffix.lower() != in_path.suffix.lower():

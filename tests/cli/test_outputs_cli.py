@@ -471,3 +471,27 @@ def test_an_interrupted_report_leaves_the_old_one_whole(
     md = (out_dir / "report.md").read_text(encoding="utf-8")
     assert "| ls20 |" in md and "| hard |" not in md
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+@pytest.mark.parametrize("spec", ["dir", "glob"])
+def test_apply_temp_on_shards_says_it_takes_one_file(
+    runner: CliRunner, tmp_path: Path, spec: str
+) -> None:
+    """It said "--out ... must have the input's extension ''" (directory) or "cannot write
+    '.parquet' predictions" (glob)."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for name in ("a", "b"):
+        pq.write_table(
+            pa.table({"logit_0": [2.0, -1.0], "logit_1": [-1.0, 3.0], "label": [0, 1]}),
+            shards / f"{name}.parquet",
+        )
+    arg = str(shards) if spec == "dir" else str(shards / "*.parquet")
+    result = run(runner, "apply-temp", arg, "-t", "2", "--out", tmp_path / "o.parquet")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"calibkit: error: {arg}: apply-temp rewrites one file; give each shard on its own\n"
+    )
+    assert not (tmp_path / "o.parquet").exists()
