@@ -143,8 +143,22 @@ class ParquetPredictions:
         if offset != self.n_rows:
             raise InputError(self.source, count_mismatch(self.n_rows, str(offset)))
 
-    def convert_batch(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
+    def stored_scores(self, batch: Any, offset: int) -> NDArray[Any]:
+        """A batch's scores as stored, ``(n, K)`` (``(n, 1)`` for a binary model), not yet
+        validated; only nulls and non-numeric columns are refused."""
         n = batch.num_rows
+        if self.wide:
+            cols = [
+                _scalar_column(batch.column(c), c, self.source, offset) for c in self.score_columns
+            ]
+            return np.column_stack(cols) if cols else np.empty((n, 0))
+        name = self.score_columns[0]
+        col = batch.column(name)
+        if self.binary:
+            return _scalar_column(col, name, self.source, offset).reshape(n, 1)
+        return _list_column(col, name, self.n_classes, self.source, offset)
+
+    def convert_batch(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
         if self.kind == CONFIDENCE:
             conf = _scalar_column(
                 batch.column(self.score_columns[0]), self.score_key, self.source, offset
@@ -153,18 +167,7 @@ class ParquetPredictions:
                 batch.column(self.label_column), self.label_key, self.source, offset
             )
             return validate_confidence(conf, hit, self.source, row_offset=offset)
-        if self.wide:
-            cols = [
-                _scalar_column(batch.column(c), c, self.source, offset) for c in self.score_columns
-            ]
-            scores = np.column_stack(cols) if cols else np.empty((n, 0))
-        else:
-            name = self.score_columns[0]
-            col = batch.column(name)
-            if self.binary:
-                scores = _scalar_column(col, name, self.source, offset).reshape(n, 1)
-            else:
-                scores = _list_column(col, name, self.n_classes, self.source, offset)
+        scores = self.stored_scores(batch, offset)
         validate_scores(scores, self.kind, self.source, row_offset=offset, reason=self.kind_reason)
         if scores.dtype.kind != "f":
             scores = scores.astype(np.float64)
@@ -535,15 +538,20 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
 
 
 def _first_scores(preds: ParquetPredictions) -> NDArray[Any]:
-    """The scores of the first batch (the one column of a binary model), for choose_kind."""
-    batches = preds.chunks()
+    """The stored scores of the first batch, for choose_kind: only the score columns are read
+    (the label column and the validation wait for the metrics pass)."""
+    import pyarrow as pa
+
+    rows = default_chunk_rows(max(preds.n_classes, 1))
     try:
-        first = next(batches, None)
-    finally:
-        getattr(batches, "close", lambda: None)()  # a generator: close its file now
+        with parquet_file(preds.path, memory_map=False, pre_buffer=False) as pf:
+            batches = pf.iter_batches(batch_size=rows, columns=list(preds.score_columns))
+            first = next(iter(batches), None)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise read_error(preds.source, err) from None
     if first is None:
         return np.empty((0, preds.n_classes))
-    return first[0][:, 1:] if preds.binary else first[0]
+    return preds.stored_scores(first, 0)
 
 
 @dataclass(frozen=True, eq=False)
