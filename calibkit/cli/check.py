@@ -21,7 +21,6 @@ from calibkit.cli._common import (
     warning_line,
 )
 from calibkit.cli.app import app
-from calibkit.limits import MAX_BINS, MAX_REPLICATES, MAX_SEED
 
 if TYPE_CHECKING:
     from calibkit.metrics.examples import BinaryMode
@@ -57,9 +56,7 @@ def check_command(
         str | None,
         typer.Option("--max-increase", help="Tolerated worsening vs baseline: ece=0.01,nll=0.02"),
     ] = None,
-    bins: Annotated[
-        int | None, typer.Option("--bins", min=1, max=MAX_BINS, help="Number of bins.")
-    ] = None,
+    bins: Annotated[int | None, typer.Option("--bins", min=1, help="Number of bins.")] = None,
     binning: Annotated[
         str | None, typer.Option("--binning", help="width or mass (default width).")
     ] = None,
@@ -67,12 +64,9 @@ def check_command(
         float | None, typer.Option("--alpha", help="One-sided significance level (0.05).")
     ] = None,
     bootstrap: Annotated[
-        int | None,
-        typer.Option("--bootstrap", min=1, max=MAX_REPLICATES, help="Bootstrap replicates (2000)."),
+        int | None, typer.Option("--bootstrap", help="Bootstrap replicates (2000).")
     ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", min=0, max=MAX_SEED, help="Bootstrap seed (0).")
-    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Bootstrap seed (0).")] = None,
     unpaired: Annotated[
         bool,
         typer.Option(

@@ -23,7 +23,6 @@ from calibkit.cli._common import (
     warning_line,
 )
 from calibkit.cli.app import app
-from calibkit.limits import MAX_REPLICATES, MAX_SEED
 
 
 @app.command("compare", help=COMMAND_HELP["compare"])
@@ -64,12 +63,8 @@ def compare_command(
         float | None,
         typer.Option("--ci", help="Show bootstrap intervals at this level, e.g. 0.95."),
     ] = None,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", min=1, max=MAX_REPLICATES, help="Replicates for --ci.")
-    ] = 1000,
-    seed: Annotated[
-        int, typer.Option("--seed", min=0, max=MAX_SEED, help="Bootstrap seed for --ci.")
-    ] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Replicates for --ci.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed for --ci.")] = 0,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,

@@ -24,7 +24,6 @@ from calibkit.cli._common import (
     warning_line,
 )
 from calibkit.cli.app import app
-from calibkit.limits import MAX_REPLICATES, MAX_SEED
 
 
 @app.command("ece", help=COMMAND_HELP["ece"])
@@ -60,14 +59,10 @@ def ece_command(
         float | None, typer.Option("--ci", help="Bootstrap interval level for --all (0.95).")
     ] = None,
     bootstrap: Annotated[
-        int | None,
-        typer.Option(
-            "--bootstrap", min=1, max=MAX_REPLICATES, help="Bootstrap replicates for --all (1000)."
-        ),
+        int | None, typer.Option("--bootstrap", help="Bootstrap replicates for --all (1000).")
     ] = None,
     seed: Annotated[
-        int | None,
-        typer.Option("--seed", min=0, max=MAX_SEED, help="Bootstrap seed for --all (0)."),
+        int | None, typer.Option("--seed", min=0, help="Bootstrap seed for --all (0).")
     ] = None,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
