@@ -14,6 +14,7 @@ killed by the signal (exit status -2, nothing printed); after it, Python prints 
 ``site``), which no program can shorten from inside.
 """
 
+import os  # loaded by the interpreter's start-up (site): no import happens
 import sys
 
 try:
@@ -23,9 +24,14 @@ except ImportError:  # pragma: no cover - another Python implementation
 
 
 def _early(signum: int, frame: object) -> None:
+    """Print the one line and end now, with no exception: one raised here may land in a
+    callback of the import system, which ignores it (printing its own traceback) and lets the
+    command run on. Before the command line interface is loaded nothing needs cleaning up (no
+    output or temporary file exists yet), so the process ends at once."""
     interrupted = signum == _sig.SIGINT
     sys.stderr.write("calibkit: interrupted\n" if interrupted else "calibkit: terminated\n")
-    raise SystemExit(130 if interrupted else 143)
+    sys.stderr.flush()
+    os._exit(130 if interrupted else 143)
 
 
 def main() -> None:

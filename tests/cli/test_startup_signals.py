@@ -139,3 +139,23 @@ def test_sigint_at_any_moment_of_start_up() -> None:
         else:  # before Python had a handler: the signal's default action, nothing printed
             assert (proc.returncode, out, err) == (-signal.SIGINT, "", "")
     assert any(code == 130 for _, code, _ in outcomes), outcomes
+
+
+def test_an_early_signal_inside_an_import_callback_still_ends_the_program() -> None:
+    """Regression (seen once in CI): a SIGINT landing in a callback of the import system while
+    the CLI was loading raised SystemExit there; Python ignored it ("Exception ignored in ...")
+    and the command ran on to exit 0. The early handler now ends the process itself."""
+    code = (
+        "import os, signal, sys, weakref\n"
+        "from calibkit._entry import _early\n"
+        "signal.signal(signal.SIGINT, _early)\n"
+        "class Box: pass\n"
+        "box = Box()\n"
+        "ref = weakref.ref(box, lambda r: os.kill(os.getpid(), signal.SIGINT))\n"
+        "del box\n"  # the callback runs here, as importlib's lock callbacks do
+        "print('ran on')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "calibkit: interrupted\n")
