@@ -46,7 +46,10 @@ COMMAND_HELP: dict[str, str] = {
         "Reliability diagrams (Guo et al. 2017): accuracy per confidence bin, gap, histogram."
     ),
     "ece": "Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions.",
-    "fit-temp": "Fit a temperature T on validation data by minimising NLL (exact Newton on 1/T).",
+    "fit-temp": (
+        "Fit a temperature T on validation data: the NLL optimum (exact Newton on 1/T), or the "
+        "lowest ECE or NLL on a grid."
+    ),
     "sweep-temp": (
         "Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model and each T."
     ),

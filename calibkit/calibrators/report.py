@@ -7,14 +7,22 @@ whose log the fit reads as the dtype's smallest positive number), ``n_bins``, ``
 on the validation data ``source``, ``n`` (rows read), ``input`` and ``input_reason`` (how the
 scores were read), ``zero_prob_rows`` (rows whose label has probability exactly 0),
 ``accuracy`` (unchanged by TS) and ``{nll,ece,mce,brier}_{before,after}`` (before: T = 1;
-after: the fitted T); ``eval``: the same per-data keys on ``--eval`` data, or ``null``.
+after: the fitted T); ``eval``: the same per-data keys on ``--eval`` data, or ``null``;
+``objective`` (``"nll"`` or ``"ece"``: what ``T`` minimises on the validation data) and ``grid``:
+``null`` for the exact NLL fit, else the grid search's ``spec`` (``START:STOP:STEP``),
+``start``, ``stop``, ``step``, ``size``, the objective's ``n_bins`` and ``binning`` (ECE only),
+its ``best`` value at ``T``, ``ties`` (grid points sharing that minimum; the first is kept) and
+``values`` (the objective at every grid point). A grid fit has ``passes`` 1 and ``gradient``
+``null``; ``clamped`` says the minimum is at an end of the grid.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from calibkit._version import __version__
+from calibkit.calibrators.grid import GridTemperatureScaler
 from calibkit.calibrators.temperature import ScaledPredictions, TemperatureScaler
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import summarize
@@ -65,11 +73,18 @@ def scaling_report(
     chunk_rows: int | None = None,
 ) -> dict[str, Any]:
     fit = scaler.fit
+    objective: str | None = "nll" if fit else None
+    grid: dict[str, Any] | None = None
+    if isinstance(scaler, GridTemperatureScaler):
+        objective, grid = scaler.objective, scaler.grid_dict()
+    g = fit.gradient if fit else None
     report: dict[str, Any] = {
         "temperature": scaler.temperature,
+        "objective": objective,
+        "grid": grid,
         "converged": fit.converged if fit else None,
         "passes": fit.passes if fit else None,
-        "gradient": fit.gradient if fit else None,
+        "gradient": g if isinstance(g, float) and math.isfinite(g) else None,
         "clamped": fit.clamped if fit else None,
         "message": fit.message if fit else "",
         "fitted_on": scaler.fitted_on,

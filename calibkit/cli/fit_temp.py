@@ -1,5 +1,6 @@
 """`calibkit fit-temp`: fit temperature scaling on validation predictions."""
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,11 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
+class ObjectiveChoice(str, Enum):
+    nll = "nll"
+    ece = "ece"
+
+
 @app.command("fit-temp", help=COMMAND_HELP["fit-temp"])
 @reports_errors
 def fit_temp_command(
@@ -36,8 +42,27 @@ def fit_temp_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the calibrator JSON here (atomically).")
     ] = None,
-    t_min: Annotated[float, typer.Option("--t-min", min=0, help="Smallest T allowed.")] = 1e-4,
-    t_max: Annotated[float, typer.Option("--t-max", help="Largest T allowed.")] = 1e4,
+    t_min: Annotated[
+        float | None, typer.Option("--t-min", min=0, help="Smallest T allowed (default 1e-4).")
+    ] = None,
+    t_max: Annotated[
+        float | None, typer.Option("--t-max", help="Largest T allowed (default 1e4).")
+    ] = None,
+    objective: Annotated[
+        ObjectiveChoice,
+        typer.Option(
+            "--objective",
+            help="What T minimises on VAL: nll (exact, or on --grid) or ece (needs --grid).",
+        ),
+    ] = ObjectiveChoice.nll,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            "--grid",
+            metavar="<start:stop:step>",
+            help="Keep the grid T (ends included) with the lowest --objective on VAL.",
+        ),
+    ] = None,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -45,13 +70,34 @@ def fit_temp_command(
     chunk_rows: ChunkRows = None,
     device: Device = None,
 ) -> None:
+    from calibkit.calibrators.grid import (
+        calibrator_json,
+        check_grid_cells,
+        fit_temperature_grid,
+        parse_grid,
+    )
     from calibkit.calibrators.report import scaling_report
-    from calibkit.calibrators.temperature import fit_temperature
-    from calibkit.errors import InputError
+    from calibkit.calibrators.temperature import DEFAULT_T_MAX, DEFAULT_T_MIN, fit_temperature
+    from calibkit.errors import InputError, UsageError
     from calibkit.loaders import read_predictions
     from calibkit.report.atomic import atomic_write_text, check_output_path
     from calibkit.report.summary_json import dumps
 
+    if grid is None and objective is ObjectiveChoice.ece:
+        raise UsageError(
+            "--objective ece needs --grid START:STOP:STEP (e.g. --grid 0.1:10:0.1): the ECE "
+            "is not smooth in T, so it is minimised over a grid"
+        )
+    if grid is not None:
+        exact_only = (("--t-min", t_min), ("--t-max", t_max), ("--device", device))
+        given = [flag for flag, value in exact_only if value is not None]
+        if given:
+            raise UsageError(
+                f"--grid sets the temperatures; {given[0]} applies to the exact fit only"
+            )
+    temperatures = parse_grid(grid) if grid is not None else None
+    if temperatures is not None:
+        check_grid_cells(temperatures, bins)  # refused before any read
     inputs = [val] + ([eval_path] if eval_path else [])
     if out is not None:
         check_output_path(out, inputs)
@@ -63,14 +109,29 @@ def fit_temp_command(
             str(eval_path),
             f"has {eval_preds.n_classes} classes, but {val} has {val_preds.n_classes}",
         )
-    scaler = fit_temperature(
-        val_preds, t_min=t_min, t_max=t_max, chunk_rows=chunk_rows, device=device
+    scaler = (
+        fit_temperature_grid(
+            val_preds,
+            grid=temperatures,
+            objective=objective.value,
+            n_bins=bins,
+            binning=binning.value,
+            chunk_rows=chunk_rows,
+        )
+        if temperatures is not None
+        else fit_temperature(
+            val_preds,
+            t_min=DEFAULT_T_MIN if t_min is None else t_min,
+            t_max=DEFAULT_T_MAX if t_max is None else t_max,
+            chunk_rows=chunk_rows,
+            device=device,
+        )
     )
     report = scaling_report(
         scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
     )
     if out is not None:
-        atomic_write_text(out, scaler.to_json(), inputs=inputs)
+        atomic_write_text(out, calibrator_json(scaler), inputs=inputs)
     if as_json:
         typer.echo(dumps(report), nl=False)
     else:
@@ -83,13 +144,17 @@ def _print(report: dict[str, Any]) -> None:
     from calibkit.report.tables import fmt
 
     console = stdout()
-    state = "converged" if report["converged"] else "NOT converged"
-    clamp = f", clamped at {report['clamped']}" if report["clamped"] else ""
-    console.print(
-        f"T = {report['temperature']:.6g}  (fitted on {report['fitted_on']}, N = {report['n']}; "
-        f"{state} in {report['passes']} passes, |dNLL/d(1/T)| = {abs(report['gradient']):.1e}"
-        f"{clamp})"
-    )
+    grid = report.get("grid")
+    if grid:
+        console.print(f"T = {report['temperature']:.6g}  ({_grid_line(report, grid)})")
+    else:
+        state = "converged" if report["converged"] else "NOT converged"
+        clamp = f", clamped at {report['clamped']}" if report["clamped"] else ""
+        console.print(
+            f"T = {report['temperature']:.6g}  (fitted on {report['fitted_on']}, N = "
+            f"{report['n']}; {state} in {report['passes']} passes, |dNLL/d(1/T)| = "
+            f"{abs(report['gradient']):.1e}{clamp})"
+        )
     for title, part in (("validation", report), ("evaluation", report.get("eval"))):
         if not part:
             continue
@@ -112,3 +177,15 @@ def _print(report: dict[str, Any]) -> None:
             "unchanged (TS keeps the argmax)",
         )
         console.print(t)
+
+
+def _grid_line(report: dict[str, Any], grid: dict[str, Any]) -> str:
+    """How a grid fit chose T, in one line."""
+    objective = report["objective"]
+    what = f"ECE, {grid['n_bins']} {grid['binning']} bins" if objective == "ece" else "NLL"
+    ties = f"; {grid['ties']} grid points tie, the smallest T is kept" if grid["ties"] > 1 else ""
+    end = "; at an end of the grid" if report["clamped"] else ""
+    return (
+        f"lowest validation {what}, {grid['best']:.6g}, of {grid['size']} temperatures on "
+        f"grid {grid['spec']}; fitted on {report['fitted_on']}, N = {report['n']}{ties}{end}"
+    )
