@@ -45,7 +45,7 @@ def fitted() -> dict[str, float]:
 
 def drawn(fig: Any) -> Any:
     """Draw ``fig`` with Agg (layout solved) and return the renderer."""
-    canvas = FigureCanvasAgg(fig)
+    canvas: Any = FigureCanvasAgg(fig)
     canvas.draw()
     return canvas.get_renderer()
 
