@@ -150,7 +150,9 @@ def write_report_dir(
     rename, so a reader never sees files of two runs together, and an interrupted run leaves the
     old report whole. ``out_dir`` must be new, empty, or hold only an earlier report.
     """
-    from calibkit.calibrators.sweep import sweep_temperatures, temperature_grid
+    import numpy as np
+
+    from calibkit.calibrators.sweep import sweep_temperatures
     from calibkit.plotting.reliability import plot_reliability
     from calibkit.plotting.save import save_figure
     from calibkit.plotting.style import model_colors
@@ -181,7 +183,8 @@ def write_report_dir(
         ncols=ncols,
         title="reliability before and after temperature scaling",
     )
-    grid = temperature_grid(0.25, 4.0, 76) if sweep_grid is None else sweep_grid
+    # evenly spaced on the figure's log T axis: 81 points, 2^(1/20) apart, T = 1 among them
+    grid = 2.0 ** np.linspace(-2.0, 2.0, 81) if sweep_grid is None else sweep_grid
     sweeps = [
         sweep_temperatures(
             models[m.name], grid, name=m.name, n_bins=comp.n_bins, binning=comp.binning

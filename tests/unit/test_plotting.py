@@ -226,8 +226,7 @@ def test_plot_sweep_lines_are_the_sweep(sweeps: list[Any]) -> None:
         xs = [np.asarray(ln.get_xdata(), dtype=float) for ln in ax.lines]
         vertical = [x[0] for x in xs if x.size == 2 and x[0] == x[1]]
         assert 1.0 in vertical and 2.9 in vertical
-    box = ax_nll.get_legend()
-    assert box is not None
+    (box,) = fig.legends  # a figure legend, under the panels (issue #13)
     legend = [t.get_text() for t in box.get_texts()]
     assert legend == [*MODELS, "T = 1", "lowest on grid", "T fitted on validation"]
 
