@@ -1,5 +1,6 @@
 """`calibkit diagram`: reliability diagrams of one or more models."""
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +26,11 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 
 
+class IntervalChoice(str, Enum):
+    none = "none"
+    wilson = "wilson"
+
+
 @app.command("diagram", help=COMMAND_HELP["diagram"])
 @reports_errors
 def diagram_command(
@@ -42,18 +48,34 @@ def diagram_command(
     smooth: Annotated[
         bool, typer.Option("--smooth", help="Draw the smooth-ECE reliability curve too.")
     ] = False,
+    intervals: Annotated[
+        IntervalChoice,
+        typer.Option(
+            "--intervals",
+            help="Per-bin intervals on the accuracy: none, or wilson (Wilson score interval).",
+        ),
+    ] = IntervalChoice.none,
+    ci: Annotated[
+        float | None,
+        typer.Option("--ci", help="Level of the --intervals, in (0, 1) (0.95)."),
+    ] = None,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
+    from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions
     from calibkit.metrics import summarize
+    from calibkit.metrics.intervals import check_level
     from calibkit.plotting.reliability import plot_reliability
     from calibkit.plotting.save import check_figure_path, save_figure
     from calibkit.report.atomic import check_output_path
 
+    if intervals is IntervalChoice.none and ci is not None:
+        raise UsageError("--ci goes with --intervals wilson")
+    level = check_level(0.95 if ci is None else ci)
     named = parse_named(models)
     inputs = [p for _, p in named]
     check_output_path(check_figure_path(out), inputs)
@@ -70,6 +92,7 @@ def diagram_command(
         for name, src in sources.items()
     }
     curves = None
+    spans: dict[str, tuple[float, float]] = {}
     if smooth:
         from calibkit.metrics.estimators import smooth_ece
         from calibkit.metrics.summary import collect_example_stats
@@ -80,6 +103,16 @@ def diagram_command(
                 src, binary_mode=binary.value, chunk_rows=chunk_rows, warn=False
             )
             curves[name] = smooth_ece(st.confidence, st.outcome)
-    fig = plot_reliability(summaries, overlay=overlay, title=title, smooth=curves)
+            if st.confidence.size:  # the curve is drawn where there is data
+                spans[name] = (float(st.confidence.min()), float(st.confidence.max()))
+    fig = plot_reliability(
+        summaries,
+        overlay=overlay,
+        title=title,
+        smooth=curves,
+        smooth_range=spans,
+        intervals=None if intervals is IntervalChoice.none else intervals.value,
+        ci=level,
+    )
     save_figure(fig, out, inputs=inputs)
     stderr.print(f"calibkit: wrote {out}")

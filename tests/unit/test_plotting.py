@@ -57,6 +57,17 @@ def panels(fig: Any) -> tuple[list[Any], list[Any]]:
     return fig.axes[0::2], fig.axes[1::2]
 
 
+def empty_runs(lower: Any, upper: Any, empty: Any) -> list[tuple[float, float]]:
+    """``(start, end)`` of each run of adjacent empty bins."""
+    runs: list[tuple[float, float]] = []
+    for i in np.flatnonzero(empty):
+        if runs and i > 0 and empty[i - 1]:
+            runs[-1] = (runs[-1][0], float(upper[i]))
+        else:
+            runs.append((float(lower[i]), float(upper[i])))
+    return runs
+
+
 def png_bytes(fig: Any, path: Path) -> bytes:
     save_figure(fig, path)
     return path.read_bytes()
@@ -115,9 +126,11 @@ def test_plot_reliability_four_models(summaries: dict[str, Any]) -> None:
         hi = np.maximum(b.accuracy, b.confidence)[filled]
         np.testing.assert_allclose([p.get_y() for p in gap_bars], lo, atol=1e-15)
         np.testing.assert_allclose([p.get_y() + p.get_height() for p in gap_bars], hi, atol=1e-12)
-        # empty bins are outlined, not filled
-        outlines = [p for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()]
-        assert len(outlines) == int((~filled).sum())
+        # empty bins are pale boxes (#13: one per run of adjacent empty bins, so their inner
+        # edges do not read as gridlines), covering exactly the empty bins, never a zero bar
+        boxes = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_gid() == "empty-bin"]
+        drawn = sorted((p.get_x(), p.get_x() + p.get_width()) for p in boxes)
+        np.testing.assert_allclose(drawn, empty_runs(b.lower, b.upper, ~filled), atol=1e-12)
         # the ECE box
         [text] = ax.texts
         assert text.get_text().splitlines() == [f"ECE = {s.ece:.4f}", "N = 450"]
