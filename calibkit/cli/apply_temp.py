@@ -21,7 +21,7 @@ from calibkit.cli.app import app
 @app.command("apply-temp", help=COMMAND_HELP["apply-temp"])
 @reports_errors
 def apply_temp_command(
-    path: Annotated[Path, typer.Argument(help="Predictions to calibrate.")],
+    path: Annotated[Path, typer.Argument(metavar="PRED", help="Predictions to calibrate.")],
     out: Annotated[Path, typer.Option("--out", help="Output file, same format as the input.")],
     temperature: Annotated[
         float | None, typer.Option("--temperature", "-t", help="The temperature T (> 0).")

@@ -35,7 +35,7 @@ def _limit(flag: str, help_text: str) -> Any:
 @app.command("check", help=COMMAND_HELP["check"])
 @reports_errors
 def check_command(
-    path: Annotated[Path, typer.Argument(help="Candidate predictions to gate.")],
+    path: Annotated[Path, typer.Argument(metavar="PRED", help="Candidate predictions to gate.")],
     max_ece: Annotated[float | None, _limit("--max-ece", "Fail if ECE is above this.")] = None,
     max_mce: Annotated[float | None, _limit("--max-mce", "Fail if MCE is above this.")] = None,
     max_rmsce: Annotated[
@@ -58,7 +58,8 @@ def check_command(
     ] = None,
     bins: Annotated[int | None, typer.Option("--bins", min=1, help="Number of bins.")] = None,
     binning: Annotated[
-        str | None, typer.Option("--binning", help="width or mass (default width).")
+        str | None,
+        typer.Option("--binning", metavar="<width|mass>", help="width or mass (default width)."),
     ] = None,
     alpha: Annotated[
         float | None, typer.Option("--alpha", help="One-sided significance level (0.05).")

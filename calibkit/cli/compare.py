@@ -29,11 +29,16 @@ from calibkit.cli.app import app
 @reports_errors
 def compare_command(
     models: Annotated[
-        list[str], typer.Argument(help="Evaluation predictions as NAME=PATH (or PATH).")
+        list[str],
+        typer.Argument(metavar="NAME=PRED", help="Evaluation predictions as NAME=PATH (or PATH)."),
     ],
     val: Annotated[
         list[str] | None,
-        typer.Option("--val", help="NAME=VAL: fit temperature scaling on VAL (repeatable)."),
+        typer.Option(
+            "--val",
+            metavar="<NAME=VAL>",
+            help="NAME=VAL: fit temperature scaling on VAL (repeatable).",
+        ),
     ] = None,
     bins: Bins = 15,
     binning: BinningOpt = BinningChoice.width,

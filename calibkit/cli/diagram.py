@@ -29,7 +29,10 @@ from calibkit.cli.app import app
 @reports_errors
 def diagram_command(
     models: Annotated[
-        list[str], typer.Argument(help="Predictions as NAME=PATH (or PATH, named by its stem).")
+        list[str],
+        typer.Argument(
+            metavar="NAME=PRED", help="Predictions as NAME=PATH (or PATH, named by its stem)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Figure file: .png, .svg or .pdf.")],
     bins: Bins = 15,

@@ -29,7 +29,9 @@ from calibkit.cli.app import app
 @app.command("ece", help=COMMAND_HELP["ece"])
 @reports_errors
 def ece_command(
-    path: Annotated[Path, typer.Argument(help="Predictions file (.npz, .parquet, .pt).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PRED", help="Predictions file (.npz, .parquet, .pt).")
+    ],
     bins: Bins = 15,
     binning: BinningOpt = BinningChoice.width,
     binary: BinaryOpt = BinaryChoice.top_label,

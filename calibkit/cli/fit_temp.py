@@ -26,7 +26,7 @@ from calibkit.cli.app import app
 @app.command("fit-temp", help=COMMAND_HELP["fit-temp"])
 @reports_errors
 def fit_temp_command(
-    val: Annotated[Path, typer.Argument(help="Validation predictions to fit T on.")],
+    val: Annotated[Path, typer.Argument(metavar="VAL", help="Validation predictions to fit T on.")],
     eval_path: Annotated[
         Path | None, typer.Option("--eval", help="Also report before/after on these predictions.")
     ] = None,

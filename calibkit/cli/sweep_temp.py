@@ -28,7 +28,10 @@ from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
 @reports_errors
 def sweep_temp_command(
     models: Annotated[
-        list[str], typer.Argument(help="Predictions as NAME=PATH (or PATH, named by its stem).")
+        list[str],
+        typer.Argument(
+            metavar="NAME=PRED", help="Predictions as NAME=PATH (or PATH, named by its stem)."
+        ),
     ],
     t_min: Annotated[float, typer.Option("--t-min", help="Smallest temperature.")] = 0.5,
     t_max: Annotated[float, typer.Option("--t-max", help="Largest temperature.")] = 3.0,
@@ -41,7 +44,11 @@ def sweep_temp_command(
     ] = None,
     val: Annotated[
         list[str] | None,
-        typer.Option("--val", help="NAME=VAL: also fit T on VAL and mark it (repeatable)."),
+        typer.Option(
+            "--val",
+            metavar="<NAME=VAL>",
+            help="NAME=VAL: also fit T on VAL and mark it (repeatable).",
+        ),
     ] = None,
     bins: Bins = 15,
     binning: BinningOpt = BinningChoice.width,
