@@ -13,7 +13,7 @@ from calibkit.cli._common import (
     ProbsKey,
     read_options,
     reports_errors,
-    stderr,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -54,4 +54,4 @@ def apply_temp_command(
             f"{calibrator}: fitted on {scaler.n_classes} classes, but {path} has {preds.n_classes}"
         )
     write_scaled(preds, scaler, out)
-    stderr.print(f"calibkit: wrote {out} (T = {scaler.temperature:.6g})")
+    wrote(out, f"T = {scaler.temperature:.6g}")

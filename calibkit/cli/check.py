@@ -19,6 +19,7 @@ from calibkit.cli._common import (
     reports_errors,
     stdout,
     warning_line,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -165,6 +166,7 @@ def check_command(
     )
     if junit is not None:
         atomic_write_text(junit, verdict_junit(verdict), inputs=inputs)
+        wrote(junit)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
         try:

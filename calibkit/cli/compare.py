@@ -18,9 +18,9 @@ from calibkit.cli._common import (
     parse_models_and_val,
     read_options,
     reports_errors,
-    stderr,
     stdout,
     warning_line,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -118,7 +118,7 @@ def compare_command(
         from calibkit.report.compare_report import write_report_dir
 
         for path in write_report_dir(comp, sources, out_dir, inputs=inputs):
-            stderr.print(f"calibkit: wrote {path}")
+            wrote(path)
     if as_json:
         typer.echo(dumps(comp.to_dict()), nl=False)
     elif markdown:

@@ -20,7 +20,7 @@ from calibkit.cli._common import (
     parse_named,
     read_options,
     reports_errors,
-    stderr,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -85,4 +85,4 @@ def diagram_command(
             curves[name] = smooth_ece(st.confidence, st.outcome)
     fig = plot_reliability(summaries, overlay=overlay, title=title, smooth=curves)
     save_figure(fig, out, inputs=inputs)
-    stderr.print(f"calibkit: wrote {out}")
+    wrote(out)

@@ -22,6 +22,7 @@ from calibkit.cli._common import (
     reports_errors,
     stdout,
     warning_line,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -131,6 +132,7 @@ def ece_command(
         from calibkit.report.atomic import atomic_write_text
 
         atomic_write_text(out, text, inputs=[path])
+        wrote(out)
     if as_json:
         typer.echo(text, nl=False)
     else:

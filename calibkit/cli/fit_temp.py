@@ -19,6 +19,7 @@ from calibkit.cli._common import (
     read_options,
     reports_errors,
     stdout,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -71,6 +72,7 @@ def fit_temp_command(
     )
     if out is not None:
         atomic_write_text(out, scaler.to_json(), inputs=inputs)
+        wrote(out)
     if as_json:
         typer.echo(dumps(report), nl=False)
     else:

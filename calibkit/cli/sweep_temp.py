@@ -19,6 +19,7 @@ from calibkit.cli._common import (
     read_options,
     reports_errors,
     stdout,
+    wrote,
 )
 from calibkit.cli.app import app
 from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
@@ -93,12 +94,14 @@ def sweep_temp_command(
     )
     if csv is not None:
         atomic_write_text(csv, sweep_csv(results), inputs=inputs)
+        wrote(csv)
     if plot is not None:
         from calibkit.plotting.save import save_figure
         from calibkit.plotting.sweep import plot_sweep
 
         fitted = {r.sweep.name: r.fitted_temperature for r in results if r.fitted_temperature}
         save_figure(plot_sweep([r.sweep for r in results], fitted=fitted), plot, inputs=inputs)
+        wrote(plot)
     if as_json:
         typer.echo(dumps(sweep_json(results)), nl=False)
     else:
