@@ -99,10 +99,13 @@ def ece_command(
         from calibkit.metrics.conventions import apply_convention
 
         summary = apply_convention(summary, preds, convention, n_bins=bins)
-    if summary.saturated_fraction > 0:
+    if summary.saturated_fraction > 0 and summary.kind != "logits":
+        # stored probabilities of exactly 1 have lost how sure the model was; logits whose
+        # softmax rounds to 1 in float64 have not (every metric is computed from the logits)
         warning_line(
-            f"{path}: {summary.saturated_fraction:.1%} of rows have confidence exactly 1.0 in "
-            "float64 (saturated)"
+            f"{path}: {summary.saturated_fraction:.1%} of rows have a top probability of exactly "
+            "1 (saturated): how sure the model was is lost in the stored precision; save logits "
+            "to keep it"
         )
     if summary.missing_classes:
         shown = ", ".join(map(str, summary.missing_classes[:10]))
