@@ -1,4 +1,4 @@
-"""``calibkit --help`` and ``calibkit --version`` without importing Typer or Rich.
+"""``calibkit --help`` and ``calibkit --version`` (``-h``, ``-V``) without importing Typer or Rich.
 
 Typer renders help with Rich, and importing Rich's console, markdown and table modules costs
 more than the whole start-up budget of ``calibkit --help``. The top-level help is small and
@@ -42,6 +42,13 @@ COMMAND_HELP: dict[str, str] = {
     "compare": (
         "Compare models: accuracy, ECE, MCE, NLL, Brier, before and after temperature scaling."
     ),
+    "completion": (
+        "Print the script that lets your shell complete calibkit's commands and options."
+        '\n\nbash: add the line  eval "$(calibkit completion bash)"  to ~/.bashrc'
+        '\nzsh: add the line  eval "$(calibkit completion zsh)"  to ~/.zshrc, after compinit'
+        "\nfish: calibkit completion fish > ~/.config/fish/completions/calibkit.fish"
+        "\nPowerShell: add  calibkit completion pwsh | Out-String | Invoke-Expression  to $PROFILE"
+    ),
     "diagram": (
         "Reliability diagrams (Guo et al. 2017): accuracy per confidence bin, gap, histogram."
     ),
@@ -55,10 +62,11 @@ COMMAND_HELP: dict[str, str] = {
     ),
 }
 
-#: (long name, short name, help) of the top-level options, in Typer's order.
+#: (long name, short name, help) of the top-level options, in Typer's order. They are flags,
+#: so the type column is empty (calibkit.cli.app.tidy_params).
 OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--debug", "", DEBUG_HELP),
-    ("--version", "", VERSION_HELP),
+    ("--version", "-V", VERSION_HELP),
     ("--help", "-h", "Show this message and exit."),
 )
 
@@ -203,6 +211,8 @@ def _styled_option(text: str, style: str) -> Line:
 
 
 def _styled_type(text: str) -> Line:
+    if not text:
+        return []
     return [("<", _TYPE_SEP), (text[1:-1], _TYPE), (">", _TYPE_SEP)]
 
 
@@ -275,7 +285,7 @@ def layout(width: int) -> list[Line] | None:
 
     inner = width - 4
     # Typer's options table: long, short, secondary long, secondary short, type, help
-    option_rows = [(long, short, "", "", "<bool>", help_) for long, short, help_ in OPTIONS]
+    option_rows = [(long, short, "", "", "", help_) for long, short, help_ in OPTIONS]
     pads = ((0, 1), (1, 1), (1, 1), (1, 1), (1, 1), (1, 0))  # (left, right); no outer edges
     widths = _column_widths(option_rows, [left + right for left, right in pads], inner)
     if widths is None:
@@ -382,7 +392,7 @@ def print_if_fast(argv: Sequence[str], environ: Mapping[str, str] | None = None)
 
     Returns ``False`` (printing nothing) whenever Typer should handle the command line.
     """
-    if list(argv) == ["--version"]:
+    if list(argv) in (["--version"], ["-V"]):
         from calibkit._version import __version__
 
         if sys.stdout is None:  # stdout closed: let Typer deal with it

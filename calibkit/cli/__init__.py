@@ -7,6 +7,7 @@ from calibkit.cli import (  # noqa: F401  (importing a command module registers 
     apply_temp,
     check,
     compare,
+    completion,
     diagram,
     ece,
     fit_temp,

@@ -57,6 +57,13 @@ def warning_line(message: str) -> None:
     stderr.print(f"calibkit: warning: {message}")
 
 
+def wrote(path: object, detail: str = "") -> None:
+    """Say on stderr that a command wrote ``path``: ``calibkit: wrote FILE`` (with ``detail`` in
+    parentheses after it). Every command that writes a file says so, once per file, after the
+    file is in place; stdout (``--json``, tables) carries results only."""
+    stderr.print(f"calibkit: wrote {path}" + (f" ({detail})" if detail else ""))
+
+
 #: Where calibkit's own modules live: code in here is calibkit's.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 

@@ -1,16 +1,75 @@
 """The Typer application and its entry point; each command lives in its own module."""
 
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from calibkit._fast_help import APP_HELP, DEBUG_HELP, VERSION_HELP
 from calibkit._version import __version__
 from calibkit.cli._common import error_line, state, stderr, usage_message
 
 _MAIN_ARGS = ("args", "prog_name", "complete_var", "standalone_mode")
+
+
+class _Argument(TyperArgument):
+    """A positional argument shown by its metavar alone, as a user types it.
+
+    Typer shows a required argument as ``{name}`` in the usage line and adds a type column
+    (``<path>``, ``<list[str]>``) in the Arguments panel. calibkit's arguments each declare a
+    metavar that says what to type (``PRED``, ``NAME=PRED``), so the usage line reads
+    ``calibkit ece [OPTIONS] PRED`` and ``calibkit compare [OPTIONS] NAME=PRED...``, and the
+    panel shows the same words, with no type.
+    """
+
+    @property
+    def display_name_raw(self) -> str:
+        name = self.metavar if self.metavar is not None else (self.name or "").upper()
+        return name + ("..." if self.nargs != 1 else "")
+
+    def _usage_display_name(self) -> str:
+        return self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+def tidy_params(params: list[Any]) -> None:
+    """Shape the help of ``params`` in place, the same way for every command.
+
+    * a flag (``--json``, ``--same-labels/--different-labels``, ``--help``) takes no value, so
+      it shows no type (Typer's ``<bool>`` read as if the flag took one);
+    * a number with bounds shows its type as ``<int>`` / ``<float>`` before the bounds Typer
+      prints (``<int> [1<=x<=10000]``), not ``<int range>``, so one option reads the same in
+      every command whether or not that command bounds it;
+    * a positional argument is shown by its metavar (:class:`_Argument`).
+    """
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif isinstance(param, TyperOption) and param.metavar is None:
+            descriptor = getattr(param, "type_descriptor", None)
+            if param.is_flag:
+                param.metavar = ""
+            elif descriptor is not None and getattr(descriptor, "is_ranged", False):
+                param.metavar = f"<{descriptor.ranged_type_name}>"
+
+
+class CalibkitCommand(TyperCommand):
+    """Typer's command, with the help shaped by :func:`tidy_params`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy_params(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            tidy_params([option])
+        return option
 
 
 class CalibkitGroup(TyperGroup):
@@ -21,7 +80,29 @@ class CalibkitGroup(TyperGroup):
     Typer's test runner), this group instead prints ``calibkit: error: <message>`` on one line
     (:func:`~calibkit.cli._common.usage_message`) and exits 2. Help, ``--version``, the help
     printed for ``calibkit`` alone (exit 2) and every exit code of the commands are Typer's.
+    Its options are shaped like the commands' (:func:`tidy_params`).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy_params(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            tidy_params([option])
+        return option
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, *args: Any) -> None:
+        """Answer a shell's completion request (``_CALIBKIT_COMPLETE`` set by the script that
+        ``calibkit completion SHELL`` prints) with Typer's completion classes."""
+        import os
+
+        if os.environ.get(f"_{prog_name}_COMPLETE".replace("-", "_").upper()):
+            from calibkit.cli.completion import register_shells
+
+            register_shells()
+        super()._main_shell_completion(ctx_args, prog_name, *args)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) > len(_MAIN_ARGS):
@@ -43,12 +124,21 @@ class CalibkitGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = typer.Typer(
+class CalibkitTyper(typer.Typer):
+    """A Typer app whose commands are :class:`CalibkitCommand` unless they say otherwise."""
+
+    def command(
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(name, cls=cls or CalibkitCommand, **kwargs)
+
+
+app = CalibkitTyper(
     name="calibkit",
     cls=CalibkitGroup,
     help=APP_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=False,  # `calibkit completion SHELL` prints the script instead
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -65,7 +155,7 @@ def main_options(
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help=VERSION_HELP),
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help=VERSION_HELP),
     ] = False,
 ) -> None:
     state.debug = debug

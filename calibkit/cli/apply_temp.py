@@ -13,7 +13,7 @@ from calibkit.cli._common import (
     ProbsKey,
     read_options,
     reports_errors,
-    stderr,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -21,7 +21,7 @@ from calibkit.cli.app import app
 @app.command("apply-temp", help=COMMAND_HELP["apply-temp"])
 @reports_errors
 def apply_temp_command(
-    path: Annotated[Path, typer.Argument(help="Predictions to calibrate.")],
+    path: Annotated[Path, typer.Argument(metavar="PRED", help="Predictions to calibrate.")],
     out: Annotated[Path, typer.Option("--out", help="Output file, same format as the input.")],
     temperature: Annotated[
         float | None, typer.Option("--temperature", "-t", help="The temperature T (> 0).")
@@ -54,4 +54,4 @@ def apply_temp_command(
             f"{calibrator}: fitted on {scaler.n_classes} classes, but {path} has {preds.n_classes}"
         )
     write_scaled(preds, scaler, out)
-    stderr.print(f"calibkit: wrote {out} (T = {scaler.temperature:.6g})")
+    wrote(out, f"T = {scaler.temperature:.6g}")

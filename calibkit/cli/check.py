@@ -19,6 +19,7 @@ from calibkit.cli._common import (
     reports_errors,
     stdout,
     warning_line,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -35,7 +36,7 @@ def _limit(flag: str, help_text: str) -> Any:
 @app.command("check", help=COMMAND_HELP["check"])
 @reports_errors
 def check_command(
-    path: Annotated[Path, typer.Argument(help="Candidate predictions to gate.")],
+    path: Annotated[Path, typer.Argument(metavar="PRED", help="Candidate predictions to gate.")],
     max_ece: Annotated[float | None, _limit("--max-ece", "Fail if ECE is above this.")] = None,
     max_mce: Annotated[float | None, _limit("--max-mce", "Fail if MCE is above this.")] = None,
     max_rmsce: Annotated[
@@ -58,7 +59,8 @@ def check_command(
     ] = None,
     bins: Annotated[int | None, typer.Option("--bins", min=1, help="Number of bins.")] = None,
     binning: Annotated[
-        str | None, typer.Option("--binning", help="width or mass (default width).")
+        str | None,
+        typer.Option("--binning", metavar="<width|mass>", help="width or mass (default width)."),
     ] = None,
     alpha: Annotated[
         float | None, typer.Option("--alpha", help="One-sided significance level (0.05).")
@@ -164,6 +166,7 @@ def check_command(
     )
     if junit is not None:
         atomic_write_text(junit, verdict_junit(verdict), inputs=inputs)
+        wrote(junit)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:
         try:

@@ -18,9 +18,9 @@ from calibkit.cli._common import (
     parse_models_and_val,
     read_options,
     reports_errors,
-    stderr,
     stdout,
     warning_line,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -29,11 +29,16 @@ from calibkit.cli.app import app
 @reports_errors
 def compare_command(
     models: Annotated[
-        list[str], typer.Argument(help="Evaluation predictions as NAME=PATH (or PATH).")
+        list[str],
+        typer.Argument(metavar="NAME=PRED", help="Evaluation predictions as NAME=PATH (or PATH)."),
     ],
     val: Annotated[
         list[str] | None,
-        typer.Option("--val", help="NAME=VAL: fit temperature scaling on VAL (repeatable)."),
+        typer.Option(
+            "--val",
+            metavar="<NAME=VAL>",
+            help="NAME=VAL: fit temperature scaling on VAL (repeatable).",
+        ),
     ] = None,
     bins: Bins = 15,
     binning: BinningOpt = BinningChoice.width,
@@ -113,7 +118,7 @@ def compare_command(
         from calibkit.report.compare_report import write_report_dir
 
         for path in write_report_dir(comp, sources, out_dir, inputs=inputs):
-            stderr.print(f"calibkit: wrote {path}")
+            wrote(path)
     if as_json:
         typer.echo(dumps(comp.to_dict()), nl=False)
     elif markdown:

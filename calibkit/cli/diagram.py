@@ -21,7 +21,7 @@ from calibkit.cli._common import (
     parse_named,
     read_options,
     reports_errors,
-    stderr,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -35,7 +35,10 @@ class IntervalChoice(str, Enum):
 @reports_errors
 def diagram_command(
     models: Annotated[
-        list[str], typer.Argument(help="Predictions as NAME=PATH (or PATH, named by its stem).")
+        list[str],
+        typer.Argument(
+            metavar="NAME=PRED", help="Predictions as NAME=PATH (or PATH, named by its stem)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Figure file: .png, .svg or .pdf.")],
     bins: Bins = 15,
@@ -115,4 +118,4 @@ def diagram_command(
         ci=level,
     )
     save_figure(fig, out, inputs=inputs)
-    stderr.print(f"calibkit: wrote {out}")
+    wrote(out)

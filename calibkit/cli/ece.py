@@ -22,6 +22,7 @@ from calibkit.cli._common import (
     reports_errors,
     stdout,
     warning_line,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -29,7 +30,9 @@ from calibkit.cli.app import app
 @app.command("ece", help=COMMAND_HELP["ece"])
 @reports_errors
 def ece_command(
-    path: Annotated[Path, typer.Argument(help="Predictions file (.npz, .parquet, .pt).")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PRED", help="Predictions file (.npz, .parquet, .pt).")
+    ],
     bins: Bins = 15,
     binning: BinningOpt = BinningChoice.width,
     binary: BinaryOpt = BinaryChoice.top_label,
@@ -96,10 +99,13 @@ def ece_command(
         from calibkit.metrics.conventions import apply_convention
 
         summary = apply_convention(summary, preds, convention, n_bins=bins)
-    if summary.saturated_fraction > 0:
+    if summary.saturated_fraction > 0 and summary.kind != "logits":
+        # stored probabilities of exactly 1 have lost how sure the model was; logits whose
+        # softmax rounds to 1 in float64 have not (every metric is computed from the logits)
         warning_line(
-            f"{path}: {summary.saturated_fraction:.1%} of rows have confidence exactly 1.0 in "
-            "float64 (saturated)"
+            f"{path}: {summary.saturated_fraction:.1%} of rows have a top probability of exactly "
+            "1 (saturated): how sure the model was is lost in the stored precision; save logits "
+            "to keep it"
         )
     if summary.missing_classes:
         shown = ", ".join(map(str, summary.missing_classes[:10]))
@@ -129,6 +135,7 @@ def ece_command(
         from calibkit.report.atomic import atomic_write_text
 
         atomic_write_text(out, text, inputs=[path])
+        wrote(out)
     if as_json:
         typer.echo(text, nl=False)
     else:

@@ -20,6 +20,7 @@ from calibkit.cli._common import (
     read_options,
     reports_errors,
     stdout,
+    wrote,
 )
 from calibkit.cli.app import app
 
@@ -32,7 +33,7 @@ class ObjectiveChoice(str, Enum):
 @app.command("fit-temp", help=COMMAND_HELP["fit-temp"])
 @reports_errors
 def fit_temp_command(
-    val: Annotated[Path, typer.Argument(help="Validation predictions to fit T on.")],
+    val: Annotated[Path, typer.Argument(metavar="VAL", help="Validation predictions to fit T on.")],
     eval_path: Annotated[
         Path | None, typer.Option("--eval", help="Also report before/after on these predictions.")
     ] = None,
@@ -132,6 +133,7 @@ def fit_temp_command(
     )
     if out is not None:
         atomic_write_text(out, calibrator_json(scaler), inputs=inputs)
+        wrote(out)
     if as_json:
         typer.echo(dumps(report), nl=False)
     else:

@@ -19,6 +19,7 @@ from calibkit.cli._common import (
     read_options,
     reports_errors,
     stdout,
+    wrote,
 )
 from calibkit.cli.app import app
 from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
@@ -28,7 +29,10 @@ from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
 @reports_errors
 def sweep_temp_command(
     models: Annotated[
-        list[str], typer.Argument(help="Predictions as NAME=PATH (or PATH, named by its stem).")
+        list[str],
+        typer.Argument(
+            metavar="NAME=PRED", help="Predictions as NAME=PATH (or PATH, named by its stem)."
+        ),
     ],
     t_min: Annotated[float, typer.Option("--t-min", help="Smallest temperature.")] = 0.5,
     t_max: Annotated[float, typer.Option("--t-max", help="Largest temperature.")] = 3.0,
@@ -41,7 +45,11 @@ def sweep_temp_command(
     ] = None,
     val: Annotated[
         list[str] | None,
-        typer.Option("--val", help="NAME=VAL: also fit T on VAL and mark it (repeatable)."),
+        typer.Option(
+            "--val",
+            metavar="<NAME=VAL>",
+            help="NAME=VAL: also fit T on VAL and mark it (repeatable).",
+        ),
     ] = None,
     bins: Bins = 15,
     binning: BinningOpt = BinningChoice.width,
@@ -86,12 +94,14 @@ def sweep_temp_command(
     )
     if csv is not None:
         atomic_write_text(csv, sweep_csv(results), inputs=inputs)
+        wrote(csv)
     if plot is not None:
         from calibkit.plotting.save import save_figure
         from calibkit.plotting.sweep import plot_sweep
 
         fitted = {r.sweep.name: r.fitted_temperature for r in results if r.fitted_temperature}
         save_figure(plot_sweep([r.sweep for r in results], fitted=fitted), plot, inputs=inputs)
+        wrote(plot)
     if as_json:
         typer.echo(dumps(sweep_json(results)), nl=False)
     else:

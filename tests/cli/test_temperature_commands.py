@@ -88,11 +88,14 @@ def assert_ok(result: Result) -> None:
     assert result.exit_code == 0, result.output
 
 
-def run_json(runner: CliRunner, *args: str | Path, quiet: bool = True) -> dict[str, Any]:
+def run_json(
+    runner: CliRunner, *args: str | Path, quiet: bool = True, wrote: tuple[Path, ...] = ()
+) -> dict[str, Any]:
+    """``--json`` output; ``quiet``: stderr holds nothing but the ``wrote`` lines of ``wrote``."""
     result = run(runner, *args, "--json")
     assert_ok(result)
     if quiet:
-        assert result.stderr == ""
+        assert result.stderr == "".join(f"calibkit: wrote {path}\n" for path in wrote)
     return json.loads(result.stdout)
 
 
@@ -231,7 +234,7 @@ def test_fit_temp_text_output(runner: CliRunner) -> None:
 
 def test_fit_temp_out_writes_a_loadable_calibrator(runner: CliRunner, tmp_path: Path) -> None:
     cal = tmp_path / "cal.json"
-    out = run_json(runner, "fit-temp", sample("hard"), "--out", cal)
+    out = run_json(runner, "fit-temp", sample("hard"), "--out", cal, wrote=(cal,))
     doc = json.loads(cal.read_text(encoding="utf-8"))
     assert doc["calibkit_calibrator"] == 1
     assert doc["method"] == "temperature"
@@ -591,7 +594,7 @@ def test_apply_temp_binary_single_logit(
 
 def test_apply_temp_calibrator_equals_temperature(runner: CliRunner, tmp_path: Path) -> None:
     cal = tmp_path / "cal.json"
-    t = run_json(runner, "fit-temp", sample("hard"), "--out", cal)["temperature"]
+    t = run_json(runner, "fit-temp", sample("hard"), "--out", cal, wrote=(cal,))["temperature"]
     src = sample("hard", "test")
     a = apply(runner, src, tmp_path / "a.npz", "--calibrator", cal)
     b = apply(runner, src, tmp_path / "b.npz", "--temperature", repr(t))
@@ -830,7 +833,7 @@ def test_sweep_temp_bare_path_is_named_after_its_stem(runner: CliRunner) -> None
 def test_sweep_temp_csv_is_the_json_as_a_tidy_table(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "sweep.csv"
     args = ("sweep-temp", f"a={sample('hard', 'test')}", f"b={sample('ls20', 'test')}")
-    out = run_json(runner, *args, "--temps", "0.5,1,1.5,2", "--csv", path)
+    out = run_json(runner, *args, "--temps", "0.5,1,1.5,2", "--csv", path, wrote=(path,))
     with path.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["model", "temperature", "ece", "mce", "nll", "brier", "accuracy"]

@@ -78,7 +78,7 @@ USAGE_ERRORS = [
         ["ece", "IN", "--ci", "x", "--all"],
         "--ci must be a number; got 'x'; see 'calibkit ece --help'",
     ),
-    (["ece"], "missing argument PATH; see 'calibkit ece --help'"),
+    (["ece"], "missing argument PRED; see 'calibkit ece --help'"),
     (["apply-temp", "IN", "-t", "2"], "missing option --out; see 'calibkit apply-temp --help'"),
     (["ece", "IN", "--bins"], "--bins needs a value"),
     (
@@ -166,7 +166,7 @@ def _program() -> list[str]:
     [
         (["ece", str(SAMPLE), "--bins", "0"], "--bins must be >= 1; got 0"),
         (["ece", str(SAMPLE), "--binning", "foo"], "--binning must be width or mass; got 'foo'"),
-        (["ece"], "missing argument PATH"),
+        (["ece"], "missing argument PRED"),
     ],
 )
 def test_the_real_program_prints_one_line(args: list[str], line: str) -> None:
