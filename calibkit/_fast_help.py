@@ -26,6 +26,7 @@ APP_HELP = "Measure and fix the calibration of classifiers from saved logits or 
 USAGE = "calibkit [OPTIONS] COMMAND [ARGS]..."
 
 DEBUG_HELP = "Show Python tracebacks instead of one-line errors."
+QUIET_HELP = "Show no progress bar (one shows on a terminal for work over a second)."
 VERSION_HELP = "Print the version."
 
 #: Help of each command, in the order ``calibkit --help`` lists them (alphabetical, as Typer
@@ -66,6 +67,7 @@ COMMAND_HELP: dict[str, str] = {
 #: so the type column is empty (calibkit.cli.app.tidy_params).
 OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--debug", "", DEBUG_HELP),
+    ("--quiet", "", QUIET_HELP),
     ("--version", "-V", VERSION_HELP),
     ("--help", "-h", "Show this message and exit."),
 )

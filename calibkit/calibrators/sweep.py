@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit import progress
 from calibkit.calibrators.temperature import as_logits, require_scores
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import Binning
@@ -112,9 +113,11 @@ def sweep_temperatures(
             for acc, beta in zip(accs, betas, strict=True)
         ]
 
-    for sums in map_chunks(chunk, source.chunks(chunk_rows)):
-        for acc, part in zip(accs, sums, strict=True):
-            acc.merge(part)
+    with progress.task(f"{source.source}: sweep of {temps.size} T", total=source.n_rows) as bar:
+        for sums in map_chunks(chunk, source.chunks(chunk_rows)):
+            for acc, part in zip(accs, sums, strict=True):
+                acc.merge(part)
+            bar.advance(sums[0].n)
     results = []
     for acc, t in zip(accs, temps.tolist(), strict=True):
         try:

@@ -43,6 +43,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from calibkit import progress
 from calibkit._version import __version__
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.examples import center_logits, log_probs
@@ -153,9 +154,11 @@ def _pass(
         return len(labels), _chunk_terms(scores, labels, source.kind, beta)
 
     workers = 1 if device is not None else None
-    for rows, t in map_chunks(terms, source.chunks(chunk_rows), workers=workers):
-        totals += t  # in chunk order: independent of the thread count
-        n += rows
+    with progress.task(f"{source.source}: temperature fit", total=source.n_rows) as bar:
+        for rows, t in map_chunks(terms, source.chunks(chunk_rows), workers=workers):
+            totals += t  # in chunk order: independent of the thread count
+            n += rows
+            bar.advance(rows)
     if n == 0:
         raise InputError(source.source, "no rows: the predictions are empty")
     f, g, h, g0, ginf = (totals / n).tolist()
@@ -374,6 +377,7 @@ def _check_range(t_min: float, t_max: float) -> None:
         raise UsageError(f"need 0 < t_min < t_max < inf; got t_min={t_min}, t_max={t_max}")
 
 
+@progress.counts_passes("temperature fit")
 def fit_temperature(
     predictions: PredictionSource | ArrayLike,
     labels: ArrayLike | None = None,

@@ -9,6 +9,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from enum import Enum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -43,6 +44,7 @@ def stdout() -> Console:
 
 class _State:
     debug = False
+    quiet = False  # --quiet: no progress bar
     interrupt_reported = False  # set by the console script's SIGINT handler
 
 
@@ -102,12 +104,22 @@ def _show_warning(
         warning_line(" ".join(str(message).split()))
 
 
+def progress_bar() -> AbstractContextManager[object]:
+    """A progress bar on stderr for long work, when stderr is a terminal and not ``--quiet``
+    (:func:`calibkit.report.progress_bar.terminal_progress`; imported only then)."""
+    if state.quiet or not getattr(sys.stderr, "isatty", lambda: False)():
+        return nullcontext()
+    from calibkit.report.progress_bar import terminal_progress
+
+    return terminal_progress(stderr)
+
+
 def reports_errors(command: F) -> F:
     """Turn calibkit errors into one stderr line and their exit code; Ctrl-C into 130."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), progress_bar():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
             try:

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
-from calibkit._fast_help import APP_HELP, DEBUG_HELP, VERSION_HELP
+from calibkit._fast_help import APP_HELP, DEBUG_HELP, QUIET_HELP, VERSION_HELP
 from calibkit._version import __version__
 from calibkit.cli._common import error_line, state, stderr, usage_message
 
@@ -153,9 +153,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def main_options(
     debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help=QUIET_HELP)] = False,
     version: Annotated[
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help=VERSION_HELP),
     ] = False,
 ) -> None:
     state.debug = debug
+    state.quiet = quiet

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit import progress
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import (
     Binning,
@@ -391,8 +392,10 @@ def summarize(
 
         workers = 1  # torch parallelises within a chunk
 
-    for part in map_chunks(sums, predictions.chunks(chunk_rows), workers=workers):
-        acc.merge(part)
+    with progress.task(f"{predictions.source}: metrics", total=predictions.n_rows) as bar:
+        for part in map_chunks(sums, predictions.chunks(chunk_rows), workers=workers):
+            acc.merge(part)
+            bar.advance(part.n)
     summary = acc.result(
         source=predictions.source,
         binary=predictions.n_classes == 2,
@@ -425,7 +428,14 @@ def collect_example_stats(
     def stats(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ExampleStats:
         return example_stats(chunk[0], chunk[1], kind, binary_mode=mode)
 
-    parts = list(map_chunks(stats, predictions.chunks(chunk_rows), workers=workers))
+    with progress.task(f"{predictions.source}: per-example", total=predictions.n_rows) as bar:
+        parts = list(
+            progress.advancing(
+                map_chunks(stats, predictions.chunks(chunk_rows), workers=workers),
+                bar,
+                size=lambda p: p.confidence.size,
+            )
+        )
     if not parts:
         raise InputError(predictions.source, "no rows: the predictions are empty")
     fields = {

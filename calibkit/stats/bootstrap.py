@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit import progress
 from calibkit.errors import UsageError
 from calibkit.limits import MAX_REPLICATES, MAX_RESAMPLED_ROWS, MAX_SEED
 from calibkit.metrics.binning import Binning, assign_bins
@@ -220,7 +221,9 @@ def bootstrap_metrics(
     def batch(job: tuple[int, np.random.SeedSequence]) -> dict[str, NDArray[np.float64]]:
         return _metrics_from_sums(d.sums(replicate_weights(d.n, job[0], job[1])), n_bins)
 
-    parts = list(map_chunks(batch, _batches(d.n, replicates, seed, n_bins)))
+    with progress.task("bootstrap", total=replicates, unit="replicates") as bar:
+        jobs = map_chunks(batch, _batches(d.n, replicates, seed, n_bins))
+        parts = list(progress.advancing(jobs, bar, size=lambda p: p["ece"].size))
     reps = {k: np.concatenate([p[k] for p in parts]) for k in METRICS}
     return BootstrapResult(point_metrics(stats, n_bins=n_bins, binning=binning), reps)
 
@@ -267,7 +270,8 @@ def paired_bootstrap(
         _batches(n, replicates, seed_b, n_bins),
         strict=True,
     )
-    parts = list(map_chunks(batch, jobs))
+    with progress.task("bootstrap", total=replicates, unit="replicates") as bar:
+        parts = list(progress.advancing(map_chunks(batch, jobs), bar, size=lambda p: p["ece"].size))
     pc = point_metrics(candidate, n_bins=n_bins, binning=binning)
     pb = point_metrics(baseline, n_bins=n_bins, binning=binning)
     point = {k: float(_worsening(k, np.array(pc[k]), np.array(pb[k]))) for k in METRICS}
