@@ -45,8 +45,7 @@ def fit_temp_command(
     chunk_rows: ChunkRows = None,
     device: Device = None,
 ) -> None:
-    from calibkit.calibrators.report import scaling_report
-    from calibkit.calibrators.temperature import fit_temperature
+    from calibkit.calibrators.report import fit_and_report
     from calibkit.errors import InputError
     from calibkit.loaders import read_predictions
     from calibkit.report.atomic import atomic_write_text, check_output_path
@@ -63,11 +62,15 @@ def fit_temp_command(
             str(eval_path),
             f"has {eval_preds.n_classes} classes, but {val} has {val_preds.n_classes}",
         )
-    scaler = fit_temperature(
-        val_preds, t_min=t_min, t_max=t_max, chunk_rows=chunk_rows, device=device
-    )
-    report = scaling_report(
-        scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
+    scaler, report = fit_and_report(
+        val_preds,
+        eval_preds,
+        t_min=t_min,
+        t_max=t_max,
+        n_bins=bins,
+        binning=binning.value,
+        chunk_rows=chunk_rows,
+        device=device,
     )
     if out is not None:
         atomic_write_text(out, scaler.to_json(), inputs=inputs)
