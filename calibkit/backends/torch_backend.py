@@ -19,7 +19,7 @@ from calibkit.errors import UsageError
 from calibkit.metrics.examples import BinaryMode, prob_floor
 from calibkit.metrics.summary import ChunkSums
 
-__all__ = ["check_device", "torch_chunk_sums", "torch_temperature_terms"]
+__all__ = ["check_device", "torch_chunk_sums", "torch_fit_chunk", "torch_temperature_terms"]
 
 
 #: The device types calibkit computes on: they have float64 and hand their results back.
@@ -100,41 +100,77 @@ def torch_chunk_sums(
     scores = _torch_ready(scores)
     z = torch.as_tensor(np.ascontiguousarray(scores), device=device).to(torch.float64)
     y = _labels(labels, device)
-    n = z.shape[0]
-    soft = y.dtype == torch.float64
-    n_zero = 0
+    spec = (n_classes, n_bins, binning, binary_mode)
     if kind == "logits":
         pred = z.argmax(dim=1)
         zc = z - z.gather(1, pred[:, None])
-        e = torch.exp(zc)
-        s = e.sum(dim=1)
-        sum_sq = (e * e).sum(dim=1)
-        p_top = 1.0 / s
-        log_s = torch.log(s)
-        if soft:
-            log_prob = (y * zc).sum(dim=1) - log_s * y.sum(dim=1)
-            brier = sum_sq / (s * s) - 2.0 * (y * e).sum(dim=1) / s + (y * y).sum(dim=1)
-        else:
-            log_prob = zc.gather(1, y[:, None]).squeeze(1) - log_s
-            brier = sum_sq / (s * s) - 2.0 * e.gather(1, y[:, None]).squeeze(1) / s + 1.0
-        p1 = e[:, 1] / s if z.shape[1] > 1 else None
+        return _logit_sums(zc, torch.exp(zc), y, 1.0, pred, spec, device)
+    return _prob_sums(z, scores.dtype, y, spec, device)
+
+
+def _logit_sums(
+    zc: Any, e: Any, y: Any, beta: float, pred: Any, spec: tuple[int, int, str, str], device: Any
+) -> ChunkSums:
+    """The sums of ``softmax(beta * zc)`` from ``e = exp(beta * zc)`` (``zc`` centred)."""
+    import torch
+
+    soft = y.dtype == torch.float64
+    s = e.sum(dim=1)
+    sum_sq = (e * e).sum(dim=1)
+    p_top = 1.0 / s
+    log_s = torch.log(s)
+    if soft:
+        log_prob = beta * (y * zc).sum(dim=1) - log_s * y.sum(dim=1)
+        brier = sum_sq / (s * s) - 2.0 * (y * e).sum(dim=1) / s + (y * y).sum(dim=1)
     else:
-        p = z
-        pred = p.argmax(dim=1)
-        p_top = p.gather(1, pred[:, None]).squeeze(1)
-        # the stored value as is; only an exact 0 is read as the dtype's smallest subnormal
-        logp = torch.log(torch.clamp(p, min=prob_floor(scores.dtype)))
-        sum_sq = (p * p).sum(dim=1)
-        if soft:
-            log_prob = (y * logp).sum(dim=1)
-            brier = sum_sq - 2.0 * (y * p).sum(dim=1) + (y * y).sum(dim=1)
-            n_zero = int(((y > 0) & (p == 0)).any(dim=1).sum().item())
-        else:
-            p_y = p.gather(1, y[:, None]).squeeze(1)
-            log_prob = logp.gather(1, y[:, None]).squeeze(1)
-            brier = sum_sq - 2.0 * p_y + 1.0
-            n_zero = int((p_y == 0).sum().item())
-        p1 = p[:, 1] if p.shape[1] > 1 else None
+        log_prob = beta * zc.gather(1, y[:, None]).squeeze(1) - log_s
+        brier = sum_sq / (s * s) - 2.0 * e.gather(1, y[:, None]).squeeze(1) / s + 1.0
+    p1 = e[:, 1] / s if zc.shape[1] > 1 else None
+    return _finish(pred, y, p_top, log_prob, brier, p1, 0, spec, device)
+
+
+def _prob_sums(
+    p: Any, dtype: np.dtype, y: Any, spec: tuple[int, int, str, str], device: Any
+) -> ChunkSums:
+    """The sums of stored probabilities ``p``, used as they are."""
+    import torch
+
+    soft = y.dtype == torch.float64
+    pred = p.argmax(dim=1)
+    p_top = p.gather(1, pred[:, None]).squeeze(1)
+    # the stored value as is; only an exact 0 is read as the dtype's smallest subnormal
+    logp = torch.log(torch.clamp(p, min=prob_floor(dtype)))
+    sum_sq = (p * p).sum(dim=1)
+    if soft:
+        log_prob = (y * logp).sum(dim=1)
+        brier = sum_sq - 2.0 * (y * p).sum(dim=1) + (y * y).sum(dim=1)
+        n_zero = int(((y > 0) & (p == 0)).any(dim=1).sum().item())
+    else:
+        p_y = p.gather(1, y[:, None]).squeeze(1)
+        log_prob = logp.gather(1, y[:, None]).squeeze(1)
+        brier = sum_sq - 2.0 * p_y + 1.0
+        n_zero = int((p_y == 0).sum().item())
+    p1 = p[:, 1] if p.shape[1] > 1 else None
+    return _finish(pred, y, p_top, log_prob, brier, p1, n_zero, spec, device)
+
+
+def _finish(
+    pred: Any,
+    y: Any,
+    p_top: Any,
+    log_prob: Any,
+    brier: Any,
+    p1: Any,
+    n_zero: int,
+    spec: tuple[int, int, str, str],
+    device: Any,
+) -> ChunkSums:
+    """Bin and reduce per-row numbers to a :class:`ChunkSums` (only the sums leave the device)."""
+    import torch
+
+    n_classes, n_bins, binning, binary_mode = spec
+    soft = y.dtype == torch.float64
+    n = p_top.shape[0]
     brier = torch.clamp(brier, min=0.0)
     truth = y.argmax(dim=1) if soft else y
     correct = pred == truth
@@ -178,29 +214,68 @@ def torch_chunk_sums(
 def torch_temperature_terms(
     scores: NDArray[Any], labels: NDArray[Any], kind: str, beta: float, device: Any
 ) -> tuple[float, float, float, float, float]:
-    """:func:`calibkit.calibrators.temperature._chunk_terms` on ``device``."""
+    """The sums of :func:`calibkit.calibrators.temperature._fit_chunk`'s NLL, gradient,
+    Hessian and gradient limits, on ``device``."""
+    terms, _, _, _ = torch_fit_chunk(scores, labels, kind, beta, device, n_classes=0, first=True)
+    return terms
+
+
+def torch_fit_chunk(
+    scores: NDArray[Any],
+    labels: NDArray[Any],
+    kind: str,
+    beta: float,
+    device: Any,
+    *,
+    n_classes: int,
+    first: bool = False,
+    before: tuple[int, str] | None = None,
+    after: tuple[int, str] | None = None,
+) -> tuple[tuple[float, float, float, float, float], float, ChunkSums | None, ChunkSums | None]:
+    """One chunk of a temperature-fit pass on ``device``: the sums of the NLL, its gradient
+    and Hessian at ``beta`` and (``first``) the gradient's limits and the NLL at ``T = 1``;
+    with ``before``/``after`` (bins, binning) the metric sums of the scores as stored and of
+    ``softmax(beta * z)``. One ``exp`` at ``beta`` serves the terms and the metrics."""
     import torch
 
     scores = _torch_ready(scores)
     z = torch.as_tensor(np.ascontiguousarray(scores), device=device).to(torch.float64)
+    y = _labels(labels, device)
+    soft = y.dtype == torch.float64
+    before_sums = after_sums = None
+    if before is not None and kind == "probs":
+        before_sums = _prob_sums(z, scores.dtype, y, (n_classes, *before, "top-label"), device)
     if kind == "probs":
         z = torch.log(torch.clamp(z, min=prob_floor(scores.dtype)))
-    y = _labels(labels, device)
-    zc = z - z.max(dim=1, keepdim=True).values
-    if y.dtype == torch.float64:
+    pred = z.argmax(dim=1)
+    zc = z - z.gather(1, pred[:, None])
+    if soft:
         zc_y = (y * zc).sum(dim=1)
         mass = y.sum(dim=1)
     else:
         zc_y = zc.gather(1, y[:, None]).squeeze(1)
         mass = torch.ones_like(zc_y)
+    nll_one = float("nan")
+    if first and beta != 1.0:
+        e1 = torch.exp(zc)
+        nll_one = float((torch.log(e1.sum(dim=1)) * mass - zc_y).sum().item())
+        if before is not None and kind == "logits":
+            before_sums = _logit_sums(
+                zc, e1, y, 1.0, pred, (n_classes, *before, "top-label"), device
+            )
     e = torch.exp(beta * zc)
+    if after is not None:
+        after_sums = _logit_sums(zc, e, y, beta, pred, (n_classes, *after, "top-label"), device)
+        if before is not None and kind == "logits" and beta == 1.0:
+            before_sums = after_sums
     s = e.sum(dim=1)
     mean_z = (e * zc).sum(dim=1) / s
     var_z = torch.clamp((e * zc * zc).sum(dim=1) / s - mean_z * mean_z, min=0.0)
-    return (
+    terms = (
         float((torch.log(s) * mass - beta * zc_y).sum().item()),
         float((mean_z * mass - zc_y).sum().item()),
         float((var_z * mass).sum().item()),
-        float((zc.mean(dim=1) * mass - zc_y).sum().item()),
-        float((-zc_y).sum().item()),
+        float((zc.mean(dim=1) * mass - zc_y).sum().item()) if first else 0.0,
+        float((-zc_y).sum().item()) if first else 0.0,
     )
+    return terms, nll_one, before_sums, after_sums

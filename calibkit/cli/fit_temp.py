@@ -77,8 +77,8 @@ def fit_temp_command(
         fit_temperature_grid,
         parse_grid,
     )
-    from calibkit.calibrators.report import scaling_report
-    from calibkit.calibrators.temperature import DEFAULT_T_MAX, DEFAULT_T_MIN, fit_temperature
+    from calibkit.calibrators.report import fit_and_report, scaling_report
+    from calibkit.calibrators.temperature import DEFAULT_T_MAX, DEFAULT_T_MIN, TemperatureScaler
     from calibkit.errors import InputError, UsageError
     from calibkit.loaders import read_predictions
     from calibkit.report.atomic import atomic_write_text, check_output_path
@@ -110,8 +110,9 @@ def fit_temp_command(
             str(eval_path),
             f"has {eval_preds.n_classes} classes, but {val} has {val_preds.n_classes}",
         )
-    scaler = (
-        fit_temperature_grid(
+    scaler: TemperatureScaler
+    if temperatures is not None:
+        scaler = fit_temperature_grid(
             val_preds,
             grid=temperatures,
             objective=objective.value,
@@ -119,18 +120,20 @@ def fit_temp_command(
             binning=binning.value,
             chunk_rows=chunk_rows,
         )
-        if temperatures is not None
-        else fit_temperature(
+        report = scaling_report(
+            scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
+        )
+    else:  # the exact fit: its first and last passes carry the validation metrics
+        scaler, report = fit_and_report(
             val_preds,
+            eval_preds,
             t_min=DEFAULT_T_MIN if t_min is None else t_min,
             t_max=DEFAULT_T_MAX if t_max is None else t_max,
+            n_bins=bins,
+            binning=binning.value,
             chunk_rows=chunk_rows,
             device=device,
         )
-    )
-    report = scaling_report(
-        scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
-    )
     if out is not None:
         atomic_write_text(out, calibrator_json(scaler), inputs=inputs)
         wrote(out)
