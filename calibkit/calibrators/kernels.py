@@ -16,7 +16,7 @@ temperatures as arrays, and :class:`BatchAccumulator` adds them up in chunk orde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -297,28 +297,28 @@ class BatchAccumulator:
     def accumulator(self, j: int, *, kind: str = "logits") -> MetricAccumulator:
         """A :class:`MetricAccumulator` holding the sums of the ``j``-th temperature."""
         acc = MetricAccumulator(self.n_classes, n_bins=self.n_bins, binning=self.binning, kind=kind)
+        width = self.binning == "width"
+        totals = BatchSums(
+            n=self.n,
+            n_correct=self.n_correct,
+            n_saturated=self.n_saturated,
+            sum_log_prob=self.sum_log_prob,
+            sum_brier=self.sum_brier,
+            sum_confidence=self.sum_confidence,
+            class_mass=self.class_mass,
+            soft_labels=self.soft_labels,
+            count=self.count if width else None,
+            bin_confidence=self.bin_confidence if width else None,
+            bin_outcome=self.bin_outcome if width else None,
+            mass_part=None,  # (the j-th temperature's rows are gathered below, not all S)
+        )
         mass_part = None
         if self._mass:
             mass_part = (
                 np.concatenate([c[j] for c, _ in self._mass]),
                 np.concatenate([o for _, o in self._mass]),
             )
-        acc.merge(
-            ChunkSums(
-                n=self.n,
-                n_correct=self.n_correct,
-                n_saturated=int(self.n_saturated[j]),
-                sum_log_prob=float(self.sum_log_prob[j]),
-                sum_brier=float(self.sum_brier[j]),
-                sum_confidence=float(self.sum_confidence[j]),
-                class_mass=self.class_mass,
-                soft_labels=self.soft_labels,
-                count=self.count[j] if self.binning == "width" else None,
-                bin_confidence=self.bin_confidence[j] if self.binning == "width" else None,
-                bin_outcome=self.bin_outcome[j] if self.binning == "width" else None,
-                mass_part=mass_part,
-            )
-        )
+        acc.merge(replace(totals.chunk_sums(j), mass_part=mass_part))
         return acc
 
     def result(self, j: int, *, source: str, input_reason: str = "") -> CalibrationSummary:

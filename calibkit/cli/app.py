@@ -58,21 +58,27 @@ def tidy_params(params: list[Any]) -> None:
                 param.metavar = f"<{descriptor.ranged_type_name}>"
 
 
-class CalibkitCommand(TyperCommand):
-    """Typer's command, with the help shaped by :func:`tidy_params`."""
+class _TidyHelp:
+    """Mixin: the parameters and the help option shaped by :func:`tidy_params`."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         tidy_params(self.params)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]  # (a click.Command)
         if option is not None:
             tidy_params([option])
         return option
 
 
-class CalibkitGroup(TyperGroup):
+class CalibkitCommand(_TidyHelp, TyperCommand):
+    """Typer's command, with the help shaped by :func:`tidy_params`."""
+
+
+class CalibkitGroup(_TidyHelp, TyperGroup):
     """Typer's command group, with usage errors as one line.
 
     Typer (Click) reports a bad or missing value, an unknown option or an unknown command as a
@@ -82,16 +88,6 @@ class CalibkitGroup(TyperGroup):
     printed for ``calibkit`` alone (exit 2) and every exit code of the commands are Typer's.
     Its options are shaped like the commands' (:func:`tidy_params`).
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        tidy_params(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            tidy_params([option])
-        return option
 
     def _main_shell_completion(self, ctx_args: Any, prog_name: str, *args: Any) -> None:
         """Answer a shell's completion request (``_CALIBKIT_COMPLETE`` set by the script that
