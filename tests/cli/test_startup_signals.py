@@ -113,6 +113,11 @@ def _frames_in_calibkit(stderr: str) -> list[str]:
     ]
 
 
+#: What CPython prints when a signal interrupts its check of ``argv[0]`` (Modules/main.c,
+#: ``pymain_run_python``) before it runs the console script; it then runs the script anyway.
+PYTHON_ARGV0_REPORT = "Failed checking if argv[0] is an import path entry\n"
+
+
 @posix_only
 def test_sigint_at_any_moment_of_start_up() -> None:
     outcomes = []
@@ -128,7 +133,14 @@ def test_sigint_at_any_moment_of_start_up() -> None:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
         outcomes.append((delay_ms, proc.returncode, err))
-        if proc.returncode == 0:  # it had finished: a complete result
+        if proc.returncode == 0 and err.startswith(PYTHON_ARGV0_REPORT):
+            # (seen once in CI) the signal landed in CPython's own start-up, while it asked
+            # zipimport whether the script's path is an archive: CPython prints that traceback
+            # and runs the program on, before any calibkit code exists; a complete result
+            assert out.startswith("{")
+            assert _frames_in_calibkit(err) == [], err
+            assert err.rstrip().endswith("KeyboardInterrupt"), err
+        elif proc.returncode == 0:  # it had finished: a complete result
             assert out.startswith("{") and err == ""
         elif proc.returncode == 130:  # calibkit's handler
             assert (out, err) == ("", "calibkit: interrupted\n")
