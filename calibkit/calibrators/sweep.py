@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from calibkit import progress
 from calibkit.calibrators.kernels import (
+    BLOCK_ELEMENTS,
     BatchAccumulator,
     BatchSums,
     batch_sums,
@@ -42,10 +43,6 @@ from calibkit.parallel import map_chunks, scratch
 from calibkit.predictions import PredictionSource
 
 __all__ = ["TemperatureSweep", "sweep_temperatures", "temperature_grid"]
-
-#: Elements of the row blocks a chunk is swept in: every temperature's multiply, ``exp`` and
-#: row sums run on a block while it is in the core's cache (measured fastest at 2**16).
-BLOCK_ELEMENTS = 1 << 16
 
 
 def temperature_grid(

@@ -63,7 +63,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from calibkit import progress
 from calibkit._version import __version__
-from calibkit.calibrators.kernels import batch_sums, centre_chunk, exp_rows, row_dot
+from calibkit.calibrators.kernels import BLOCK_ELEMENTS, batch_sums, centre_chunk, exp_rows, row_dot
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
 from calibkit.metrics.examples import center_logits, log_probs, prob_stats
@@ -119,9 +119,6 @@ def as_logits(
     return z
 
 
-#: Elements of the row blocks a chunk is computed in, so that the multiply, ``exp`` and row
-#: sums of one block stay in the core's cache (see :mod:`calibkit.calibrators.sweep`).
-BLOCK_ELEMENTS = 1 << 16
 #: Most float64 elements kept in memory for the warm start (16 MiB): every ``k``-th row.
 WARM_START_ELEMENTS = 1 << 21
 #: Fewest rows worth a warm start.
@@ -347,7 +344,12 @@ def _numbered(
 
 
 def _pass(
-    source: PredictionSource, plan: _PassPlan, chunk_rows: int | None, device: Any = None
+    source: PredictionSource,
+    plan: _PassPlan,
+    chunk_rows: int | None,
+    device: Any = None,
+    *,
+    description: str = "temperature fit",
 ) -> _PassResult:
     """One (multi-threaded) read of the data: the means of the NLL terms at ``plan.beta`` and
     whatever else ``plan`` asks for, each summed in chunk order (independent of the threads).
@@ -374,7 +376,7 @@ def _pass(
         return _fit_chunk(item, plan, kind, n_classes)
 
     workers = 1 if device is not None else None  # torch parallelises within a chunk
-    with progress.task(f"{source.source}: temperature fit", total=source.n_rows) as bar:
+    with progress.task(f"{source.source}: {description}", total=source.n_rows) as bar:
         for part in map_chunks(work, _numbered(source.chunks(chunk_rows)), workers=workers):
             totals += part.terms  # in chunk order: independent of the thread count
             nll_one += part.nll_one
@@ -750,7 +752,11 @@ def before_after_summaries(
     spec = (check_n_bins(n_bins), check_binning(binning))
     dev = _device(device)
     r = _pass(
-        source, _PassPlan(1.0 / temperature, first=True, before=spec, after=spec), chunk_rows, dev
+        source,
+        _PassPlan(1.0 / temperature, first=True, before=spec, after=spec),
+        chunk_rows,
+        dev,
+        description="metrics",
     )
     assert r.before is not None and r.after is not None
     return _summaries(source, r.before, r.after, stacklevel=3)
@@ -995,14 +1001,14 @@ def _fit(
             f"{source.source}: temperature fit stopped after {passes} passes with "
             f"gradient {g:.3g} (tolerance {tol:g})",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # _fit < counts_passes wrapper < public fit < caller
         )
     if clamped:
         bound = t_min if clamped == "t_min" else t_max
         warnings.warn(
             f"{source.source}: {message}; temperature clamped to {bound:g}",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,  # _fit < counts_passes wrapper < public fit < caller
         )
     fit = TemperatureFit(
         temperature=1.0 / beta,
@@ -1030,7 +1036,7 @@ def _fit(
     if metrics is None:
         return scaler, None, None
     assert first_before is not None and after is not None
-    before_summary, after_summary = _summaries(source, first_before, after, stacklevel=4)
+    before_summary, after_summary = _summaries(source, first_before, after, stacklevel=5)
     return scaler, before_summary, after_summary
 
 
@@ -1045,13 +1051,13 @@ def _warn_about_probabilities(source: PredictionSource, zeros: tuple[int, int, i
             f"exactly 0 (in {zero_rows} row{'s' if zero_rows != 1 else ''}); the fit takes log 0 "
             "as the log of the smallest positive number of the stored dtype",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     if n and saturated / n > 0.01:
         warnings.warn(
             f"{source.source}: {saturated / n:.1%} of rows have a probability of exactly 0 or 1; "
             "a temperature fitted on saturated probabilities is biased (save logits instead)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return zero_count
