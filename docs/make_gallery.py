@@ -128,8 +128,8 @@ def figures() -> list[Figure]:
             "Reliability diagram of one model",
             ["diagram", *named(["hard"]), "--out", Gallery("diagram-single.png")],
             [Gallery("diagram-single.png")],
-            "Bars are the accuracy of each confidence bin, the gap to the diagonal is the "
-            "miscalibration and the histogram under it says how many test digits each bin "
+            "Bars are the accuracy of each confidence bin, the hatched band is the gap to the "
+            "bin's mean confidence and the histogram under it says how many test digits each bin "
             "holds: the hard-label model is over-confident, and 386 of its 450 "
             "predictions sit in the last bin.",
         ),
@@ -178,9 +178,9 @@ def figures() -> list[Figure]:
                 Gallery("diagram-mass.png"),
             ],
             [Gallery("diagram-mass.png")],
-            "Every bin holds about 30 of the 450 digits, so each point is equally reliable; "
-            "for the hard-label model most bins lie at a confidence near 1, where its "
-            "over-confidence is.",
+            "Every bin holds about 30 of the 450 digits, so each point rests on as many "
+            "examples; the hard-label model's bins above a confidence of 0.9999 are all right, "
+            "and its over-confidence is in the few bins below 0.99.",
         ),
         Figure(
             "diagram-binary-positive",

@@ -90,7 +90,16 @@ class ReliabilityData:
 
 
 def _percent(level: float) -> str:
-    return f"{level * 100:.4g}%"
+    text = f"{level * 100:.4g}"
+    if float(text) >= 100:  # (0.99999 would read "100%")
+        text = f"{level * 100:.10g}"
+    return f"{text}%"
+
+
+def _edge_width(data: ReliabilityData) -> float:
+    """Bars' white edges; none above :data:`MANY_BINS` bins, where an edge is wider than a bar
+    and would hide it."""
+    return 0.6 if data.n_bins <= MANY_BINS else 0.0
 
 
 def prepare_reliability(
@@ -248,7 +257,7 @@ def _width_bars(ax: Any, data: ReliabilityData, color: str, names: Mapping[str, 
         color=color,
         alpha=0.85,
         edgecolor="white",
-        lw=0.6,
+        lw=_edge_width(data),
         zorder=2,
         label=names["bar"],
     )
@@ -263,7 +272,7 @@ def _width_bars(ax: Any, data: ReliabilityData, color: str, names: Mapping[str, 
         align="edge",
         zorder=3,
         label=names["gap"],
-        **GAP_STYLE,
+        **{**GAP_STYLE, "linewidth": GAP_STYLE["linewidth"] if data.n_bins <= MANY_BINS else 0},
     )
 
 
@@ -380,7 +389,7 @@ def _count_histogram(hist_ax: Any, data: ReliabilityData, color: str, top: int) 
         color=color,
         alpha=0.7,
         edgecolor="white",
-        lw=0.6,
+        lw=_edge_width(data),
     )
     hist_ax.set_yscale("log")
     if data.n_bins <= COUNT_LABELS_ALL:

@@ -44,6 +44,7 @@ from calibkit.metrics.summary import CalibrationSummary, collect_example_stats
 from calibkit.plotting import reliability as rel
 from calibkit.plotting.reliability import plot_reliability
 from calibkit.plotting.style import EMPTY_STYLE, GAP_STYLE, model_colors
+from calibkit.predictions import Predictions
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 MODELS = ("hard", "ls05", "ls10", "ls20")
@@ -613,3 +614,33 @@ def test_old_call_still_works(summaries: dict[str, Any]) -> None:
     assert all(isinstance(ln, Line2D) for ln in lines)
     with pytest.raises(UsageError, match="at least one model"):
         plot_reliability({})
+
+
+def test_many_bins_draw_bars_without_edges_that_hide_them() -> None:
+    """Review fix: at hundreds of bins the 0.6 pt white bar edges and the gap band's outline
+    were wider than the bars, so the panel showed edges instead of accuracies."""
+    from calibkit.plotting.reliability import MANY_BINS
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(0.0, 3.0, size=(4000, 10))
+    y = rng.integers(0, 10, 4000)
+    for n_bins, wide in ((15, True), (MANY_BINS + 100, False)):
+        fig = plot_reliability({"m": summarize(Predictions.from_arrays(z, y), n_bins=n_bins)})
+        bars = [
+            p
+            for ax in fig.axes
+            for c in ax.containers
+            if isinstance(c, BarContainer)
+            for p in c.patches
+        ]
+        widths = {round(p.get_linewidth(), 3) for p in bars}
+        assert (max(widths) > 0) is wide, (n_bins, widths)
+
+
+@pytest.mark.parametrize(
+    ("level", "label"), [(0.95, "95%"), (0.9, "90%"), (0.99999, "99.999%"), (0.5, "50%")]
+)
+def test_interval_level_labels_never_round_up_to_100(level: float, label: str) -> None:
+    from calibkit.plotting.reliability import _percent
+
+    assert _percent(level) == label
