@@ -12,7 +12,8 @@ kept the ``T`` of ``0.1, 0.2, ..., 10.0`` with the lowest validation ECE (15 equ
   refused rather than silently moved.
 - One read of the data evaluates every grid temperature
   (:func:`~calibkit.calibrators.sweep.sweep_temperatures`); ``T = 1`` rides along for the
-  "before" NLL when it is not on the grid.
+  "before" NLL when it is not on the grid. Probability inputs take one more read, counting the
+  stored zeros (``passes`` says 2).
 - Ties go to the first minimum, the smallest tied ``T``, as a strict ``<`` scan would choose; the
   number of tied points is kept (``ties``). A minimum at either end of a grid of two or more
   points is flagged (``clamped``) and warned about: the best ``T`` may lie beyond it.
@@ -39,12 +40,18 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from calibkit import progress
 from calibkit.calibrators.sweep import sweep_temperatures
-from calibkit.calibrators.temperature import TemperatureFit, TemperatureScaler, require_scores
+from calibkit.calibrators.temperature import (
+    TemperatureFit,
+    TemperatureScaler,
+    _as_source,
+    require_scores,
+)
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
-from calibkit.predictions import Predictions, PredictionSource, ScoreKind
+from calibkit.predictions import PredictionSource, ScoreKind
 
 __all__ = [
     "OBJECTIVES",
@@ -272,13 +279,7 @@ def fit_temperature_grid(
     how = check_binning(binning)
     g = grid if isinstance(grid, TemperatureGrid) else parse_grid(grid)
     check_grid_cells(g, m)
-    if labels is not None:
-        scores: Any = predictions
-        source: PredictionSource = Predictions.from_arrays(scores, labels, kind=kind)
-    elif hasattr(predictions, "chunks"):
-        source = predictions  # type: ignore[assignment]
-    else:
-        raise UsageError("fit_temperature_grid needs labels when given an array of scores")
+    source = _as_source(predictions, labels, kind)
     require_scores(source)
     zero_probs = _count_zero_probs(source, chunk_rows) if source.kind == "probs" else 0
 
@@ -315,7 +316,7 @@ def fit_temperature_grid(
         nll_before=float(sweep.nll[one]),
         nll_after=float(sweep.nll[best]),
         gradient=math.nan,  # no derivative: a grid search
-        passes=1,
+        passes=2 if source.kind == "probs" else 1,  # (probabilities: the read counting zeros)
         converged=True,
         clamped=clamped,
         n=sweep.n,
@@ -344,8 +345,10 @@ def _count_zero_probs(source: PredictionSource, chunk_rows: int | None) -> int:
     """Count (and warn about) stored probabilities of exactly 0, whose log the sweep reads as
     the log of the dtype's smallest positive number."""
     zeros = 0
-    for scores, _ in source.chunks(chunk_rows):
-        zeros += int(np.count_nonzero(scores == 0))
+    with progress.task(f"{source.source}: counting zero probabilities", total=source.n_rows) as bar:
+        for scores, _ in source.chunks(chunk_rows):
+            zeros += int(np.count_nonzero(scores == 0))
+            bar.advance(len(scores))
     if zeros:
         warnings.warn(
             f"{source.source}: {zeros} probabilit{'ies are' if zeros != 1 else 'y is'} exactly 0; "

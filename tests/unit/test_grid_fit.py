@@ -280,3 +280,18 @@ def test_grid_dataclass_round_trip() -> None:
     g = parse_grid("0.5:1.5:0.5")
     assert isinstance(g, TemperatureGrid)
     assert g.to_dict() == {"spec": "0.5:1.5:0.5", "start": 0.5, "stop": 1.5, "step": 0.5, "size": 3}
+
+
+def test_a_probability_grid_fit_counts_its_two_reads() -> None:
+    """Review fix: probability inputs take one more read (counting stored zeros), which
+    ``passes`` now says; logits take one."""
+    from calibkit import progress
+
+    p = np.array([[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.9, 0.1]])
+    y = [0, 1, 1, 0]
+    rec = progress.Recorder()
+    with progress.reporting(rec):
+        ts = fit_temperature_grid(p, y, grid="0.5:2:0.5", objective="nll")
+    assert ts.fit.passes == 2
+    assert len([t for t in rec.tasks if t.unit == "rows"]) == 2  # each read has its task
+    assert fit_temperature_grid(np.log(p), y, grid="0.5:2:0.5", objective="nll").fit.passes == 1
