@@ -25,7 +25,7 @@ def main() -> None:
 
     from calibkit.metrics.binning import assign_width_bins
     from calibkit.metrics.summary import collect_example_stats
-    from calibkit.predictions import Predictions
+    from calibkit.sources.predictions import Predictions
     from calibkit.stats.bootstrap import paired_bootstrap
 
     rng = np.random.default_rng(0)

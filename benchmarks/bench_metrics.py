@@ -104,9 +104,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import calibkit
+    from calibkit.engine.executors import default_workers
     from calibkit.metrics import summarize
-    from calibkit.parallel import default_workers
-    from calibkit.predictions import Predictions
+    from calibkit.sources.predictions import Predictions
 
     try:
         import torch

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 import calibkit
 from calibkit.loaders import npz as npz_loader
 from calibkit.metrics import summarize
-from calibkit.predictions import Predictions, SourceView
+from calibkit.sources.predictions import Predictions, SourceView
 
 
 def write(path: Path, rows: int, classes: int) -> None:

@@ -29,8 +29,8 @@ from calibkit import progress
 from calibkit.calibrators.sweep import sweep_temperatures
 from calibkit.calibrators.temperature import fit_temperature
 from calibkit.metrics.summary import summarize
-from calibkit.predictions import Predictions
 from calibkit.report.progress_bar import RichReporter
+from calibkit.sources.predictions import Predictions
 
 
 def data(n: int, k: int) -> Predictions:

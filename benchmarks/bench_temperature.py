@@ -89,7 +89,7 @@ def numpy_metrics(z: np.ndarray, y: np.ndarray, t: float, n_bins: int = 15) -> t
 
 def exp_floor(preds: Any, steps: int) -> None:
     """``steps`` float64 exp passes over the logits, in the sweep's chunks and threads."""
-    from calibkit.parallel import map_chunks, scratch
+    from calibkit.engine.executors import map_chunks, scratch
 
     def chunk(part: tuple[np.ndarray, np.ndarray]) -> int:
         scores, _ = part
@@ -180,8 +180,8 @@ def main() -> None:
     import calibkit
     from calibkit.calibrators import fit_temperature, nll_gradient_hessian, sweep_temperatures
     from calibkit.calibrators.temperature import fit_temperature_with_metrics
-    from calibkit.parallel import default_workers
-    from calibkit.predictions import Predictions
+    from calibkit.engine.executors import default_workers
+    from calibkit.sources.predictions import Predictions
 
     z, y = make_logits(args.n, args.k)
     preds = Predictions.from_arrays(z, y)

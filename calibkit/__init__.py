@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from calibkit.errors import CalibkitError, InputError
     from calibkit.loaders import ReadOptions, load_predictions, read_predictions
     from calibkit.metrics import CalibrationSummary, summarize
-    from calibkit.predictions import Predictions
+    from calibkit.sources.predictions import Predictions
 
 _LAZY = {
     "__version__": "calibkit._version",
@@ -40,7 +40,7 @@ _LAZY = {
     "read_predictions": "calibkit.loaders",
     "CalibrationSummary": "calibkit.metrics",
     "summarize": "calibkit.metrics",
-    "Predictions": "calibkit.predictions",
+    "Predictions": "calibkit.sources.predictions",
 }
 
 __all__ = [

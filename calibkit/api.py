@@ -6,7 +6,8 @@ single pass (:func:`calibkit.metrics.summarize`); definitions are in :mod:`calib
 ``kind`` says what the scores are. By default (``None``) it is detected: rows that all lie in
 ``[0, 1]`` and sum to 1 are probabilities (so ``ece(clf.predict_proba(X), y)`` measures the
 probabilities), anything else is logits; ``kind="logits"`` or ``kind="probs"`` forces either
-reading (:func:`calibkit.predictions.choose_kind`). One score per row (a binary model) is read as
+reading (:func:`calibkit.sources.predictions.choose_kind`). One score per row (a binary model) is
+read as
 a logit unless ``kind="probs"``. ``evaluate(...).kind`` and ``.input_reason`` say which reading
 was used.
 """
@@ -21,7 +22,7 @@ from numpy.typing import ArrayLike
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.examples import BinaryMode
 from calibkit.metrics.summary import CalibrationSummary, summarize
-from calibkit.predictions import Predictions, PredictionSource, ScoreKind
+from calibkit.sources.predictions import Predictions, PredictionSource, ScoreKind
 
 __all__ = ["accuracy", "brier", "compare", "ece", "evaluate", "nll", "sweep_temperature"]
 
@@ -100,7 +101,8 @@ def sweep_temperature(
     """ECE, MCE, NLL, Brier and accuracy of each model at each temperature, as a DataFrame.
 
     ``models`` maps names to predictions (from :func:`calibkit.read_predictions` or
-    :class:`~calibkit.predictions.Predictions`); ``temperatures`` defaults to 51 points from 0.5
+    :class:`~calibkit.sources.predictions.Predictions`); ``temperatures`` defaults to 51 points
+    from 0.5
     to 3. One row per (model, temperature); needs pandas.
     """
     import pandas as pd

@@ -21,10 +21,10 @@ import numpy as np
 
 from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
 from calibkit.errors import UsageError
-from calibkit.label_digest import LabelDigest, canonical_labels, same_labels
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
-from calibkit.predictions import PredictionSource
+from calibkit.sources.digest import LabelDigest, canonical_labels, same_labels
+from calibkit.sources.predictions import PredictionSource
 from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = ["Comparison", "ModelResult", "compare_models", "label_mismatches"]

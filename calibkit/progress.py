@@ -5,7 +5,8 @@ that is shown is the business of the *reporter* installed with :func:`reporting`
 current context (the command line installs a Rich progress bar on a terminal,
 :mod:`calibkit.report.progress_bar`; :class:`Recorder` keeps what it is told, for tests and
 notebooks). With no reporter installed (the default, and always in a thread that did not
-install one, such as the workers of :func:`calibkit.parallel.map_chunks`), :func:`task` yields
+install one, such as the workers of :func:`calibkit.engine.executors.map_chunks`), :func:`task`
+yields
 :data:`NULL_TASK`, whose ``advance`` does nothing: a pass then costs one context-variable read
 and one empty call per chunk.
 
@@ -25,7 +26,8 @@ Rules:
   (``"rows"``, ``"replicates"``, ``"passes"``). Counts may end above or below the total (a
   footer that disagrees with its data is refused later, by the reader); reporters cope.
 * Advance from the thread that opened the task: the chunk loops of the library advance in the
-  thread that reduces :func:`~calibkit.parallel.map_chunks`'s results, in chunk order, when a
+  thread that reduces :func:`~calibkit.engine.executors.map_chunks`'s results, in chunk order, when
+  a
   chunk's result is in (rows *done*, not rows handed to a worker). The reporters here are
   thread-safe all the same.
 * Tasks nest: a task opened while another is open (in the same context) is its child. A task

@@ -10,7 +10,7 @@ It runs the calibkit command line (``python -m calibkit``, with this checkout fi
 
 * ``gallery/``: one PNG per kind of figure and ``gallery/README.md``, a section per figure with
   the command that made it, the image and what to read from it. The folder is built beside
-  ``gallery/`` and swapped in whole (:func:`calibkit.report.atomic.atomic_directory`), so it
+  ``gallery/`` and swapped in whole (:func:`calibkit.io.atomic.atomic_directory`), so it
   never mixes two runs; the commands shown name the final paths, and each writes the same bytes
   there as into the build folder (calibkit's PNGs carry no dates or paths);
 * ``reliability.png`` and ``sweep.png``: the two figures of the top-level README, by the
@@ -437,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     opts = parser.parse_args(argv)
 
-    from calibkit.report.atomic import atomic_directory
+    from calibkit.io.atomic import atomic_directory
 
     out = Path(opts.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ from calibkit.calibrators.temperature import (
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
-from calibkit.predictions import PredictionSource, ScoreKind
+from calibkit.sources.predictions import PredictionSource, ScoreKind
 
 __all__ = [
     "OBJECTIVES",

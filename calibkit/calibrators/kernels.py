@@ -41,7 +41,8 @@ __all__ = [
 class CentredChunk:
     """A chunk's centred logits and everything about it that no temperature changes.
 
-    ``zc`` is usually a per-thread scratch array (:func:`calibkit.parallel.scratch`): valid only
+    ``zc`` is usually a per-thread scratch array (:func:`calibkit.engine.executors.scratch`): valid
+    only
     while this chunk is being computed.
     """
 

@@ -38,7 +38,7 @@ from calibkit.calibrators.temperature import (
 )
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary
-from calibkit.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource
 
 __all__ = ["before_after", "fit_and_report", "scaling_report"]
 

@@ -37,10 +37,10 @@ from calibkit.calibrators.kernels import (
     exp_rows,
 )
 from calibkit.calibrators.temperature import as_logits, require_scores
+from calibkit.engine.executors import map_chunks, scratch
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
-from calibkit.parallel import map_chunks, scratch
-from calibkit.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource
 
 __all__ = ["TemperatureSweep", "sweep_temperatures", "temperature_grid"]
 
@@ -98,7 +98,7 @@ def sweep_temperatures(
 ) -> TemperatureSweep:
     """Metrics of ``softmax(z / T)`` for every ``T`` in ``temperatures``; one read of the data.
 
-    >>> from calibkit.predictions import Predictions
+    >>> from calibkit.sources.predictions import Predictions
     >>> p = Predictions.from_arrays([[2.0, 0.0], [0.0, 2.0]], [0, 0])
     >>> sw = sweep_temperatures(p, [1.0, 2.0], n_bins=10)
     >>> [round(x, 4) for x in sw.nll.tolist()]

@@ -28,7 +28,7 @@ import numpy as np
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
 from calibkit.calibrators.temperature import fit_temperature
 from calibkit.metrics.binning import Binning
-from calibkit.predictions import PredictionSource, input_reason
+from calibkit.sources.predictions import PredictionSource, input_reason
 
 __all__ = ["SweepResult", "run_sweeps", "sweep_csv", "sweep_json"]
 

@@ -64,6 +64,7 @@ from numpy.typing import ArrayLike, NDArray
 from calibkit import progress
 from calibkit._version import __version__
 from calibkit.calibrators.kernels import BLOCK_ELEMENTS, batch_sums, centre_chunk, exp_rows, row_dot
+from calibkit.engine.executors import map_chunks, scratch
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
 from calibkit.metrics.examples import center_logits, log_probs, prob_stats
@@ -74,8 +75,7 @@ from calibkit.metrics.summary import (
     chunk_sums,
     zero_prob_message,
 )
-from calibkit.parallel import map_chunks, scratch
-from calibkit.predictions import (
+from calibkit.sources.predictions import (
     Predictions,
     PredictionSource,
     ScoreKind,
@@ -573,14 +573,14 @@ class TemperatureScaler:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "<calibrator>") -> TemperatureScaler:
-        from calibkit.textfile import parse_json
+        from calibkit.io.textfile import parse_json
 
         return cls.from_dict(parse_json(text, source), source=source)
 
     @classmethod
     def load(cls, path: str | Path) -> TemperatureScaler:
         """Read a calibrator JSON (a regular file or pipe of at most 16 MiB)."""
-        from calibkit.textfile import read_small_text
+        from calibkit.io.textfile import read_small_text
 
         return cls.from_json(read_small_text(path, "a calibrator JSON"), source=str(path))
 
@@ -664,10 +664,10 @@ def fit_temperature(
 ) -> TemperatureScaler:
     """Fit ``T`` minimising the mean NLL of ``softmax(z / T)`` (see the module docstring).
 
-    Pass a :class:`~calibkit.predictions.PredictionSource` (e.g. from
+    Pass a :class:`~calibkit.sources.predictions.PredictionSource` (e.g. from
     :func:`calibkit.read_predictions`) or arrays ``(scores, labels)``; for arrays, ``kind``
     forces their reading, and by default probabilities are detected
-    (:func:`~calibkit.predictions.choose_kind`).
+    (:func:`~calibkit.sources.predictions.choose_kind`).
 
     >>> z = np.array([[3.0, 0.0], [3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
     >>> ts = fit_temperature(z, [0, 0, 1, 1])  # 1 of 4 wrong: soften to p = 3/4

@@ -36,9 +36,9 @@ def apply_temp_command(
 ) -> None:
     from calibkit.calibrators.temperature import TemperatureScaler
     from calibkit.errors import UsageError
+    from calibkit.io.atomic import check_output_path
     from calibkit.loaders import read_predictions
     from calibkit.loaders.rewrite import write_scaled
-    from calibkit.report.atomic import check_output_path
 
     if (temperature is None) == (calibrator is None):
         raise UsageError("give exactly one of --temperature and --calibrator")

@@ -94,16 +94,16 @@ def check_command(
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
-    from calibkit.config import gate_config, load_check_config, parse_increase
     from calibkit.errors import UsageError
-    from calibkit.gate import run_gate
-    from calibkit.label_digest import LabelDigest
+    from calibkit.gate.baseline import baseline_stats, open_baseline
+    from calibkit.gate.checks import run_gate
+    from calibkit.gate.config import gate_config, load_check_config, parse_increase
+    from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
-    from calibkit.loaders.baseline import baseline_stats, open_baseline
     from calibkit.metrics.summary import collect_example_stats
-    from calibkit.report.atomic import atomic_write_text, check_output_path
     from calibkit.report.check_report import verdict_junit, verdict_markdown, verdict_table
     from calibkit.report.summary_json import dumps
+    from calibkit.sources.digest import LabelDigest
 
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")

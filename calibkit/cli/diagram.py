@@ -69,12 +69,12 @@ def diagram_command(
     chunk_rows: ChunkRows = None,
 ) -> None:
     from calibkit.errors import UsageError
+    from calibkit.io.atomic import check_output_path
     from calibkit.loaders import read_predictions
     from calibkit.metrics import summarize
     from calibkit.metrics.intervals import check_level
     from calibkit.plotting.reliability import plot_reliability
     from calibkit.plotting.save import check_figure_path, save_figure
-    from calibkit.report.atomic import check_output_path
 
     if intervals is IntervalChoice.none and ci is not None:
         raise UsageError("--ci goes with --intervals wilson")

@@ -75,9 +75,9 @@ def ece_command(
     device: Device = None,
 ) -> None:
     from calibkit.errors import UsageError
+    from calibkit.io.atomic import check_output_path
     from calibkit.loaders import read_predictions
     from calibkit.metrics import summarize
-    from calibkit.report.atomic import check_output_path
     from calibkit.report.summary_json import dumps, summary_to_dict
 
     if out is not None:
@@ -132,7 +132,7 @@ def ece_command(
         doc.update(extra)
     text = dumps(doc)
     if out is not None:
-        from calibkit.report.atomic import atomic_write_text
+        from calibkit.io.atomic import atomic_write_text
 
         atomic_write_text(out, text, inputs=[path])
         wrote(out)

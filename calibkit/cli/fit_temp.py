@@ -80,8 +80,8 @@ def fit_temp_command(
     from calibkit.calibrators.report import fit_and_report, scaling_report
     from calibkit.calibrators.temperature import DEFAULT_T_MAX, DEFAULT_T_MIN, TemperatureScaler
     from calibkit.errors import InputError, UsageError
+    from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
-    from calibkit.report.atomic import atomic_write_text, check_output_path
     from calibkit.report.summary_json import dumps
 
     if grid is None and objective is ObjectiveChoice.ece:

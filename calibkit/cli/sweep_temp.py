@@ -66,8 +66,8 @@ def sweep_temp_command(
 ) -> None:
     from calibkit.calibrators.sweep_report import run_sweeps, sweep_csv, sweep_json
     from calibkit.errors import UsageError
+    from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
-    from calibkit.report.atomic import atomic_write_text, check_output_path
     from calibkit.report.summary_json import dumps
 
     named, named_val = parse_models_and_val(models, val)

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 from calibkit.errors import InputError
+from calibkit.io.paths import PARQUET_SUFFIXES, parquet_shards
 from calibkit.loaders.keys import ReadOptions
-from calibkit.paths import PARQUET_SUFFIXES, parquet_shards
-from calibkit.predictions import Predictions, PredictionSource
+from calibkit.sources.predictions import Predictions, PredictionSource
 
 __all__ = ["SUPPORTED_SUFFIXES", "ReadOptions", "load_predictions", "read_predictions"]
 
@@ -35,7 +35,7 @@ def _check_file(path: Path, source: str) -> None:
 def _parquet_shards(spec: str) -> list[Path] | None:
     """The parquet files a directory or glob pattern names; ``None`` for a single file.
 
-    The listing is :func:`calibkit.paths.parquet_shards`, the one that output checks use too.
+    The listing is :func:`calibkit.io.paths.parquet_shards`, the one that output checks use too.
     """
     try:
         found = parquet_shards(spec)
@@ -98,7 +98,8 @@ def read_predictions(
 def load_predictions(
     path: str | os.PathLike[str], options: ReadOptions | None = None
 ) -> Predictions:
-    """Read a whole predictions file into memory as :class:`~calibkit.predictions.Predictions`."""
+    """Read a whole predictions file into memory as
+    :class:`~calibkit.sources.predictions.Predictions`."""
     import numpy as np
 
     src = read_predictions(path, options)

@@ -3,7 +3,7 @@
 The name of a key or column says where the scores are and what they are called; a name that
 says probabilities is read as probabilities, and under a name that says logits, rows that all lie
 in [0, 1] and sum to 1 are read as probabilities (with a warning; see
-:func:`calibkit.predictions.choose_kind`). ``--input`` forces either reading.
+:func:`calibkit.sources.predictions.choose_kind`). ``--input`` forces either reading.
 
 Aliases, tried in this order:
 
@@ -23,7 +23,7 @@ family is named by its prefix (``--logits-key score`` reads ``score_0, score_1, 
 
 Confidence-only rows (no logits or probabilities anywhere): ``confidence`` / ``confidences`` /
 ``conf`` plus ``correct`` / ``is_correct`` / ``correctness`` (see
-:class:`~calibkit.predictions.ConfidenceRows`).
+:class:`~calibkit.sources.predictions.ConfidenceRows`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from calibkit.errors import InputError
-from calibkit.predictions import SCORE_KINDS, ScoreKind
+from calibkit.sources.predictions import SCORE_KINDS, ScoreKind
 
 __all__ = [
     "LABEL_ALIASES",

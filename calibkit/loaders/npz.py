@@ -24,8 +24,8 @@ import numpy as np
 
 from calibkit.errors import InputError, describe
 from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
-from calibkit.memory import check_fits, confidence_copies, format_bytes, prediction_copies
-from calibkit.predictions import ConfidenceRows, Predictions, PredictionSource
+from calibkit.sources.memory import check_fits, confidence_copies, format_bytes, prediction_copies
+from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
 
 __all__ = ["NpzMember", "crc32_of", "npz_members", "read_npz", "verify_crc"]
 

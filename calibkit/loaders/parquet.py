@@ -50,7 +50,7 @@ from calibkit.loaders.keys import (
     quoted,
     shown,
 )
-from calibkit.predictions import (
+from calibkit.sources.predictions import (
     CONFIDENCE,
     ScoreKind,
     SourceKind,

@@ -5,7 +5,7 @@ scores keep their dtype; the division itself is done in float64. Probabilities b
 ``softmax(log p / T)``. The output is written atomically and never over the input.
 
 Memory: the scores are scaled chunk by chunk and streamed out, and the memory that needs is
-checked (:func:`calibkit.memory.check_fits`) before anything is allocated.
+checked (:func:`calibkit.sources.memory.check_fits`) before anything is allocated.
 
 * ``.npz``: the archive is rewritten member by member with :mod:`zipfile`. The scores member is
   written anew (same name, same compression method, same timestamp); every other member is
@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from calibkit.calibrators.temperature import TemperatureScaler, require_scores
 from calibkit.errors import InputError, OutputError, UsageError, describe
+from calibkit.io.atomic import atomic_path
 from calibkit.loaders.npz import npz_members
 from calibkit.loaders.parquet import (
     ParquetPredictions,
@@ -44,9 +45,8 @@ from calibkit.loaders.parquet import (
     parquet_file,
     read_error,
 )
-from calibkit.memory import check_fits
-from calibkit.predictions import Predictions, PredictionSource, default_chunk_rows
-from calibkit.report.atomic import atomic_path
+from calibkit.sources.memory import check_fits
+from calibkit.sources.predictions import Predictions, PredictionSource, default_chunk_rows
 
 __all__ = ["rewrite_memory", "write_scaled"]
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from calibkit.errors import InputError, describe
 from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
-from calibkit.predictions import ConfidenceRows, Predictions, PredictionSource
+from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
 
 __all__ = ["read_pt"]
 
@@ -99,7 +99,7 @@ def _check_archive(path: Path, source: str) -> None:
     unchecked. A legacy (non-zip) file holds its storages as they are: its size is what it needs.
     """
     from calibkit.loaders.npz import STREAMING_HINT
-    from calibkit.memory import check_fits
+    from calibkit.sources.memory import check_fits
 
     size = path.stat().st_size
     try:
@@ -167,7 +167,7 @@ def _check_tensors(
     import torch
 
     from calibkit.loaders.npz import STREAMING_HINT
-    from calibkit.memory import check_fits, confidence_copies, prediction_copies
+    from calibkit.sources.memory import check_fits, confidence_copies, prediction_copies
 
     storages: dict[int, int] = {}
     for value in obj.values():

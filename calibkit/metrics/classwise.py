@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit.engine.executors import map_chunks
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import assign_width_bins, check_n_bins
-from calibkit.parallel import map_chunks
-from calibkit.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource
 
 __all__ = ["BrierDecomposition", "ClassStatistics", "class_statistics"]
 

@@ -55,7 +55,7 @@ from calibkit.errors import UsageError
 from calibkit.metrics.binning import check_n_bins
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.summary import CalibrationSummary
-from calibkit.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource
 
 __all__ = [
     "CONVENTIONS",
@@ -191,7 +191,7 @@ def sklearn_log_loss(source: PredictionSource) -> float:
     softmax. The logs are taken in float64 (scikit-learn takes them in the dtype, so float32
     inputs agree to float32 rounding).
 
-    >>> from calibkit.predictions import Predictions
+    >>> from calibkit.sources.predictions import Predictions
     >>> p = Predictions.from_arrays(np.array([[1.0, 0.0]], dtype=np.float32), [1])
     >>> round(sklearn_log_loss(p), 4)  # -log(eps32), not calibkit's -log(1.4e-45) = 103.28
     15.9424

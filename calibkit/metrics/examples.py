@@ -12,7 +12,7 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.parallel import scratch
+from calibkit.engine.executors import scratch
 
 __all__ = [
     "BinaryMode",

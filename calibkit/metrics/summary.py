@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit import progress
+from calibkit.engine.executors import map_chunks
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import (
     Binning,
@@ -42,8 +43,7 @@ from calibkit.metrics.binning import (
 )
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.examples import BinaryMode, ExampleStats, example_stats
-from calibkit.parallel import map_chunks
-from calibkit.predictions import PredictionSource, input_reason
+from calibkit.sources.predictions import PredictionSource, input_reason
 
 __all__ = [
     "CalibrationSummary",
@@ -341,7 +341,8 @@ def summarize(
     """Every headline metric of ``predictions`` from one pass over its chunks.
 
     Chunks are processed on ``workers`` threads (default: the available cores, see
-    :mod:`calibkit.parallel`) and reduced in order, so the result does not depend on it. With
+    :mod:`calibkit.engine.executors`) and reduced in order, so the result does not depend on it.
+    With
     ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) the pass runs in torch on that device
     instead (:mod:`calibkit.backends.torch_backend`).
 
@@ -354,7 +355,7 @@ def summarize(
     The summary's ``n`` counts the rows actually read. Probability rows whose label has
     probability exactly 0 are counted in ``zero_prob_rows`` and named in a warning.
 
-    >>> from calibkit.predictions import Predictions
+    >>> from calibkit.sources.predictions import Predictions
     >>> p = Predictions.from_arrays([[0.0, 0.0], [2.0, 0.0]], [1, 0])
     >>> s = summarize(p, n_bins=10)
     >>> s.n, s.accuracy, round(s.nll, 4)

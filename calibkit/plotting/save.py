@@ -1,6 +1,6 @@
 """Saving figures atomically, format chosen by extension.
 
-Figures go through :func:`calibkit.report.atomic.atomic_path`: a regular (or new) file is
+Figures go through :func:`calibkit.io.atomic.atomic_path`: a regular (or new) file is
 replaced atomically, a symbolic link's target is replaced (the link stays), and a FIFO or
 character device named ``*.png`` / ``*.svg`` / ``*.pdf`` receives the finished file's bytes
 (matplotlib writes a temporary file first, so no format needs to seek on the device).
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from calibkit.errors import UsageError
-from calibkit.report.atomic import atomic_path
+from calibkit.io.atomic import atomic_path
 
 __all__ = ["FIGURE_SUFFIXES", "check_figure_path", "save_figure"]
 
@@ -31,7 +31,7 @@ def check_figure_path(path: str | Path) -> Path:
 
 def save_figure(fig: Any, path: str | Path, *, inputs: Iterable[str | Path] = ()) -> Path:
     """Write ``fig`` to ``path`` (PNG at 150 dpi, SVG or PDF) via a temporary file; refused
-    when ``path`` is one of ``inputs`` (see :func:`calibkit.report.atomic.plan_output`)."""
+    when ``path`` is one of ``inputs`` (see :func:`calibkit.io.atomic.plan_output`)."""
     import matplotlib
 
     path = check_figure_path(path)

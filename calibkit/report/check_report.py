@@ -1,4 +1,4 @@
-"""Rendering a gate :class:`~calibkit.gate.Verdict`: Rich table, Markdown, JUnit XML.
+"""Rendering a gate :class:`~calibkit.gate.checks.Verdict`: Rich table, Markdown, JUnit XML.
 
 JUnit: one ``<testsuite name="calibkit check">`` with a ``<testcase>`` per check
 (``classname="calibkit.check"``, ``name`` the check's name); a failed check carries a
@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from calibkit.gate import LABELS, Check, Verdict
+from calibkit.gate.checks import LABELS, Check, Verdict
 
 __all__ = ["verdict_junit", "verdict_markdown", "verdict_table"]
 

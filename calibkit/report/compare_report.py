@@ -17,7 +17,7 @@ from typing import Any
 from rich.table import Table
 
 from calibkit.comparison import METRICS, TS_METRICS, Comparison
-from calibkit.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource
 
 __all__ = [
     "REPORT_FILES",
@@ -130,8 +130,8 @@ def comparison_markdown(comp: Comparison) -> str:
 
 def check_report_dir(out_dir: str | Path, inputs: list[str] | None = None) -> Path:
     """Refuse a report folder that :func:`write_report_dir` must not replace (see
-    :func:`calibkit.report.atomic.check_output_dir`), before any work is done."""
-    from calibkit.report.atomic import check_output_dir
+    :func:`calibkit.io.atomic.check_output_dir`), before any work is done."""
+    from calibkit.io.atomic import check_output_dir
 
     return check_output_dir(out_dir, inputs or [], owned=REPORT_FILES)
 
@@ -153,11 +153,11 @@ def write_report_dir(
     import numpy as np
 
     from calibkit.calibrators.sweep import sweep_temperatures
+    from calibkit.io.atomic import atomic_directory, atomic_write_text
     from calibkit.plotting.reliability import plot_reliability
     from calibkit.plotting.save import save_figure
     from calibkit.plotting.style import model_colors
     from calibkit.plotting.sweep import plot_sweep
-    from calibkit.report.atomic import atomic_directory, atomic_write_text
     from calibkit.report.summary_json import dumps
 
     out = Path(out_dir)

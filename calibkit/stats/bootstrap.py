@@ -26,11 +26,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit import progress
+from calibkit.engine.executors import map_chunks
 from calibkit.errors import UsageError
 from calibkit.limits import MAX_REPLICATES, MAX_RESAMPLED_ROWS, MAX_SEED
 from calibkit.metrics.binning import Binning, assign_bins
 from calibkit.metrics.examples import ExampleStats
-from calibkit.parallel import map_chunks
 
 __all__ = [
     "METRICS",

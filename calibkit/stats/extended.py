@@ -29,7 +29,7 @@ from calibkit.metrics.estimators import (
 )
 from calibkit.metrics.examples import BinaryMode
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats
-from calibkit.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource
 from calibkit.stats.bootstrap import METRICS, bootstrap_metrics
 
 __all__ = ["extended_metrics"]

@@ -21,7 +21,7 @@ from _cli import one_error_line as refused
 from typer.testing import CliRunner, Result
 
 from calibkit.cli import app
-from calibkit.loaders.baseline import UNPAIRED_NOTE
+from calibkit.gate.baseline import UNPAIRED_NOTE
 
 BOOT = ("--bootstrap", "200")
 INCREASE = ("--max-increase", "ece=0.01,nll=0.02")

@@ -434,13 +434,13 @@ def _fail_on_call(monkeypatch: pytest.MonkeyPatch, target: str, n: int, error: E
             "calibkit.plotting.save.save_figure", 2, KeyboardInterrupt(), 130, id="ctrl-c"
         ),
         pytest.param(
-            "calibkit.report.atomic._replace",  # the 4th file written: report.md
+            "calibkit.io.atomic._replace",  # the 4th file written: report.md
             4,
             OutputError("report.md", "cannot write (No space left on device)"),
             2,
             id="md",
         ),
-        pytest.param("calibkit.report.atomic._exchange", 1, OSError(5, "EIO"), 2, id="swap"),
+        pytest.param("calibkit.io.atomic._exchange", 1, OSError(5, "EIO"), 2, id="swap"),
     ],
 )
 def test_an_interrupted_report_leaves_the_old_one_whole(
@@ -454,8 +454,6 @@ def test_an_interrupted_report_leaves_the_old_one_whole(
 ) -> None:
     """Regression: a run stopped after the first figure left a new figure beside the old
     report.md."""
-    import calibkit.plotting.save
-    import calibkit.report.atomic  # noqa: F401  (the modules patched)
 
     out_dir = tmp_path / "report"
     assert_ok(_compare(runner, "hard", out_dir))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from calibkit.metrics.examples import ExampleStats
 from calibkit.metrics.summary import collect_example_stats
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 from calibkit.stats import bootstrap as bs
 from calibkit.stats.bootstrap import (
     METRICS,

@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 import calibkit
 from calibkit.metrics import summarize
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 settings.register_profile("calibkit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("calibkit")

@@ -17,7 +17,7 @@ from hypothesis.extra import numpy as hnp
 
 from calibkit.metrics import summarize
 from calibkit.metrics.examples import example_stats
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 FIELDS = ("confidence", "outcome", "correct", "log_prob", "brier", "saturated")
 

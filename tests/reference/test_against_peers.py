@@ -59,7 +59,7 @@ def test_torchmetrics_convention_matches_torchmetrics(k) -> None:
     torch = pytest.importorskip("torch")
     tmc = pytest.importorskip("torchmetrics.functional.classification")
     from calibkit.metrics.conventions import convention_bins
-    from calibkit.predictions import Predictions
+    from calibkit.sources.predictions import Predictions
 
     rng = np.random.default_rng(k)
     z = (rng.normal(size=(5000, k)) * 3).astype(np.float32)
@@ -74,7 +74,7 @@ def test_torchmetrics_convention_matches_torchmetrics(k) -> None:
 def test_guo_convention_matches_the_reference_ece_loss() -> None:
     torch = pytest.importorskip("torch")
     from calibkit.metrics.conventions import convention_bins
-    from calibkit.predictions import Predictions
+    from calibkit.sources.predictions import Predictions
 
     rng = np.random.default_rng(7)
     z = (rng.normal(size=(5000, 10)) * 3).astype(np.float32)
@@ -96,7 +96,7 @@ def test_guo_convention_matches_the_reference_ece_loss() -> None:
 def test_sklearn_convention_bins_like_calibration_curve() -> None:
     calibration = pytest.importorskip("sklearn.calibration")
     from calibkit.metrics.conventions import convention_bins
-    from calibkit.predictions import Predictions
+    from calibkit.sources.predictions import Predictions
 
     edges = np.linspace(0, 1, 11)
     p1 = np.concatenate([edges, np.random.default_rng(1).random(500)])  # values on edges too
@@ -113,7 +113,7 @@ def test_netcal_convention_bins_like_scipy_binned_statistic() -> None:
     # edges; scipy's binned_statistic applies the same rule in one dimension
     stats = pytest.importorskip("scipy.stats")
     from calibkit.metrics.conventions import convention_bins
-    from calibkit.predictions import Predictions
+    from calibkit.sources.predictions import Predictions
 
     rng = np.random.default_rng(5)
     z = rng.normal(scale=3, size=(3000, 6))
@@ -137,7 +137,7 @@ def test_netcal_convention_bins_like_scipy_binned_statistic() -> None:
 
 def test_guo_convention_leaves_confidence_zero_out_of_the_bins_but_in_n() -> None:
     from calibkit.metrics.conventions import convention_bins
-    from calibkit.predictions import ConfidenceRows
+    from calibkit.sources.predictions import ConfidenceRows
 
     rows = ConfidenceRows.from_arrays([0.0, 0.9, 0.9], [0, 1, 0])
     table = convention_bins(rows, "guo", n_bins=10)

@@ -41,7 +41,7 @@ from calibkit.cli import app
 from calibkit.loaders import read_predictions
 from calibkit.metrics.conventions import convention_bins
 from calibkit.metrics.summary import summarize
-from calibkit.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "external-logits"
 

@@ -22,12 +22,12 @@ from typer.testing import CliRunner
 from calibkit import limits
 from calibkit.cli import app
 from calibkit.errors import InputError, UsageError
+from calibkit.io.textfile import load_toml, parse_json, read_small_text
 from calibkit.metrics import bin_table, summarize
 from calibkit.metrics.binning import MAX_BINS, check_n_bins
 from calibkit.metrics.examples import ExampleStats
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 from calibkit.stats import bootstrap as bs
-from calibkit.textfile import load_toml, parse_json, read_small_text
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "digits_hard_test.npz"
 
@@ -367,7 +367,7 @@ def test_longdouble_chunks_reach_torch_as_float64() -> None:
 
 
 def test_gate_config_bounds_flags() -> None:
-    from calibkit.config import gate_config
+    from calibkit.gate.config import gate_config
 
     with pytest.raises(UsageError, match=r"^--bins must be from 1 to 10000; got 0$"):
         gate_config({"bins": 0, "max_ece": 0.1})

@@ -31,7 +31,7 @@ from calibkit.metrics.estimators import (
     smooth_ece,
 )
 from calibkit.metrics.summary import collect_example_stats
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 from calibkit.stats.bootstrap import bootstrap_metrics
 
 DATA = Path(__file__).resolve().parents[2] / "sample_data"

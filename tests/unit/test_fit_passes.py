@@ -36,7 +36,7 @@ from calibkit.calibrators.temperature import (
 from calibkit.cli import app
 from calibkit.errors import ConvergenceWarning
 from calibkit.metrics.summary import CalibrationSummary, summarize
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 FIELDS = ("n", "accuracy", "ece", "mce", "rmsce", "nll", "brier", "mean_confidence",
           "saturated_fraction", "zero_prob_rows")  # fmt: skip

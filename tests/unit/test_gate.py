@@ -12,13 +12,20 @@ import numpy as np
 import pytest
 
 from calibkit.errors import InputError, UsageError
-from calibkit.gate import Check, GateConfig, Verdict, absolute_checks, regression_checks, run_gate
+from calibkit.gate.checks import (
+    Check,
+    GateConfig,
+    Verdict,
+    absolute_checks,
+    regression_checks,
+    run_gate,
+)
 from calibkit.loaders import read_predictions
 from calibkit.metrics.estimators import debiased_squared_ce, over_under_confidence
 from calibkit.metrics.examples import ExampleStats
 from calibkit.metrics.summary import collect_example_stats, summarize
-from calibkit.predictions import Predictions
 from calibkit.report.check_report import summary_line, verdict_junit, verdict_markdown
+from calibkit.sources.predictions import Predictions
 from calibkit.stats.bootstrap import METRICS, paired_bootstrap, point_metrics
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"

@@ -26,7 +26,7 @@ from calibkit.calibrators.sweep import sweep_temperatures
 from calibkit.calibrators.temperature import TemperatureScaler, fit_temperature
 from calibkit.errors import ConvergenceWarning, UsageError
 from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
-from calibkit.predictions import ConfidenceRows, Predictions
+from calibkit.sources.predictions import ConfidenceRows, Predictions
 
 # --------------------------------------------------------------------------------------------
 # the parser

@@ -1,7 +1,8 @@
 """Probabilities are not read as logits (#12, item 2), and ``--binary positive`` means
 ``p(y = 1)`` for every two-class input (#12, item 3).
 
-Rule (:func:`calibkit.predictions.choose_kind`): unless ``kind=`` / ``--input`` forces a reading
+Rule (:func:`calibkit.sources.predictions.choose_kind`): unless ``kind=`` / ``--input`` forces a
+reading
 or the key's name says probabilities, rows that all lie in [0, 1] and sum to 1 are read as
 probabilities; the output says which reading was used and why, and a key named like logits that
 holds probabilities gets one warning. Every input is crafted in the test.
@@ -27,7 +28,12 @@ from calibkit.cli import app
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics import summarize
 from calibkit.metrics.summary import collect_example_stats
-from calibkit.predictions import DETECTED_PROBS, Predictions, choose_kind, default_chunk_rows
+from calibkit.sources.predictions import (
+    DETECTED_PROBS,
+    Predictions,
+    choose_kind,
+    default_chunk_rows,
+)
 
 AMBIGUOUS = " (ambiguous with 2 classes: logits such as [0.3, 0.7] pass too; force logits)"
 

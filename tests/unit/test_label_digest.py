@@ -12,12 +12,12 @@ import pytest
 import calibkit.loaders
 from calibkit.comparison import compare_models
 from calibkit.errors import InputError
-from calibkit.gate import GateConfig
-from calibkit.label_digest import LabelDigest, same_labels
+from calibkit.gate.baseline import load_baseline
+from calibkit.gate.checks import GateConfig
 from calibkit.loaders import ReadOptions, read_predictions
-from calibkit.loaders.baseline import load_baseline
 from calibkit.metrics.summary import collect_example_stats, summarize
-from calibkit.predictions import Predictions
+from calibkit.sources.digest import LabelDigest, same_labels
+from calibkit.sources.predictions import Predictions
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 

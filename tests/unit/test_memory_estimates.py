@@ -19,10 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 import calibkit
-from calibkit import memory
 from calibkit.cli import app
 from calibkit.errors import InputError
-from calibkit.predictions import Predictions
+from calibkit.sources import memory
+from calibkit.sources.predictions import Predictions
 
 torch = pytest.importorskip("torch")
 

@@ -9,7 +9,7 @@ import calibkit
 from calibkit.errors import InputError
 from calibkit.metrics import bin_table, expected_calibration_error, summarize
 from calibkit.metrics.calibration import maximum_calibration_error, rms_calibration_error
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 
 def test_ece_by_hand_two_bins() -> None:

@@ -22,7 +22,7 @@ from calibkit.cli import app
 from calibkit.comparison import compare_models
 from calibkit.errors import InputError
 from calibkit.metrics import summarize
-from calibkit.predictions import Predictions, SourceView
+from calibkit.sources.predictions import Predictions, SourceView
 
 LONG_DOUBLE_IS_WIDER = np.finfo(np.longdouble).max > np.finfo(np.float64).max
 

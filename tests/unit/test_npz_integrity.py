@@ -20,7 +20,7 @@ import calibkit
 from calibkit.cli import app
 from calibkit.errors import InputError
 from calibkit.loaders import npz as npz_loader
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 
 def _arrays(n: int = 400, k: int = 5) -> tuple[np.ndarray, np.ndarray]:

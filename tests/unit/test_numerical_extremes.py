@@ -35,7 +35,7 @@ from calibkit.cli import app
 from calibkit.errors import ConvergenceWarning
 from calibkit.metrics import summarize
 from calibkit.metrics.summary import CalibrationSummary
-from calibkit.predictions import ConfidenceRows
+from calibkit.sources.predictions import ConfidenceRows
 
 REL, ABS = 1e-12, 1e-15
 OUTPUTS = ("ece", "mce", "rmsce", "nll", "brier", "accuracy", "mean_confidence")

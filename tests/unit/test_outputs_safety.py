@@ -25,10 +25,7 @@ from _fifo import read_fifo_while
 
 from calibkit.calibrators import TemperatureScaler
 from calibkit.errors import InputError, OutputError
-from calibkit.loaders import ReadOptions, read_predictions
-from calibkit.loaders.rewrite import write_scaled
-from calibkit.paths import input_files, is_shard_of, parquet_shards
-from calibkit.report.atomic import (
+from calibkit.io.atomic import (
     atomic_directory,
     atomic_path,
     atomic_write_text,
@@ -36,6 +33,9 @@ from calibkit.report.atomic import (
     check_output_path,
     plan_output,
 )
+from calibkit.io.paths import input_files, is_shard_of, parquet_shards
+from calibkit.loaders import ReadOptions, read_predictions
+from calibkit.loaders.rewrite import write_scaled
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, devices and /proc")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")
@@ -354,7 +354,7 @@ def test_a_folder_is_replaced_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, swap: str
 ) -> None:
     if swap == "two-renames":
-        monkeypatch.setattr("calibkit.report.atomic._exchange", lambda a, b: False)
+        monkeypatch.setattr("calibkit.io.atomic._exchange", lambda a, b: False)
     folder = tmp_path / "report"
     _old_report(folder)
     folder.chmod(0o750)
@@ -387,7 +387,7 @@ def test_an_interrupted_folder_leaves_the_old_one(tmp_path: Path, error: type) -
 def test_a_failed_second_rename_puts_the_old_folder_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("calibkit.report.atomic._exchange", lambda a, b: False)
+    monkeypatch.setattr("calibkit.io.atomic._exchange", lambda a, b: False)
     folder = tmp_path / "report"
     old = _old_report(folder)
     real_rename = os.rename
@@ -398,7 +398,7 @@ def test_a_failed_second_rename_puts_the_old_folder_back(
             raise OSError(errno.EIO, "Input/output error")
         real_rename(src, dst)
 
-    monkeypatch.setattr("calibkit.report.atomic.os.rename", rename)
+    monkeypatch.setattr("calibkit.io.atomic.os.rename", rename)
 
     def write() -> None:
         with atomic_directory(folder, owned=OWNED) as build:

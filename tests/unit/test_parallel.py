@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from calibkit.calibrators import fit_temperature, sweep_temperatures
+from calibkit.engine.executors import SCRATCH_MAX_BYTES, map_chunks, scratch
 from calibkit.metrics import summarize
 from calibkit.metrics.examples import example_stats
 from calibkit.metrics.summary import collect_example_stats
-from calibkit.parallel import SCRATCH_MAX_BYTES, map_chunks, scratch
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 
 def test_map_chunks_keeps_order_and_bounds_items_in_flight() -> None:

@@ -32,7 +32,7 @@ from calibkit.cli import app
 from calibkit.metrics import summarize
 from calibkit.metrics.conventions import sklearn_log_loss
 from calibkit.metrics.examples import prob_floor
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 SUB32 = float(np.finfo(np.float32).smallest_subnormal)  # 2**-149
 SUB64 = float(np.finfo(np.float64).smallest_subnormal)  # 2**-1074

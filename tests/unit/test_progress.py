@@ -28,8 +28,8 @@ from calibkit.calibrators.sweep import sweep_temperatures
 from calibkit.calibrators.temperature import fit_temperature
 from calibkit.loaders import read_predictions
 from calibkit.metrics.summary import collect_example_stats, summarize
-from calibkit.predictions import Predictions
 from calibkit.report.progress_bar import RichReporter, layout, shows_on, terminal_progress
+from calibkit.sources.predictions import Predictions
 from calibkit.stats.bootstrap import bootstrap_metrics, paired_bootstrap
 
 N, K = 3_000, 7

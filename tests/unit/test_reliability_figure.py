@@ -44,7 +44,7 @@ from calibkit.metrics.summary import CalibrationSummary, collect_example_stats
 from calibkit.plotting import reliability as rel
 from calibkit.plotting.reliability import plot_reliability
 from calibkit.plotting.style import EMPTY_STYLE, GAP_STYLE, model_colors
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 MODELS = ("hard", "ls05", "ls10", "ls20")

@@ -16,7 +16,7 @@ import calibkit
 from calibkit.cli import app
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics import expected_calibration_error, summarize
-from calibkit.predictions import ConfidenceRows, Predictions
+from calibkit.sources.predictions import ConfidenceRows, Predictions
 
 DATA = Path(__file__).resolve().parents[2] / "sample_data"
 

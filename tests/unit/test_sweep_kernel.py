@@ -21,7 +21,7 @@ from calibkit.calibrators.sweep import sweep_temperatures
 from calibkit.calibrators.temperature import as_logits
 from calibkit.metrics.examples import center_logits, logit_stats
 from calibkit.metrics.summary import MetricAccumulator, chunk_sums
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 GRID = np.concatenate([np.linspace(0.05, 4.0, 23), [1.0, 0.7311]])
 

@@ -19,7 +19,7 @@ from calibkit.calibrators import (
 )
 from calibkit.calibrators.sweep import temperature_grid
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 DATA = Path(__file__).resolve().parents[2] / "sample_data"
 

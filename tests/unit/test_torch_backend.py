@@ -7,7 +7,7 @@ import calibkit
 from calibkit.calibrators import fit_temperature
 from calibkit.errors import UsageError
 from calibkit.metrics import summarize
-from calibkit.predictions import Predictions
+from calibkit.sources.predictions import Predictions
 
 torch = pytest.importorskip("torch")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -10,7 +10,7 @@ depends only on the label values and their order, never on the chunking, the fil
 the integer width, so an ``.npz`` and a ``.parquet`` copy of the same labels match.
 
 >>> import numpy as np
->>> from calibkit.predictions import Predictions
+>>> from calibkit.sources.predictions import Predictions
 >>> a = LabelDigest(Predictions.from_arrays(np.zeros((4, 3)), np.array([0, 1, 2, 1])))
 >>> b = LabelDigest(Predictions.from_arrays(np.ones((4, 3)), np.array([0, 1, 2, 1], np.int8)))
 >>> a.digest is None  # nothing streamed yet
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.predictions import PredictionSource, SourceView
+from calibkit.sources.predictions import PredictionSource, SourceView
 
 __all__ = ["LabelDigest", "canonical_labels", "same_labels"]
 
@@ -44,7 +44,7 @@ def canonical_labels(labels: NDArray[Any]) -> NDArray[Any]:
 
 
 class LabelDigest(SourceView):
-    """A :class:`~calibkit.predictions.PredictionSource` that hashes its labels in passing.
+    """A :class:`~calibkit.sources.predictions.PredictionSource` that hashes its labels in passing.
 
     Chunks go through unchanged. :attr:`digest` is set when a pass has run to the end (and
     reset when another starts), so a pass cut short never yields a digest.

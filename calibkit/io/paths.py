@@ -3,7 +3,7 @@
 An input argument is a file, a directory of parquet shards, or a glob pattern such as
 ``'preds/*.parquet'`` (expanded by calibkit, not the shell). The readers
 (:func:`calibkit.loaders.read_predictions`) read exactly the files listed here, and
-:func:`calibkit.report.atomic.check_output_path` refuses an output that is one of them, or that
+:func:`calibkit.io.atomic.check_output_path` refuses an output that is one of them, or that
 would become one of them, so no command can write over (or into) the data it reads.
 
 Nothing here raises on a missing or unreadable input: the readers report those.

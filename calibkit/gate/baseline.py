@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from calibkit.errors import InputError
-from calibkit.gate import GateConfig
-from calibkit.label_digest import LabelDigest, same_labels
+from calibkit.gate.checks import GateConfig
 from calibkit.loaders.keys import ReadOptions
 from calibkit.metrics.examples import BinaryMode, ExampleStats
-from calibkit.predictions import PredictionSource
+from calibkit.sources.digest import LabelDigest, same_labels
+from calibkit.sources.predictions import PredictionSource
 
 __all__ = [
     "UNPAIRED_NOTE",
@@ -52,7 +52,7 @@ def read_baseline_json(
     one with 15. Given the candidate's ``n_classes`` (and ``n_rows``), the file's must match
     (``n_rows`` only unless ``unpaired``); see the module docstring.
     """
-    from calibkit.textfile import load_json
+    from calibkit.io.textfile import load_json
 
     path = Path(path)
     source = str(path)

@@ -26,7 +26,7 @@ empty, or hold nothing but files with the names calibkit writes there; a folder 
 else (your files, a sub-folder, a link) is refused, never emptied.
 
 An output that is also an input is refused: the same file by path, symbolic link or hard link;
-any file a directory or glob input expands to (:func:`calibkit.paths.input_files`); and a file
+any file a directory or glob input expands to (:func:`calibkit.io.paths.input_files`); and a file
 that would become one of those shards (a new ``.parquet`` file in a shard directory, a file
 matching a pattern).
 """
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calibkit.errors import CalibkitError, OutputError
-from calibkit.paths import input_files, is_pattern, is_shard_of
+from calibkit.io.paths import input_files, is_pattern, is_shard_of
 
 __all__ = [
     "OutputTarget",

@@ -8,9 +8,9 @@ overrides both. Where neither is known (not Linux), nothing is refused.
 What an input needs is estimated from the shapes and dtypes the file DECLARES (``.npy`` headers,
 the zip directory, tensor metadata), never from its size on disk, which a compressed member or an
 expanded (stride-0) tensor view makes arbitrarily small: the arrays the reader holds in memory
-plus the whole-array copies :meth:`calibkit.predictions.Predictions.from_arrays` makes
+plus the whole-array copies :meth:`calibkit.sources.predictions.Predictions.from_arrays` makes
 (:func:`prediction_copies`). The per-chunk work of validation and of the metrics is bounded
-(chunks of :data:`calibkit.predictions.CHUNK_ELEMENTS` numbers) and not counted.
+(chunks of :data:`calibkit.sources.predictions.CHUNK_ELEMENTS` numbers) and not counted.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from calibkit.errors import InputError, UsageError
-from calibkit.gate import GateConfig
+from calibkit.gate.checks import GateConfig
 from calibkit.limits import MAX_BINS, MAX_REPLICATES, MAX_SEED
 
 __all__ = ["CHECK_KEYS", "find_pyproject", "gate_config", "load_check_config", "parse_increase"]
@@ -43,7 +43,7 @@ INT_RANGES = {"bins": (1, MAX_BINS), "bootstrap": (1, MAX_REPLICATES), "seed": (
 
 
 def _toml(path: Path) -> dict[str, Any]:
-    from calibkit.textfile import load_toml
+    from calibkit.io.textfile import load_toml
 
     doc: dict[str, Any] = load_toml(path, "a TOML configuration")
     return doc
@@ -145,7 +145,7 @@ def _clip(value: Any, limit: int = 60) -> str:
 
 
 def gate_config(settings: dict[str, Any]) -> GateConfig:
-    """A :class:`~calibkit.gate.GateConfig` from merged settings (file, then flags)."""
+    """A :class:`~calibkit.gate.checks.GateConfig` from merged settings (file, then flags)."""
     for key, (low, high) in INT_RANGES.items():  # (a file's values were checked when read)
         value = settings.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:

@@ -11,7 +11,7 @@ Two kinds of checks:
     ``seed``), paired when both files hold the same examples (same N and the same label vector).
     A baseline of other examples gives an unpaired bootstrap, much less sensitive, only when the
     user allows it (``calibkit check --unpaired``); a baseline with another number of classes is
-    another task and is always refused (both in :mod:`calibkit.loaders.baseline`). A check
+    another task and is always refused (both in :mod:`calibkit.gate.baseline`). A check
     fails only if the observed worsening exceeds the tolerance **and** is significant: the
     one-sided bootstrap p-value of ``H0: worsening <= tolerance``,
     ``p = (1 + #{replicates <= tolerance}) / (B + 1)``, is below ``alpha``. The reported interval

@@ -1,0 +1,1 @@
+"""How a pass over the data runs: chunk map-reduce, executors, backends."""

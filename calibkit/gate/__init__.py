@@ -1,0 +1,1 @@
+"""The CI gate: checks of limits and regressions, their configuration, baseline loading."""

@@ -1,0 +1,1 @@
+"""Prediction sources: the Predictions type, its validation, views over a source, label digests."""
