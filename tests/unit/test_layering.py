@@ -32,8 +32,6 @@ LAYERS: list[tuple[str, ...]] = [
 
 #: Imports against the direction that are still to be removed (#14). Must end empty.
 KNOWN: set[tuple[str, str]] = {
-    ("calibkit.backends.torch_backend", "calibkit.metrics.examples"),
-    ("calibkit.backends.torch_backend", "calibkit.metrics.summary"),
     ("calibkit.loaders.rewrite", "calibkit.calibrators.temperature"),
 }
 
