@@ -74,15 +74,16 @@ def block_rows_for(canon: NDArray[Any]) -> int:
 @dataclass(frozen=True, eq=False)
 class PieceDigest:
     """What one piece of rows (a chunk or a partition, rows ``start:stop``) contributes: the
-    digests of the blocks it holds entirely, and the bytes of the blocks it holds only part of
-    (at most two: its first and its last) as ``(block, first row, rows, bytes)``."""
+    digests of the blocks it holds entirely, and the canonical bytes of the blocks it holds only
+    part of (at most two: its first and its last) as ``(block, first row, rows, bytes)`` (views
+    of the piece's canonical labels: no copy)."""
 
     start: int
     stop: int
     layout: str
     block_rows: int
     blocks: dict[int, bytes]
-    edges: list[tuple[int, int, int, bytes]]
+    edges: list[tuple[int, int, int, memoryview]]
 
 
 def digest_piece(start: int, labels: NDArray[Any], block_rows: int | None = None) -> PieceDigest:
@@ -93,7 +94,7 @@ def digest_piece(start: int, labels: NDArray[Any], block_rows: int | None = None
     size = block_rows or block_rows_for(canon)
     stop = start + canon.shape[0]
     blocks: dict[int, bytes] = {}
-    edges: list[tuple[int, int, int, bytes]] = []
+    edges: list[tuple[int, int, int, memoryview]] = []
     row = start
     while row < stop:
         block = row // size
@@ -102,18 +103,44 @@ def digest_piece(start: int, labels: NDArray[Any], block_rows: int | None = None
         if row == block * size and end == (block + 1) * size:
             blocks[block] = hashlib.sha256(part.data).digest()
         else:
-            edges.append((block, row, end - row, part.tobytes()))
+            edges.append((block, row, end - row, part.data))
         row = end
     layout = f"{canon.dtype.str}{canon.shape[1:]}"
     return PieceDigest(start, stop, layout, size, blocks, edges)
+
+
+class _Partial:
+    """A block that piece boundaries cut: the SHA-256 of its rows so far, from its first row on,
+    and the parts that came ahead of their turn (copied: they wait)."""
+
+    __slots__ = ("hash", "held", "next", "rows")
+
+    def __init__(self, first_row: int) -> None:
+        self.hash = hashlib.sha256()
+        self.next = first_row  # the row the hash continues with
+        self.rows = 0
+        self.held: dict[int, tuple[int, bytes]] = {}
+
+    def add(self, row: int, n: int, data: memoryview) -> None:
+        if row != self.next:
+            self.held[row] = (n, bytes(data))
+            return
+        self.hash.update(data)
+        self.next, self.rows = row + n, self.rows + n
+        while self.next in self.held:
+            n, waiting = self.held.pop(self.next)
+            self.hash.update(waiting)
+            self.next, self.rows = self.next + n, self.rows + n
 
 
 @dataclass
 class BlockDigest:
     """The digest of fixed row blocks, fed pieces (:class:`PieceDigest`) in any order.
 
-    A block's digest is folded in as soon as it and every block before it are known, so memory
-    holds only the blocks that came early and the parts of blocks that a piece boundary cut.
+    A block's digest is folded in as soon as it and every block before it are known, and a block
+    cut by piece boundaries is hashed part by part as its parts arrive in row order, so memory
+    holds only the block digests and the parts that came ahead of their turn (none when the
+    pieces come in row order, as a stream's chunks do).
 
     >>> y = np.arange(10) % 3
     >>> one, two = BlockDigest(block_rows=4), BlockDigest(block_rows=4)
@@ -130,7 +157,7 @@ class BlockDigest:
     _hash: Any = None  # a hashlib sha256 object, once the layout is known
     _next: int = 0  # the first block not yet folded into _hash
     _done: dict[int, bytes] = field(default_factory=dict)  # block digests ahead of _next
-    _parts: dict[int, list[tuple[int, int, bytes]]] = field(default_factory=dict)
+    _parts: dict[int, _Partial] = field(default_factory=dict)
     _spans: list[tuple[int, int]] = field(default_factory=list)
 
     def add(self, start: int, labels: NDArray[Any]) -> None:
@@ -146,22 +173,17 @@ class BlockDigest:
             self._hash = hashlib.sha256(f"{self.layout}|{self.block_rows}|".encode())
         elif (piece.layout, piece.block_rows) != (self.layout, self.block_rows):
             raise ValueError(f"label layouts differ: {self.layout} and {piece.layout}")
+        size = piece.block_rows
         self._spans.append((piece.start, piece.stop))
         self.rows += piece.stop - piece.start
         self._done.update(piece.blocks)
         for block, row, n, data in piece.edges:
-            parts = self._parts.setdefault(block, [])
-            parts.append((row, n, data))
-            if sum(p[1] for p in parts) == self.block_rows:  # the block is whole
-                self._done[block] = self._joined(self._parts.pop(block))
-        self._fold()
-
-    @staticmethod
-    def _joined(parts: list[tuple[int, int, bytes]]) -> bytes:
-        parts.sort()
-        return hashlib.sha256(b"".join(d for _, _, d in parts)).digest()
-
-    def _fold(self) -> None:
+            partial = self._parts.get(block)
+            if partial is None:
+                partial = self._parts[block] = _Partial(block * size)
+            partial.add(row, n, data)
+            if partial.rows == size:  # the block is whole
+                self._done[block] = self._parts.pop(block).hash.digest()
         while self._next in self._done:
             self._hash.update(self._done.pop(self._next))
             self._next += 1
@@ -177,8 +199,9 @@ class BlockDigest:
             return hashlib.sha256(b"|0").hexdigest()
         h = self._hash.copy()
         done = dict(self._done)
-        for block, parts in self._parts.items():  # the last block, short
-            done[block] = self._joined(list(parts))
+        for block, partial in self._parts.items():  # the last block, short
+            assert not partial.held
+            done[block] = partial.hash.copy().digest()
         block = self._next
         while block in done:
             h.update(done.pop(block))

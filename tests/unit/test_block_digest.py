@@ -70,6 +70,7 @@ def test_streaming_in_order_keeps_at_most_one_partial_block() -> None:
     for start in range(0, 1000, 7):
         d.add(start, y[start : start + 7])
         assert len(d._parts) <= 1 and not d._done  # every whole block is folded at once
+        assert all(not p.held for p in d._parts.values())  # nothing copied and held
     assert d.hexdigest() == _whole(y, 16)
 
 
