@@ -5,10 +5,9 @@ that is shown is the business of the *reporter* installed with :func:`reporting`
 current context (the command line installs a Rich progress bar on a terminal,
 :mod:`calibkit.report.progress_bar`; :class:`Recorder` keeps what it is told, for tests and
 notebooks). With no reporter installed (the default, and always in a thread that did not
-install one, such as the workers of :func:`calibkit.engine.executors.map_chunks`), :func:`task`
-yields
-:data:`NULL_TASK`, whose ``advance`` does nothing: a pass then costs one context-variable read
-and one empty call per chunk.
+install one, such as the workers of an executor, :mod:`calibkit.engine.executors`), :func:`task`
+yields :data:`NULL_TASK`, whose ``advance`` does nothing: a pass then costs one context-variable
+read and one empty call per chunk.
 
     >>> rec = Recorder()
     >>> with reporting(rec):
@@ -25,10 +24,10 @@ Rules:
   replicates of a bootstrap), or ``None`` (the passes of a fit). ``unit`` names what is counted
   (``"rows"``, ``"replicates"``, ``"passes"``). Counts may end above or below the total (a
   footer that disagrees with its data is refused later, by the reader); reporters cope.
-* Advance from the thread that opened the task: the chunk loops of the library advance in the
-  thread that reduces :func:`~calibkit.engine.executors.map_chunks`'s results, in chunk order, when
-  a
-  chunk's result is in (rows *done*, not rows handed to a worker). The reporters here are
+* Advance from the thread that opened the task: every pass of the library is one call of
+  :func:`calibkit.engine.passes.run_pass` (or :func:`~calibkit.engine.passes.map_reduce`), which
+  opens the pass's task and advances it in the calling thread, in chunk order, when a chunk's
+  result is merged (rows *done*, not rows handed to a worker). The reporters here are
   thread-safe all the same.
 * Tasks nest: a task opened while another is open (in the same context) is its child. A task
   in unit ``"passes"`` counts its children: each child that ends advances it by one. Decorate

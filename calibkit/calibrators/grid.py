@@ -40,7 +40,6 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from calibkit import progress
 from calibkit.calibrators.sweep import sweep_temperatures
 from calibkit.calibrators.temperature import (
     TemperatureFit,
@@ -48,6 +47,7 @@ from calibkit.calibrators.temperature import (
     _as_source,
     require_scores,
 )
+from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
@@ -345,10 +345,21 @@ def _count_zero_probs(source: PredictionSource, chunk_rows: int | None) -> int:
     """Count (and warn about) stored probabilities of exactly 0, whose log the sweep reads as
     the log of the dtype's smallest positive number."""
     zeros = 0
-    with progress.task(f"{source.source}: counting zero probabilities", total=source.n_rows) as bar:
-        for scores, _ in source.chunks(chunk_rows):
-            zeros += int(np.count_nonzero(scores == 0))
-            bar.advance(len(scores))
+
+    def count(chunk: Chunk) -> int:
+        return int(np.count_nonzero(chunk.scores == 0))
+
+    def add(part: int) -> None:
+        nonlocal zeros
+        zeros += part
+
+    run_pass(
+        source,
+        count,
+        add,
+        chunk_rows=chunk_rows,
+        description=f"{source.source}: counting zero probabilities",
+    )
     if zeros:
         warnings.warn(
             f"{source.source}: {zeros} probabilit{'ies are' if zeros != 1 else 'y is'} exactly 0; "

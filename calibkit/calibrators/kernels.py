@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit.engine.sums import ChunkSums, SumsAccumulator
 from calibkit.metrics.binning import Binning, assign_width_bins
 from calibkit.metrics.examples import center_logits
-from calibkit.metrics.summary import ChunkSums, MetricAccumulator
+from calibkit.metrics.summary import MetricAccumulator
 
 __all__ = [
     "BatchAccumulator",
@@ -159,6 +160,7 @@ def exp_rows(
 #: row sums run on a block while it is in the core's cache (measured fastest at 2**16).
 BLOCK_ELEMENTS = 1 << 16
 
+
 @dataclass(frozen=True, eq=False)
 class BatchSums:
     """What one chunk adds at each of ``S`` temperatures (a :class:`ChunkSums` per row)."""
@@ -175,6 +177,7 @@ class BatchSums:
     bin_confidence: NDArray[np.float64] | None
     bin_outcome: NDArray[np.float64] | None
     mass_part: tuple[NDArray[np.float64], NDArray[np.float64]] | None  # (S, n) and (n,)
+    n_zero_prob: int = 0  # (logits: no stored probabilities)
 
     def chunk_sums(self, j: int) -> ChunkSums:
         """The sums at the ``j``-th temperature."""
@@ -193,6 +196,7 @@ class BatchSums:
             mass_part=(
                 None if self.mass_part is None else (self.mass_part[0][j], self.mass_part[1])
             ),
+            n_zero_prob=self.n_zero_prob,
         )
 
 
@@ -260,9 +264,10 @@ def batch_sums(
     )
 
 
-class BatchAccumulator:
-    """Running sums at ``S`` temperatures; :meth:`merge` in chunk order, as
-    :class:`~calibkit.metrics.summary.MetricAccumulator` does for one."""
+class BatchAccumulator(SumsAccumulator):
+    """Running sums at ``S`` temperatures, merged in chunk order by the same
+    :meth:`~calibkit.engine.sums.SumsAccumulator.merge` as
+    :class:`~calibkit.metrics.summary.MetricAccumulator` (here with ``(S,)`` arrays)."""
 
     def __init__(self, n_temps: int, n_classes: int, *, n_bins: int, binning: Binning) -> None:
         self.n_temps = n_temps
@@ -270,6 +275,7 @@ class BatchAccumulator:
         self.n_bins = n_bins
         self.binning = binning
         self.n = 0
+        self.n_zero_prob = 0
         self.n_correct = 0
         self.n_saturated = np.zeros(n_temps, dtype=np.int64)
         self.sum_log_prob = np.zeros(n_temps)
@@ -280,24 +286,7 @@ class BatchAccumulator:
         self.count = np.zeros((n_temps, n_bins), dtype=np.int64)
         self.bin_confidence = np.zeros((n_temps, n_bins))
         self.bin_outcome = np.zeros((n_temps, n_bins))
-        self._mass: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
-
-    def merge(self, part: BatchSums) -> None:
-        self.n += part.n
-        self.n_correct += part.n_correct
-        self.n_saturated += part.n_saturated
-        with np.errstate(over="ignore", invalid="ignore"):  # inf is refused by the summary
-            self.sum_log_prob += part.sum_log_prob
-            self.sum_brier += part.sum_brier
-        self.sum_confidence += part.sum_confidence
-        self.class_mass += part.class_mass
-        self.soft_labels = self.soft_labels or part.soft_labels
-        if part.count is not None:
-            self.count += part.count
-            self.bin_confidence += part.bin_confidence  # type: ignore[arg-type]
-            self.bin_outcome += part.bin_outcome  # type: ignore[arg-type]
-        if part.mass_part is not None:
-            self._mass.append(part.mass_part)
+        self._mass_parts: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
 
     def accumulator(self, j: int, *, kind: str = "logits") -> MetricAccumulator:
         """A :class:`MetricAccumulator` holding the sums of the ``j``-th temperature."""
@@ -318,10 +307,10 @@ class BatchAccumulator:
             mass_part=None,  # (the j-th temperature's rows are gathered below, not all S)
         )
         mass_part = None
-        if self._mass:
+        if self._mass_parts:
             mass_part = (
-                np.concatenate([c[j] for c, _ in self._mass]),
-                np.concatenate([o for _, o in self._mass]),
+                np.concatenate([c[j] for c, _ in self._mass_parts]),
+                np.concatenate([o for _, o in self._mass_parts]),
             )
         acc.merge(replace(totals.chunk_sums(j), mass_part=mass_part))
         return acc

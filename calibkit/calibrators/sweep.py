@@ -22,12 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit import progress
 from calibkit.calibrators.kernels import (
     BLOCK_ELEMENTS,
     BatchAccumulator,
@@ -37,7 +35,8 @@ from calibkit.calibrators.kernels import (
     exp_rows,
 )
 from calibkit.calibrators.temperature import as_logits, require_scores
-from calibkit.engine.executors import map_chunks, scratch
+from calibkit.engine.executors import scratch
+from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
 from calibkit.sources.predictions import PredictionSource
@@ -115,8 +114,8 @@ def sweep_temperatures(
     kind = source.kind
     n_classes = source.n_classes
 
-    def chunk(part: tuple[NDArray[np.floating], NDArray[Any]]) -> BatchSums:
-        scores, labels = part
+    def chunk(part: Chunk) -> BatchSums:
+        scores, labels = part.scores, part.labels
         z = as_logits(scores, kind, out=scratch("logits", scores.shape))  # this thread's
         c = centre_chunk(z, labels, n_classes=n_classes)  # (no temperature changes the argmax)
         n, k = z.shape
@@ -140,10 +139,13 @@ def sweep_temperatures(
         return batch_sums(c, betas, s, q, e_y, n_bins=n_bins, binning=binning)
 
     acc = BatchAccumulator(len(beta_list), n_classes, n_bins=n_bins, binning=binning)
-    with progress.task(f"{source.source}: sweep of {temps.size} T", total=source.n_rows) as bar:
-        for sums in map_chunks(chunk, source.chunks(chunk_rows)):
-            acc.merge(sums)
-            bar.advance(sums.n)
+    run_pass(
+        source,
+        chunk,
+        acc.merge,
+        chunk_rows=chunk_rows,
+        description=f"{source.source}: sweep of {temps.size} T",
+    )
     results = []
     for j, t in enumerate(temps.tolist()):
         try:

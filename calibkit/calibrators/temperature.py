@@ -64,7 +64,8 @@ from numpy.typing import ArrayLike, NDArray
 from calibkit import progress
 from calibkit._version import __version__
 from calibkit.calibrators.kernels import BLOCK_ELEMENTS, batch_sums, centre_chunk, exp_rows, row_dot
-from calibkit.engine.executors import map_chunks, scratch
+from calibkit.engine.executors import Executor, SerialExecutor, scratch
+from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
 from calibkit.metrics.examples import center_logits, log_probs, prob_stats
@@ -169,7 +170,7 @@ class _PassResult:
 
 
 def _fit_chunk(
-    item: tuple[int, NDArray[np.floating], NDArray[Any]],
+    item: Chunk,
     plan: _PassPlan,
     kind: str,
     n_classes: int,
@@ -182,7 +183,7 @@ def _fit_chunk(
     ``Var_p[zc] = sum_k e zc^2 / s - E_p[zc]^2``; ``g(0+) = mean_k zc - zc_y`` and
     ``g(inf) = -zc_y`` (``E_p[z]`` tends to the row max).
     """
-    offset, scores, labels = item
+    offset, scores, labels = item.start, item.scores, item.labels
     beta = plan.beta
     z = as_logits(scores, kind, out=scratch("logits", scores.shape))  # this thread's work arrays
     c = centre_chunk(z, labels, n_classes=n_classes)
@@ -282,7 +283,7 @@ def _fit_chunk(
 
 
 def _torch_chunk(
-    item: tuple[int, NDArray[np.floating], NDArray[Any]],
+    item: Chunk,
     plan: _PassPlan,
     kind: str,
     n_classes: int,
@@ -290,9 +291,9 @@ def _torch_chunk(
 ) -> _ChunkResult:
     """:func:`_fit_chunk` on a torch device; the warm-start rows and the probability zeros are
     read from the chunk on the CPU."""
-    from calibkit.backends.torch_backend import torch_fit_chunk
+    from calibkit.engine.torch_backend import torch_fit_chunk
 
-    offset, scores, labels = item
+    offset, scores, labels = item.start, item.scores, item.labels
     terms, nll_one, before, after = torch_fit_chunk(
         scores,
         labels,
@@ -333,16 +334,6 @@ def _label_logit(zc: NDArray[np.float64], labels: NDArray[Any]) -> NDArray[np.fl
     return out
 
 
-def _numbered(
-    chunks: Iterator[tuple[NDArray[np.floating], NDArray[Any]]],
-) -> Iterator[tuple[int, NDArray[np.floating], NDArray[Any]]]:
-    """Each chunk with the number of its first row."""
-    offset = 0
-    for scores, labels in chunks:
-        yield offset, scores, labels
-        offset += len(labels)
-
-
 def _pass(
     source: PredictionSource,
     plan: _PassPlan,
@@ -370,25 +361,34 @@ def _pass(
         after = MetricAccumulator(n_classes, n_bins=plan.after[0], binning=plan.after[1])
     samples: list[Sample] = []
 
-    def work(item: tuple[int, NDArray[np.floating], NDArray[Any]]) -> _ChunkResult:
+    def work(item: Chunk) -> _ChunkResult:
         if device is not None:
             return _torch_chunk(item, plan, kind, n_classes, device)
         return _fit_chunk(item, plan, kind, n_classes)
 
-    workers = 1 if device is not None else None  # torch parallelises within a chunk
-    with progress.task(f"{source.source}: {description}", total=source.n_rows) as bar:
-        for part in map_chunks(work, _numbered(source.chunks(chunk_rows)), workers=workers):
-            totals += part.terms  # in chunk order: independent of the thread count
-            nll_one += part.nll_one
-            n += part.rows
-            zeros += part.zeros
-            if before is not None and part.before is not None:
-                before.merge(part.before)
-            if after is not None and part.after is not None:
-                after.merge(part.after)
-            if part.sample is not None:
-                samples.append(part.sample)
-            bar.advance(part.rows)
+    def merge(part: _ChunkResult) -> None:
+        nonlocal totals, nll_one, n, zeros
+        totals += part.terms  # in chunk order: independent of the executor
+        nll_one += part.nll_one
+        n += part.rows
+        zeros += part.zeros
+        if before is not None and part.before is not None:
+            before.merge(part.before)
+        if after is not None and part.after is not None:
+            after.merge(part.after)
+        if part.sample is not None:
+            samples.append(part.sample)
+
+    # torch parallelises within a chunk; numpy runs on the executor of the pass
+    executor: Executor | None = SerialExecutor() if device is not None else None
+    run_pass(
+        source,
+        work,
+        merge,
+        chunk_rows=chunk_rows,
+        executor=executor,
+        description=f"{source.source}: {description}",
+    )
     if n == 0:
         raise InputError(source.source, "no rows: the predictions are empty")
     f, g, h, g0, ginf = (totals / n).tolist()
@@ -434,7 +434,7 @@ def nll_gradient_hessian(
     """
     dev = None
     if device is not None:
-        from calibkit.backends.torch_backend import check_device
+        from calibkit.engine.torch_backend import check_device
 
         dev = check_device(device) if isinstance(device, str) else device
     r = _pass(source, _PassPlan(beta), chunk_rows, dev)
@@ -765,7 +765,7 @@ def before_after_summaries(
 def _device(device: str | None) -> Any:
     if device is None:
         return None
-    from calibkit.backends.torch_backend import check_device
+    from calibkit.engine.torch_backend import check_device
 
     return check_device(device)
 

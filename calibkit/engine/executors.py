@@ -1,7 +1,17 @@
-"""Chunk-parallel map with bounded memory and a deterministic order.
+"""Executors: who computes the chunks of a pass, behind one interface.
 
-numpy releases the GIL inside its array loops, so threads working on different chunks use
-several cores. Results come back in chunk order and are reduced in that order by the caller, so
+An :class:`Executor` maps a function over work items (the chunks of a pass, or batches of
+bootstrap replicates) and yields the results. It may compute them anywhere (threads here; other
+processes or machines in another executor) and yield them in any order:
+:func:`calibkit.engine.passes.map_reduce` tags every item with its index and merges the
+results in item order, so no number depends on the executor. Two are built in and registered:
+``"threads"`` (:class:`ThreadExecutor`, the default) and ``"serial"`` (:class:`SerialExecutor`).
+Adding one is a module with a class that has ``map`` and one :func:`register_executor` call;
+:class:`using_executor` installs one for the passes run inside a ``with`` block (or pass it as
+``executor=`` to :func:`~calibkit.engine.passes.run_pass`).
+
+The thread pool: numpy releases the GIL inside its array loops, so threads working on different
+chunks use several cores. Results come back in chunk order, and are reduced in that order, so
 every number is identical whatever the thread count. At most ``2 * workers`` chunks are in
 flight, so streaming sources stay bounded in memory.
 
@@ -18,14 +28,28 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from itertools import chain, islice
 from math import prod
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["SCRATCH_MAX_BYTES", "default_workers", "map_chunks", "scratch"]
+__all__ = [
+    "SCRATCH_MAX_BYTES",
+    "Executor",
+    "SerialExecutor",
+    "ThreadExecutor",
+    "current_executor",
+    "default_workers",
+    "executor_names",
+    "get_executor",
+    "map_chunks",
+    "register_executor",
+    "scratch",
+    "using_executor",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -74,6 +98,108 @@ def map_chunks(
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+class Executor(Protocol):
+    """Computes ``fn(item)`` for every item and yields the results.
+
+    The results may come in any order (the caller tags each item with its index and merges in
+    item order) but every item's result must come exactly once. ``fn`` reads nothing but its
+    item and returns a new object (it may use :func:`scratch` arrays of the thread it runs in
+    while it runs). An executor that keeps items in flight should bound how many, so that a
+    streaming source stays bounded in memory.
+    """
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]: ...
+
+
+class SerialExecutor:
+    """Every item in the calling thread, in order (``CALIBKIT_THREADS=1`` does the same)."""
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        return map(fn, items)
+
+    def __repr__(self) -> str:
+        return "SerialExecutor()"
+
+
+class ThreadExecutor:
+    """:func:`map_chunks` on ``workers`` threads (default :func:`default_workers`)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        return map_chunks(fn, items, workers=self.workers)
+
+    def __repr__(self) -> str:
+        return f"ThreadExecutor(workers={self.workers})"
+
+
+_EXECUTORS: dict[str, Callable[[], Executor]] = {
+    "threads": ThreadExecutor,
+    "serial": SerialExecutor,
+}
+
+
+def register_executor(name: str, factory: Callable[[], Executor]) -> None:
+    """Make ``factory()`` the executor called ``name`` (for :func:`get_executor`)."""
+    if not name or not isinstance(name, str):
+        raise ValueError(f"an executor needs a name; got {name!r}")
+    _EXECUTORS[name] = factory
+
+
+def executor_names() -> tuple[str, ...]:
+    """The registered executors, in registration order."""
+    return tuple(_EXECUTORS)
+
+
+_current: ContextVar[Executor | None] = ContextVar("calibkit_executor", default=None)
+
+
+def get_executor(spec: Executor | str | None = None) -> Executor:
+    """An executor: ``spec`` itself, the registered one of that name, or (``None``) the one
+    installed with :class:`using_executor`, else a :class:`ThreadExecutor`.
+
+    >>> get_executor("serial")
+    SerialExecutor()
+    """
+    if spec is None:
+        return current_executor()
+    if isinstance(spec, str):
+        try:
+            factory = _EXECUTORS[spec]
+        except KeyError:
+            known = ", ".join(_EXECUTORS)
+            raise ValueError(f"unknown executor {spec!r}; known: {known}") from None
+        return factory()
+    return spec
+
+
+def current_executor() -> Executor:
+    """The executor installed for this context, else a default :class:`ThreadExecutor`."""
+    ex = _current.get()
+    return ThreadExecutor() if ex is None else ex
+
+
+class using_executor:  # used like a function: ``with using_executor("serial"): ...``
+    """Run the passes inside ``with using_executor(executor):`` on ``executor`` (an
+    :class:`Executor` or a registered name; ``None`` restores the default) in this thread or
+    task, as a :class:`~contextvars.ContextVar`. Passes given an explicit executor (such as
+    the torch device, which runs serially) keep theirs."""
+
+    __slots__ = ("_new", "_token")
+
+    def __init__(self, executor: Executor | str | None) -> None:
+        self._new = None if executor is None else get_executor(executor)
+        self._token: object = None
+
+    def __enter__(self) -> Executor | None:
+        self._token = _current.set(self._new)
+        return self._new
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)  # type: ignore[arg-type]
 
 
 #: Largest work array a thread keeps for reuse; larger ones are allocated afresh each time.

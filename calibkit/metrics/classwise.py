@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.engine.executors import map_chunks
+from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import assign_width_bins, check_n_bins
 from calibkit.sources.predictions import PredictionSource
@@ -139,11 +139,17 @@ def class_statistics(
     ks = tuple(int(x) for x in top_k)
     total = np.zeros((6, k * m))
     hits = np.zeros(len(ks), dtype=np.int64)
-    for sums, h in map_chunks(
-        lambda c: _chunk(c[0], c[1], source.kind, m, ks), source.chunks(chunk_rows)
-    ):
-        total += sums  # in chunk order: independent of the thread count
-        hits += h
+    kind = source.kind
+
+    def chunk(c: Chunk) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        return _chunk(c.scores, c.labels, kind, m, ks)
+
+    def merge(part: tuple[NDArray[np.float64], NDArray[np.int64]]) -> None:
+        nonlocal total, hits
+        total += part[0]  # in chunk order: independent of the executor
+        hits += part[1]
+
+    run_pass(source, chunk, merge, chunk_rows=chunk_rows)
     n = round(float(total[0].sum()) / k)  # every row puts one count per class
     cnt, sp, so, spp, soo, spo = (t.reshape(k, m) for t in total)
     class_ece = np.abs(so - sp).sum(axis=1) / n

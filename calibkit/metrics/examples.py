@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.engine.executors import scratch
+from calibkit.engine.sums import BinaryMode, prob_floor  # (defined below the metrics layer)
 
 __all__ = [
     "BinaryMode",
@@ -25,29 +26,6 @@ __all__ = [
     "prob_floor",
     "prob_stats",
 ]
-
-BinaryMode = Literal["top-label", "positive"]
-
-
-def prob_floor(dtype: np.dtype) -> float:
-    """The number an exact zero probability stands for when its log is needed.
-
-    Probabilities are used as stored: ``log p`` of the stored value, in float64. Only an exact 0
-    needs a rule (its log is ``-inf``): it is read as the smallest positive (subnormal) number of
-    the stored dtype (``np.finfo(dtype).smallest_subnormal``: 1.4e-45 for float32, 4.9e-324 for
-    float64; float64's for integer and long-double inputs), so a row whose label has
-    probability 0 adds ``-log`` of that (103.3 nats for float32, 744.4 for float64) to the NLL:
-    a lower bound of its true, infinite, loss. Only exact zeros are replaced (a positive
-    stored probability is at least this number, except long-double values below float64's
-    range, which keep their own log). Logit inputs need no rule: their log-probabilities come
-    from log-softmax.
-
-    >>> prob_floor(np.dtype(np.float32)), prob_floor(np.dtype(np.int64))
-    (1e-45, 5e-324)
-    """
-    if dtype.kind != "f" or dtype.itemsize > 8:  # long double's would round to 0.0 here
-        return float(np.finfo(np.float64).smallest_subnormal)
-    return float(np.finfo(dtype).smallest_subnormal)
 
 
 def log_probs(

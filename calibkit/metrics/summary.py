@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit import progress
-from calibkit.engine.executors import map_chunks
+from calibkit.engine.executors import Executor, SerialExecutor, ThreadExecutor
+from calibkit.engine.passes import Chunk, run_pass
+from calibkit.engine.sums import ChunkSums, SumsAccumulator
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import (
     Binning,
@@ -88,26 +89,6 @@ class CalibrationSummary:
     zero_prob_rows: int = 0
 
 
-@dataclass(frozen=True, eq=False)
-class ChunkSums:
-    """What one chunk adds to a :class:`MetricAccumulator`; computed without shared state, so
-    worker threads can build them while the accumulator folds them in, in order."""
-
-    n: int
-    n_correct: int
-    n_saturated: int
-    sum_log_prob: float
-    sum_brier: float
-    sum_confidence: float
-    class_mass: NDArray[np.float64]
-    soft_labels: bool
-    count: NDArray[np.int64] | None  # width binning: per-bin sums
-    bin_confidence: NDArray[np.float64] | None
-    bin_outcome: NDArray[np.float64] | None
-    mass_part: tuple[NDArray[np.float64], NDArray[np.float64]] | None  # mass binning
-    n_zero_prob: int = 0  # rows whose label probability is an exact 0 (probability inputs)
-
-
 def _sum(x: NDArray[np.float64]) -> float:
     """``x.sum()`` as a float; an overflow to inf is silent (the summary refuses it)."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -152,8 +133,9 @@ def chunk_sums(
     )
 
 
-class MetricAccumulator:
-    """Float64 running sums that :func:`summarize` folds chunks into.
+class MetricAccumulator(SumsAccumulator):
+    """Float64 running sums that :func:`summarize` folds chunks into (the merge is
+    :meth:`~calibkit.engine.sums.SumsAccumulator.merge`, shared with the temperature batches).
 
     >>> acc = MetricAccumulator(n_classes=2, n_bins=2)
     >>> _ = acc.update(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1, 1]))
@@ -204,24 +186,6 @@ class MetricAccumulator:
         return chunk_sums(
             stats, labels, n_classes=self.n_classes, n_bins=self.n_bins, binning=self.binning
         )
-
-    def merge(self, part: ChunkSums) -> None:
-        """Add one chunk's sums (callers merge in chunk order, so results are reproducible)."""
-        self.n += part.n
-        self.n_zero_prob += part.n_zero_prob
-        self.n_correct += part.n_correct
-        self.n_saturated += part.n_saturated
-        self.sum_log_prob += part.sum_log_prob
-        self.sum_brier += part.sum_brier
-        self.sum_confidence += part.sum_confidence
-        self.class_mass += part.class_mass
-        self.soft_labels = self.soft_labels or part.soft_labels
-        if part.count is not None:
-            self.count += part.count
-            self.bin_confidence += part.bin_confidence  # type: ignore[arg-type]
-            self.bin_outcome += part.bin_outcome  # type: ignore[arg-type]
-        if part.mass_part is not None:
-            self._mass_parts.append(part.mass_part)
 
     def _add_to_bins(
         self, idx: NDArray[np.intp], conf: NDArray[np.float64], outcome: NDArray[np.float64]
@@ -340,11 +304,11 @@ def summarize(
 ) -> CalibrationSummary:
     """Every headline metric of ``predictions`` from one pass over its chunks.
 
-    Chunks are processed on ``workers`` threads (default: the available cores, see
-    :mod:`calibkit.engine.executors`) and reduced in order, so the result does not depend on it.
-    With
-    ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) the pass runs in torch on that device
-    instead (:mod:`calibkit.backends.torch_backend`).
+    Chunks are processed on ``workers`` threads (default: the executor of the pass, see
+    :mod:`calibkit.engine.executors`; a thread per available core unless another is installed)
+    and reduced in order (:func:`calibkit.engine.passes.run_pass`), so the result does not
+    depend on it. With ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) the pass runs in torch
+    on that device instead (:mod:`calibkit.engine.torch_backend`), one chunk at a time.
 
     ``binary_mode`` matters only for two-class models (one score per row or ``(N, 2)``):
     ``"top-label"`` (default) bins the top-label confidence like any classifier, so one logit
@@ -370,19 +334,20 @@ def summarize(
     )
     kind, mode = acc.kind, acc.binary_mode
 
-    def sums(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ChunkSums:
-        scores, labels = chunk
-        return acc.sums(example_stats(scores, labels, kind, binary_mode=mode), labels)
+    def sums(chunk: Chunk) -> ChunkSums:
+        stats = example_stats(chunk.scores, chunk.labels, kind, binary_mode=mode)
+        return acc.sums(stats, chunk.labels)
 
+    executor: Executor | None = None if workers is None else ThreadExecutor(workers)
     if device is not None and kind in ("logits", "probs"):
-        from calibkit.backends.torch_backend import check_device, torch_chunk_sums
+        from calibkit.engine.torch_backend import check_device, torch_chunk_sums
 
         dev = check_device(device)
 
-        def sums(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ChunkSums:
+        def sums(chunk: Chunk) -> ChunkSums:
             return torch_chunk_sums(
-                chunk[0],
-                chunk[1],
+                chunk.scores,
+                chunk.labels,
                 kind=kind,
                 n_classes=acc.n_classes,
                 n_bins=acc.n_bins,
@@ -391,12 +356,16 @@ def summarize(
                 device=dev,
             )
 
-        workers = 1  # torch parallelises within a chunk
+        executor = SerialExecutor()  # torch parallelises within a chunk
 
-    with progress.task(f"{predictions.source}: metrics", total=predictions.n_rows) as bar:
-        for part in map_chunks(sums, predictions.chunks(chunk_rows), workers=workers):
-            acc.merge(part)
-            bar.advance(part.n)
+    run_pass(
+        predictions,
+        sums,
+        acc.merge,
+        chunk_rows=chunk_rows,
+        executor=executor,
+        description=f"{predictions.source}: metrics",
+    )
     summary = acc.result(
         source=predictions.source,
         binary=predictions.n_classes == 2,
@@ -426,17 +395,18 @@ def collect_example_stats(
     kind = predictions.kind
     mode = binary_mode_for(predictions, binary_mode)
 
-    def stats(chunk: tuple[NDArray[np.floating], NDArray[Any]]) -> ExampleStats:
-        return example_stats(chunk[0], chunk[1], kind, binary_mode=mode)
+    def stats(chunk: Chunk) -> ExampleStats:
+        return example_stats(chunk.scores, chunk.labels, kind, binary_mode=mode)
 
-    with progress.task(f"{predictions.source}: per-example", total=predictions.n_rows) as bar:
-        parts = list(
-            progress.advancing(
-                map_chunks(stats, predictions.chunks(chunk_rows), workers=workers),
-                bar,
-                size=lambda p: p.confidence.size,
-            )
-        )
+    parts: list[ExampleStats] = []
+    run_pass(
+        predictions,
+        stats,
+        parts.append,
+        chunk_rows=chunk_rows,
+        executor=None if workers is None else ThreadExecutor(workers),
+        description=f"{predictions.source}: per-example",
+    )
     if not parts:
         raise InputError(predictions.source, "no rows: the predictions are empty")
     fields = {

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit import progress
-from calibkit.engine.executors import map_chunks
+from calibkit.engine.passes import map_reduce
 from calibkit.errors import UsageError
 from calibkit.limits import MAX_REPLICATES, MAX_RESAMPLED_ROWS, MAX_SEED
 from calibkit.metrics.binning import Binning, assign_bins
@@ -221,9 +220,16 @@ def bootstrap_metrics(
     def batch(job: tuple[int, np.random.SeedSequence]) -> dict[str, NDArray[np.float64]]:
         return _metrics_from_sums(d.sums(replicate_weights(d.n, job[0], job[1])), n_bins)
 
-    with progress.task("bootstrap", total=replicates, unit="replicates") as bar:
-        jobs = map_chunks(batch, _batches(d.n, replicates, seed, n_bins))
-        parts = list(progress.advancing(jobs, bar, size=lambda p: p["ece"].size))
+    parts: list[dict[str, NDArray[np.float64]]] = []
+    map_reduce(
+        _batches(d.n, replicates, seed, n_bins),
+        batch,
+        parts.append,
+        description="bootstrap",
+        total=replicates,
+        unit="replicates",
+        size=lambda job: job[0],
+    )
     reps = {k: np.concatenate([p[k] for p in parts]) for k in METRICS}
     return BootstrapResult(point_metrics(stats, n_bins=n_bins, binning=binning), reps)
 
@@ -270,8 +276,16 @@ def paired_bootstrap(
         _batches(n, replicates, seed_b, n_bins),
         strict=True,
     )
-    with progress.task("bootstrap", total=replicates, unit="replicates") as bar:
-        parts = list(progress.advancing(map_chunks(batch, jobs), bar, size=lambda p: p["ece"].size))
+    parts: list[dict[str, NDArray[np.float64]]] = []
+    map_reduce(
+        jobs,
+        batch,
+        parts.append,
+        description="bootstrap",
+        total=replicates,
+        unit="replicates",
+        size=lambda job: job[0][0],
+    )
     pc = point_metrics(candidate, n_bins=n_bins, binning=binning)
     pb = point_metrics(baseline, n_bins=n_bins, binning=binning)
     point = {k: float(_worsening(k, np.array(pc[k]), np.array(pb[k]))) for k in METRICS}

@@ -333,7 +333,7 @@ def test_check_device_refuses_what_calibkit_cannot_compute_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     torch = pytest.importorskip("torch")
-    from calibkit.backends.torch_backend import check_device
+    from calibkit.engine.torch_backend import check_device
 
     assert check_device("cpu").type == "cpu"
     with pytest.raises(UsageError, match=r"^--device meta: calibkit computes on cpu or cuda"):
@@ -349,7 +349,7 @@ def test_check_device_refuses_what_calibkit_cannot_compute_on(
 
 def test_longdouble_chunks_reach_torch_as_float64() -> None:
     pytest.importorskip("torch")
-    from calibkit.backends.torch_backend import _torch_ready, check_device, torch_chunk_sums
+    from calibkit.engine.torch_backend import _torch_ready, check_device, torch_chunk_sums
 
     z = np.random.default_rng(1).standard_normal((50, 4))
     y = np.arange(50) % 4

@@ -1,5 +1,10 @@
 """The one-pass metrics and the temperature-fit pass on a torch device (``--device``).
 
+The optional compute backend: the default is numpy on the executor of the pass
+(:mod:`calibkit.engine.executors`); this one runs the same chunk computations in torch, one
+chunk at a time (torch parallelises within a chunk), and returns the same partial-sum records
+(:class:`~calibkit.engine.sums.ChunkSums`), which the metrics layer merges as it merges its own.
+
 Same definitions and float64 arithmetic as the numpy kernels
 (:func:`calibkit.metrics.examples.logit_stats`, :func:`calibkit.metrics.summary.chunk_sums`,
 :mod:`calibkit.calibrators.temperature`): each chunk is copied to the device, reduced there to
@@ -15,9 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit.engine.sums import BinaryMode, ChunkSums, prob_floor
 from calibkit.errors import UsageError
-from calibkit.metrics.examples import BinaryMode, prob_floor
-from calibkit.metrics.summary import ChunkSums
 
 __all__ = ["check_device", "torch_chunk_sums", "torch_fit_chunk", "torch_temperature_terms"]
 
