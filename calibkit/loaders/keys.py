@@ -24,6 +24,11 @@ family is named by its prefix (``--logits-key score`` reads ``score_0, score_1, 
 Confidence-only rows (no logits or probabilities anywhere): ``confidence`` / ``confidences`` /
 ``conf`` plus ``correct`` / ``is_correct`` / ``correctness`` (see
 :class:`~calibkit.sources.predictions.ConfidenceRows`).
+
+Parquet's numbered column families (``logit_0 .. logit_{K-1}``, ``p0 ..``, bare integers) are
+found by :func:`families_of` and checked by :func:`choose_columns`: the numbers must run exactly
+``0 .. K-1``, each spelled once, decided from the schema before any data is read. Everything here
+works on names only; the arrays are :mod:`calibkit.readers`'.
 """
 
 from __future__ import annotations
