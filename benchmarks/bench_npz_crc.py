@@ -32,8 +32,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 import calibkit
-from calibkit.loaders import npz as npz_loader
 from calibkit.metrics import summarize
+from calibkit.readers import npz as npz_loader
+from calibkit.readers.zipfiles import CRC_STEP
 from calibkit.sources.predictions import Predictions, SourceView
 
 
@@ -62,7 +63,7 @@ def crc_only(path: Path) -> None:
     member = npz_loader.npz_members(path, str(path))["logits.npy"]
     raw = unchecked(path, member, str(path))
     crc = 0
-    step = npz_loader._CRC_STEP
+    step = CRC_STEP
     for start in range(0, raw.size, step):
         crc = zlib.crc32(raw[start : start + step].data, crc)
     assert crc == member.info.CRC

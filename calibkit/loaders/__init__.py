@@ -1,35 +1,69 @@
-"""Readers for saved predictions: one entry point, :func:`read_predictions`.
+"""Validators for saved predictions, on top of :mod:`calibkit.readers`: one entry point,
+:func:`read_predictions`.
 
-Formats, by file extension: ``.npz`` (numpy archive, loaded in memory, never unpickled),
-``.parquet`` (streamed batch by batch with pyarrow), ``.pt`` / ``.pth`` (a dict of tensors, with
-the ``torch`` extra, loaded with ``weights_only=True``). Key and column names are described in
-:mod:`calibkit.loaders.keys`.
+Formats, by file extension (the reader registry, :func:`calibkit.readers.format_for`): ``.npz``
+(numpy archive, loaded in memory, never unpickled), ``.parquet`` (streamed batch by batch with
+pyarrow), ``.pt`` / ``.pth`` (a dict of tensors, with the ``torch`` extra, loaded with
+``weights_only=True``). Key and column names are described in :mod:`calibkit.loaders.keys`.
+Each of these formats has its own validator (:mod:`~calibkit.loaders.npz`,
+:mod:`~calibkit.loaders.parquet`, :mod:`~calibkit.loaders.torch_pt`); a format registered
+without one is read through its named arrays (:func:`read_named_arrays`).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
 from calibkit.errors import InputError
 from calibkit.io.paths import PARQUET_SUFFIXES, parquet_shards
-from calibkit.loaders.keys import ReadOptions
-from calibkit.sources.predictions import Predictions, PredictionSource
+from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
+from calibkit.readers import Format, check_file, format_for, suffixes
+from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
 
-__all__ = ["SUPPORTED_SUFFIXES", "ReadOptions", "load_predictions", "read_predictions"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "ReadOptions",
+    "load_predictions",
+    "read_named_arrays",
+    "read_predictions",
+]
 
-SUPPORTED_SUFFIXES = (".npz", ".parquet", ".pq", ".pt", ".pth")
+SUPPORTED_SUFFIXES = suffixes()
+
+#: The formats whose validators know their layout better than named arrays do:
+#: ``format name -> (module, function(path, options, source))``.
+_VALIDATORS = {
+    "npz": ("calibkit.loaders.npz", "read_npz"),
+    "parquet": ("calibkit.loaders.parquet", "open_parquet"),
+    "pt": ("calibkit.loaders.torch_pt", "read_pt"),
+}
 
 
-def _check_file(path: Path, source: str) -> None:
-    if not path.exists():
-        raise InputError(source, "no such file")
-    if path.is_dir():
-        raise InputError(source, "is a directory, not a predictions file")
-    if not os.access(path, os.R_OK):
-        raise InputError(source, "permission denied")
-    if path.stat().st_size == 0:
-        raise InputError(source, "file is empty (0 bytes)")
+def read_named_arrays(
+    fmt: Format, path: Path, options: ReadOptions, source: str
+) -> PredictionSource:
+    """Predictions from a format's named arrays: the keys chosen from the names the file holds
+    (as for every format), then the two arrays read and validated."""
+    reader = fmt.reader()
+    names = reader.list_keys(path, source)
+    pair = confidence_keys(names, options)
+    if pair is not None:
+        arrays = reader.read_arrays(path, pair, source)
+        return ConfidenceRows.from_arrays(arrays[pair[0]], arrays[pair[1]], source=source)
+    scores_key, labels_key, kind = choose_keys(names, options, source)
+    arrays = reader.read_arrays(path, [scores_key, labels_key], source)
+    return Predictions.from_arrays(
+        arrays[scores_key],
+        arrays[labels_key],
+        kind=options.kind,  # --input forces; else the name says, and probabilities are detected
+        named=kind,
+        forced_by="--input",
+        source=source,
+        score_key=scores_key,
+        label_key=labels_key,
+    )
 
 
 def _parquet_shards(spec: str) -> list[Path] | None:
@@ -74,25 +108,13 @@ def read_predictions(
 
         return open_shards(shards, options, source)
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            source,
-            f"unknown file type {path.suffix or '(no extension)'!r}; "
-            f"expected one of {', '.join(SUPPORTED_SUFFIXES)}",
-        )
-    _check_file(path, source)
-    if suffix == ".npz":
-        from calibkit.loaders.npz import read_npz
-
-        return read_npz(path, options, source)
-    if suffix in (".parquet", ".pq"):
-        from calibkit.loaders.parquet import open_parquet
-
-        return open_parquet(path, options, source)
-    from calibkit.loaders.torch_pt import read_pt
-
-    return read_pt(path, options, source)
+    fmt = format_for(path, source)  # by the suffix: an unknown one is refused before any check
+    check_file(path, source)
+    if fmt.name not in _VALIDATORS:
+        return read_named_arrays(fmt, path, options, source)
+    module, function = _VALIDATORS[fmt.name]
+    read = getattr(importlib.import_module(module), function)
+    return read(path, options, source)  # type: ignore[no-any-return]
 
 
 def load_predictions(

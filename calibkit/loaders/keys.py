@@ -24,14 +24,22 @@ family is named by its prefix (``--logits-key score`` reads ``score_0, score_1, 
 Confidence-only rows (no logits or probabilities anywhere): ``confidence`` / ``confidences`` /
 ``conf`` plus ``correct`` / ``is_correct`` / ``correctness`` (see
 :class:`~calibkit.sources.predictions.ConfidenceRows`).
+
+Parquet's numbered column families (``logit_0 .. logit_{K-1}``, ``p0 ..``, bare integers) are
+found by :func:`families_of` and checked by :func:`choose_columns`: the numbers must run exactly
+``0 .. K-1``, each spelled once, decided from the schema before any data is read. Everything here
+works on names only; the arrays are :mod:`calibkit.readers`'.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from calibkit.errors import InputError
+from calibkit.readers.names import listing, quoted, shown
 from calibkit.sources.predictions import SCORE_KINDS, ScoreKind
 
 __all__ = [
@@ -41,11 +49,14 @@ __all__ = [
     "PROB_ALIASES",
     "PROB_FAMILIES",
     "UNKNOWN_FAMILIES",
+    "Columns",
     "ReadOptions",
+    "choose_columns",
     "choose_keys",
     "choose_labels_key",
     "choose_scores_key",
     "confidence_keys",
+    "families_of",
     "family_key",
     "family_prefix",
     "kind_of_family",
@@ -132,53 +143,9 @@ def kind_of_family(prefix: str) -> ScoreKind | None:
     return None
 
 
-#: Longest name a message shows whole; longer ones are clipped in the middle.
-NAME_LIMIT = 64
-#: Most names a message lists ("keys present: ...").
-LISTING_LIMIT = 30
-
-
-def _clipped(name: str) -> str:
-    if len(name) <= NAME_LIMIT:
-        return name
-    return f"{name[: NAME_LIMIT - 24]}...{name[-12:]} ({len(name)} characters)"
-
-
-def shown(name: str) -> str:
-    """A key or column name safe for a one-line message (control characters escaped, a very
-    long name clipped in the middle).
-
-    >>> shown("logits"), shown("a\\nb")
-    ('logits', "'a\\\\nb'")
-    >>> shown("logit_" + "9" * 5000)
-    'logit_9999999999999999999999999999999999...999999999999 (5006 characters)'
-    """
-    name = _clipped(name)
-    return name if name.isprintable() else repr(name)
-
-
-def quoted(name: str) -> str:
-    """A name in quotes for a message, like ``repr``, clipped as :func:`shown` clips it.
-
-    >>> quoted("p0"), quoted("a\\nb")
-    ("'p0'", "'a\\\\nb'")
-    """
-    return repr(_clipped(name))
-
-
-def _listing(keys: Collection[str]) -> str:
-    if not keys:
-        return "none"
-    names = sorted(keys)
-    listed = ", ".join(shown(k) for k in names[:LISTING_LIMIT])
-    if len(names) > LISTING_LIMIT:
-        listed += f", ... ({len(names)} in all)"
-    return listed
-
-
 def _missing(name: str, keys: Collection[str], source: str, what: str) -> InputError:
     return InputError(
-        source, f"{what[:-1]} {quoted(name)} not found; {what} present: {_listing(keys)}"
+        source, f"{what[:-1]} {quoted(name)} not found; {what} present: {listing(keys)}"
     )
 
 
@@ -219,7 +186,7 @@ def choose_scores_key(
                 return family_key(prefix), options.kind or kind  # type: ignore[return-value]
     raise InputError(
         source,
-        f"no logits or probabilities found; {what} present: {_listing(keys)} "
+        f"no logits or probabilities found; {what} present: {listing(keys)} "
         "(name them with --logits-key or --probs-key)",
     )
 
@@ -248,7 +215,7 @@ def choose_labels_key(
         if alias in lowered:
             return lowered[alias]
     raise InputError(
-        source, f"no labels found; {what} present: {_listing(keys)} (name them with --labels-key)"
+        source, f"no labels found; {what} present: {listing(keys)} (name them with --labels-key)"
     )
 
 
@@ -282,3 +249,149 @@ def confidence_keys(
     conf = next((lowered[a] for a in CONFIDENCE_ALIASES if a in lowered), None)
     hit = next((lowered[a] for a in CORRECT_ALIASES if a in lowered), None)
     return (conf, hit) if conf is not None and hit is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# parquet: which columns hold what (numbered column families)
+
+#: A column name ending in a number: the stem (prefix, maybe with ``_``) and the digits.
+_NUMBERED = re.compile(r"^(.*?)(\d+)$", re.DOTALL)
+#: Numbers with more significant digits than this cannot number a real column set; they get
+#: distinct keys above any plausible class count, so the numbering check refuses them.
+_MAX_DIGITS = 18
+
+
+def families_of(names: list[str]) -> dict[str, dict[int, list[str]]]:
+    """Numbered columns by family prefix (see :func:`family_prefix`):
+    ``{prefix: {number: [names spelling that number]}}``; ``p_0`` and ``p0`` are one family."""
+    out: dict[str, dict[int, list[str]]] = {}
+    for i, name in enumerate(names):
+        m = _NUMBERED.match(name)
+        if m is None:
+            continue
+        stem, digits = m.groups()
+        significant = digits.lstrip("0") or "0"
+        # a number too long for int() is far beyond any column count: refused as sparse
+        too_long = len(significant) > _MAX_DIGITS
+        number = 10**_MAX_DIGITS + i if too_long else int(significant)
+        out.setdefault(family_prefix(stem), {}).setdefault(number, []).append(name)
+    return out
+
+
+def _span(members: dict[int, list[str]]) -> str:
+    """``p0 .. p9`` (or ``p0`` alone): how a family's columns are shown in a message."""
+    first, last = members[min(members)][0], members[max(members)][0]
+    return shown(first) if first == last else f"{shown(first)} .. {shown(last)}"
+
+
+def _family_columns(members: dict[int, list[str]], source: str) -> tuple[str, ...]:
+    """The columns of a family in class order, refusing duplicates, gaps and sparse numbers.
+
+    Works on the numbers present only, so a name like ``logit_30000000`` costs nothing.
+    """
+    for number in sorted(members):
+        spelled = members[number]
+        if len(spelled) > 1:
+            if len(set(spelled)) == 1:
+                raise InputError(
+                    source, f"column {quoted(spelled[0])} appears {len(spelled)} times"
+                )
+            both = " and ".join(quoted(n) for n in spelled[:2])
+            raise InputError(
+                source, f"columns {both} both number class {number}: rename or drop one"
+            )
+    numbers = sorted(members)
+    k = len(numbers)
+    if numbers[-1] != k - 1:
+        missing = next(i for i, n in enumerate(numbers) if n != i)
+        low = members[numbers[0]][0]
+        digits = _NUMBERED.match(low).group(2)  # type: ignore[union-attr]
+        stem = low[: len(low) - len(digits)]
+        width = len(digits) if digits.startswith("0") and len(digits) > 1 else 1
+        raise InputError(
+            source,
+            f"columns {shown(stem)}{0:0{width}d} .. {shown(members[numbers[-1]][0])} have a "
+            f"gap: {shown(stem)}{missing:0{width}d} is missing",
+        )
+    return tuple(members[i][0] for i in range(k))
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Which columns hold the scores and the labels, and what the names say the scores are."""
+
+    score_key: str  # a column name, or a family's key (``logit_*``)
+    score_columns: tuple[str, ...]
+    wide: bool
+    kind: ScoreKind | None  # options.kind, else what the name says; None: the name does not say
+    label_key: str
+
+    @property
+    def described(self) -> str:
+        if self.wide:
+            return f"the columns {shown(self.score_columns[0])} .. {shown(self.score_columns[-1])}"
+        return f"column {quoted(self.score_key)}"
+
+
+def _flag(kind: ScoreKind | None) -> str:
+    return {"logits": "--logits-key", "probs": "--probs-key"}.get(kind or "", "--logits-key")
+
+
+def _chosen_family(key: str, families: dict[str, dict[int, list[str]]]) -> str | None:
+    """The prefix of the family that a key from ``choose_scores_key`` stands for, else None."""
+    prefix = "" if key == "*" else key[:-2] if key.endswith("_*") else None
+    if prefix is None or prefix not in families or family_key(prefix) != key:
+        return None
+    return prefix
+
+
+def choose_columns(names: list[str], options: ReadOptions, source: str) -> Columns:
+    """Pick the score and label columns from a schema (nothing read), refusing ambiguity."""
+    label_hint = options.labels_key if options.labels_key in names else None
+    families = families_of([n for n in names if n != label_hint])
+    score_key, kind = choose_scores_key(names, options, source, what="columns", families=families)
+    family = _chosen_family(score_key, families)
+    if family is not None:
+        if score_key in names:
+            raise InputError(
+                source,
+                f"column {quoted(score_key)} clashes with the columns "
+                f"{_span(families[family])}: rename it",
+            )
+        score_columns = _family_columns(families[family], source)
+        wide = True
+    else:
+        m = _NUMBERED.match(score_key)
+        if m is not None:
+            siblings = families.get(family_prefix(m.group(1)), {})
+            if sum(len(spelled) for spelled in siblings.values()) > 1:
+                # p0 next to p1: class 0's score, not a binary model's positive class
+                stem = m.group(1)
+                prefix = stem[:-1] if stem.endswith("_") else stem
+                how = (
+                    f"name the prefix: {_flag(kind)} {shown(prefix)}"
+                    if prefix
+                    else f"leave out the key and give --input {kind or 'logits|probs'}"
+                )
+                raise InputError(
+                    source,
+                    f"column {quoted(score_key)} is one of the columns {_span(siblings)}, "
+                    f"one per class, not a binary model's score; to read them all, {how}",
+                )
+        own = family_prefix(score_key)
+        if own in families:
+            raise InputError(
+                source,
+                f"both column {quoted(score_key)} and the columns {_span(families[own])} "
+                "could hold the scores: drop or rename one",
+            )
+        score_columns = (score_key,)
+        wide = False
+    label_key = choose_labels_key(names, options, source, what="columns")
+    if label_key in score_columns:
+        raise InputError(source, f"column {quoted(label_key)} cannot be scores and labels")
+    counts = Counter(names)
+    for col in (*score_columns, label_key):
+        if counts[col] > 1:
+            raise InputError(source, f"column {quoted(col)} appears {counts[col]} times")
+    return Columns(score_key, score_columns, wide, kind, label_key)

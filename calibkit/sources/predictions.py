@@ -184,17 +184,33 @@ def not_probabilities(
         return f"dtype {scores.dtype} is not real numbers"
     if scores.dtype.kind != "f":
         scores = scores.astype(np.float64)
+    found = _first_non_probability(scores, sum_atol)
+    if found is None:
+        return None
+    what, row, value = found
+    if what == "range":
+        return f"row {row + row_offset} has {value:g}, outside [0, 1]"
+    return f"row {row + row_offset} sums to {value:.6g}"
+
+
+def _first_non_probability(
+    scores: NDArray[Any], sum_atol: float | None
+) -> tuple[Literal["range", "sum"], int, Any] | None:
+    """The first row of the 2-D float ``scores`` that is not a probability row: ``("range",
+    row, the first value outside [0, 1])`` (NaN is outside too) or ``("sum", row, its sum)``;
+    ``None`` when every row is one. The one test behind :func:`not_probabilities` (detection)
+    and :func:`validate_scores` (validation)."""
     with np.errstate(invalid="ignore"):
         out = ~((scores >= 0) & (scores <= 1))  # NaN is outside too
     if out.any():
         row = _first_bad_row(out)
-        return f"row {row + row_offset} has {scores[row][out[row]][0]:g}, outside [0, 1]"
+        return "range", row, scores[row][out[row]][0]
     if scores.shape[1] >= 2:
         sums = scores.sum(axis=1, dtype=np.float64)
         off = np.abs(sums - 1) > _sum_atol(scores.dtype, sum_atol)
         if off.any():
             row = int(np.argmax(off))
-            return f"row {row + row_offset} sums to {sums[row]:.6g}"
+            return "sum", row, sums[row]
     return None
 
 
@@ -264,14 +280,14 @@ def choose_kind(
     if named == "probs":
         return KindChoice("probs", f"named: {where}" if where else "named: probabilities")
     flat = scores.reshape(len(scores), -1) if scores.ndim != 2 else scores
-    step = default_chunk_rows(max(1, flat.shape[1] if flat.ndim == 2 else 1))
+    step = default_chunk_rows(max(1, flat.shape[1]))
     why = None if len(flat) else "no rows"
     for start in range(0, len(flat), step):  # in chunks, stopping at the first row that fails
         why = not_probabilities(flat[start : start + step], sum_atol=sum_atol, row_offset=start)
         if why is not None:
             break
     named_logits = f"named: {where}" if where and named == "logits" else None
-    if flat.ndim != 2 or flat.shape[1] < 2:  # one score per row: probabilities undetectable
+    if flat.shape[1] < 2:  # one score per row: probabilities undetectable
         reason = named_logits or "detected: one score per row is read as a logit"
         warning = None
         if why is None:
@@ -378,24 +394,19 @@ def validate_scores(
             "[0, 1] and sums to 1, and later rows must agree; use --input logits if these "
             "are logits)"
         )
-    out = (scores < 0) | (scores > 1)
-    if out.any():
-        row = _first_bad_row(out)
+    found = _first_non_probability(scores, sum_atol)
+    if found is None:
+        return
+    what, row, value = found
+    if what == "range":
         raise InputError(
             source,
-            f"probabilities must lie in [0, 1]; row {row + row_offset} has "
-            f"{scores[row][out[row]][0]:g}{hint}",
+            f"probabilities must lie in [0, 1]; row {row + row_offset} has {value:g}{hint}",
         )
-    if scores.shape[1] >= 2:
-        sums = scores.sum(axis=1, dtype=np.float64)
-        off = np.abs(sums - 1) > _sum_atol(scores.dtype, sum_atol)
-        if off.any():
-            row = int(np.argmax(off))
-            raise InputError(
-                source,
-                f"probability rows must sum to 1; row {row + row_offset} sums to "
-                f"{sums[row]:.6g}{hint}",
-            )
+    raise InputError(
+        source,
+        f"probability rows must sum to 1; row {row + row_offset} sums to {value:.6g}{hint}",
+    )
 
 
 def _check_logit_spread(scores: NDArray[Any], source: str, row_offset: int) -> None:

@@ -213,8 +213,8 @@ def test_a_label_column_named_by_number_is_not_a_class(
 
 def test_names_that_do_not_say_the_kind_leave_it_unknown() -> None:
     """The interface for content detection: ``kind`` None where the name does not say."""
+    from calibkit.loaders.keys import choose_columns as _choose_columns
     from calibkit.loaders.keys import choose_scores_key
-    from calibkit.loaders.parquet import _choose_columns
 
     opts = ReadOptions()
     for names, key, kind in (

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from calibkit.cli import app
 from calibkit.errors import InputError
 from calibkit.loaders import read_predictions
-from calibkit.loaders.parquet import _verifies_checksums
+from calibkit.readers.parquet import _verifies_checksums
 
 N = 100
 FORGED = "a corrupted or forged footer"
