@@ -81,15 +81,16 @@ class GateConfig:
             ("max-increase", self.max_increase),
         ):
             for metric, limit in table.items():
+                key = f"{name}_{metric}"
                 if metric not in known:
                     raise UsageError(
                         f"--{name}: unknown metric {metric!r}; known: {', '.join(known)}"
                     )
                 if name == "max-increase":
                     flag = f"--max-increase {metric}"
-                elif known[metric].limit_key == f"{name}_{metric}":
-                    flag = f"--{name}-{metric}"
-                else:  # no flag of its own
+                elif metric in metric_table.BUILTIN and known[metric].limit_key == key:
+                    flag = f"--{name}-{metric}"  # a built-in limit with a flag of its own
+                else:  # ``check --max NAME=LIMIT`` / ``--min``
                     flag = f"--{name} {metric}"
                 if not isinstance(limit, (int, float)) or not math.isfinite(limit):
                     raise UsageError(f"{flag}: limit must be a finite number; got {limit!r}")
