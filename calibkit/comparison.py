@@ -21,6 +21,7 @@ import numpy as np
 
 from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
 from calibkit.errors import UsageError
+from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
 from calibkit.sources.digest import LabelDigest, canonical_labels, same_labels
@@ -29,9 +30,10 @@ from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = ["Comparison", "ModelResult", "compare_models", "label_mismatches"]
 
-#: Metrics shown for each model; "lower is better" for all but accuracy.
-METRICS = ("accuracy", "ece", "mce", "nll", "brier")  # the columns; all bootstrappable
-TS_METRICS = ("ece", "mce", "nll", "brier")
+#: Metrics shown for each model (the table's ``compare`` metrics); all bootstrappable.
+METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare))
+#: Those a calibrator can change (not ``argmax_only``): the temperature-scaled columns.
+TS_METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare and not m.argmax_only))
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,7 +88,8 @@ class Comparison:
     seed: int | None = None
 
     def best(self, metric: str, *, ts: bool = False) -> str | None:
-        """Name of the model with the best ``metric`` (highest accuracy, else lowest)."""
+        """Name of the model with the best ``metric``: the highest or the lowest value, by the
+        metric's direction (:mod:`calibkit.metrics.table`); the first such model on a tie."""
         values = {
             m.name: getattr(m.ts_summary if ts else m.summary, metric)
             for m in self.models
@@ -94,7 +97,7 @@ class Comparison:
         }
         if not values:
             return None
-        pick = max if metric == "accuracy" else min
+        pick = max if metric_table.get(metric).higher_is_better else min
         return pick(values, key=values.__getitem__)
 
     def to_dict(self) -> dict[str, Any]:

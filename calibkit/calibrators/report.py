@@ -36,13 +36,15 @@ from calibkit.calibrators.temperature import (
     before_after_summaries,
     fit_temperature_with_metrics,
 )
+from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary
 from calibkit.sources.predictions import PredictionSource
 
 __all__ = ["before_after", "fit_and_report", "scaling_report"]
 
-METRICS = ("nll", "ece", "mce", "brier")
+#: The metrics reported before and after the fit (the table's ``fit_rank`` order).
+METRICS = metric_table.names(metric_table.fit_report_metrics())
 
 
 def before_after(

@@ -33,6 +33,16 @@ def _limit(flag: str, help_text: str) -> Any:
     return typer.Option(flag, help=help_text)
 
 
+#: The flags of the built-in metrics' limits: (flag, config key). They read "Fail if <label> is
+#: above/below this." with the label of :mod:`calibkit.metrics.table`, which a test holds them
+#: to (``tests/unit/test_metric_table.py``); ``--max NAME=LIMIT`` / ``--min NAME=LIMIT`` reach
+#: every gated metric of the table, one registered later included.
+LIMIT_FLAGS = (
+    ("--max-ece", "max_ece"), ("--max-mce", "max_mce"), ("--max-rmsce", "max_rmsce"),
+    ("--max-nll", "max_nll"), ("--max-brier", "max_brier"), ("--min-accuracy", "min_accuracy"),
+)  # fmt: skip
+
+
 @app.command("check", help=COMMAND_HELP["check"])
 @reports_errors
 def check_command(
@@ -48,6 +58,14 @@ def check_command(
     ] = None,
     min_accuracy: Annotated[
         float | None, _limit("--min-accuracy", "Fail if accuracy is below this.")
+    ] = None,
+    max_any: Annotated[
+        str | None,
+        typer.Option("--max", help="Upper limits by metric name: ece_over=0.02,nll=0.3"),
+    ] = None,
+    min_any: Annotated[
+        str | None,
+        typer.Option("--min", help="Lower limits by metric name: accuracy=0.9"),
     ] = None,
     baseline: Annotated[
         Path | None,
@@ -97,7 +115,7 @@ def check_command(
     from calibkit.errors import UsageError
     from calibkit.gate.baseline import baseline_stats, open_baseline
     from calibkit.gate.checks import run_gate
-    from calibkit.gate.config import gate_config, load_check_config, parse_increase
+    from calibkit.gate.config import gate_config, load_check_config, parse_increase, parse_limits
     from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
     from calibkit.metrics.summary import collect_example_stats
@@ -108,9 +126,16 @@ def check_command(
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")
     file_cfg, cfg_path = load_check_config(config)
+    named = (max_ece, max_mce, max_rmsce, max_nll, max_brier, min_accuracy)
+    limits: dict[str, float | None] = {k: v for (_, k), v in zip(LIMIT_FLAGS, named, strict=True)}
+    for option, kind, spec in (("--max", "max", max_any), ("--min", "min", min_any)):
+        for name, value in (parse_limits(spec, option) if spec is not None else {}).items():
+            key = f"{kind}_{name}"
+            if limits.get(key) is not None:
+                raise UsageError(f"{option} {name}: also given as --{key.replace('_', '-')}")
+            limits[key] = value
     flags = {
-        "max_ece": max_ece, "max_mce": max_mce, "max_rmsce": max_rmsce, "max_nll": max_nll,
-        "max_brier": max_brier, "min_accuracy": min_accuracy,
+        **limits,
         "baseline": str(baseline) if baseline else None,
         "max_increase": parse_increase(max_increase) if max_increase is not None else None,
         "bins": bins, "binning": binning, "alpha": alpha, "bootstrap": bootstrap, "seed": seed,

@@ -35,9 +35,10 @@ from typing import Any, Literal
 import numpy as np
 
 from calibkit.errors import InputError, UsageError
+from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import BINNINGS, Binning
 from calibkit.metrics.examples import ExampleStats
-from calibkit.stats.bootstrap import HIGHER_IS_BETTER, METRICS, paired_bootstrap, point_metrics
+from calibkit.stats.bootstrap import paired_bootstrap, point_metrics
 
 __all__ = [
     "Check",
@@ -49,14 +50,16 @@ __all__ = [
     "run_gate",
 ]
 
-LABELS = {
-    "accuracy": "accuracy", "ece": "ECE", "mce": "MCE", "rmsce": "RMSCE", "nll": "NLL",
-    "brier": "Brier", "ece_over": "ECE (over-confident part)",
-    "ece_under": "ECE (under-confident part)", "ece_debiased": "debiased squared L2 CE",
-}  # fmt: skip
+#: The labels of the built-in gateable metrics (:mod:`calibkit.metrics.table`, which the gate
+#: reads when it runs).
+LABELS = {m.name: m.label for m in metric_table.gateable()}
 
 
-@dataclass(frozen=True)
+def _label(metric: str) -> str:
+    return metric_table.get(metric).label
+
+
+@dataclass(frozen=True, kw_only=True)
 class GateConfig:
     """What to check. ``max_values``/``min_values`` map metric names to limits;
     ``max_increase`` maps metric names to tolerated worsening against the baseline."""
@@ -71,19 +74,24 @@ class GateConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        known = {m.name: m for m in metric_table.gateable()}
         for name, table in (
             ("max", self.max_values),
             ("min", self.min_values),
             ("max-increase", self.max_increase),
         ):
             for metric, limit in table.items():
-                if metric not in METRICS:
+                key = f"{name}_{metric}"
+                if metric not in known:
                     raise UsageError(
-                        f"--{name}: unknown metric {metric!r}; known: {', '.join(METRICS)}"
+                        f"--{name}: unknown metric {metric!r}; known: {', '.join(known)}"
                     )
-                flag = (
-                    f"--max-increase {metric}" if name == "max-increase" else f"--{name}-{metric}"
-                )
+                if name == "max-increase":
+                    flag = f"--max-increase {metric}"
+                elif metric in metric_table.BUILTIN and known[metric].limit_key == key:
+                    flag = f"--{name}-{metric}"  # a built-in limit with a flag of its own
+                else:  # ``check --max NAME=LIMIT`` / ``--min``
+                    flag = f"--{name} {metric}"
                 if not isinstance(limit, (int, float)) or not math.isfinite(limit):
                     raise UsageError(f"{flag}: limit must be a finite number; got {limit!r}")
         if not 0 < self.alpha < 0.5:
@@ -100,7 +108,7 @@ class GateConfig:
         return not (self.max_values or self.min_values or self.max_increase)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Check:
     """One line of the verdict. ``value`` is the candidate's metric; for regression checks
     ``delta`` is the worsening and ``limit`` the tolerance."""
@@ -118,7 +126,7 @@ class Check:
     message: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Verdict:
     passed: bool
     checks: tuple[Check, ...]
@@ -171,13 +179,13 @@ def absolute_checks(values: Mapping[str, float], config: GateConfig) -> list[Che
         ok = v <= limit
         out.append(
             Check(
-                f"max_{metric}",
-                metric,
-                "max",
-                v,
-                limit,
-                ok,
-                message=f"{LABELS[metric]} {v:.4f} {'<=' if ok else '>'} limit {limit:g}",
+                name=f"max_{metric}",
+                metric=metric,
+                kind="max",
+                value=v,
+                limit=limit,
+                passed=ok,
+                message=f"{_label(metric)} {v:.4f} {'<=' if ok else '>'} limit {limit:g}",
             )
         )
     for metric, limit in config.min_values.items():
@@ -185,20 +193,16 @@ def absolute_checks(values: Mapping[str, float], config: GateConfig) -> list[Che
         ok = v >= limit
         out.append(
             Check(
-                f"min_{metric}",
-                metric,
-                "min",
-                v,
-                limit,
-                ok,
-                message=f"{LABELS[metric]} {v:.4f} {'>=' if ok else '<'} limit {limit:g}",
+                name=f"min_{metric}",
+                metric=metric,
+                kind="min",
+                value=v,
+                limit=limit,
+                passed=ok,
+                message=f"{_label(metric)} {v:.4f} {'>=' if ok else '<'} limit {limit:g}",
             )
         )
     return out
-
-
-def _direction(metric: str) -> str:
-    return "fell" if metric in HIGHER_IS_BETTER else "rose"
 
 
 def regression_checks(
@@ -230,12 +234,13 @@ def regression_checks(
             lo, hi = matched_interval(reps, config.alpha)
             p = (1 + int(np.count_nonzero(reps <= tol))) / (reps.size + 1)
             failed = delta > tol and p < config.alpha
+            record = metric_table.get(metric)
             if delta > 0:
-                change = f"{LABELS[metric]} {_direction(metric)} by {delta:.4f} (worse)"
+                change = f"{record.label} {record.worse_verb} by {delta:.4f} (worse)"
             elif delta < 0:
-                change = f"{LABELS[metric]} improved by {-delta:.4f}"
+                change = f"{record.label} improved by {-delta:.4f}"
             else:
-                change = f"{LABELS[metric]} unchanged"
+                change = f"{record.label} unchanged"
             msg = (
                 f"{change}; {level:.0%} CI of the worsening {lo:+.4f} .. {hi:+.4f}; "
                 f"p = {p:.4f} for worsening <= {tol:g}"
@@ -244,17 +249,17 @@ def regression_checks(
                 msg += ": above the tolerance but not significant"
             out.append(
                 Check(
-                    f"regression_{metric}",
-                    metric,
-                    "regression",
-                    values[metric],
-                    tol,
-                    not failed,
-                    delta,
-                    lo,
-                    hi,
-                    p,
-                    msg,
+                    name=f"regression_{metric}",
+                    metric=metric,
+                    kind="regression",
+                    value=values[metric],
+                    limit=tol,
+                    passed=not failed,
+                    delta=delta,
+                    ci_low=lo,
+                    ci_high=hi,
+                    p_value=p,
+                    message=msg,
                 )
             )
         return out
@@ -262,18 +267,18 @@ def regression_checks(
         if metric not in baseline:
             raise InputError("baseline", f"has no value for {metric!r}")
         base = float(baseline[metric])
-        delta = base - values[metric] if metric in HIGHER_IS_BETTER else values[metric] - base
+        delta = metric_table.get(metric).worsening(values[metric], base)
         ok = delta <= tol
         out.append(
             Check(
-                f"regression_{metric}",
-                metric,
-                "regression",
-                values[metric],
-                tol,
-                ok,
-                delta,
-                message=f"{LABELS[metric]} worsening {delta:+.4f} vs baseline {base:.4f} "
+                name=f"regression_{metric}",
+                metric=metric,
+                kind="regression",
+                value=values[metric],
+                limit=tol,
+                passed=ok,
+                delta=delta,
+                message=f"{_label(metric)} worsening {delta:+.4f} vs baseline {base:.4f} "
                 f"({'<=' if ok else '>'} tolerance {tol:g}; point values, no significance test)",
             )
         )
@@ -309,9 +314,9 @@ def run_gate(
     if baseline is not None and not isinstance(baseline, ExampleStats) and config.max_increase:
         notes += ("baseline is a JSON of point values: no significance test was possible",)
     return Verdict(
-        all(c.passed for c in checks),
-        tuple(checks),
-        notes,
-        baseline_name,
-        paired if isinstance(baseline, ExampleStats) else None,
+        passed=all(c.passed for c in checks),
+        checks=tuple(checks),
+        notes=notes,
+        baseline=baseline_name,
+        paired=paired if isinstance(baseline, ExampleStats) else None,
     )

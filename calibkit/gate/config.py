@@ -28,15 +28,34 @@ from typing import Any
 from calibkit.errors import InputError, UsageError
 from calibkit.gate.checks import GateConfig
 from calibkit.limits import MAX_BINS, MAX_REPLICATES, MAX_SEED
+from calibkit.metrics import table as metric_table
 
-__all__ = ["CHECK_KEYS", "find_pyproject", "gate_config", "load_check_config", "parse_increase"]
+__all__ = [
+    "CHECK_KEYS",
+    "check_keys",
+    "find_pyproject",
+    "gate_config",
+    "load_check_config",
+    "parse_increase",
+    "parse_limits",
+]
 
-CHECK_KEYS = {
-    "max_ece": float, "max_mce": float, "max_rmsce": float, "max_nll": float,
-    "max_brier": float, "min_accuracy": float, "baseline": str, "max_increase": (str, dict),
-    "bins": int, "binning": str, "alpha": float, "bootstrap": int, "seed": int,
-    "unpaired": bool,
+#: The keys that are not metric limits, and their types (in the order the error lists them).
+OTHER_KEYS: dict[str, Any] = {
+    "baseline": str, "max_increase": (str, dict), "bins": int, "binning": str, "alpha": float,
+    "bootstrap": int, "seed": int, "unpaired": bool,
 }  # fmt: skip
+
+
+def check_keys() -> dict[str, Any]:
+    """Every key of the check configuration and its type: the limit key of each metric of the
+    table that has one (``max_ece`` ... ``min_accuracy``, see
+    :func:`calibkit.metrics.table.limit_keys`), then :data:`OTHER_KEYS`."""
+    return {**dict.fromkeys(metric_table.limit_keys(), float), **OTHER_KEYS}
+
+
+#: The keys of the built-in metrics (the loader reads :func:`check_keys` when it runs).
+CHECK_KEYS = check_keys()
 
 #: Allowed ranges of the integer keys (see :mod:`calibkit.limits`).
 INT_RANGES = {"bins": (1, MAX_BINS), "bootstrap": (1, MAX_REPLICATES), "seed": (0, MAX_SEED)}
@@ -65,6 +84,18 @@ def parse_increase(spec: str | dict[str, Any], source: str = "--max-increase") -
     >>> parse_increase("ece=0.01, nll=0.02")
     {'ece': 0.01, 'nll': 0.02}
     """
+    return parse_limits(spec, source, "TOLERANCE", "tolerance")
+
+
+def parse_limits(
+    spec: str | dict[str, Any], source: str, placeholder: str = "LIMIT", what: str = "limit"
+) -> dict[str, float]:
+    """``"NAME=NUMBER,..."`` or a mapping -> ``{name: number}`` (names lower-cased); errors
+    name ``source`` and say ``METRIC=<placeholder>`` / ``<what> for NAME``.
+
+    >>> parse_limits("ece_over=0.02", "--max")
+    {'ece_over': 0.02}
+    """
     items: list[tuple[str, Any]]
     if isinstance(spec, dict):
         items = list(spec.items())
@@ -75,7 +106,7 @@ def parse_increase(spec: str | dict[str, Any], source: str = "--max-increase") -
                 continue
             name, sep, value = part.partition("=")
             if not sep:
-                raise UsageError(f"{source}: expected METRIC=TOLERANCE; got {part.strip()!r}")
+                raise UsageError(f"{source}: expected METRIC={placeholder}; got {part.strip()!r}")
             items.append((name.strip(), value.strip()))
     out: dict[str, float] = {}
     for name, value in items:
@@ -83,7 +114,7 @@ def parse_increase(spec: str | dict[str, Any], source: str = "--max-increase") -
             out[name.lower()] = float(value)
         except (TypeError, ValueError):
             raise UsageError(
-                f"{source}: tolerance for {name!r} must be a number; got {value!r}"
+                f"{source}: {what} for {name!r} must be a number; got {value!r}"
             ) from None
     return out
 
@@ -113,19 +144,20 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
             return {}, None
         table = {k: v for k, v in doc.items() if k != "tool"}
     out: dict[str, Any] = {}
+    keys = check_keys()
     for key, value in table.items():
         norm = key.replace("-", "_")
-        if norm not in CHECK_KEYS:
+        if norm not in keys:
             raise InputError(
                 str(file),
                 f"unknown key {key!r} in the check configuration; known: "
-                + ", ".join(k.replace("_", "-") for k in CHECK_KEYS),
+                + ", ".join(k.replace("_", "-") for k in keys),
             )
-        want = CHECK_KEYS[norm]
+        want = keys[norm]
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         wrong_bool = isinstance(value, bool) and want is not bool  # True is an int too
-        if wrong_bool or not isinstance(value, want):  # type: ignore[arg-type]
+        if wrong_bool or not isinstance(value, want):
             raise InputError(str(file), f"{key} has the wrong type: {_clip(value)}")
         if norm in INT_RANGES and not INT_RANGES[norm][0] <= value <= INT_RANGES[norm][1]:
             low, high = INT_RANGES[norm]
@@ -145,16 +177,21 @@ def _clip(value: Any, limit: int = 60) -> str:
 
 
 def gate_config(settings: dict[str, Any]) -> GateConfig:
-    """A :class:`~calibkit.gate.checks.GateConfig` from merged settings (file, then flags)."""
+    """A :class:`~calibkit.gate.checks.GateConfig` from merged settings (file, then flags).
+
+    Limits are the keys ``max_<metric>`` / ``min_<metric>`` (the config keys of the table's
+    metrics, and those that ``check --max NAME=LIMIT`` / ``--min`` give), in settings order;
+    an unknown metric is refused by :class:`~calibkit.gate.checks.GateConfig`.
+    """
     for key, (low, high) in INT_RANGES.items():  # (a file's values were checked when read)
         value = settings.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
             raise UsageError(f"--{key} must be from {low} to {high}; got {value}")
-    limits = {k: v for k, v in settings.items() if k in CHECK_KEYS and k[:4] in ("max_", "min_")}
+    limits = {
+        k: v for k, v in settings.items() if k[:4] in ("max_", "min_") and k not in OTHER_KEYS
+    }
     return GateConfig(
-        max_values={
-            k[4:]: v for k, v in limits.items() if k.startswith("max_") and k != "max_increase"
-        },
+        max_values={k[4:]: v for k, v in limits.items() if k.startswith("max_")},
         min_values={k[4:]: v for k, v in limits.items() if k.startswith("min_")},
         max_increase=settings.get("max_increase", {}),
         n_bins=settings.get("bins", 15),

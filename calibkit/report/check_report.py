@@ -14,7 +14,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from calibkit.gate.checks import LABELS, Check, Verdict
+from calibkit.gate.checks import Check, Verdict
+from calibkit.metrics import table as metric_table
 
 __all__ = ["verdict_junit", "verdict_markdown", "verdict_table"]
 
@@ -40,7 +41,7 @@ def _ci(c: Check) -> str:
 def summary_line(v: Verdict) -> str:
     if v.passed:
         return f"PASSED: {len(v.checks)} of {len(v.checks)} checks"
-    names = ", ".join(dict.fromkeys(LABELS[c.metric] for c in v.failed))
+    names = ", ".join(dict.fromkeys(metric_table.get(c.metric).label for c in v.failed))
     return f"FAILED: {len(v.failed)} of {len(v.checks)} checks ({names})"
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from rich.table import Table
 
 from calibkit.comparison import METRICS, TS_METRICS, Comparison
+from calibkit.metrics import table as metric_table
 from calibkit.sources.predictions import PredictionSource
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 #: The files of a report folder; a folder holding anything else is never replaced.
 REPORT_FILES = ("report.md", "report.json", "reliability.png", "sweep.png")
 
-LABELS = {"accuracy": "accuracy", "ece": "ECE", "mce": "MCE", "nll": "NLL", "brier": "Brier"}
+LABELS = {m: metric_table.get(m).label for m in METRICS}
 
 
 def _fmt(x: float | None) -> str:

@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 from calibkit._version import __version__
+from calibkit.metrics import table as metric_table
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.summary import CalibrationSummary
 
@@ -45,6 +46,11 @@ def bins_to_list(table: BinTable) -> list[dict[str, Any]]:
     ]
 
 
+#: The headline metrics of the schema, in its order: the table's ``summary`` metrics. (Fixed at
+#: import: a schema does not grow with a metric registered at run time.)
+HEADLINE = metric_table.names(metric_table.metrics(lambda m: m.summary))
+
+
 def summary_to_dict(s: CalibrationSummary) -> dict[str, Any]:
     return {
         "source": s.source,
@@ -56,12 +62,7 @@ def summary_to_dict(s: CalibrationSummary) -> dict[str, Any]:
         "input": s.kind,
         "input_reason": s.input_reason,
         "soft_labels": s.soft_labels,
-        "accuracy": _num(s.accuracy),
-        "ece": _num(s.ece),
-        "mce": _num(s.mce),
-        "rmsce": _num(s.rmsce),
-        "nll": _num(s.nll),
-        "brier": _num(s.brier),
+        **{m: _num(getattr(s, m)) for m in HEADLINE},
         "mean_confidence": _num(s.mean_confidence),
         "saturated_fraction": _num(s.saturated_fraction),
         "zero_prob_rows": s.zero_prob_rows,

@@ -7,6 +7,7 @@ import math
 from rich.console import Group
 from rich.table import Table
 
+from calibkit.metrics import table as metric_table
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.summary import CalibrationSummary
 
@@ -101,33 +102,10 @@ def summary_renderable(s: CalibrationSummary, *, show_bins: bool = True) -> Grou
     return Group(*parts)
 
 
-_EXTENDED_ROWS = (
-    ("ece", "ECE", "binned plug-in (Guo et al. 2017)"),
-    ("ece_over", "  over-confident part", "from bins with confidence > accuracy"),
-    ("ece_under", "  under-confident part", "from bins with confidence < accuracy"),
-    ("ece_debiased", "debiased squared L2 CE", "Kumar et al. 2019 (can be < 0)"),
-    ("rmsce_debiased", "debiased RMSCE", "sqrt(max(0, debiased squared CE))"),
-    ("smece", "smooth ECE", "Blasiok & Nakkiran 2023, binning-free"),
-    ("classwise_ece", "class-wise ECE", "Kull et al. 2019: mean of per-class ECE"),
-    ("mce", "MCE", "largest bin gap"),
-    ("rmsce", "RMSCE", "root-mean-square calibration error"),
-    ("nll", "NLL", "natural log"),
-    ("brier", "Brier", "= REL - RES + UNC + WBV - 2 WBC"),
-    ("brier_reliability", "  reliability (REL)", "calibration part of Brier"),
-    ("brier_resolution", "  resolution (RES)", "how much forecasts separate outcomes"),
-    ("brier_uncertainty", "  uncertainty (UNC)", "variance of the outcomes"),
-    ("brier_within_bin_variance", "  within-bin variance (WBV)", "binning remainder"),
-    ("brier_within_bin_covariance", "  within-bin covariance (WBC)", "binning remainder"),
-    ("accuracy", "accuracy (top-1)", ""),
-)
-
-
 def extended_table(s: CalibrationSummary, extra: dict[str, object]) -> Group:
     """The ``--all`` estimators with their bootstrap intervals, then the bin sensitivity."""
-    values = {
-        **{m: getattr(s, m) for m in ("ece", "mce", "rmsce", "nll", "brier", "accuracy")},
-        **extra,
-    }
+    headline = metric_table.metrics(lambda m: m.summary)
+    values = {**{m.name: getattr(s, m.name) for m in headline}, **extra}
     ci = extra.get("ci", {})
     assert isinstance(ci, dict)
     level = extra.get("ci_level", 0.95)
@@ -139,16 +117,16 @@ def extended_table(s: CalibrationSummary, extra: dict[str, object]) -> Group:
     )
     for col in ("estimator", "value", "CI", "what"):
         t.add_column(col, justify="right" if col in ("value", "CI") else "left")
-    for key, label, what in _EXTENDED_ROWS:
-        if key not in values:
+    for metric, shown in metric_table.extended_rows():  # the table's rows, by rank
+        if metric.name not in values:
             continue
-        v = values[key]
-        interval = ci.get(key)
+        v = values[metric.name]
+        interval = ci.get(metric.name)
         t.add_row(
-            label,
-            fmt(v if isinstance(v, float) else None),
+            shown.label,
+            metric.format(v if isinstance(v, float) else None),
             f"{interval[0]:.4f} .. {interval[1]:.4f}" if interval else "-",
-            what,
+            shown.what,
         )
     top_k = extra.get("top_k_accuracy")
     if isinstance(top_k, dict):

@@ -20,6 +20,7 @@ much tighter than resampling each model on its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,12 @@ from numpy.typing import NDArray
 from calibkit.engine.passes import map_reduce
 from calibkit.errors import UsageError
 from calibkit.limits import MAX_REPLICATES, MAX_RESAMPLED_ROWS, MAX_SEED
+from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning, assign_bins
 from calibkit.metrics.examples import ExampleStats
 
 __all__ = [
+    "HIGHER_IS_BETTER",
     "METRICS",
     "BootstrapResult",
     "bootstrap_metrics",
@@ -40,11 +43,11 @@ __all__ = [
     "replicate_weights",
 ]
 
-#: Metrics that can be bootstrapped; all lower-is-better except accuracy.
-METRICS = (
-    "accuracy", "ece", "mce", "rmsce", "nll", "brier", "ece_over", "ece_under", "ece_debiased",
-)  # fmt: skip
-HIGHER_IS_BETTER = frozenset({"accuracy"})
+#: The built-in metrics that can be bootstrapped, in table order (:mod:`calibkit.metrics.table`;
+#: the functions here read the table when they run, so a metric registered later is included).
+METRICS = metric_table.names(metric_table.bootstrapped())
+#: The built-in bootstrapped metrics where higher is better.
+HIGHER_IS_BETTER = frozenset(m.name for m in metric_table.bootstrapped() if m.higher_is_better)
 
 #: Upper bound on the float64 entries of one batch of replicate weights (64 MiB).
 _BATCH_CELLS = 8_000_000
@@ -105,30 +108,61 @@ def _design(stats: ExampleStats, n_bins: int, binning: Binning) -> _Design:
     return _Design(perm, starts, np.ascontiguousarray(x), n_bins)
 
 
+class _Sums:
+    """A view of per-replicate sums, shape ``(R, 3M + 3)``: bin counts, bin confidence sums,
+    bin outcome sums, then the totals of correct, NLL and Brier (a
+    :class:`~calibkit.metrics.table.ResampledSums`)."""
+
+    def __init__(self, sums: NDArray[np.float64], m: int) -> None:
+        self._sums, self._m = sums, m
+
+    @cached_property
+    def count(self) -> NDArray[np.float64]:
+        return self._sums[:, : self._m]
+
+    @cached_property
+    def confidence(self) -> NDArray[np.float64]:
+        return self._sums[:, self._m : 2 * self._m]
+
+    @cached_property
+    def outcome(self) -> NDArray[np.float64]:
+        return self._sums[:, 2 * self._m : 3 * self._m]
+
+    @cached_property
+    def signed(self) -> NDArray[np.float64]:
+        """Confidence - outcome per bin."""
+        return self.confidence - self.outcome
+
+    @cached_property
+    def gap(self) -> NDArray[np.float64]:
+        return np.abs(self.signed)
+
+    @cached_property
+    def total(self) -> NDArray[np.float64]:
+        out: NDArray[np.float64] = self.count.sum(axis=1)
+        return out
+
+    @property
+    def correct(self) -> NDArray[np.float64]:
+        return self._sums[:, 3 * self._m]
+
+    @property
+    def nll(self) -> NDArray[np.float64]:
+        return self._sums[:, 3 * self._m + 1]
+
+    @property
+    def brier(self) -> NDArray[np.float64]:
+        return self._sums[:, 3 * self._m + 2]
+
+
 def _metrics_from_sums(sums: NDArray[np.float64], m: int) -> dict[str, NDArray[np.float64]]:
-    """Metric values from per-replicate sums, shape ``(R, 3M + 3)``: bin counts, bin
-    confidence sums, bin outcome sums, then the totals of correct, NLL and Brier."""
-    count = sums[:, :m]
-    signed = sums[:, m : 2 * m] - sums[:, 2 * m : 3 * m]  # confidence - outcome per bin
-    gap = np.abs(signed)
-    total = count.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_bin = np.where(count > 0, gap / count, 0.0)
-        sq = np.where(count > 0, gap * gap / count, 0.0)
-        acc = np.where(count > 0, sums[:, 2 * m : 3 * m] / count, 0.0)
-        correction = np.where(count >= 2, acc * (1 - acc) / (count - 1), 0.0)
-        plug_in = np.where(count >= 2, (gap / np.maximum(count, 1)) ** 2, 0.0)
-    debiased = (count * (plug_in - correction)).sum(axis=1) / total
+    """Every bootstrapped metric of the table from per-replicate sums, shape ``(R, 3M + 3)``
+    (see :class:`_Sums`), by its ``from_sums``."""
+    view = _Sums(sums, m)
     return {
-        "ece_over": np.clip(signed, 0, None).sum(axis=1) / total,
-        "ece_under": np.clip(-signed, 0, None).sum(axis=1) / total,
-        "ece_debiased": debiased,
-        "accuracy": sums[:, 3 * m] / total,
-        "ece": gap.sum(axis=1) / total,
-        "mce": per_bin.max(axis=1),
-        "rmsce": np.sqrt(sq.sum(axis=1) / total),
-        "nll": sums[:, 3 * m + 1] / total,
-        "brier": sums[:, 3 * m + 2] / total,
+        metric.name: metric.from_sums(view)
+        for metric in metric_table.bootstrapped()
+        if metric.from_sums is not None
     }
 
 
@@ -213,7 +247,7 @@ def bootstrap_metrics(
     replicates: int = 1000,
     seed: int = 0,
 ) -> BootstrapResult:
-    """Bootstrap replicates of every metric in :data:`METRICS` for one model."""
+    """Bootstrap replicates of every bootstrapped metric of the table for one model."""
     d = _design(stats, n_bins, binning)
     _check(replicates, seed, d.n)
 
@@ -230,7 +264,7 @@ def bootstrap_metrics(
         unit="replicates",
         size=lambda job: job[0],
     )
-    reps = {k: np.concatenate([p[k] for p in parts]) for k in METRICS}
+    reps = {k: np.concatenate([p[k] for p in parts]) for k in _names()}
     return BootstrapResult(point_metrics(stats, n_bins=n_bins, binning=binning), reps)
 
 
@@ -266,7 +300,7 @@ def paired_bootstrap(
         wb = wc if paired else replicate_weights(db.n, size, s_b)
         mc = _metrics_from_sums(dc.sums(wc), n_bins)
         mb = _metrics_from_sums(db.sums(wb), n_bins)
-        return {k: _worsening(k, mc[k], mb[k]) for k in METRICS}
+        return {k: _worsening(k, mc[k], mb[k]) for k in _names()}
 
     n = max(dc.n, db.n)
     seed_c = int(seq_c.generate_state(1)[0])
@@ -288,9 +322,14 @@ def paired_bootstrap(
     )
     pc = point_metrics(candidate, n_bins=n_bins, binning=binning)
     pb = point_metrics(baseline, n_bins=n_bins, binning=binning)
-    point = {k: float(_worsening(k, np.array(pc[k]), np.array(pb[k]))) for k in METRICS}
-    return BootstrapResult(point, {k: np.concatenate([p[k] for p in parts]) for k in METRICS})
+    point = {k: float(_worsening(k, np.array(pc[k]), np.array(pb[k]))) for k in _names()}
+    return BootstrapResult(point, {k: np.concatenate([p[k] for p in parts]) for k in _names()})
+
+
+def _names() -> tuple[str, ...]:
+    """The bootstrapped metrics now in the table."""
+    return metric_table.names(metric_table.bootstrapped())
 
 
 def _worsening(metric: str, cand: Any, base: Any) -> Any:
-    return base - cand if metric in HIGHER_IS_BETTER else cand - base
+    return metric_table.get(metric).worsening(cand, base)

@@ -19,6 +19,7 @@ import math
 from typing import Any
 
 from calibkit.errors import UsageError
+from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.classwise import class_statistics
 from calibkit.metrics.estimators import (
@@ -30,7 +31,7 @@ from calibkit.metrics.estimators import (
 from calibkit.metrics.examples import BinaryMode
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats
 from calibkit.sources.predictions import PredictionSource
-from calibkit.stats.bootstrap import METRICS, bootstrap_metrics
+from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = ["extended_metrics"]
 
@@ -86,7 +87,8 @@ def extended_metrics(
     boot = bootstrap_metrics(
         stats, n_bins=n_bins, binning=_binning(binning), replicates=bootstrap, seed=seed
     )
-    out["ci"] = {m: list(boot.interval(m, ci)) for m in METRICS if not math.isnan(boot.point[m])}
+    names = metric_table.names(metric_table.bootstrapped())
+    out["ci"] = {m: list(boot.interval(m, ci)) for m in names if not math.isnan(boot.point[m])}
     out["ci_level"] = ci
     out["bootstrap"] = bootstrap
     out["seed"] = seed

@@ -1,10 +1,10 @@
 """`calibkit ece --all`: every estimator with bootstrap intervals, through Typer's runner.
 
-The JSON must hold the documented keys with exactly the numbers the library functions give
-(:mod:`calibkit.metrics.estimators`, :mod:`calibkit.metrics.classwise`,
-:func:`calibkit.stats.bootstrap.bootstrap_metrics`); the table output must show the estimators
-with their intervals, the bin sensitivity and the worst classes. Inputs: the bundled sample data,
-and confidence-only and one-logit binary files generated in ``tmp_path``.
+The JSON must hold the documented keys with exactly the numbers of
+:func:`calibkit.stats.extended.extended_metrics` (whose numbers are checked against hand values
+and direct formulas in ``tests/unit/test_extended_metrics.py``); the table output must show the
+estimators with their intervals, the bin sensitivity and the worst classes. Inputs: the bundled
+sample data, and confidence-only and one-logit binary files generated in ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -22,15 +22,9 @@ from typer.testing import CliRunner, Result
 from calibkit.cli import app
 from calibkit.loaders import read_predictions
 from calibkit.metrics import summarize
-from calibkit.metrics.classwise import class_statistics
-from calibkit.metrics.estimators import (
-    bin_sensitivity,
-    debiased_squared_ce,
-    over_under_confidence,
-    smooth_ece,
-)
-from calibkit.metrics.summary import collect_example_stats
-from calibkit.stats.bootstrap import METRICS, bootstrap_metrics
+from calibkit.metrics.estimators import smooth_ece
+from calibkit.stats.bootstrap import METRICS
+from calibkit.stats.extended import extended_metrics
 
 HARD = Path(__file__).resolve().parents[2] / "sample_data" / "digits_hard_test.npz"
 
@@ -90,63 +84,30 @@ def assert_one_line_error(result: Result, message: str) -> None:
 def expected_extras(
     path: Path, *, ci: float = 0.95, bootstrap: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """What ``--all`` should add, from the library functions called directly."""
+    """What ``--all`` should add: the library's :func:`extended_metrics`, called directly."""
     preds = read_predictions(path)
-    summary = summarize(preds)
-    stats = collect_example_stats(preds)
-    over, under = over_under_confidence(summary.bins)
-    debiased = debiased_squared_ce(summary.bins)
-    smooth = smooth_ece(stats.confidence, stats.outcome)
-    out: dict[str, Any] = {
-        "ece_over": over,
-        "ece_under": under,
-        "ece_debiased": debiased,
-        "rmsce_debiased": math.sqrt(max(debiased, 0.0)),
-        "smece": smooth.value,
-        "smece_bandwidth": smooth.bandwidth,
-        "bin_sensitivity": bin_sensitivity(stats.confidence, stats.outcome),
-    }
-    if preds.kind != "confidence":
-        top_k = tuple(k for k in (1, 5) if k == 1 or k < preds.n_classes)
-        cls = class_statistics(preds, top_k=top_k)
-        out.update(
-            {
-                "classwise_ece": cls.classwise_ece,
-                "class_ece": cls.class_ece,
-                "top_k_accuracy": {str(k): v for k, v in cls.top_k.items()},
-                "brier_reliability": cls.brier.reliability,
-                "brier_resolution": cls.brier.resolution,
-                "brier_uncertainty": cls.brier.uncertainty,
-                "brier_within_bin_variance": cls.brier.within_bin_variance,
-                "brier_within_bin_covariance": cls.brier.within_bin_covariance,
-            }
-        )
-    boot = bootstrap_metrics(stats, replicates=bootstrap, seed=seed)
-    out["ci"] = {m: boot.interval(m, ci) for m in METRICS if not math.isnan(boot.point[m])}
-    return out
+    return extended_metrics(preds, summarize(preds), ci=ci, bootstrap=bootstrap, seed=seed)
 
 
 def assert_matches_library(doc: dict[str, Any], want: dict[str, Any]) -> None:
-    for key in ("ece_over", "ece_under", "ece_debiased", "rmsce_debiased", "smece"):
-        assert doc[key] == pytest.approx(want[key], **CLOSE), key
-    assert doc["smece_bandwidth"] == pytest.approx(want["smece_bandwidth"], **CLOSE)
-    assert len(doc["bin_sensitivity"]) == 10
-    for got, exp in zip(doc["bin_sensitivity"], want["bin_sensitivity"], strict=True):
-        assert got["binning"] == exp["binning"] and got["n_bins"] == exp["n_bins"]
-        assert got["ece"] == pytest.approx(exp["ece"], **CLOSE)
-    assert set(doc["ci"]) == set(want["ci"])
-    for metric, (lo, hi) in want["ci"].items():
-        assert doc["ci"][metric] == pytest.approx([lo, hi], **CLOSE), metric
-    if "classwise_ece" in want:
-        assert doc["classwise_ece"] == pytest.approx(want["classwise_ece"], **CLOSE)
-        assert doc["top_k_accuracy"] == pytest.approx(want["top_k_accuracy"], **CLOSE)
-        for key in [k for k in want if k.startswith("brier_")]:
-            assert doc[key] == pytest.approx(want[key], **CLOSE), key
-        class_ece = want["class_ece"]
-        order = np.argsort(-class_ece, kind="stable")[:10]
-        assert [row["class"] for row in doc["worst_classes"]] == order.tolist()
-        for row in doc["worst_classes"]:
-            assert row["ece"] == pytest.approx(class_ece[row["class"]], **CLOSE)
+    assert set(want) <= set(doc)
+    for key, value in want.items():
+        if isinstance(value, float):
+            assert doc[key] == pytest.approx(value, **CLOSE), key
+        elif key == "ci":
+            assert set(doc["ci"]) == set(value)
+            for metric, (lo, hi) in value.items():
+                assert doc["ci"][metric] == pytest.approx([lo, hi], **CLOSE), metric
+        elif key in ("bin_sensitivity", "worst_classes"):
+            assert len(doc[key]) == len(value), key
+            for got, exp in zip(doc[key], value, strict=True):
+                assert got.keys() == exp.keys()
+                for field, x in exp.items():
+                    assert got[field] == (pytest.approx(x, **CLOSE) if isinstance(x, float) else x)
+        elif key == "top_k_accuracy":
+            assert doc[key] == pytest.approx(value, **CLOSE)
+        else:
+            assert doc[key] == value, key
 
 
 def brier_parts(doc: dict[str, Any]) -> float:

@@ -364,14 +364,24 @@ def test_gate_config_limits() -> None:
 @pytest.fixture
 def verdict() -> Verdict:
     checks = (
-        Check("max_ece", "ece", "max", 0.04, 0.05, True, message="ECE 0.0400 <= limit 0.05"),
         Check(
-            "regression_nll", "nll", "regression", 0.6, 0.02, False, 0.1, 0.05, 0.15, 0.001,
+            name="max_ece", metric="ece", kind="max", value=0.04, limit=0.05, passed=True,
+            message="ECE 0.0400 <= limit 0.05",
+        ),
+        Check(
+            name="regression_nll", metric="nll", kind="regression", value=0.6, limit=0.02,
+            passed=False, delta=0.1, ci_low=0.05, ci_high=0.15, p_value=0.001,
             message='NLL rose by 0.1000 (worse) <&> "quoted"',
         ),
-        Check("min_accuracy", "accuracy", "min", 0.7, 0.8, False, message="accuracy 0.7 < 0.8"),
+        Check(
+            name="min_accuracy", metric="accuracy", kind="min", value=0.7, limit=0.8,
+            passed=False, message="accuracy 0.7 < 0.8",
+        ),
     )  # fmt: skip
-    return Verdict(False, checks, ("a note", "another & note"), "base.npz", True)
+    return Verdict(
+        passed=False, checks=checks, notes=("a note", "another & note"), baseline="base.npz",
+        paired=True,
+    )
 
 
 def test_verdict_junit(verdict: Verdict) -> None:
@@ -398,7 +408,10 @@ def test_verdict_junit(verdict: Verdict) -> None:
 
 
 def test_verdict_junit_of_a_passing_gate() -> None:
-    v = Verdict(True, (Check("max_ece", "ece", "max", 0.04, 0.05, True, message="ok"),))
+    check = Check(
+        name="max_ece", metric="ece", kind="max", value=0.04, limit=0.05, passed=True, message="ok"
+    )
+    v = Verdict(passed=True, checks=(check,))
     (suite,) = ET.fromstring(verdict_junit(v).split("\n", 1)[1]).findall("testsuite")
     assert (suite.get("tests"), suite.get("failures")) == ("1", "0")
     assert suite.find("properties") is None
