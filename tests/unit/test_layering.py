@@ -34,7 +34,6 @@ LAYERS: list[tuple[str, ...]] = [
 KNOWN: set[tuple[str, str]] = {
     ("calibkit.backends.torch_backend", "calibkit.metrics.examples"),
     ("calibkit.backends.torch_backend", "calibkit.metrics.summary"),
-    ("calibkit.loaders.rewrite", "calibkit.calibrators.temperature"),
 }
 
 
