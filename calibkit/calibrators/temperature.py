@@ -709,7 +709,10 @@ def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
 class ScaledPredictions(SourceView):
     """A view of predictions with logits multiplied by ``beta = 1/T`` (probabilities: ``log p``).
 
-    It streams chunks like its source, so metrics after temperature scaling cost one pass.
+    It streams chunks like its source, so metrics after temperature scaling cost one pass. It
+    is the temperature case of :class:`~calibkit.calibrators.base.CalibratedPredictions` (the
+    view of any calibrator; with a :class:`TemperatureScaler` of the same ``beta`` the chunks
+    are equal bit for bit), given ``beta`` itself rather than a fitted scaler.
     """
 
     base: PredictionSource
@@ -1168,4 +1171,4 @@ def _warn_about_probabilities(source: PredictionSource, zeros: tuple[int, int, i
 
 
 registry.register(TemperatureScaler.method, TemperatureScaler)
-_: type[Calibrator] = TemperatureScaler  # mypy checks that it is one
+_IS_A_CALIBRATOR: type[Calibrator] = TemperatureScaler  # mypy checks the protocol here
