@@ -137,14 +137,17 @@ def compare(
     n_bins: int = 15,
     binning: Binning = "width",
     ts_on_test: bool = False,
+    method: str = "temperature",
 ) -> Any:
     """Compare models in one call; a pandas DataFrame with a row per model.
 
     ``models`` and ``val`` map names to predictions: file paths or objects from
     :func:`calibkit.read_predictions`. Columns: ``source, n, accuracy, ece, mce, nll, brier,
     temperature, ts_fitted_on, ts_source, ts_ece, ts_mce, ts_nll, ts_brier`` (TS columns NaN for
-    models without validation data). Mismatched label vectors raise a warning. For the full
-    result (summaries, bins, warnings) use :func:`calibkit.comparison.compare_models`.
+    models without validation data). Mismatched label vectors raise a warning. ``method``
+    names the registered calibrator fitted on ``val`` (:mod:`calibkit.calibrators.registry`;
+    the TS columns take its prefix). For the full result (summaries, bins, warnings) use
+    :func:`calibkit.comparison.compare_models`.
     """
     import warnings
 
@@ -160,6 +163,7 @@ def compare(
         n_bins=n_bins,
         binning=binning,
         ts_on_test=ts_on_test,
+        method=method,
     )
     for message in comp.warnings:
         warnings.warn(message, UserWarning, stacklevel=2)

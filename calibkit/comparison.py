@@ -9,17 +9,26 @@ evaluation predictions; for every model with validation data it fits ``T`` there
 same metrics of the evaluation predictions scaled by ``1/T``. Without validation data no
 temperature-scaled numbers are invented, unless ``ts_on_test=True`` fits ``T`` on the evaluated
 predictions themselves (an optimistic, in-sample number, flagged as such in every output).
+
+The calibrator is any registered :class:`~calibkit.calibrators.base.Calibrator` (``method``,
+default ``"temperature"``); it is fitted and applied only through that protocol, and the names of
+its columns and JSON keys come from it (temperature scaling: ``TS``, ``T``, ``ts_*``). The
+report's temperature sweeps are computed here too (:func:`with_sweeps`), so that
+:mod:`calibkit.report.compare_report` only formats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
-from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
+from calibkit.calibrators import registry
+from calibkit.calibrators.base import CalibratedPredictions, Calibrator
+from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
 from calibkit.errors import UsageError
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
@@ -28,7 +37,15 @@ from calibkit.sources.digest import LabelDigest, canonical_labels, same_labels
 from calibkit.sources.predictions import PredictionSource
 from calibkit.stats.bootstrap import bootstrap_metrics
 
-__all__ = ["Comparison", "ModelResult", "compare_models", "label_mismatches"]
+__all__ = [
+    "Comparison",
+    "ModelResult",
+    "calibrated_metrics",
+    "compare_models",
+    "label_mismatches",
+    "report_sweep_grid",
+    "with_sweeps",
+]
 
 #: Metrics shown for each model (the table's ``compare`` metrics); all bootstrappable.
 METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare))
@@ -36,24 +53,72 @@ METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare))
 TS_METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare and not m.argmax_only))
 
 
+def calibrated_metrics(method: type[Calibrator] | Calibrator) -> tuple[str, ...]:
+    """The metrics shown after calibration: :data:`TS_METRICS`, and accuracy first when the
+    calibrator can change the argmax."""
+    return (("accuracy",) if method.changes_argmax else ()) + TS_METRICS
+
+
 @dataclass(frozen=True, eq=False)
 class ModelResult:
-    """One model's row: its summary and, when fitted, the temperature-scaled summary."""
+    """One model's row: its summary and, when a calibrator was fitted, the calibrated summary.
+
+    ``calibrator`` was fitted on ``fitted_where`` data (``"val"`` or, in-sample, ``"test"``),
+    the source ``fit_source``; ``calibrated`` (and ``calibrated_ci``) are the metrics of the
+    evaluated predictions after it. ``method`` names the registered calibration method (the
+    JSON's keys come from it). ``temperature`` and the ``ts_*`` attributes are the names these
+    had when temperature scaling was the only method.
+    """
 
     name: str
     summary: CalibrationSummary
-    temperature: float | None = None
-    ts_fitted_on: Literal["val", "test"] | None = None
-    ts_source: str | None = None
-    ts_summary: CalibrationSummary | None = None
-    ts_fit: TemperatureFit | None = None
+    calibrator: Calibrator | None = None
+    fitted_where: Literal["val", "test"] | None = None
+    fit_source: str | None = None
+    calibrated: CalibrationSummary | None = None
     ci: dict[str, tuple[float, float]] | None = None
-    ts_ci: dict[str, tuple[float, float]] | None = None
+    calibrated_ci: dict[str, tuple[float, float]] | None = None
+    method: str = "temperature"
+
+    @property
+    def parameters(self) -> dict[str, float]:
+        """The fitted calibrator's parameters (empty without one)."""
+        return self.calibrator.parameters() if self.calibrator is not None else {}
+
+    @property
+    def temperature(self) -> float | None:
+        return self.parameters.get("temperature")
+
+    @property
+    def ts_fitted_on(self) -> Literal["val", "test"] | None:
+        return self.fitted_where
+
+    @property
+    def ts_source(self) -> str | None:
+        return self.fit_source
+
+    @property
+    def ts_summary(self) -> CalibrationSummary | None:
+        return self.calibrated
+
+    @property
+    def ts_fit(self) -> Any:
+        """The calibrator's record of its fit (temperature scaling: a ``TemperatureFit``)."""
+        return getattr(self.calibrator, "fit", None)
+
+    @property
+    def ts_ci(self) -> dict[str, tuple[float, float]] | None:
+        return self.calibrated_ci
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; the calibrator's keys are named after it (temperature scaling:
+        ``temperature``, ``ts_fitted_on``, ``ts_source``, ``ts``, ``ts_ci``)."""
+        cls = registry.get(self.method)
+        key = cls.abbreviation.lower()
         s = self.summary
-        ts = self.ts_summary
-        return {
+        cal = self.calibrated
+        params = self.parameters
+        out: dict[str, Any] = {
             "name": self.name,
             "source": s.source,
             "n": s.n,
@@ -65,18 +130,21 @@ class ModelResult:
             "mce": s.mce,
             "nll": s.nll,
             "brier": s.brier,
-            "temperature": self.temperature,
-            "ts_fitted_on": self.ts_fitted_on,
-            "ts_source": self.ts_source,
-            "ts": {m: getattr(ts, m) for m in TS_METRICS} if ts is not None else None,
-            "ci": {k: list(v) for k, v in self.ci.items()} if self.ci else None,
-            "ts_ci": {k: list(v) for k, v in self.ts_ci.items()} if self.ts_ci else None,
         }
+        out.update({p: params.get(p) for p in cls.symbols})
+        out[f"{key}_fitted_on"] = self.fitted_where
+        out[f"{key}_source"] = self.fit_source
+        out[key] = {m: getattr(cal, m) for m in calibrated_metrics(cls)} if cal else None
+        out["ci"] = {k: list(v) for k, v in self.ci.items()} if self.ci else None
+        out[f"{key}_ci"] = (
+            {k: list(v) for k, v in self.calibrated_ci.items()} if self.calibrated_ci else None
+        )
+        return out
 
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
-    """The result of :func:`compare_models`."""
+    """The result of :func:`compare_models` (``sweeps``: from :func:`with_sweeps`)."""
 
     models: tuple[ModelResult, ...]
     n_bins: int
@@ -86,14 +154,17 @@ class Comparison:
     ci_level: float | None = None
     bootstrap: int | None = None
     seed: int | None = None
+    method: str = "temperature"
+    sweeps: tuple[TemperatureSweep, ...] | None = None
 
     def best(self, metric: str, *, ts: bool = False) -> str | None:
         """Name of the model with the best ``metric``: the highest or the lowest value, by the
-        metric's direction (:mod:`calibkit.metrics.table`); the first such model on a tie."""
+        metric's direction (:mod:`calibkit.metrics.table`), the first such model on a tie; with
+        ``ts``, after calibration."""
         values = {
-            m.name: getattr(m.ts_summary if ts else m.summary, metric)
+            m.name: getattr(m.calibrated if ts else m.summary, metric)
             for m in self.models
-            if (m.ts_summary if ts else m.summary) is not None
+            if (m.calibrated if ts else m.summary) is not None
         }
         if not values:
             return None
@@ -113,20 +184,24 @@ class Comparison:
         }
 
     def to_frame(self) -> Any:
-        """One row per model (pandas DataFrame); ``ts_*`` columns are NaN without TS; with
-        intervals, ``<metric>_ci_low``/``_ci_high`` (and ``ts_`` ones) columns follow."""
+        """One row per model (pandas DataFrame); ``ts_*`` columns (the calibrator's prefix) are
+        NaN without calibration; with intervals, ``<metric>_ci_low``/``_ci_high`` (and ``ts_``
+        ones) columns follow."""
         import pandas as pd
 
+        cls = registry.get(self.method)
+        key = cls.abbreviation.lower()
         rows = []
         for m in self.models:
             d = m.to_dict()
-            ts = d.pop("ts") or {}
+            cal = d.pop(key) or {}
             intervals = {}
-            for prefix, table in (("", d.pop("ci")), ("ts_", d.pop("ts_ci"))):
+            for prefix, table in (("", d.pop("ci")), (f"{key}_", d.pop(f"{key}_ci"))):
                 for k, (lo, hi) in (table or {}).items():
                     intervals[f"{prefix}{k}_ci_low"] = lo
                     intervals[f"{prefix}{k}_ci_high"] = hi
-            rows.append({**d, **{f"ts_{k}": ts.get(k, np.nan) for k in TS_METRICS}, **intervals})
+            calibrated = {f"{key}_{k}": cal.get(k, np.nan) for k in calibrated_metrics(cls)}
+            rows.append({**d, **calibrated, **intervals})
         return pd.DataFrame(rows).set_index("name")
 
 
@@ -175,14 +250,17 @@ def compare_models(
     ci: float | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
+    method: str = "temperature",
 ) -> Comparison:
-    """Compare models; fit temperature scaling on ``val[name]`` where given (see module doc).
+    """Compare models; fit the calibrator ``method`` (a registered name, by default temperature
+    scaling) on ``val[name]`` where given (see module doc).
 
     With ``ci`` (e.g. 0.95), every value gets a percentile bootstrap interval (``bootstrap``
-    replicates of the per-example statistics, ``seed``); ``ModelResult.ci`` / ``ts_ci``.
+    replicates of the per-example statistics, ``seed``); ``ModelResult.ci`` / ``calibrated_ci``.
     """
     if ci is not None and not 0 < ci < 1:
         raise UsageError(f"--ci must lie in (0, 1); got {ci}")
+    cls = registry.get(method)
 
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
         if ci is None:
@@ -206,40 +284,65 @@ def compare_models(
         if fit_on is None and ts_on_test:
             fit_on, where = source, "test"
         if fit_on is None:
-            results.append(ModelResult(name, summary, ci=intervals(source)))
+            results.append(ModelResult(name, summary, ci=intervals(source), method=method))
             continue
-        scaler = fit_temperature(fit_on, chunk_rows=chunk_rows)
-        scaled = ScaledPredictions(source, scaler.beta)
-        ts_summary = summarize(scaled, **kw)
+        calibrator = cls.fit_source(fit_on, chunk_rows=chunk_rows)
+        calibrated = CalibratedPredictions(source, calibrator)
         results.append(
             ModelResult(
                 name,
                 summary,
-                scaler.temperature,
-                where,
-                fit_on.source,
-                ts_summary,
-                scaler.fit,
-                intervals(source),
-                intervals(scaled),
+                calibrator=calibrator,
+                fitted_where=where,
+                fit_source=fit_on.source,
+                calibrated=summarize(calibrated, **kw),
+                ci=intervals(source),
+                calibrated_ci=intervals(calibrated),
+                method=method,
             )
         )
     warnings: list[str] = []
     digested = list(models.values())
     if check_labels and not all(same_labels(digested[0], other) for other in digested[1:]):
         warnings = label_mismatches(given)  # read the labels again only to say what differs
-    if ts_on_test and any(r.ts_fitted_on == "test" for r in results):
+    if ts_on_test and any(r.fitted_where == "test" for r in results):
         warnings.append(
-            "temperature fitted on the evaluated data itself (--ts-on-test): the TS columns "
-            "are in-sample and optimistic"
+            f"{' and '.join(cls.symbols)} fitted on the evaluated data itself (--ts-on-test): "
+            f"the {cls.abbreviation} columns are in-sample and optimistic"
         )
     return Comparison(
         tuple(results),
         n_bins,
         binning,
-        ts_on_test,
-        tuple(warnings),
-        ci,
-        bootstrap if ci is not None else None,
-        seed if ci is not None else None,
+        ts_on_test=ts_on_test,
+        warnings=tuple(warnings),
+        ci_level=ci,
+        bootstrap=bootstrap if ci is not None else None,
+        seed=seed if ci is not None else None,
+        method=method,
     )
+
+
+def report_sweep_grid() -> NDArray[np.float64]:
+    """The temperatures of a report's sweep: 81 points, ``2^(1/20)`` apart from 1/4 to 4 (evenly
+    spaced on the figure's log T axis, T = 1 among them)."""
+    grid: NDArray[np.float64] = 2.0 ** np.linspace(-2.0, 2.0, 81)
+    return grid
+
+
+def with_sweeps(
+    comp: Comparison,
+    models: Mapping[str, PredictionSource],
+    grid: Sequence[float] | NDArray[np.float64] | None = None,
+) -> Comparison:
+    """``comp`` with the temperature sweep of each model's evaluated predictions (ECE, NLL, ...
+    against ``T`` on ``grid``, default :func:`report_sweep_grid`): one read of each model, for
+    the report's ``sweep.png``."""
+    temps = report_sweep_grid() if grid is None else grid
+    sweeps = tuple(
+        sweep_temperatures(
+            models[m.name], temps, name=m.name, n_bins=comp.n_bins, binning=comp.binning
+        )
+        for m in comp.models
+    )
+    return replace(comp, sweeps=sweeps)

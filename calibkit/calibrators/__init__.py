@@ -1,5 +1,16 @@
-"""Calibrators: maps fitted on held-out predictions that make confidences honest."""
+"""Calibrators: maps fitted on held-out predictions that make confidences honest.
 
+Every calibrator is a :class:`~calibkit.calibrators.base.Calibrator`, registered by name in
+:mod:`calibkit.calibrators.registry`; temperature scaling (``"temperature"``) is the first.
+"""
+
+from calibkit.calibrators import registry
+from calibkit.calibrators.base import (
+    CALIBRATOR_FORMAT,
+    CalibratedPredictions,
+    Calibrator,
+    CalibratorBase,
+)
 from calibkit.calibrators.grid import GridTemperatureScaler, fit_temperature_grid, parse_grid
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
 from calibkit.calibrators.temperature import (
@@ -11,6 +22,10 @@ from calibkit.calibrators.temperature import (
 )
 
 __all__ = [
+    "CALIBRATOR_FORMAT",
+    "CalibratedPredictions",
+    "Calibrator",
+    "CalibratorBase",
     "GridTemperatureScaler",
     "ScaledPredictions",
     "TemperatureFit",
@@ -20,5 +35,6 @@ __all__ = [
     "fit_temperature_grid",
     "nll_gradient_hessian",
     "parse_grid",
+    "registry",
     "sweep_temperatures",
 ]

@@ -40,6 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from calibkit.calibrators.base import Calibrator
 from calibkit.calibrators.sweep import sweep_temperatures
 from calibkit.calibrators.temperature import (
     TemperatureFit,
@@ -222,19 +223,28 @@ class GridTemperatureScaler(TemperatureScaler):
         doc["grid"] = self.grid_dict()
         return doc
 
+    def fit_details(self) -> dict[str, Any]:
+        """As for the exact fit, with the grid's ``objective`` and ``grid``."""
+        details = super().fit_details()
+        details["objective"] = self.objective
+        details["grid"] = self.grid_dict()
+        return details
+
 
 def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def calibrator_json(scaler: TemperatureScaler) -> str:
-    """The calibrator document of ``scaler`` with its ``objective`` and ``grid`` recorded:
-    those of a :class:`GridTemperatureScaler`, else ``"nll"`` and ``null`` (the exact NLL fit)."""
+def calibrator_json(scaler: Calibrator) -> str:
+    """The calibrator document of ``scaler``; a temperature one with its ``objective`` and
+    ``grid`` recorded: those of a :class:`GridTemperatureScaler`, else ``"nll"`` and ``null``
+    (the exact NLL fit)."""
     import json
 
     doc = scaler.to_dict()
-    doc.setdefault("objective", "nll")
-    doc.setdefault("grid", None)
+    if isinstance(scaler, TemperatureScaler):
+        doc.setdefault("objective", "nll")
+        doc.setdefault("grid", None)
     return json.dumps(doc, indent=2, allow_nan=False) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Before/after numbers of a fitted temperature, as one JSON-ready dict.
+"""Before/after numbers of a fitted calibrator (temperature scaling: ``fit-temp``), as one
+JSON-ready dict.
 
 Schema (``calibkit fit-temp --json``): ``temperature``, ``converged``, ``passes``,
 ``gradient`` (dNLL/d(1/T) at the fit), ``clamped`` (``null``, ``"t_min"`` or ``"t_max"``),
@@ -20,22 +21,20 @@ its ``best`` value at ``T``, ``ties`` (grid points sharing that minimum; the fir
 :func:`fit_and_report` takes the validation metrics from the fit's own passes (its first pass
 is at T = 1, its last at the reported T) and the ``--eval`` metrics from one more pass: with
 ``--eval``, one read of each file beyond the fit's.
+
+Everything here goes through the :class:`~calibkit.calibrators.base.Calibrator` protocol: the
+head of the report is the calibrator's :meth:`~calibkit.calibrators.base.Calibrator.fit_details`
+(for temperature scaling the keys above, up to ``warm_start_evaluations``), and a calibrator that
+can change the argmax (``changes_argmax``) also reports ``accuracy_after`` for each data set.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from calibkit._version import __version__
-from calibkit.calibrators.grid import GridTemperatureScaler
-from calibkit.calibrators.temperature import (
-    DEFAULT_T_MAX,
-    DEFAULT_T_MIN,
-    TemperatureScaler,
-    before_after_summaries,
-    fit_temperature_with_metrics,
-)
+from calibkit.calibrators import registry
+from calibkit.calibrators.base import Calibrator
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary
@@ -48,7 +47,7 @@ METRICS = metric_table.names(metric_table.fit_report_metrics())
 
 
 def before_after(
-    scaler: TemperatureScaler,
+    scaler: Calibrator,
     source: PredictionSource,
     *,
     n_bins: int = 15,
@@ -57,16 +56,12 @@ def before_after(
     summaries: tuple[CalibrationSummary, CalibrationSummary] | None = None,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """Metrics of ``source`` at ``T = 1`` and at the scaler's ``T``: one pass, or none when
-    ``summaries`` (before, after) are given (e.g. by :func:`fit_temperature_with_metrics`)."""
+    """Metrics of ``source`` as given and after calibration (:meth:`Calibrator.summaries`:
+    for temperature scaling one pass), or no pass when ``summaries`` (before, after) are given
+    (e.g. by :meth:`Calibrator.fit_with_summaries`)."""
     if summaries is None:
-        summaries = before_after_summaries(
-            source,
-            scaler.temperature,
-            n_bins=n_bins,
-            binning=binning,
-            chunk_rows=chunk_rows,
-            device=device,
+        summaries = scaler.summaries(
+            source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows, device=device
         )
     before, after = summaries
     out: dict[str, Any] = {
@@ -77,6 +72,8 @@ def before_after(
         "zero_prob_rows": before.zero_prob_rows,
         "accuracy": before.accuracy,
     }
+    if scaler.changes_argmax:
+        out["accuracy_after"] = after.accuracy
     for m in METRICS:
         out[f"{m}_before"] = getattr(before, m)
         out[f"{m}_after"] = getattr(after, m)
@@ -87,23 +84,18 @@ def fit_and_report(
     val: PredictionSource,
     eval_source: PredictionSource | None = None,
     *,
-    t_min: float = DEFAULT_T_MIN,
-    t_max: float = DEFAULT_T_MAX,
+    method: str = "temperature",
     n_bins: int = 15,
     binning: Binning = "width",
     chunk_rows: int | None = None,
     device: str | None = None,
-) -> tuple[TemperatureScaler, dict[str, Any]]:
-    """Fit ``T`` on ``val`` and report (:func:`scaling_report`), the validation metrics taken
-    from the fit's own passes."""
-    scaler, before, after = fit_temperature_with_metrics(
-        val,
-        n_bins=n_bins,
-        binning=binning,
-        t_min=t_min,
-        t_max=t_max,
-        chunk_rows=chunk_rows,
-        device=device,
+    **options: Any,
+) -> tuple[Calibrator, dict[str, Any]]:
+    """Fit ``method`` on ``val`` and report (:func:`scaling_report`), the validation metrics
+    taken from the fit itself (:meth:`Calibrator.fit_with_summaries`: for temperature scaling
+    its own passes). ``options`` go to the fit (temperature: ``t_min``, ``t_max``)."""
+    scaler, before, after = registry.get(method).fit_with_summaries(
+        val, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows, device=device, **options
     )
     report = scaling_report(
         scaler,
@@ -119,7 +111,7 @@ def fit_and_report(
 
 
 def scaling_report(
-    scaler: TemperatureScaler,
+    scaler: Calibrator,
     val: PredictionSource,
     eval_source: PredictionSource | None = None,
     *,
@@ -129,27 +121,11 @@ def scaling_report(
     val_summaries: tuple[CalibrationSummary, CalibrationSummary] | None = None,
     device: str | None = None,
 ) -> dict[str, Any]:
-    """The report of a fitted scaler on ``val`` (and ``eval_source``); ``val_summaries``
+    """The report of a fitted calibrator on ``val`` (and ``eval_source``): its
+    :meth:`Calibrator.fit_details`, the bins, then the per-data keys; ``val_summaries``
     (before, after) spare the pass over ``val`` that would compute them."""
-    fit = scaler.fit
-    objective: str | None = "nll" if fit else None
-    grid: dict[str, Any] | None = None
-    if isinstance(scaler, GridTemperatureScaler):
-        objective, grid = scaler.objective, scaler.grid_dict()
-    g = fit.gradient if fit else None
     report: dict[str, Any] = {
-        "temperature": scaler.temperature,
-        "objective": objective,
-        "grid": grid,
-        "converged": fit.converged if fit else None,
-        "passes": fit.passes if fit else None,
-        "gradient": g if isinstance(g, float) and math.isfinite(g) else None,
-        "clamped": fit.clamped if fit else None,
-        "message": fit.message if fit else "",
-        "fitted_on": scaler.fitted_on,
-        "zero_probs": fit.zero_probs if fit else 0,
-        "warm_start_rows": fit.warm_start_rows if fit else 0,
-        "warm_start_evaluations": fit.warm_start_evaluations if fit else 0,
+        **scaler.fit_details(),
         "n_bins": n_bins,
         "binning": binning,
         "calibkit_version": __version__,

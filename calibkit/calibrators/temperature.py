@@ -49,20 +49,27 @@ only float64 overflow can produce) is refused with an :class:`~calibkit.errors.I
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from calibkit import progress
 from calibkit._version import __version__
+from calibkit.calibrators import registry
+from calibkit.calibrators.base import (
+    CALIBRATOR_FORMAT,
+    Calibrator,
+    CalibratorBase,
+    check_document,
+)
+from calibkit.calibrators.base import require_scores as _require_scores
 from calibkit.calibrators.kernels import BLOCK_ELEMENTS, batch_sums, centre_chunk, exp_rows, row_dot
 from calibkit.engine.executors import Executor, SerialExecutor, scratch
 from calibkit.engine.passes import Chunk, run_pass
@@ -96,8 +103,6 @@ __all__ = [
     "nll_gradient_hessian",
 ]
 
-#: Version of the calibrator JSON document written by :meth:`TemperatureScaler.to_json`.
-CALIBRATOR_FORMAT = 1
 DEFAULT_T_MIN = 1e-4
 DEFAULT_T_MAX = 1e4
 GRADIENT_TOL = 1e-10
@@ -474,8 +479,11 @@ class TemperatureFit:
 
 
 @dataclass(frozen=True)
-class TemperatureScaler:
+class TemperatureScaler(CalibratorBase):
     """A fitted temperature: divides logits by ``temperature``.
+
+    The first :class:`~calibkit.calibrators.base.Calibrator` (method ``"temperature"``): it
+    keeps the argmax, and its one parameter ``temperature`` is shown as ``T``.
 
     >>> ts = TemperatureScaler(2.0)
     >>> ts.transform(np.array([[2.0, 4.0]])).tolist()
@@ -483,6 +491,15 @@ class TemperatureScaler:
     >>> TemperatureScaler.from_json(ts.to_json()).temperature
     2.0
     """
+
+    method: ClassVar[str] = "temperature"
+    title: ClassVar[str] = "temperature scaling"
+    abbreviation: ClassVar[str] = "TS"
+    calibrated_as: ClassVar[str] = "temperature-scaled"
+    symbols: ClassVar[Mapping[str, str]] = {"temperature": "T"}
+    changes_argmax: ClassVar[bool] = False
+    sweep_parameter: ClassVar[str | None] = "temperature"
+    overflow_hint: ClassVar[str] = "use a larger temperature"
 
     temperature: float
     fit: TemperatureFit | None = None
@@ -503,9 +520,103 @@ class TemperatureScaler:
     def beta(self) -> float:
         return 1.0 / self.temperature
 
-    def transform(self, logits: ArrayLike) -> NDArray[np.float64]:
-        """``logits / T`` in float64 (any shape: one logit per row for binary models works)."""
-        return np.asarray(logits, dtype=np.float64) / self.temperature
+    # -- the Calibrator protocol ---------------------------------------------------------------
+
+    @classmethod
+    def fit_source(
+        cls,
+        source: PredictionSource,
+        *,
+        chunk_rows: int | None = None,
+        device: str | None = None,
+        **options: Any,
+    ) -> TemperatureScaler:
+        """:func:`fit_temperature` (the exact Newton fit); ``options``: ``t_min``, ``t_max``,
+        ``tol``, ``max_passes``."""
+        return fit_temperature(source, chunk_rows=chunk_rows, device=device, **options)
+
+    @classmethod
+    def fit_with_summaries(
+        cls,
+        source: PredictionSource,
+        *,
+        n_bins: int = 15,
+        binning: Binning = "width",
+        chunk_rows: int | None = None,
+        device: str | None = None,
+        **options: Any,
+    ) -> tuple[TemperatureScaler, CalibrationSummary, CalibrationSummary]:
+        """:func:`fit_temperature_with_metrics`: the metrics come from the fit's own passes."""
+        return fit_temperature_with_metrics(
+            source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows, device=device, **options
+        )
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, float]) -> TemperatureScaler:
+        """``TemperatureScaler(parameters["temperature"])``."""
+        unknown = set(parameters) - {"temperature"}
+        if unknown or "temperature" not in parameters:
+            raise UsageError(
+                f"temperature scaling has one parameter, 'temperature'; got {sorted(parameters)}"
+            )
+        return cls(parameters["temperature"])
+
+    def parameters(self) -> dict[str, float]:
+        return {"temperature": self.temperature}
+
+    def calibrated_logits(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
+        """``beta * z`` with ``z`` the logits (``log p`` for probabilities), in float64."""
+        z = as_logits(scores, kind)
+        z *= self.beta
+        return z
+
+    def summaries(
+        self,
+        source: PredictionSource,
+        *,
+        n_bins: int = 15,
+        binning: Binning = "width",
+        chunk_rows: int | None = None,
+        device: str | None = None,
+    ) -> tuple[CalibrationSummary, CalibrationSummary]:
+        """:func:`before_after_summaries`: both in one pass."""
+        return before_after_summaries(
+            source,
+            self.temperature,
+            n_bins=n_bins,
+            binning=binning,
+            chunk_rows=chunk_rows,
+            device=device,
+        )
+
+    def fit_details(self) -> dict[str, Any]:
+        """The head of ``fit-temp --json``: ``temperature``, ``objective`` (``"nll"`` for the
+        exact fit), ``grid``, the fit's facts and ``fitted_on``."""
+        fit = self.fit
+        g = fit.gradient if fit else None
+        return {
+            "temperature": self.temperature,
+            "objective": "nll" if fit else None,
+            "grid": None,
+            "converged": fit.converged if fit else None,
+            "passes": fit.passes if fit else None,
+            "gradient": g if isinstance(g, float) and math.isfinite(g) else None,
+            "clamped": fit.clamped if fit else None,
+            "message": fit.message if fit else "",
+            "fitted_on": self.fitted_on,
+            "zero_probs": fit.zero_probs if fit else 0,
+            "warm_start_rows": fit.warm_start_rows if fit else 0,
+            "warm_start_evaluations": fit.warm_start_evaluations if fit else 0,
+        }
+
+    # -- arrays --------------------------------------------------------------------------------
+
+    def transform(self, scores: ArrayLike, kind: str = "logits") -> NDArray[np.float64]:
+        """``logits / T`` in float64 (any shape: one logit per row for binary models works);
+        for ``kind="probs"``, :meth:`transform_probs`."""
+        if kind != "logits":
+            return self.transform_probs(scores)
+        return np.asarray(scores, dtype=np.float64) / self.temperature
 
     def transform_probs(self, probs: ArrayLike) -> NDArray[np.float64]:
         """``softmax(log p / T)`` row-wise, for probability inputs of shape ``(N, K)``.
@@ -524,6 +635,8 @@ class TemperatureScaler:
         out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
         return out
 
+    # -- the JSON document ---------------------------------------------------------------------
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "calibkit_calibrator": CALIBRATOR_FORMAT,
@@ -538,21 +651,16 @@ class TemperatureScaler:
             "fit": _json_safe(asdict(self.fit)) if self.fit else None,
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> TemperatureScaler:
-        if not isinstance(doc, dict):
-            raise InputError(source, "a calibrator must be a JSON object")
-        version = doc.get("calibkit_calibrator")
-        if type(version) is not int or version != CALIBRATOR_FORMAT:
-            raise InputError(
-                source,
-                f"not a calibkit calibrator of format {CALIBRATOR_FORMAT} "
-                f"(calibkit_calibrator = {version!r})",
-            )
-        if doc.get("method") != "temperature":
+        method = check_document(doc, source)
+        if method != cls.method:
+            if method in registry.names():
+                raise InputError(
+                    source,
+                    f"holds a {method!r} calibrator, not a temperature one "
+                    "(read it with calibkit.calibrators.registry.load)",
+                )
             raise InputError(source, f"unknown calibration method {doc.get('method')!r}")
         t = doc.get("temperature")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
@@ -601,7 +709,10 @@ def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
 class ScaledPredictions(SourceView):
     """A view of predictions with logits multiplied by ``beta = 1/T`` (probabilities: ``log p``).
 
-    It streams chunks like its source, so metrics after temperature scaling cost one pass.
+    It streams chunks like its source, so metrics after temperature scaling cost one pass. It
+    is the temperature case of :class:`~calibkit.calibrators.base.CalibratedPredictions` (the
+    view of any calibrator; with a :class:`TemperatureScaler` of the same ``beta`` the chunks
+    are equal bit for bit), given ``beta`` itself rather than a fitted scaler.
     """
 
     base: PredictionSource
@@ -627,11 +738,7 @@ class ScaledPredictions(SourceView):
 
 def require_scores(source: PredictionSource) -> None:
     """Temperature scaling needs logits or probabilities, not confidence-only rows."""
-    if source.kind not in ("logits", "probs"):
-        raise UsageError(
-            f"{source.source}: temperature scaling needs logits or probabilities; this file "
-            "holds only confidences and correctness"
-        )
+    _require_scores(source, TemperatureScaler.title)
 
 
 def _check_range(t_min: float, t_max: float) -> None:
@@ -1061,3 +1168,7 @@ def _warn_about_probabilities(source: PredictionSource, zeros: tuple[int, int, i
             stacklevel=5,
         )
     return zero_count
+
+
+registry.register(TemperatureScaler.method, TemperatureScaler)
+_IS_A_CALIBRATOR: type[Calibrator] = TemperatureScaler  # mypy checks the protocol here

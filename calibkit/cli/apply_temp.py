@@ -1,4 +1,5 @@
-"""`calibkit apply-temp`: write temperature-scaled predictions."""
+"""`calibkit apply-temp`: write temperature-scaled (or, from a calibrator JSON, calibrated)
+predictions."""
 
 from pathlib import Path
 from typing import Annotated
@@ -34,24 +35,25 @@ def apply_temp_command(
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
 ) -> None:
-    from calibkit.calibrators.temperature import TemperatureScaler
+    from calibkit.calibrators import registry
+    from calibkit.calibrators.base import parameter_text
     from calibkit.errors import UsageError
     from calibkit.io.atomic import check_output_path
     from calibkit.loaders import read_predictions
-    from calibkit.loaders.rewrite import write_scaled
+    from calibkit.report.rewrite import write_calibrated
 
     if (temperature is None) == (calibrator is None):
         raise UsageError("give exactly one of --temperature and --calibrator")
     check_output_path(out, [path] + ([calibrator] if calibrator else []))
     if calibrator is not None:
-        scaler = TemperatureScaler.load(calibrator)
+        scaler = registry.load(calibrator)  # any registered method
     else:
         assert temperature is not None
-        scaler = TemperatureScaler(temperature)
+        scaler = registry.get("temperature").from_parameters({"temperature": temperature})
     preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
     if scaler.n_classes is not None and scaler.n_classes != preds.n_classes:
         raise UsageError(
             f"{calibrator}: fitted on {scaler.n_classes} classes, but {path} has {preds.n_classes}"
         )
-    write_scaled(preds, scaler, out)
-    wrote(out, f"T = {scaler.temperature:.6g}")
+    write_calibrated(preds, scaler, out)
+    wrote(out, parameter_text(scaler, ".6g"))

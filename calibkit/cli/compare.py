@@ -115,9 +115,10 @@ def compare_command(
     for w in comp.warnings:
         warning_line(w)
     if out_dir is not None:
+        from calibkit.comparison import with_sweeps
         from calibkit.report.compare_report import write_report_dir
 
-        for path in write_report_dir(comp, sources, out_dir, inputs=inputs):
+        for path in write_report_dir(with_sweeps(comp, sources), out_dir, inputs=inputs):
             wrote(path)
     if as_json:
         typer.echo(dumps(comp.to_dict()), nl=False)

@@ -71,6 +71,7 @@ def fit_temp_command(
     chunk_rows: ChunkRows = None,
     device: Device = None,
 ) -> None:
+    from calibkit.calibrators.base import Calibrator
     from calibkit.calibrators.grid import (
         calibrator_json,
         check_grid_cells,
@@ -78,7 +79,6 @@ def fit_temp_command(
         parse_grid,
     )
     from calibkit.calibrators.report import fit_and_report, scaling_report
-    from calibkit.calibrators.temperature import DEFAULT_T_MAX, DEFAULT_T_MIN, TemperatureScaler
     from calibkit.errors import InputError, UsageError
     from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
@@ -110,7 +110,7 @@ def fit_temp_command(
             str(eval_path),
             f"has {eval_preds.n_classes} classes, but {val} has {val_preds.n_classes}",
         )
-    scaler: TemperatureScaler
+    scaler: Calibrator
     if temperatures is not None:
         scaler = fit_temperature_grid(
             val_preds,
@@ -124,15 +124,16 @@ def fit_temp_command(
             scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
         )
     else:  # the exact fit: its first and last passes carry the validation metrics
+        bounds = {k: v for k, v in (("t_min", t_min), ("t_max", t_max)) if v is not None}
         scaler, report = fit_and_report(
             val_preds,
             eval_preds,
-            t_min=DEFAULT_T_MIN if t_min is None else t_min,
-            t_max=DEFAULT_T_MAX if t_max is None else t_max,
+            method="temperature",
             n_bins=bins,
             binning=binning.value,
             chunk_rows=chunk_rows,
             device=device,
+            **bounds,
         )
     if out is not None:
         atomic_write_text(out, calibrator_json(scaler), inputs=inputs)

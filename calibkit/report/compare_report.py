@@ -2,23 +2,29 @@
 
 The folder (``calibkit compare --out-dir``) holds ``report.md`` (the table, the figures and the
 warnings, readable on GitHub), ``report.json`` (:meth:`Comparison.to_dict`), ``reliability.png``
-(one panel per model, and one per temperature-scaled model) and ``sweep.png`` (ECE and NLL
-against the temperature, fitted temperatures marked). The folder is replaced as a whole (built
-beside it, then renamed into place), so its files always come from one run.
+(one panel per model, and one per calibrated model) and ``sweep.png`` (ECE and NLL against the
+temperature, fitted temperatures marked). The folder is replaced as a whole (built beside it,
+then renamed into place), so its files always come from one run.
+
+Everything here formats what :mod:`calibkit.comparison` computed: the calibrator's columns,
+parameter columns (``T``), panel names and notes come from its registered class
+(:class:`~calibkit.calibrators.base.Calibrator`: ``abbreviation``, ``symbols``, ``title``), and
+the sweeps from :func:`calibkit.comparison.with_sweeps`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from calibkit.comparison import METRICS, TS_METRICS, Comparison
+from calibkit.calibrators import registry
+from calibkit.calibrators.base import Calibrator, parameter_text
+from calibkit.comparison import METRICS, Comparison, calibrated_metrics
+from calibkit.errors import UsageError
 from calibkit.metrics import table as metric_table
-from calibkit.sources.predictions import PredictionSource
 
 __all__ = [
     "REPORT_FILES",
@@ -38,32 +44,45 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None or math.isnan(x) else f"{x:.4f}"
 
 
+def _method(comp: Comparison) -> type[Calibrator]:
+    return registry.get(comp.method)
+
+
 def _columns(comp: Comparison) -> list[tuple[str, str, bool]]:
-    """(header, metric, is_ts) for every column shown."""
+    """(header, metric, is_calibrated) for every metric column shown; the calibrator's
+    parameters are shown just before its first column."""
     cols = [(LABELS[m], m, False) for m in METRICS]
-    if any(m.ts_summary is not None for m in comp.models):
-        cols += [(f"TS {LABELS[m]}", m, True) for m in TS_METRICS]
+    if any(m.calibrated is not None for m in comp.models):
+        cls = _method(comp)
+        cols += [(f"{cls.abbreviation} {LABELS[m]}", m, True) for m in calibrated_metrics(cls)]
     return cols
+
+
+def _first_calibrated(cols: list[tuple[str, str, bool]]) -> int:
+    return next((i for i, (_, _, cal) in enumerate(cols) if cal), -1)
 
 
 def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
     cols = _columns(comp)
-    best = {(metric, ts): comp.best(metric, ts=ts) for _, metric, ts in cols}
+    first = _first_calibrated(cols)
+    symbols = _method(comp).symbols
+    best = {(metric, cal): comp.best(metric, ts=cal) for _, metric, cal in cols}
     filled = {
-        (metric, ts): sum((m.ts_summary if ts else m.summary) is not None for m in comp.models)
-        for _, metric, ts in cols
+        (metric, cal): sum((m.calibrated if cal else m.summary) is not None for m in comp.models)
+        for _, metric, cal in cols
     }
     rows = []
     for m in comp.models:
         row = [m.name, str(m.summary.n)]
-        for _, metric, ts in cols:
-            if metric == "ece" and ts:
-                row.append(f"{m.temperature:.3f}" if m.temperature is not None else "-")
-            summary = m.ts_summary if ts else m.summary
+        params = m.parameters
+        for i, (_, metric, cal) in enumerate(cols):
+            if i == first:
+                row += [f"{params[p]:.3f}" if p in params else "-" for p in symbols]
+            summary = m.calibrated if cal else m.summary
             text = _fmt(getattr(summary, metric)) if summary is not None else "-"
-            if summary is not None and best[(metric, ts)] == m.name and filled[(metric, ts)] > 1:
+            if summary is not None and best[(metric, cal)] == m.name and filled[(metric, cal)] > 1:
                 text = f"{bold[0]}{text}{bold[1]}"
-            intervals = m.ts_ci if ts else m.ci
+            intervals = m.calibrated_ci if cal else m.ci
             if summary is not None and intervals and metric in intervals:
                 lo, hi = intervals[metric]
                 text += f" [{lo:.3f}, {hi:.3f}]"
@@ -74,9 +93,11 @@ def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
 
 def _headers(comp: Comparison) -> list[str]:
     heads = ["model", "N"]
-    for head, metric, ts in _columns(comp):
-        if metric == "ece" and ts:
-            heads.append("T")
+    cols = _columns(comp)
+    first = _first_calibrated(cols)
+    for i, (head, _, _) in enumerate(cols):
+        if i == first:
+            heads += list(_method(comp).symbols.values())
         heads.append(head)
     return heads
 
@@ -97,6 +118,8 @@ def comparison_table(comp: Comparison) -> Table:
 
 def comparison_markdown(comp: Comparison) -> str:
     """The table as GitHub Markdown (best values in bold), followed by the warnings."""
+    cls = _method(comp)
+    abbr = cls.abbreviation
     heads = _headers(comp)
     lines = [
         "| " + " | ".join(heads) + " |",
@@ -106,11 +129,16 @@ def comparison_markdown(comp: Comparison) -> str:
         "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
         for row in _cells(comp, ("**", "**"))
     ]
+    accuracy = (
+        f"{abbr} accuracy is that of the calibrated predictions."
+        if cls.changes_argmax
+        else f"accuracy is unchanged by {abbr}."
+    )
     notes = [
         f"ECE and MCE with {comp.n_bins} {comp.binning} bins; NLL in nats; "
-        "TS = temperature scaling with T fitted on "
+        f"{abbr} = {cls.title} with {' and '.join(cls.symbols.values())} fitted on "
         + ("each model's validation data" if not comp.ts_on_test else "the data named below")
-        + " and applied to the evaluated predictions; accuracy is unchanged by TS."
+        + f" and applied to the evaluated predictions; {accuracy}"
     ]
     if comp.ci_level is not None:
         notes.append(
@@ -118,10 +146,10 @@ def comparison_markdown(comp: Comparison) -> str:
             f"({comp.bootstrap} replicates, seed {comp.seed})"
         )
     for m in comp.models:
-        if m.ts_fitted_on is not None:
+        if m.fitted_where is not None and m.calibrator is not None:
             notes.append(
-                f"`{m.name}`: T = {m.temperature:.4f} fitted on `{m.ts_source}`"
-                + (" (**in-sample**)" if m.ts_fitted_on == "test" else "")
+                f"`{m.name}`: {parameter_text(m.calibrator, '.4f')} fitted on `{m.fit_source}`"
+                + (" (**in-sample**)" if m.fitted_where == "test" else "")
             )
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     if comp.warnings:
@@ -139,21 +167,18 @@ def check_report_dir(out_dir: str | Path, inputs: list[str] | None = None) -> Pa
 
 def write_report_dir(
     comp: Comparison,
-    models: Mapping[str, PredictionSource],
     out_dir: str | Path,
     *,
     inputs: list[str] | None = None,
-    sweep_grid: Any = None,
 ) -> list[Path]:
     """Write report.md, report.json, reliability.png and sweep.png into ``out_dir``.
 
-    The four files are made in a temporary sibling folder which then replaces ``out_dir`` in one
-    rename, so a reader never sees files of two runs together, and an interrupted run leaves the
-    old report whole. ``out_dir`` must be new, empty, or hold only an earlier report.
+    ``comp`` carries the temperature sweeps that ``sweep.png`` draws
+    (:func:`calibkit.comparison.with_sweeps`); nothing is computed here. The four files are
+    made in a temporary sibling folder which then replaces ``out_dir`` in one rename, so a
+    reader never sees files of two runs together, and an interrupted run leaves the old report
+    whole. ``out_dir`` must be new, empty, or hold only an earlier report.
     """
-    import numpy as np
-
-    from calibkit.calibrators.sweep import sweep_temperatures
     from calibkit.io.atomic import atomic_directory, atomic_write_text
     from calibkit.plotting.reliability import plot_reliability
     from calibkit.plotting.save import save_figure
@@ -161,44 +186,49 @@ def write_report_dir(
     from calibkit.plotting.sweep import plot_sweep
     from calibkit.report.summary_json import dumps
 
+    if comp.sweeps is None:
+        raise UsageError(
+            "a report needs the comparison's temperature sweeps: "
+            "calibkit.comparison.with_sweeps(comparison, models)"
+        )
     out = Path(out_dir)
     inputs = inputs or []
     check_report_dir(out, inputs)  # before the figures are drawn
+    cls = _method(comp)
+    abbr = cls.abbreviation
     colors = model_colors([m.name for m in comp.models])
     panels: dict[str, Any] = {}
     panel_colors: dict[str, str] = {}
+    calibrated = any(m.calibrated is not None for m in comp.models)
     for m in comp.models:
         panels[m.name] = m.summary
         panel_colors[m.name] = colors[m.name]
-        if m.ts_summary is not None:
-            where = ", fitted in-sample" if m.ts_fitted_on == "test" else ""
-            key = f"{m.name} + TS (T = {m.temperature:.3g}{where})"
-            panels[key] = m.ts_summary
+        if m.calibrated is not None and m.calibrator is not None:
+            where = ", fitted in-sample" if m.fitted_where == "test" else ""
+            key = f"{m.name} + {abbr} ({parameter_text(m.calibrator, '.3g')}{where})"
+            panels[key] = m.calibrated
             panel_colors[key] = colors[m.name]
-        elif any(r.ts_summary is not None for r in comp.models):
-            panels[f"{m.name} (no validation data: no TS)"] = None  # keeps pairs in rows
-    ncols = 2 if any(m.ts_summary is not None for m in comp.models) else None
+        elif calibrated:
+            panels[f"{m.name} (no validation data: no {abbr})"] = None  # keeps pairs in rows
     reliability = plot_reliability(
         panels,
         colors=panel_colors,
-        ncols=ncols,
-        title="reliability before and after temperature scaling",
+        ncols=2 if calibrated else None,
+        title=f"reliability before and after {cls.title}",
     )
-    # evenly spaced on the figure's log T axis: 81 points, 2^(1/20) apart, T = 1 among them
-    grid = 2.0 ** np.linspace(-2.0, 2.0, 81) if sweep_grid is None else sweep_grid
-    sweeps = [
-        sweep_temperatures(
-            models[m.name], grid, name=m.name, n_bins=comp.n_bins, binning=comp.binning
-        )
+    marked = cls.sweep_parameter
+    fitted = {
+        m.name: m.parameters[marked]
         for m in comp.models
-    ]
-    fitted = {m.name: m.temperature for m in comp.models if m.temperature is not None}
+        if marked is not None and marked in m.parameters
+    }
+    symbol = cls.symbols.get(marked, marked) if marked is not None else ""
     label = (
-        "T fitted in-sample (--ts-on-test)"
-        if any(m.ts_fitted_on == "test" for m in comp.models)
-        else "T fitted on validation"
+        f"{symbol} fitted in-sample (--ts-on-test)"
+        if any(m.fitted_where == "test" for m in comp.models)
+        else f"{symbol} fitted on validation"
     )
-    sweep = plot_sweep(sweeps, fitted=fitted, fitted_label=label)
+    sweep = plot_sweep(list(comp.sweeps), fitted=fitted, fitted_label=label)
     md = (
         "# Calibration report\n\n"
         + comparison_markdown(comp)

@@ -31,9 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 
 #: Imports against the direction that are still to be removed (#14). Must end empty.
-KNOWN: set[tuple[str, str]] = {
-    ("calibkit.loaders.rewrite", "calibkit.calibrators.temperature"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _layer(module: str) -> int:

@@ -35,7 +35,7 @@ from calibkit.io.atomic import (
 )
 from calibkit.io.paths import input_files, is_shard_of, parquet_shards
 from calibkit.loaders import ReadOptions, read_predictions
-from calibkit.loaders.rewrite import write_scaled
+from calibkit.report.rewrite import write_scaled
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, devices and /proc")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd")

@@ -1,8 +1,11 @@
-"""Writing temperature-scaled predictions back in the format, layout and key names they came in.
+"""Writing calibrated predictions back in the format, layout and key names they came in.
 
-Everything except the scores is copied unchanged (other arrays, columns, labels). Floating-point
-scores keep their dtype; the division itself is done in float64. Probabilities become
-``softmax(log p / T)``. The output is written atomically and never over the input.
+Any :class:`~calibkit.calibrators.base.Calibrator` (``apply-temp``: temperature scaling) gives the
+new scores through :meth:`~calibkit.calibrators.base.Calibrator.transform`, of the kind they came
+in. Everything except the scores is copied unchanged (other arrays, columns, labels).
+Floating-point scores keep their dtype; the arithmetic itself is done in float64. For temperature
+scaling logits become ``z / T`` and probabilities ``softmax(log p / T)``. The output is written
+atomically and never over the input.
 
 Memory: the scores are scaled chunk by chunk and streamed out, and the memory that needs is
 checked (:func:`calibkit.sources.memory.check_fits`) before anything is allocated.
@@ -34,7 +37,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.calibrators.temperature import TemperatureScaler, require_scores
+from calibkit.calibrators.base import Calibrator, parameter_text, require_scores
 from calibkit.errors import InputError, OutputError, UsageError, describe
 from calibkit.io.atomic import atomic_path
 from calibkit.loaders.npz import npz_members
@@ -48,7 +51,7 @@ from calibkit.loaders.parquet import (
 from calibkit.sources.memory import check_fits
 from calibkit.sources.predictions import Predictions, PredictionSource, default_chunk_rows
 
-__all__ = ["rewrite_memory", "write_scaled"]
+__all__ = ["rewrite_memory", "write_calibrated", "write_scaled"]
 
 _COPY_BYTES = 1 << 20
 #: float64 arrays alive per element of a chunk while it is scaled: the float64 copy, the log,
@@ -56,11 +59,9 @@ _COPY_BYTES = 1 << 20
 _WORK_ARRAYS = 4
 
 
-def _scaled(scores: NDArray[Any], kind: str, scaler: TemperatureScaler) -> NDArray[np.float64]:
-    """Scale validated ``(n, K)`` scores (binary already expanded)."""
-    if kind == "logits":
-        return scaler.transform(scores)
-    return scaler.transform_probs(scores)
+def _scaled(scores: NDArray[Any], kind: str, scaler: Calibrator) -> NDArray[np.float64]:
+    """Calibrate validated ``(n, K)`` scores (binary already expanded), keeping their kind."""
+    return scaler.transform(scores, kind)
 
 
 def _collapse(new: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
@@ -68,17 +69,17 @@ def _collapse(new: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
     return new[:, 1] - new[:, 0] if kind == "logits" else new[:, 1]
 
 
-def _check_range(
-    new: NDArray[np.float64], dtype: Any, source: str, scaler: TemperatureScaler
-) -> None:
-    """Refuse scaled scores that the output's number type cannot hold (they would become inf)."""
+def _check_range(new: NDArray[np.float64], dtype: Any, source: str, scaler: Calibrator) -> None:
+    """Refuse calibrated scores that the output's number type cannot hold (they would become
+    inf)."""
     dtype = np.dtype(dtype)
     limit = float(np.finfo(dtype if dtype.kind == "f" else np.float64).max)
     biggest = float(np.max(np.abs(new))) if new.size else 0.0
     if not np.isfinite(biggest) or biggest > limit:
+        hint = getattr(scaler, "overflow_hint", "")
         raise UsageError(
-            f"{source}: with T = {scaler.temperature:g} the scores reach {biggest:.3g}, beyond "
-            f"the range of {dtype.name}; use a larger temperature"
+            f"{source}: with {parameter_text(scaler, 'g')} the scores reach {biggest:.3g}, beyond "
+            f"the range of {dtype.name}" + (f"; {hint}" if hint else "")
         )
 
 
@@ -103,18 +104,19 @@ def rewrite_memory(
     return _chunk_rows(source, chunk_rows) * per_row + whole_output
 
 
-def write_scaled(
+def write_calibrated(
     source: PredictionSource,
-    scaler: TemperatureScaler,
+    scaler: Calibrator,
     out: str | Path,
     *,
     chunk_rows: int | None = None,
 ) -> Path:
-    """Write ``source`` with its scores temperature-scaled to ``out`` (same format as input).
+    """Write ``source`` with its scores calibrated by ``scaler`` to ``out`` (same format as
+    input).
 
-    ``chunk_rows`` rows are scaled at a time (default: about 4 MiB of float64 per chunk).
+    ``chunk_rows`` rows are calibrated at a time (default: about 4 MiB of float64 per chunk).
     """
-    require_scores(source)
+    require_scores(source, scaler.title)
     if isinstance(source, ShardedParquet):
         raise UsageError(
             f"{source.source}: apply-temp rewrites one file; give each shard on its own"
@@ -137,8 +139,12 @@ def write_scaled(
     return out
 
 
+#: The name of :func:`write_calibrated` before calibrators other than temperature scaling.
+write_scaled = write_calibrated
+
+
 def _scaled_chunks(
-    source: Predictions, scaler: TemperatureScaler, dtype: Any, chunk_rows: int
+    source: Predictions, scaler: Calibrator, dtype: Any, chunk_rows: int
 ) -> Iterator[NDArray[Any]]:
     """The scaled scores in ``dtype``, chunk after chunk, rows in order, binary collapsed to one
     score per row (refusing overflow)."""
@@ -234,9 +240,7 @@ def _write_scores(
             fh.write(chunk.reshape(-1).view(np.uint8).data)
 
 
-def _write_npz(
-    source: Predictions, scaler: TemperatureScaler, out: Path, chunk_rows: int | None
-) -> None:
+def _write_npz(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: int | None) -> None:
     in_path = Path(source.source)
     try:
         zin = zipfile.ZipFile(in_path)
@@ -286,9 +290,7 @@ def _pt_storages(path: Path) -> tuple[bool, int]:
     return stored, sum(i.file_size for i in infos)
 
 
-def _write_pt(
-    source: Predictions, scaler: TemperatureScaler, out: Path, chunk_rows: int | None
-) -> None:
+def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: int | None) -> None:
     import torch
 
     from calibkit.loaders.npz import STREAMING_HINT
@@ -380,7 +382,7 @@ def _float_scores(schema: Any, names: tuple[str, ...]) -> Any:
 
 
 def _write_parquet(
-    source: ParquetPredictions, scaler: TemperatureScaler, out: Path, chunk_rows: int | None
+    source: ParquetPredictions, scaler: Calibrator, out: Path, chunk_rows: int | None
 ) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
