@@ -6,9 +6,12 @@ on stderr and its :attr:`~CalibkitError.exit_code`. Anything else escaping the l
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 __all__ = [
     "CalibkitError",
     "ConvergenceWarning",
+    "ExitStatus",
     "InputError",
     "OutputError",
     "UsageError",
@@ -16,10 +19,31 @@ __all__ = [
 ]
 
 
+class ExitStatus(IntEnum):
+    """Every exit status of the ``calibkit`` command (the README's exit-code table).
+
+    >>> int(ExitStatus.BAD_INPUT), ExitStatus(130).name
+    (2, 'INTERRUPTED')
+    """
+
+    OK = 0
+    #: ``calibkit check``: at least one check failed (the command itself ran correctly).
+    CHECK_FAILED = 1
+    #: Bad usage, a bad input, or an output that cannot be written: one ``calibkit: error:`` line.
+    BAD_INPUT = 2
+    #: Ctrl-C (128 + SIGINT).
+    INTERRUPTED = 130
+    #: SIGTERM (128 + SIGTERM).
+    TERMINATED = 143
+    #: Click's status for an aborted prompt (calibkit never prompts) and the fast help's for a
+    #: closed pipe: the same number as :attr:`CHECK_FAILED`, so an alias of it.
+    ABORTED = 1
+
+
 class CalibkitError(Exception):
     """Base class of the errors calibkit raises deliberately."""
 
-    exit_code: int = 2
+    exit_code: int = ExitStatus.BAD_INPUT
 
 
 class InputError(CalibkitError, ValueError):
