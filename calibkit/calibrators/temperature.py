@@ -68,6 +68,7 @@ from calibkit.engine.executors import map_chunks, scratch
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
 from calibkit.metrics.examples import center_logits, log_probs, prob_stats
+from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import (
     CalibrationSummary,
     ChunkSums,
@@ -519,9 +520,7 @@ class TemperatureScaler:
         zero = p == 0
         z = as_logits(p, "probs") / self.temperature
         z[zero] = -np.inf  # every valid row has a positive entry, so its max stays finite
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
+        out: NDArray[np.float64] = softmax(z, overwrite=True)
         return out
 
     def to_dict(self) -> dict[str, Any]:
