@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from calibkit.calibrators.temperature import ScaledPredictions, TemperatureFit, fit_temperature
-from calibkit.errors import UsageError
+from calibkit.errors import Param, UsageError
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
 from calibkit.sources.checks import label_mismatches, same_examples
@@ -147,7 +147,7 @@ def compare_models(
     replicates of the per-example statistics, ``seed``); ``ModelResult.ci`` / ``ts_ci``.
     """
     if ci is not None and not 0 < ci < 1:
-        raise UsageError(f"--ci must lie in (0, 1); got {ci}")
+        raise UsageError(Param("ci") + f" must lie in (0, 1); got {ci}")
 
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
         if ci is None:

@@ -48,6 +48,29 @@ class _State:
 state = _State()
 
 
+#: The flag of each library parameter (:class:`calibkit.errors.Param`) that an error can name:
+#: the library says ``n_bins must be ...``, the command line ``--bins must be ...``.
+FLAGS: dict[str, str] = {
+    "binary_mode": "--binary",
+    "binning": "--binning",
+    "bootstrap": "--bootstrap",
+    "ci": "--ci",
+    "device": "--device",
+    "kind": "--input",
+    "labels_key": "--labels-key",
+    "logits_key": "--logits-key",
+    "max_increase": "--max-increase",
+    "max_values": "--max",
+    "min_values": "--min",
+    "n_bins": "--bins",
+    "out": "--out",
+    "probs_key": "--probs-key",
+    "scores_key": "--logits-key or --probs-key",
+    "ts_on_test": "--ts-on-test",
+    "unpaired": "--unpaired",
+}
+
+
 def error_line(message: str) -> None:
     stderr.print(f"calibkit: error: {message}")
 
@@ -124,7 +147,7 @@ def reports_errors(command: F) -> F:
             except CalibkitError as err:
                 if state.debug:
                     raise
-                error_line(str(err))
+                error_line(err.render(FLAGS))
                 raise typer.Exit(err.exit_code) from None
             except KeyboardInterrupt:
                 if state.debug:

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Message, Param
 from calibkit.gate.checks import GateConfig
 from calibkit.loaders.keys import ReadOptions
 from calibkit.metrics.examples import BinaryMode, ExampleStats
@@ -65,7 +65,10 @@ def read_baseline_json(
         raise InputError(
             source,
             f"made with {doc.get('n_bins')} {doc.get('binning')} bins, but the check "
-            f"uses {n_bins} {binning} bins; recompute it with the same --bins/--binning",
+            f"uses {n_bins} {binning} bins; recompute it with the same "
+            + Param("n_bins")
+            + "/"
+            + Param("binning"),
         )
     if doc.get("binary_mode") is None and doc.get("n_classes") == 2 and binary_mode == "top-label":
         doc = {**doc, "binary_mode": binary_mode}  # older files said null for (N, 2) inputs
@@ -73,7 +76,7 @@ def read_baseline_json(
         raise InputError(
             source,
             f"made with binary mode {doc.get('binary_mode')!r}, but the check uses "
-            f"{binary_mode!r}; recompute it with the same --binary",
+            f"{binary_mode!r}; recompute it with the same " + Param("binary_mode"),
         )
     out = {}
     for m in metrics:
@@ -89,7 +92,9 @@ def read_baseline_json(
 
 
 UNPAIRED_HINT = (
-    "give --unpaired (or unpaired = true in [tool.calibkit.check]) to compare them anyway, "
+    "give "
+    + Param("unpaired", True)
+    + " (or unpaired = true in [tool.calibkit.check]) to compare them anyway, "
     "with an unpaired bootstrap, much less sensitive"
 )
 UNPAIRED_NOTE = (
@@ -118,10 +123,10 @@ def _same_classes(source: str, base_k: int | None, cand_k: int | None, candidate
     )
 
 
-def _other_rows(base_n: int, cand_n: int, candidate: str) -> str:
+def _other_rows(base_n: int, cand_n: int, candidate: str) -> Message:
     return (
         f"holds {base_n} examples but the candidate {candidate} holds {cand_n}: not a baseline "
-        f"of the same examples; {UNPAIRED_HINT}"
+        "of the same examples; " + UNPAIRED_HINT
     )
 
 
@@ -206,7 +211,7 @@ def baseline_stats(
         raise InputError(
             baseline.source,
             f"holds as many examples as the candidate {candidate.source} ({candidate.n_rows}) "
-            f"but other labels (other examples, or the same in another order); {UNPAIRED_HINT}",
+            "but other labels (other examples, or the same in another order); " + UNPAIRED_HINT,
         )
     return stats, False, [UNPAIRED_NOTE]
 

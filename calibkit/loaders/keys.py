@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Param
 from calibkit.sources.predictions import SCORE_KINDS, ScoreKind
 
 __all__ = [
@@ -220,7 +220,7 @@ def choose_scores_key(
     raise InputError(
         source,
         f"no logits or probabilities found; {what} present: {_listing(keys)} "
-        "(name them with --logits-key or --probs-key)",
+        "(name them with " + Param("scores_key") + ")",
     )
 
 
@@ -229,8 +229,10 @@ def require_kind(key: str, kind: ScoreKind | None, source: str) -> ScoreKind:
     if kind is None:
         raise InputError(
             source,
-            f"cannot tell whether {key} holds logits or probabilities; "
-            "say which with --input logits or --input probs",
+            f"cannot tell whether {key} holds logits or probabilities; say which with "
+            + Param("kind", "logits")
+            + " or "
+            + Param("kind", "probs"),
         )
     return kind
 
@@ -248,7 +250,10 @@ def choose_labels_key(
         if alias in lowered:
             return lowered[alias]
     raise InputError(
-        source, f"no labels found; {what} present: {_listing(keys)} (name them with --labels-key)"
+        source,
+        f"no labels found; {what} present: {_listing(keys)} (name them with "
+        + Param("labels_key")
+        + ")",
     )
 
 

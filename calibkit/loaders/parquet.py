@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.errors import InputError, describe
+from calibkit.errors import InputError, Param, describe
 from calibkit.loaders.keys import (
     ReadOptions,
     choose_labels_key,
@@ -369,8 +369,9 @@ class _Columns:
         return f"column {quoted(self.score_key)}"
 
 
-def _flag(kind: ScoreKind | None) -> str:
-    return {"logits": "--logits-key", "probs": "--probs-key"}.get(kind or "", "--logits-key")
+def _key_param(kind: ScoreKind | None, prefix: str) -> Param:
+    """``scores_key=prefix``; on the command line, the key flag of ``kind``."""
+    return Param("scores_key", prefix, alias="probs_key" if kind == "probs" else "logits_key")
 
 
 def _chosen_family(key: str, families: dict[str, dict[int, list[str]]]) -> str | None:
@@ -405,14 +406,14 @@ def _choose_columns(names: list[str], options: ReadOptions, source: str) -> _Col
                 stem = m.group(1)
                 prefix = stem[:-1] if stem.endswith("_") else stem
                 how = (
-                    f"name the prefix: {_flag(kind)} {shown(prefix)}"
+                    "name the prefix: " + _key_param(kind, shown(prefix))
                     if prefix
-                    else f"leave out the key and give --input {kind or 'logits|probs'}"
+                    else "leave out the key and give " + Param("kind", kind or "logits|probs")
                 )
                 raise InputError(
                     source,
                     f"column {quoted(score_key)} is one of the columns {_span(siblings)}, "
-                    f"one per class, not a binary model's score; to read them all, {how}",
+                    f"one per class, not a binary model's score; to read them all, " + how,
                 )
         own = family_prefix(score_key)
         if own in families:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Param
 
 __all__ = [
     "CONFIDENCE",
@@ -371,12 +371,13 @@ def validate_scores(
         if scores.dtype.itemsize >= 8 and scores.size:
             _check_logit_spread(scores, source, row_offset)
         return
-    hint = " (use --input logits if these are logits)"
+    hint = " (use " + Param("kind", "logits") + " if these are logits)"
     if reason.startswith("detected"):
         hint = (
             " (the first rows were read as probabilities, since every one of them lies in "
-            "[0, 1] and sums to 1, and later rows must agree; use --input logits if these "
-            "are logits)"
+            "[0, 1] and sums to 1, and later rows must agree; use "
+            + Param("kind", "logits")
+            + " if these are logits)"
         )
     out = (scores < 0) | (scores > 1)
     if out.any():
@@ -384,7 +385,7 @@ def validate_scores(
         raise InputError(
             source,
             f"probabilities must lie in [0, 1]; row {row + row_offset} has "
-            f"{scores[row][out[row]][0]:g}{hint}",
+            f"{scores[row][out[row]][0]:g}" + hint,
         )
     if scores.shape[1] >= 2:
         sums = scores.sum(axis=1, dtype=np.float64)
@@ -394,7 +395,7 @@ def validate_scores(
             raise InputError(
                 source,
                 f"probability rows must sum to 1; row {row + row_offset} sums to "
-                f"{sums[row]:.6g}{hint}",
+                f"{sums[row]:.6g}" + hint,
             )
 
 
