@@ -40,7 +40,8 @@ def invoke(
 ) -> Result:
     """``calibkit ARGS...`` through Typer's runner (each argument as text: paths may be given);
     ``prog_name`` as Click's (``calibkit`` where a message names the command line)."""
-    return runner.invoke(app, [str(a) for a in args], env=env, prog_name=prog_name)
+    extra = {} if prog_name is None else {"prog_name": prog_name}  # None: the runner's default
+    return runner.invoke(app, [str(a) for a in args], env=env, **extra)
 
 
 def no_traceback(result: Result) -> None:
