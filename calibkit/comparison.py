@@ -29,11 +29,12 @@ from numpy.typing import NDArray
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import CalibratedPredictions, Calibrator
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
-from calibkit.errors import UsageError
+from calibkit.errors import Param, UsageError
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
-from calibkit.sources.digest import LabelDigest, canonical_labels, same_labels
+from calibkit.sources.checks import label_mismatches, same_examples
+from calibkit.sources.digest import LabelDigest
 from calibkit.sources.predictions import PredictionSource
 from calibkit.stats.bootstrap import bootstrap_metrics
 
@@ -205,39 +206,6 @@ class Comparison:
         return pd.DataFrame(rows).set_index("name")
 
 
-def _labels_of(source: PredictionSource) -> np.ndarray:
-    """The whole label vector, in the digest's canonical form (int64, or float64 without -0.0)."""
-    parts = [canonical_labels(labels) for _, labels in source.chunks()]
-    return np.concatenate(parts) if parts else np.empty(0)
-
-
-def label_mismatches(models: Mapping[str, PredictionSource]) -> list[str]:
-    """Messages naming every model whose labels differ from the first model's (N or values)."""
-    names = list(models)
-    if len(names) < 2:
-        return []
-    ref_name = names[0]
-    ref = _labels_of(models[ref_name])
-    out = []
-    for name in names[1:]:
-        labels = _labels_of(models[name])
-        if labels.shape != ref.shape:
-            out.append(
-                f"{name!r} and {ref_name!r} were evaluated on different data: "
-                f"{labels.shape[0]} vs {ref.shape[0]} rows"
-                + (" (soft vs hard labels)" if labels.ndim != ref.ndim else "")
-            )
-            continue
-        diff = labels != ref
-        rows = diff if diff.ndim == 1 else diff.any(axis=1)
-        if rows.any():
-            out.append(
-                f"{name!r} and {ref_name!r} have the same N ({ref.shape[0]}) but different "
-                f"labels ({int(rows.sum())} rows differ, first at row {int(np.argmax(rows))})"
-            )
-    return out
-
-
 def compare_models(
     models: Mapping[str, PredictionSource],
     *,
@@ -259,7 +227,7 @@ def compare_models(
     replicates of the per-example statistics, ``seed``); ``ModelResult.ci`` / ``calibrated_ci``.
     """
     if ci is not None and not 0 < ci < 1:
-        raise UsageError(f"--ci must lie in (0, 1); got {ci}")
+        raise UsageError(Param("ci") + f" must lie in (0, 1); got {ci}")
     cls = registry.get(method)
 
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
@@ -303,7 +271,7 @@ def compare_models(
         )
     warnings: list[str] = []
     digested = list(models.values())
-    if check_labels and not all(same_labels(digested[0], other) for other in digested[1:]):
+    if check_labels and not all(same_examples(digested[0], other) for other in digested[1:]):
         warnings = label_mismatches(given)  # read the labels again only to say what differs
     if ts_on_test and any(r.fitted_where == "test" for r in results):
         warnings.append(

@@ -2,24 +2,133 @@
 
 Every error calibkit raises on purpose is a :class:`CalibkitError`; the CLI turns it into one line
 on stderr and its :attr:`~CalibkitError.exit_code`. Anything else escaping the library is a bug.
+
+A library error speaks of the library's parameters, never of command-line flags: a message that
+names a parameter holds it as a :class:`Param` (``Param("n_bins") + " must be >= 1"``, a
+:class:`Message`). ``str(err)`` says ``n_bins must be >= 1``; the CLI prints
+``err.render(FLAGS)``, in which each parameter is its flag (``--bins must be >= 1``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
 __all__ = [
     "CalibkitError",
     "ConvergenceWarning",
+    "ExitStatus",
     "InputError",
+    "Message",
     "OutputError",
+    "Param",
     "UsageError",
     "describe",
+    "render",
 ]
+
+
+class ExitStatus(IntEnum):
+    """Every exit status of the ``calibkit`` command (the README's exit-code table).
+
+    >>> int(ExitStatus.BAD_INPUT), ExitStatus(130).name
+    (2, 'INTERRUPTED')
+    """
+
+    OK = 0
+    #: ``calibkit check``: at least one check failed (the command itself ran correctly).
+    CHECK_FAILED = 1
+    #: Bad usage, a bad input, or an output that cannot be written: one ``calibkit: error:`` line.
+    BAD_INPUT = 2
+    #: Ctrl-C (128 + SIGINT).
+    INTERRUPTED = 130
+    #: SIGTERM (128 + SIGTERM).
+    TERMINATED = 143
+    #: Click's status for an aborted prompt (calibkit never prompts) and the fast help's for a
+    #: closed pipe: the same number as :attr:`CHECK_FAILED`, so an alias of it.
+    ABORTED = 1
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter named in a message, with the value it is given as, if any.
+
+    In the library's words it is ``name`` or ``name=value`` (``value`` as ``repr`` shows it); the
+    CLI shows its flag instead (``--flag``, or ``--flag value``; a switch given as ``True`` is
+    ``--flag``), looked up by ``alias`` when given (the CLI's name for the
+    parameter where one library parameter is two flags: ``scores_key`` as ``logits_key`` or
+    ``probs_key``), else by ``name``. Adding text makes a :class:`Message`.
+
+    >>> str("use " + Param("kind", "logits"))
+    "use kind='logits'"
+    >>> ("use " + Param("kind", "logits")).render({"kind": "--input"})
+    'use --input logits'
+    """
+
+    name: str
+    value: object = None
+    alias: str | None = None
+
+    def render(self, flags: Mapping[str, str]) -> str:
+        flag = flags.get(self.alias or self.name)
+        if flag is None:
+            return self.name if self.value is None else f"{self.name}={self.value!r}"
+        return flag if self.value is None or self.value is True else f"{flag} {self.value}"
+
+    def __str__(self) -> str:
+        return self.render({})
+
+    def __add__(self, other: str | Param | Message) -> Message:
+        return Message(self) + other
+
+    def __radd__(self, other: str) -> Message:
+        return Message(other, self)
+
+
+class Message:
+    """Text naming :class:`Param` parameters: ``str()`` in the library's words, :meth:`render`
+    with the CLI's flags."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, *parts: str | Param) -> None:
+        self.parts = parts
+
+    def render(self, flags: Mapping[str, str]) -> str:
+        return "".join(p if isinstance(p, str) else p.render(flags) for p in self.parts)
+
+    def __str__(self) -> str:
+        return self.render({})
+
+    def __repr__(self) -> str:
+        return f"Message{self.parts!r}"
+
+    def __add__(self, other: str | Param | Message) -> Message:
+        more = other.parts if isinstance(other, Message) else (other,)
+        return Message(*self.parts, *more)
+
+    def __radd__(self, other: str) -> Message:
+        return Message(other, *self.parts)
+
+
+def render(text: str | Message, flags: Mapping[str, str]) -> str:
+    """``text`` with its parameters shown as ``flags`` gives them."""
+    return text.render(flags) if isinstance(text, Message) else text
 
 
 class CalibkitError(Exception):
     """Base class of the errors calibkit raises deliberately."""
 
-    exit_code: int = 2
+    exit_code: int = ExitStatus.BAD_INPUT
+
+    def __init__(self, message: str | Message = "") -> None:
+        self.message = message
+        super().__init__(str(message))
+
+    def render(self, flags: Mapping[str, str]) -> str:
+        """The message with each :class:`Param` shown as its flag (the CLI's words)."""
+        return render(self.message, flags)
 
 
 class InputError(CalibkitError, ValueError):
@@ -31,10 +140,10 @@ class InputError(CalibkitError, ValueError):
     "val.npz: key 'labels' not found"
     """
 
-    def __init__(self, source: str, problem: str) -> None:
+    def __init__(self, source: str, problem: str | Message) -> None:
         self.source = source
-        self.problem = problem
-        super().__init__(f"{source}: {problem}")
+        self.problem = str(problem)
+        super().__init__(f"{source}: " + problem)
 
 
 class UsageError(CalibkitError, ValueError):
@@ -44,10 +153,10 @@ class UsageError(CalibkitError, ValueError):
 class OutputError(CalibkitError, OSError):
     """An output that cannot be written (or would overwrite an input)."""
 
-    def __init__(self, target: str, problem: str) -> None:
+    def __init__(self, target: str, problem: str | Message) -> None:
         self.target = target
-        self.problem = problem
-        super().__init__(f"{target}: {problem}")
+        self.problem = str(problem)
+        super().__init__(f"{target}: " + problem)
 
 
 def describe(err: BaseException, limit: int = 160) -> str:

@@ -76,6 +76,7 @@ from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
 from calibkit.metrics.examples import center_logits, log_probs, prob_stats
+from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import (
     CalibrationSummary,
     ChunkSums,
@@ -630,9 +631,7 @@ class TemperatureScaler(CalibratorBase):
         zero = p == 0
         z = as_logits(p, "probs") / self.temperature
         z[zero] = -np.inf  # every valid row has a positive entry, so its max stays finite
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        out: NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
+        out: NDArray[np.float64] = softmax(z, overwrite=True)
         return out
 
     # -- the JSON document ---------------------------------------------------------------------

@@ -13,8 +13,9 @@ from calibkit.cli import (  # noqa: F401  (importing a command module registers 
     fit_temp,
     sweep_temp,
 )
-from calibkit.cli._common import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, state, stderr
+from calibkit.cli._common import Terminated, state, stderr
 from calibkit.cli.app import app
+from calibkit.errors import ExitStatus
 
 __all__ = ["app", "main"]
 
@@ -42,7 +43,7 @@ def main() -> None:
     except KeyboardInterrupt:  # before a command started (while importing)
         if not state.interrupt_reported:
             stderr.print("calibkit: interrupted")
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(ExitStatus.INTERRUPTED) from None
     except Terminated:
         stderr.print("calibkit: terminated")
-        raise SystemExit(EXIT_TERMINATED) from None
+        raise SystemExit(ExitStatus.TERMINATED) from None

@@ -16,13 +16,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from rich.console import Console
 
-from calibkit.errors import CalibkitError
+from calibkit.errors import CalibkitError, ExitStatus
 from calibkit.limits import MAX_BINS, MAX_CHUNK_ROWS
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
 
 
 class Terminated(BaseException):
@@ -49,6 +46,29 @@ class _State:
 
 
 state = _State()
+
+
+#: The flag of each library parameter (:class:`calibkit.errors.Param`) that an error can name:
+#: the library says ``n_bins must be ...``, the command line ``--bins must be ...``.
+FLAGS: dict[str, str] = {
+    "binary_mode": "--binary",
+    "binning": "--binning",
+    "bootstrap": "--bootstrap",
+    "ci": "--ci",
+    "device": "--device",
+    "kind": "--input",
+    "labels_key": "--labels-key",
+    "logits_key": "--logits-key",
+    "max_increase": "--max-increase",
+    "max_values": "--max",
+    "min_values": "--min",
+    "n_bins": "--bins",
+    "out": "--out",
+    "probs_key": "--probs-key",
+    "scores_key": "--logits-key or --probs-key",
+    "ts_on_test": "--ts-on-test",
+    "unpaired": "--unpaired",
+}
 
 
 def error_line(message: str) -> None:
@@ -127,27 +147,27 @@ def reports_errors(command: F) -> F:
             except CalibkitError as err:
                 if state.debug:
                     raise
-                error_line(str(err))
+                error_line(err.render(FLAGS))
                 raise typer.Exit(err.exit_code) from None
             except KeyboardInterrupt:
                 if state.debug:
                     raise
                 if not state.interrupt_reported:
                     stderr.print("calibkit: interrupted")
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+                raise typer.Exit(ExitStatus.INTERRUPTED) from None
             except Terminated:
                 stderr.print("calibkit: terminated")
-                raise typer.Exit(EXIT_TERMINATED) from None
+                raise typer.Exit(ExitStatus.TERMINATED) from None
             except MemoryError:
                 if state.debug:
                     raise
                 error_line("out of memory; try a smaller --chunk-rows or a parquet input")
-                raise typer.Exit(2) from None
+                raise typer.Exit(ExitStatus.BAD_INPUT) from None
             except BrokenPipeError:
                 # stdout closed early (`calibkit ece x.npz | head`): not an error of ours
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
-                raise typer.Exit(0) from None
+                raise typer.Exit(ExitStatus.OK) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -11,6 +11,7 @@ from typer.models import CommandFunctionType
 from calibkit._fast_help import APP_HELP, DEBUG_HELP, QUIET_HELP, VERSION_HELP
 from calibkit._version import __version__
 from calibkit.cli._common import error_line, state, stderr, usage_message
+from calibkit.errors import ExitStatus
 
 _MAIN_ARGS = ("args", "prog_name", "complete_var", "standalone_mode")
 
@@ -113,11 +114,11 @@ class CalibkitGroup(_TidyHelp, TyperGroup):
         except typer.TyperException as err:  # Click's usage errors (exit 2) and their kin
             if type(err).__name__ != "NoArgsIsHelpError":  # (that one has printed the help)
                 error_line(usage_message(err))
-            sys.exit(getattr(err, "exit_code", 2))
+            sys.exit(getattr(err, "exit_code", ExitStatus.BAD_INPUT))
         except typer.Abort:  # end of input while prompting (calibkit never prompts)
             stderr.print("calibkit: aborted")
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
+            sys.exit(ExitStatus.ABORTED)
+        sys.exit(code if isinstance(code, int) else ExitStatus.OK)
 
 
 class CalibkitTyper(typer.Typer):

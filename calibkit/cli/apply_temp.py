@@ -41,6 +41,7 @@ def apply_temp_command(
     from calibkit.io.atomic import check_output_path
     from calibkit.loaders import read_predictions
     from calibkit.report.rewrite import write_calibrated
+    from calibkit.sources.checks import check_class_count
 
     if (temperature is None) == (calibrator is None):
         raise UsageError("give exactly one of --temperature and --calibrator")
@@ -51,9 +52,6 @@ def apply_temp_command(
         assert temperature is not None
         scaler = registry.get("temperature").from_parameters({"temperature": temperature})
     preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
-    if scaler.n_classes is not None and scaler.n_classes != preds.n_classes:
-        raise UsageError(
-            f"{calibrator}: fitted on {scaler.n_classes} classes, but {path} has {preds.n_classes}"
-        )
+    check_class_count(str(calibrator), scaler.n_classes, path, preds.n_classes, fitted=True)
     write_calibrated(preds, scaler, out)
     wrote(out, parameter_text(scaler, ".6g"))

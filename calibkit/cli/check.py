@@ -22,11 +22,10 @@ from calibkit.cli._common import (
     wrote,
 )
 from calibkit.cli.app import app
+from calibkit.errors import ExitStatus
 
 if TYPE_CHECKING:
     from calibkit.metrics.examples import BinaryMode
-
-EXIT_FAILED = 1
 
 
 def _limit(flag: str, help_text: str) -> Any:
@@ -206,4 +205,4 @@ def check_command(
     else:
         stdout().print(verdict_table(verdict))
     if not verdict.passed:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(ExitStatus.CHECK_FAILED)

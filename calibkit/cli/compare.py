@@ -80,6 +80,7 @@ def compare_command(
     from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions
     from calibkit.report.summary_json import dumps
+    from calibkit.sources.checks import check_class_count
 
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")
@@ -95,11 +96,7 @@ def compare_command(
     sources = {name: read_predictions(p, options) for name, p in named}
     vals = {name: read_predictions(p, options) for name, p in named_val}
     for name, v in vals.items():
-        if v.n_classes != sources[name].n_classes:
-            raise UsageError(
-                f"{v.source}: has {v.n_classes} classes, but {sources[name].source} has "
-                f"{sources[name].n_classes}"
-            )
+        check_class_count(v.source, v.n_classes, sources[name].source, sources[name].n_classes)
     comp = compare_models(
         sources,
         val=vals,

@@ -79,10 +79,11 @@ def fit_temp_command(
         parse_grid,
     )
     from calibkit.calibrators.report import fit_and_report, scaling_report
-    from calibkit.errors import InputError, UsageError
+    from calibkit.errors import UsageError
     from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
     from calibkit.report.summary_json import dumps
+    from calibkit.sources.checks import check_class_count
 
     if grid is None and objective is ObjectiveChoice.ece:
         raise UsageError(
@@ -105,11 +106,8 @@ def fit_temp_command(
     options = read_options(logits_key, probs_key, labels_key, input_kind)
     val_preds = read_predictions(val, options)
     eval_preds = read_predictions(eval_path, options) if eval_path else None
-    if eval_preds is not None and eval_preds.n_classes != val_preds.n_classes:
-        raise InputError(
-            str(eval_path),
-            f"has {eval_preds.n_classes} classes, but {val} has {val_preds.n_classes}",
-        )
+    if eval_preds is not None:
+        check_class_count(str(eval_path), eval_preds.n_classes, val, val_preds.n_classes)
     scaler: Calibrator
     if temperatures is not None:
         scaler = fit_temperature_grid(

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.engine.sums import BinaryMode, ChunkSums, prob_floor
-from calibkit.errors import UsageError
+from calibkit.errors import Param, UsageError
 
 __all__ = ["check_device", "torch_chunk_sums", "torch_fit_chunk", "torch_temperature_terms"]
 
@@ -41,27 +41,30 @@ def check_device(device: str) -> Any:
         import torch
     except ImportError:
         raise UsageError(
-            f"--device {device} needs PyTorch: pip install 'calibkit[torch]'"
+            Param("device", device) + " needs PyTorch: pip install 'calibkit[torch]'"
         ) from None
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
         raise UsageError(
-            f"--device {device}: not a torch device; give cpu, cuda or cuda:N"
+            Param("device", device) + ": not a torch device; give cpu, cuda or cuda:N"
         ) from None
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device {device}: MPS is not available")
+        raise UsageError(Param("device", device) + ": MPS is not available")
     if dev.type == "mps":
-        raise UsageError("--device mps: MPS has no float64; use cpu or cuda")
+        raise UsageError(Param("device", "mps") + ": MPS has no float64; use cpu or cuda")
     if dev.type not in DEVICE_TYPES:
-        raise UsageError(f"--device {device}: calibkit computes on cpu or cuda devices only")
+        raise UsageError(
+            Param("device", device) + ": calibkit computes on cpu or cuda devices only"
+        )
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {device}: no CUDA device is available")
+            raise UsageError(Param("device", device) + ": no CUDA device is available")
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
             raise UsageError(
-                f"--device {device}: there {'is' if count == 1 else 'are'} only {count} CUDA "
+                Param("device", device)
+                + f": there {'is' if count == 1 else 'are'} only {count} CUDA "
                 f"device{'' if count == 1 else 's'} (cuda:0 to cuda:{count - 1})"
             )
     return dev

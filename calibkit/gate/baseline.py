@@ -17,11 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Message, Param
 from calibkit.gate.checks import GateConfig
 from calibkit.loaders.keys import ReadOptions
 from calibkit.metrics.examples import BinaryMode, ExampleStats
-from calibkit.sources.digest import LabelDigest, same_labels
+from calibkit.sources.checks import check_class_count, same_examples
+from calibkit.sources.digest import LabelDigest
 from calibkit.sources.predictions import PredictionSource
 
 __all__ = [
@@ -64,7 +65,10 @@ def read_baseline_json(
         raise InputError(
             source,
             f"made with {doc.get('n_bins')} {doc.get('binning')} bins, but the check "
-            f"uses {n_bins} {binning} bins; recompute it with the same --bins/--binning",
+            f"uses {n_bins} {binning} bins; recompute it with the same "
+            + Param("n_bins")
+            + "/"
+            + Param("binning"),
         )
     if doc.get("binary_mode") is None and doc.get("n_classes") == 2 and binary_mode == "top-label":
         doc = {**doc, "binary_mode": binary_mode}  # older files said null for (N, 2) inputs
@@ -72,7 +76,7 @@ def read_baseline_json(
         raise InputError(
             source,
             f"made with binary mode {doc.get('binary_mode')!r}, but the check uses "
-            f"{binary_mode!r}; recompute it with the same --binary",
+            f"{binary_mode!r}; recompute it with the same " + Param("binary_mode"),
         )
     out = {}
     for m in metrics:
@@ -88,7 +92,9 @@ def read_baseline_json(
 
 
 UNPAIRED_HINT = (
-    "give --unpaired (or unpaired = true in [tool.calibkit.check]) to compare them anyway, "
+    "give "
+    + Param("unpaired", True)
+    + " (or unpaired = true in [tool.calibkit.check]) to compare them anyway, "
     "with an unpaired bootstrap, much less sensitive"
 )
 UNPAIRED_NOTE = (
@@ -106,17 +112,21 @@ def _json_count(doc: dict[str, Any], key: str, source: str) -> int | None:
     return value
 
 
-def _other_classes(base_k: int, cand_k: int, candidate: str) -> str:
-    return (
-        f"has {base_k} classes but the candidate {candidate} has {cand_k}: a regression check "
-        "needs two models of the same task"
+def _same_classes(source: str, base_k: int | None, cand_k: int | None, candidate: str) -> None:
+    """The baseline's classes must be the candidate's; 0 (confidence-only rows) is unknown."""
+    check_class_count(
+        source,
+        base_k or None,
+        f"the candidate {candidate}",
+        cand_k or None,
+        why="a regression check needs two models of the same task",
     )
 
 
-def _other_rows(base_n: int, cand_n: int, candidate: str) -> str:
+def _other_rows(base_n: int, cand_n: int, candidate: str) -> Message:
     return (
         f"holds {base_n} examples but the candidate {candidate} holds {cand_n}: not a baseline "
-        f"of the same examples; {UNPAIRED_HINT}"
+        "of the same examples; " + UNPAIRED_HINT
     )
 
 
@@ -135,22 +145,9 @@ def _check_json_task(
     """
     base_k = _json_count(doc, "n_classes", source)
     base_n = _json_count(doc, "n", source)
-    if n_classes and base_k and base_k != n_classes:
-        raise InputError(source, _other_classes(base_k, n_classes, candidate))
+    _same_classes(source, base_k, n_classes, candidate)
     if n_rows is not None and base_n is not None and base_n != n_rows and not unpaired:
         raise InputError(source, _other_rows(base_n, n_rows, candidate))
-
-
-def same_examples(a: PredictionSource, b: PredictionSource) -> bool:
-    """Whether two prediction sources hold the same label vector (so a paired test applies)."""
-    import numpy as np
-
-    if a.n_rows != b.n_rows:
-        return False
-    for (_, la), (_, lb) in zip(a.chunks(), b.chunks(), strict=False):
-        if la.shape != lb.shape or not np.array_equal(la, lb):
-            return False
-    return True
 
 
 def open_baseline(
@@ -182,9 +179,7 @@ def open_baseline(
             candidate=candidate.source,
         )
     source = read_predictions(path, options)
-    cand_k, base_k = candidate.n_classes, source.n_classes
-    if cand_k and base_k and cand_k != base_k:  # 0: confidence-only, classes unknown
-        raise InputError(path, _other_classes(base_k, cand_k, candidate.source))
+    _same_classes(path, source.n_classes, candidate.n_classes, candidate.source)
     if source.n_rows != candidate.n_rows and not unpaired:
         raise InputError(path, _other_rows(source.n_rows, candidate.n_rows, candidate.source))
     return source
@@ -210,16 +205,13 @@ def baseline_stats(
     stats = collect_example_stats(
         source, binary_mode=binary_mode or "top-label", chunk_rows=chunk_rows
     )
-    same = same_labels(candidate, source)
-    if same is None:
-        same = same_examples(candidate, source)
-    if same:
+    if same_examples(candidate, source):
         return stats, True, []
     if not unpaired:
         raise InputError(
             baseline.source,
             f"holds as many examples as the candidate {candidate.source} ({candidate.n_rows}) "
-            f"but other labels (other examples, or the same in another order); {UNPAIRED_HINT}",
+            "but other labels (other examples, or the same in another order); " + UNPAIRED_HINT,
         )
     return stats, False, [UNPAIRED_NOTE]
 

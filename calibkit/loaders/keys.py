@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Param
 from calibkit.readers.names import listing, quoted, shown
 from calibkit.sources.predictions import SCORE_KINDS, ScoreKind
 
@@ -187,7 +187,7 @@ def choose_scores_key(
     raise InputError(
         source,
         f"no logits or probabilities found; {what} present: {listing(keys)} "
-        "(name them with --logits-key or --probs-key)",
+        "(name them with " + Param("scores_key") + ")",
     )
 
 
@@ -196,8 +196,10 @@ def require_kind(key: str, kind: ScoreKind | None, source: str) -> ScoreKind:
     if kind is None:
         raise InputError(
             source,
-            f"cannot tell whether {key} holds logits or probabilities; "
-            "say which with --input logits or --input probs",
+            f"cannot tell whether {key} holds logits or probabilities; say which with "
+            + Param("kind", "logits")
+            + " or "
+            + Param("kind", "probs"),
         )
     return kind
 
@@ -215,7 +217,10 @@ def choose_labels_key(
         if alias in lowered:
             return lowered[alias]
     raise InputError(
-        source, f"no labels found; {what} present: {listing(keys)} (name them with --labels-key)"
+        source,
+        f"no labels found; {what} present: {listing(keys)} (name them with "
+        + Param("labels_key")
+        + ")",
     )
 
 
@@ -333,8 +338,9 @@ class Columns:
         return f"column {quoted(self.score_key)}"
 
 
-def _flag(kind: ScoreKind | None) -> str:
-    return {"logits": "--logits-key", "probs": "--probs-key"}.get(kind or "", "--logits-key")
+def _key_param(kind: ScoreKind | None, prefix: str) -> Param:
+    """``scores_key=prefix``; on the command line, the key flag of ``kind``."""
+    return Param("scores_key", prefix, alias="probs_key" if kind == "probs" else "logits_key")
 
 
 def _chosen_family(key: str, families: dict[str, dict[int, list[str]]]) -> str | None:
@@ -369,14 +375,14 @@ def choose_columns(names: list[str], options: ReadOptions, source: str) -> Colum
                 stem = m.group(1)
                 prefix = stem[:-1] if stem.endswith("_") else stem
                 how = (
-                    f"name the prefix: {_flag(kind)} {shown(prefix)}"
+                    "name the prefix: " + _key_param(kind, shown(prefix))
                     if prefix
-                    else f"leave out the key and give --input {kind or 'logits|probs'}"
+                    else "leave out the key and give " + Param("kind", kind or "logits|probs")
                 )
                 raise InputError(
                     source,
                     f"column {quoted(score_key)} is one of the columns {_span(siblings)}, "
-                    f"one per class, not a binary model's score; to read them all, {how}",
+                    "one per class, not a binary model's score; to read them all, " + how,
                 )
         own = family_prefix(score_key)
         if own in families:

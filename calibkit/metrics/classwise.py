@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import assign_width_bins, check_n_bins
+from calibkit.metrics.softmax import softmax
 from calibkit.sources.predictions import PredictionSource
 
 __all__ = ["BrierDecomposition", "ClassStatistics", "class_statistics"]
@@ -79,11 +80,8 @@ class ClassStatistics:
 
 def _probs(scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
     if kind == "logits":
-        z = scores.astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
+        p: NDArray[np.float64] = softmax(scores)
+        return p
     out: NDArray[np.float64] = scores.astype(np.float64)
     return out
 

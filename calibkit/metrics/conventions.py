@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import check_n_bins
 from calibkit.metrics.calibration import BinTable
+from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import CalibrationSummary
 from calibkit.sources.predictions import PredictionSource
 
@@ -72,10 +73,7 @@ CONVENTIONS: tuple[Convention, ...] = ("calibkit", "guo", "torchmetrics", "sklea
 def _softmax32(scores: NDArray[Any], kind: str) -> NDArray[np.float32]:
     if kind == "probs":
         return scores.astype(np.float32)
-    z = scores.astype(np.float32)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    out: NDArray[np.float32] = e / e.sum(axis=1, keepdims=True, dtype=np.float32)
+    out: NDArray[np.float32] = softmax(scores, dtype=np.float32)
     return out
 
 
@@ -93,10 +91,7 @@ def _top_label(
         if float32:
             p: NDArray[Any] = _softmax32(scores, source.kind)
         elif source.kind == "logits":
-            z = scores.astype(np.float64)
-            z -= z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
+            p = softmax(scores)
         else:
             p = scores.astype(np.float64)
         if positive:
@@ -203,10 +198,7 @@ def sklearn_log_loss(source: PredictionSource) -> float:
         if source.kind == "probs":
             p: NDArray[Any] = scores.astype(_sklearn_dtype(scores.dtype), copy=False)
         else:
-            z = scores.astype(np.float64)
-            z -= z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
+            p = softmax(scores)
         eps = np.finfo(p.dtype).eps
         p_y = np.clip(p[np.arange(len(labels)), labels], eps, 1 - eps)
         total -= float(np.log(p_y.astype(np.float64)).sum())

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from calibkit.engine.executors import Executor, SerialExecutor, ThreadExecutor
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.engine.sums import ChunkSums, SumsAccumulator
-from calibkit.errors import InputError, UsageError
+from calibkit.errors import InputError, Param, UsageError
 from calibkit.metrics.binning import (
     Binning,
     assign_mass_bins,
@@ -277,8 +277,9 @@ def binary_mode_for(predictions: PredictionSource, binary_mode: str) -> BinaryMo
             else f"{predictions.n_classes} classes"
         )
         raise UsageError(
-            f"{predictions.source}: --binary positive (p(y = 1)) needs a binary model with 2 "
-            f"classes; this one has {what}"
+            f"{predictions.source}: "
+            + Param("binary_mode", "positive")
+            + f" (p(y = 1)) needs a binary model with 2 classes; this one has {what}"
         )
     return "positive" if binary_mode == "positive" else "top-label"
 

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.calibrators.base import Calibrator, parameter_text, require_scores
-from calibkit.errors import InputError, OutputError, UsageError, describe
+from calibkit.errors import InputError, OutputError, Param, UsageError, describe
 from calibkit.io.atomic import atomic_path
 from calibkit.loaders.npz import npz_members
 from calibkit.loaders.parquet import (
@@ -125,7 +125,7 @@ def write_calibrated(
     out = Path(out)
     if out.suffix.lower() != in_path.suffix.lower():
         raise UsageError(
-            f"--out {out} must have the input's extension {in_path.suffix!r} "
+            Param("out", str(out)) + f" must have the input's extension {in_path.suffix!r} "
             "(the output keeps the input's format)"
         )
     if isinstance(source, ParquetPredictions):

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Param
 
 __all__ = [
     "CONFIDENCE",
@@ -387,12 +387,13 @@ def validate_scores(
         if scores.dtype.itemsize >= 8 and scores.size:
             _check_logit_spread(scores, source, row_offset)
         return
-    hint = " (use --input logits if these are logits)"
+    hint = " (use " + Param("kind", "logits") + " if these are logits)"
     if reason.startswith("detected"):
         hint = (
             " (the first rows were read as probabilities, since every one of them lies in "
-            "[0, 1] and sums to 1, and later rows must agree; use --input logits if these "
-            "are logits)"
+            "[0, 1] and sums to 1, and later rows must agree; use "
+            + Param("kind", "logits")
+            + " if these are logits)"
         )
     found = _first_non_probability(scores, sum_atol)
     if found is None:
@@ -401,11 +402,11 @@ def validate_scores(
     if what == "range":
         raise InputError(
             source,
-            f"probabilities must lie in [0, 1]; row {row + row_offset} has {value:g}{hint}",
+            f"probabilities must lie in [0, 1]; row {row + row_offset} has {value:g}" + hint,
         )
     raise InputError(
         source,
-        f"probability rows must sum to 1; row {row + row_offset} sums to {value:.6g}{hint}",
+        f"probability rows must sum to 1; row {row + row_offset} sums to {value:.6g}" + hint,
     )
 
 

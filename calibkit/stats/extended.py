@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from calibkit.errors import UsageError
+from calibkit.errors import Param, UsageError
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.classwise import class_statistics
@@ -48,9 +48,9 @@ def extended_metrics(
 ) -> dict[str, Any]:
     """The extra estimators of ``source`` (whose headline ``summary`` is given)."""
     if not 0 < ci < 1:
-        raise UsageError(f"--ci must lie in (0, 1); got {ci}")
+        raise UsageError(Param("ci") + f" must lie in (0, 1); got {ci}")
     if bootstrap < 100:
-        raise UsageError(f"--bootstrap must be >= 100 replicates; got {bootstrap}")
+        raise UsageError(Param("bootstrap") + f" must be >= 100 replicates; got {bootstrap}")
     n_bins, binning = summary.n_bins, summary.binning
     stats = collect_example_stats(  # the summary has warned about zero probabilities
         source, binary_mode=binary_mode, chunk_rows=chunk_rows, warn=False

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _cli import assert_exit, assert_one_line_error, ece_json, invoke, no_traceback
+from _cli import one_error_line as assert_refused
 from typer.testing import CliRunner, Result
 
 from calibkit.cli import app
@@ -56,19 +58,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(runner: CliRunner, *args: str | Path, env: dict[str, str] | None = None) -> Result:
-    return runner.invoke(app, ["check", *(str(a) for a in args)], env=env)
-
-
-def no_traceback(result: Result) -> None:
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-
-
-def assert_exit(result: Result, code: int) -> None:
-    no_traceback(result)
-    assert result.exit_code == code, result.output
+    return invoke(runner, "check", *args, env=env)
 
 
 def check_json(runner: CliRunner, *args: str | Path, code: int | None = 0) -> dict[str, Any]:
@@ -80,29 +70,6 @@ def check_json(runner: CliRunner, *args: str | Path, code: int | None = 0) -> di
     else:
         assert result.exit_code == code, result.output
     assert result.stderr == ""
-    return json.loads(result.stdout)
-
-
-def assert_one_line_error(result: Result, message: str) -> None:
-    """Exit 2, no traceback, empty stdout and exactly ``calibkit: error: <message>``."""
-    assert_exit(result, 2)
-    assert result.stderr == f"calibkit: error: {message}\n"
-    assert result.stdout == ""
-
-
-def assert_refused(result: Result) -> str:
-    """Exit 2 with one ``calibkit: error:`` line and nothing on stdout; returns the message."""
-    assert_exit(result, 2)
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calibkit: error: "), lines[0]
-    return lines[0][len("calibkit: error: ") :]
-
-
-def ece_json(runner: CliRunner, path: Path, *args: str) -> dict[str, Any]:
-    result = runner.invoke(app, ["ece", str(path), "--json", *args])
-    assert_exit(result, 0)
     return json.loads(result.stdout)
 
 

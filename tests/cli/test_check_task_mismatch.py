@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import invoke
 from _cli import one_error_line as refused
 from typer.testing import CliRunner, Result
 
@@ -29,6 +30,10 @@ HINT = (
     "give --unpaired (or unpaired = true in [tool.calibkit.check]) to compare them anyway, "
     "with an unpaired bootstrap, much less sensitive"
 )
+
+
+def run(runner: CliRunner, *args: str | Path) -> Result:
+    return invoke(runner, "check", *args)
 
 
 @pytest.fixture(autouse=True)
@@ -52,10 +57,6 @@ def save(path: Path, z: np.ndarray, y: np.ndarray) -> Path:
             pa.table({**{f"logit_{j}": z[:, j] for j in range(z.shape[1])}, "label": y}), path
         )
     return path
-
-
-def run(runner: CliRunner, *args: str | Path) -> Result:
-    return runner.invoke(app, ["check", *map(str, args)])
 
 
 def verdict(result: Result) -> dict[str, Any]:

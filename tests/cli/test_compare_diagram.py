@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import assert_ok, assert_one_line_error, run_json
+from _cli import invoke as run
 from typer.testing import CliRunner, Result
 
 import calibkit
@@ -79,38 +81,6 @@ def sample(model: str, split: str = "test", fmt: str = "npz") -> Path:
 
 def named(model: str, split: str = "test", fmt: str = "npz") -> str:
     return f"{model}={sample(model, split, fmt)}"
-
-
-def run(runner: CliRunner, *args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-
-
-def run_json(runner: CliRunner, *args: str | Path, quiet: bool = True) -> dict[str, Any]:
-    result = run(runner, *args, "--json")
-    assert_ok(result)
-    if quiet:
-        assert result.stderr == ""
-    out: dict[str, Any] = json.loads(result.stdout)
-    return out
-
-
-def assert_one_line_error(result: Result, message: str) -> None:
-    """Exit 2, no traceback, empty stdout and exactly ``calibkit: error: <message>``."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 2, result.output
-    assert result.stderr == f"calibkit: error: {message}\n"
-    assert result.stdout == ""
 
 
 def warnings_of(result: Result) -> list[str]:

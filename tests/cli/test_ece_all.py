@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _cli import assert_one_line_error, ece_json, invoke
 from typer.testing import CliRunner, Result
 
 from calibkit.cli import app
@@ -64,21 +65,12 @@ CLOSE = {"rel": 1e-12, "abs": 1e-15}
 
 
 def run_ece(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, ["ece", *map(str, args)])
+    return invoke(CliRunner(), "ece", *args)
 
 
 def run_json(*args: str | Path) -> dict[str, Any]:
-    result = run_ece(*args, "--json")
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    return json.loads(result.stdout)
-
-
-def assert_one_line_error(result: Result, message: str) -> None:
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    assert result.stderr == f"calibkit: error: {message}\n"
+    out: dict[str, Any] = ece_json(CliRunner(), *args)
+    return out
 
 
 def expected_extras(

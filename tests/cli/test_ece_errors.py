@@ -21,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import assert_one_line_error as _one_line_error
+from _cli import ece_json as _ece_json
+from _cli import invoke, one_error_line, write_npz
 from typer.testing import CliRunner, Result
-
-from calibkit.cli import app
 
 N, K = 6, 3
 LABELS = np.array([0, 1, 2, 0, 1, 2])
@@ -38,32 +39,25 @@ USE_LOGITS = "(use --input logits if these are logits)"
 
 
 def run_ece(runner: CliRunner, *args: str | Path) -> Result:
-    return runner.invoke(app, ["ece", *map(str, args)])
+    return invoke(runner, "ece", *args)
 
 
 def assert_one_line_error(result: Result, subject: Path | str, problem: str) -> None:
     """Exit 2, no traceback, empty stdout and exactly ``calibkit: error: <subject>: <problem>``."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 2, result.output
-    assert result.stderr == f"calibkit: error: {subject}: {problem}\n"
-    assert result.stdout == ""
+    _one_line_error(result, f"{subject}: {problem}")
 
 
 def assert_refused(result: Result, subject: Path | str, problem_prefix: str) -> str:
     """Exit 2 with one error line naming ``subject``; returns the problem text."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    head = f"calibkit: error: {subject}: "
-    assert lines[0].startswith(head + problem_prefix), lines[0]
-    return lines[0][len(head) :]
+    problem = one_error_line(result, subject)
+    assert problem.startswith(problem_prefix), problem
+    return problem
+
+
+def ece_json(runner: CliRunner, *args: str | Path) -> dict[str, Any]:
+    """``ece ... --json`` with nothing on stderr."""
+    out: dict[str, Any] = _ece_json(runner, *args, quiet=True)
+    return out
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -709,20 +703,8 @@ def data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return logits, labels
 
 
-def ece_json(runner: CliRunner, *args: str | Path) -> dict[str, Any]:
-    result = run_ece(runner, *args, "--json")
-    assert result.exit_code == 0, result.output
-    assert result.stderr == ""
-    return json.loads(result.stdout)
-
-
 def numbers(summary: dict[str, Any], *drop: str) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k not in (*IGNORED, *drop)}
-
-
-def write_npz(path: Path, **arrays: Any) -> Path:
-    np.savez(path, **arrays)
-    return path
 
 
 def test_npz_logits_match_an_independent_computation(

@@ -15,17 +15,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _cli import invoke as run
 from _cli import one_error_line
 from typer.testing import CliRunner, Result
 
 from calibkit.api import evaluate
 from calibkit.calibrators.grid import fit_temperature_grid, parse_grid
-from calibkit.cli import app
 from calibkit.loaders import read_predictions
-
-
-def run(runner: CliRunner, *args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def ok_json(result: Result) -> dict[str, Any]:

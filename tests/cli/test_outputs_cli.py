@@ -25,10 +25,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _cli import assert_ok
+from _cli import invoke as run
 from _fifo import read_fifo_while
 from typer.testing import CliRunner, Result
 
-from calibkit.cli import app
 from calibkit.errors import OutputError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
@@ -38,18 +39,6 @@ posix_only = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs, devices 
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
-
-
-def run(runner: CliRunner, *args: object) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
 
 
 def one_line_error(result: Result, code: int = 2) -> str:

@@ -24,11 +24,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import assert_ok, assert_one_line_error, run_json, write_npz
+from _cli import invoke as run
+from _cli import one_error_line as assert_refused
 from typer.testing import CliRunner, Result
 
 from calibkit.api import evaluate
 from calibkit.calibrators import TemperatureScaler, fit_temperature
-from calibkit.cli import app
 from calibkit.errors import ConvergenceWarning
 from calibkit.loaders import read_predictions
 
@@ -77,50 +79,6 @@ def sample(model: str, split: str = "val", fmt: str = "npz") -> Path:
     return SAMPLE / f"digits_{model}_{split}.{fmt}"
 
 
-def run(runner: CliRunner, *args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_ok(result: Result) -> None:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 0, result.output
-
-
-def run_json(
-    runner: CliRunner, *args: str | Path, quiet: bool = True, wrote: tuple[Path, ...] = ()
-) -> dict[str, Any]:
-    """``--json`` output; ``quiet``: stderr holds nothing but the ``wrote`` lines of ``wrote``."""
-    result = run(runner, *args, "--json")
-    assert_ok(result)
-    if quiet:
-        assert result.stderr == "".join(f"calibkit: wrote {path}\n" for path in wrote)
-    return json.loads(result.stdout)
-
-
-def assert_one_line_error(result: Result, message: str) -> None:
-    """Exit 2, no traceback, empty stdout and exactly ``calibkit: error: <message>``."""
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert result.exit_code == 2, result.output
-    assert result.stderr == f"calibkit: error: {message}\n"
-    assert result.stdout == ""
-
-
-def assert_refused(result: Result) -> str:
-    """Exit 2 with one ``calibkit: error:`` line and nothing on stdout; returns the message."""
-    assert "Traceback" not in result.output
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("calibkit: error: "), lines[0]
-    return lines[0][len("calibkit: error: ") :]
-
-
 def softmax(z: np.ndarray) -> np.ndarray:
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -139,11 +97,6 @@ def metrics_at(logits: np.ndarray, labels: np.ndarray, t: float) -> Any:
 
 def hidden_files(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
-
-
-def write_npz(path: Path, **data: Any) -> Path:
-    np.savez(path, **data)
-    return path
 
 
 @pytest.fixture

@@ -28,24 +28,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import invoke as _invoke
 from _cli import one_error_line
 from typer.testing import CliRunner, Result
 
 from calibkit._version import __version__
-from calibkit.cli import app
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "digits_hard_test.npz"
 N, K = 8, 3
 LABELS = np.arange(N) % K
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
 def invoke(runner: CliRunner, *args: object) -> Result:
-    return runner.invoke(app, [str(a) for a in args], prog_name="calibkit")
+    return _invoke(runner, *args, prog_name="calibkit")
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import invoke
 from typer.testing import CliRunner, Result
 
 from calibkit.cli import app
@@ -29,7 +30,7 @@ def preds(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _run(runner: CliRunner, *args: object) -> Result:
-    result = runner.invoke(app, [str(a) for a in args], prog_name="calibkit")
+    result = invoke(runner, *args, prog_name="calibkit")
     assert result.exit_code == 0, result.output
     return result
 

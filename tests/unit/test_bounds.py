@@ -191,11 +191,6 @@ def test_many_bins_give_the_point_metrics_of_the_summary() -> None:
 # command-line bounds the option parser does not know
 
 
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
 def test_sweep_temperatures_times_bins_is_bounded(runner: CliRunner) -> None:
     result = runner.invoke(app, ["sweep-temp", str(SAMPLE), "--steps", "2000", "--bins", "10000"])
     assert result.exit_code == 2, result.output
@@ -336,9 +331,9 @@ def test_check_device_refuses_what_calibkit_cannot_compute_on(
     from calibkit.engine.torch_backend import check_device
 
     assert check_device("cpu").type == "cpu"
-    with pytest.raises(UsageError, match=r"^--device meta: calibkit computes on cpu or cuda"):
+    with pytest.raises(UsageError, match=r"^device='meta': calibkit computes on cpu or cuda"):
         check_device("meta")
-    with pytest.raises(UsageError, match=r"^--device bogus: not a torch device"):
+    with pytest.raises(UsageError, match=r"^device='bogus': not a torch device"):
         check_device("bogus")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

@@ -10,6 +10,7 @@ holds probabilities gets one warning. Every input is crafted in the test.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -19,12 +20,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import invoke as run
+from _cli import run_json as _run_json
 from scipy.special import log_softmax
 from typer.testing import CliRunner, Result
 
 import calibkit
 from calibkit.calibrators import fit_temperature
-from calibkit.cli import app
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics import summarize
 from calibkit.metrics.summary import collect_example_stats
@@ -37,15 +39,8 @@ from calibkit.sources.predictions import (
 
 AMBIGUOUS = " (ambiguous with 2 classes: logits such as [0.3, 0.7] pass too; force logits)"
 
-
-def run(runner: CliRunner, *args: Any) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_json(runner: CliRunner, *args: Any) -> Any:
-    result = run(runner, *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+#: these commands may warn on stderr (kind detection): only stdout is checked
+run_json = functools.partial(_run_json, quiet=False)
 
 
 def warning_lines(result: Result) -> list[str]:

@@ -141,7 +141,7 @@ def test_check_baseline_with_other_labels_is_unpaired(monkeypatch) -> None:
         unpaired=True,  # other labels: an unpaired test only on request
     )
     assert not paired and "different examples" in notes[0]
-    with pytest.raises(InputError, match=r"but other labels .* give --unpaired"):
+    with pytest.raises(InputError, match=r"but other labels .* give unpaired=True "):
         load_baseline(str(SAMPLE / "digits_hard_test.npz"), candidate, GateConfig(), ReadOptions())
 
 

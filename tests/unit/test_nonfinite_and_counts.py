@@ -12,23 +12,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _cli import invoke as run
 from numpy.typing import NDArray
 from typer.testing import CliRunner, Result
 
 import calibkit
 from calibkit.calibrators import fit_temperature, sweep_temperatures
 from calibkit.calibrators.report import scaling_report
-from calibkit.cli import app
 from calibkit.comparison import compare_models
 from calibkit.errors import InputError
 from calibkit.metrics import summarize
 from calibkit.sources.predictions import Predictions, SourceView
 
 LONG_DOUBLE_IS_WIDER = np.finfo(np.longdouble).max > np.finfo(np.float64).max
-
-
-def run(runner: CliRunner, *args: Any) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def one_error(result: Result) -> str:

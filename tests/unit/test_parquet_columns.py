@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import ece_json
 from _cli import one_error_line as refused
 from typer.testing import CliRunner
 
@@ -58,12 +59,6 @@ def write(path: Path, columns: dict[str, Any] | list[tuple[str, Any]]) -> Path:
     table = pa.table([pa.array(v) for _, v in pairs], names=[n for n, _ in pairs])
     pq.write_table(table, path)
     return path
-
-
-def ece_json(runner: CliRunner, path: Path, *args: str) -> dict[str, Any]:
-    result = runner.invoke(app, ["ece", str(path), "--json", *args])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def reference(runner: CliRunner, tmp_path: Path, key: str, scores: np.ndarray, y: np.ndarray):

@@ -12,6 +12,7 @@ a few labels put on the least likely class so that the smallest label probabilit
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -22,13 +23,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _cli import invoke as run
+from _cli import run_json as _run_json
 from scipy.special import log_softmax
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 import calibkit
 from calibkit.calibrators import fit_temperature
 from calibkit.calibrators.temperature import TemperatureScaler
-from calibkit.cli import app
 from calibkit.metrics import summarize
 from calibkit.metrics.conventions import sklearn_log_loss
 from calibkit.metrics.examples import prob_floor
@@ -37,6 +39,9 @@ from calibkit.sources.predictions import Predictions
 SUB32 = float(np.finfo(np.float32).smallest_subnormal)  # 2**-149
 SUB64 = float(np.finfo(np.float64).smallest_subnormal)  # 2**-1074
 EPS32 = float(np.finfo(np.float32).eps)
+
+#: these commands may warn on stderr (kind detection): only stdout is checked
+run_json = functools.partial(_run_json, quiet=False)
 
 
 def overconfident(n: int = 2000, k: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,16 +71,6 @@ def old_eps_nll(p32: np.ndarray, labels: np.ndarray) -> float:
     """The NLL calibkit used to report: probabilities floored at the dtype's epsilon."""
     label_p = p32[np.arange(len(labels)), labels].astype(np.float64)
     return float(-np.log(np.maximum(label_p, EPS32)).mean())
-
-
-def run(runner: CliRunner, *args: Any) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def run_json(runner: CliRunner, *args: Any) -> Any:
-    result = run(runner, *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 # --------------------------------------------------------------------------------------------
