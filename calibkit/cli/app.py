@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
-from calibkit._fast_help import APP_HELP, DEBUG_HELP, QUIET_HELP, VERSION_HELP
+from calibkit._commands import APP_HELP, COMMANDS, DEBUG_HELP, QUIET_HELP, VERSION_HELP
 from calibkit._version import __version__
 from calibkit.cli._common import error_line, state, stderr, usage_message
 
@@ -99,6 +99,20 @@ class CalibkitGroup(_TidyHelp, TyperGroup):
 
             register_shells()
         super()._main_shell_completion(ctx_args, prog_name, *args)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """The commands in the order of :data:`calibkit._commands.COMMANDS` (any others after
+        them, in the order they were added)."""
+        order = {name: i for i, (name, _, _) in enumerate(COMMANDS)}
+        return sorted(self.commands, key=lambda name: order.get(name, len(order)))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The top-level help is the page :mod:`calibkit._fast_help` draws (``calibkit --help``
+        prints it without loading Typer), so it reads the same whichever of the two prints it,
+        on every Typer and Rich release."""
+        from calibkit import _fast_help
+
+        _fast_help.print_help()
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) > len(_MAIN_ARGS):
