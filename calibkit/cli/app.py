@@ -84,9 +84,11 @@ class CalibkitGroup(_TidyHelp, TyperGroup):
     Typer (Click) reports a bad or missing value, an unknown option or an unknown command as a
     usage block and a Rich panel, in pydantic's words. Run standalone (the console script, or
     Typer's test runner), this group instead prints ``calibkit: error: <message>`` on one line
-    (:func:`~calibkit.cli._common.usage_message`) and exits 2. Help, ``--version``, the help
-    printed for ``calibkit`` alone (exit 2) and every exit code of the commands are Typer's.
-    Its options are shaped like the commands' (:func:`tidy_params`).
+    (:func:`~calibkit.cli._common.usage_message`) and exits 2. ``--version``, the help printed
+    for ``calibkit`` alone (exit 2) and every exit code of the commands are Typer's; the
+    top-level help is the page of :mod:`calibkit._fast_help` (:meth:`format_help`), and the
+    commands are listed in the order of :data:`calibkit._commands.COMMANDS`. Its options are
+    shaped like the commands' (:func:`tidy_params`).
     """
 
     def _main_shell_completion(self, ctx_args: Any, prog_name: str, *args: Any) -> None:
