@@ -39,7 +39,8 @@ def main() -> None:
     _sig.signal(_sig.SIGTERM, _early)
     from calibkit._fast_help import print_if_fast
 
-    if print_if_fast(sys.argv[1:]):  # `calibkit --help` / `--version` without Typer and Rich
+    # `calibkit --help`, `--version` and `calibkit` alone: without Typer or the command modules
+    if print_if_fast(sys.argv[1:]):
         return
     from calibkit.cli import main as cli_main  # installs the handlers used during commands
 

@@ -1,23 +1,21 @@
 """calibkit's command line: ``calibkit COMMAND ...`` (see ``calibkit --help``).
 
-The commands only parse arguments, call the library and format its results.
+The commands only parse arguments, call the library and format its results. Each lives in its
+own module, listed in :data:`calibkit._commands.COMMANDS`; importing this package imports them
+all, which registers them with :data:`app`.
 """
 
-from calibkit.cli import (  # noqa: F401  (importing a command module registers it)
-    apply_temp,
-    check,
-    compare,
-    completion,
-    diagram,
-    ece,
-    fit_temp,
-    sweep_temp,
-)
+from importlib import import_module
+
+from calibkit._commands import COMMANDS
 from calibkit.cli._common import Terminated, state, stderr
 from calibkit.cli.app import app
 from calibkit.errors import ExitStatus
 
 __all__ = ["app", "main"]
+
+for _name, _module, _summary in COMMANDS:  # importing a command's module registers it
+    import_module(f"calibkit.cli.{_module}")
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

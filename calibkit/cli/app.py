@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
-from calibkit._fast_help import APP_HELP, DEBUG_HELP, QUIET_HELP, VERSION_HELP
+from calibkit._commands import APP_HELP, COMMANDS, DEBUG_HELP, QUIET_HELP, VERSION_HELP
 from calibkit._version import __version__
 from calibkit.cli._common import error_line, state, stderr, usage_message
 from calibkit.errors import ExitStatus
@@ -85,9 +85,11 @@ class CalibkitGroup(_TidyHelp, TyperGroup):
     Typer (Click) reports a bad or missing value, an unknown option or an unknown command as a
     usage block and a Rich panel, in pydantic's words. Run standalone (the console script, or
     Typer's test runner), this group instead prints ``calibkit: error: <message>`` on one line
-    (:func:`~calibkit.cli._common.usage_message`) and exits 2. Help, ``--version``, the help
-    printed for ``calibkit`` alone (exit 2) and every exit code of the commands are Typer's.
-    Its options are shaped like the commands' (:func:`tidy_params`).
+    (:func:`~calibkit.cli._common.usage_message`) and exits 2. ``--version``, the help printed
+    for ``calibkit`` alone (exit 2) and every exit code of the commands are Typer's; the
+    top-level help is the page of :mod:`calibkit._fast_help` (:meth:`format_help`), and the
+    commands are listed in the order of :data:`calibkit._commands.COMMANDS`. Its options are
+    shaped like the commands' (:func:`tidy_params`).
     """
 
     def _main_shell_completion(self, ctx_args: Any, prog_name: str, *args: Any) -> None:
@@ -100,6 +102,20 @@ class CalibkitGroup(_TidyHelp, TyperGroup):
 
             register_shells()
         super()._main_shell_completion(ctx_args, prog_name, *args)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        """The commands in the order of :data:`calibkit._commands.COMMANDS` (any others after
+        them, in the order they were added)."""
+        order = {name: i for i, (name, _, _) in enumerate(COMMANDS)}
+        return sorted(self.commands, key=lambda name: order.get(name, len(order)))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        """The top-level help is the page :mod:`calibkit._fast_help` draws (``calibkit --help``
+        prints it without loading Typer), so it reads the same whichever of the two prints it,
+        on every Typer and Rich release."""
+        from calibkit import _fast_help
+
+        _fast_help.print_help()
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) > len(_MAIN_ARGS):

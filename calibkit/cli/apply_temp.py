@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     InputOpt,
     LabelsKey,
@@ -18,8 +17,12 @@ from calibkit.cli._common import (
 )
 from calibkit.cli.app import app
 
+#: The help of `calibkit apply-temp --help`; its first paragraph is the summary in
+#: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
+HELP = "Divide logits by T (probabilities: softmax(log p / T)) and write them, same format."
 
-@app.command("apply-temp", help=COMMAND_HELP["apply-temp"])
+
+@app.command("apply-temp", help=HELP)
 @reports_errors
 def apply_temp_command(
     path: Annotated[Path, typer.Argument(metavar="PRED", help="Predictions to calibrate.")],

@@ -5,7 +5,6 @@ from typing import Annotated
 
 import typer
 
-from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinningChoice,
     BinningOpt,
@@ -24,8 +23,12 @@ from calibkit.cli._common import (
 )
 from calibkit.cli.app import app
 
+#: The help of `calibkit compare --help`; its first paragraph is the summary in
+#: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
+HELP = "Compare models: accuracy, ECE, MCE, NLL, Brier, before and after temperature scaling."
 
-@app.command("compare", help=COMMAND_HELP["compare"])
+
+@app.command("compare", help=HELP)
 @reports_errors
 def compare_command(
     models: Annotated[

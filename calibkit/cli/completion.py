@@ -11,9 +11,18 @@ from typing import Annotated
 
 import typer
 
-from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import reports_errors
 from calibkit.cli.app import app
+
+#: The help of `calibkit completion --help`; its first paragraph is the summary in
+#: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
+HELP = (
+    "Print the script that lets your shell complete calibkit's commands and options."
+    '\n\nbash: add the line  eval "$(calibkit completion bash)"  to ~/.bashrc'
+    '\nzsh: add the line  eval "$(calibkit completion zsh)"  to ~/.zshrc, after compinit'
+    "\nfish: calibkit completion fish > ~/.config/fish/completions/calibkit.fish"
+    "\nPowerShell: add  calibkit completion pwsh | Out-String | Invoke-Expression  to $PROFILE"
+)
 
 PROG_NAME = "calibkit"
 COMPLETE_VAR = "_CALIBKIT_COMPLETE"
@@ -45,7 +54,7 @@ def script(shell: str) -> str:
     return get_completion_script(prog_name=PROG_NAME, complete_var=COMPLETE_VAR, shell=shell)
 
 
-@app.command("completion", help=COMMAND_HELP["completion"])
+@app.command("completion", help=HELP)
 @reports_errors
 def completion_command(
     shell: Annotated[

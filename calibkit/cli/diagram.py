@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinaryChoice,
     BinaryOpt,
@@ -25,13 +24,17 @@ from calibkit.cli._common import (
 )
 from calibkit.cli.app import app
 
+#: The help of `calibkit diagram --help`; its first paragraph is the summary in
+#: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
+HELP = "Reliability diagrams (Guo et al. 2017): accuracy per confidence bin, gap, histogram."
+
 
 class IntervalChoice(str, Enum):
     none = "none"
     wilson = "wilson"
 
 
-@app.command("diagram", help=COMMAND_HELP["diagram"])
+@app.command("diagram", help=HELP)
 @reports_errors
 def diagram_command(
     models: Annotated[

@@ -5,7 +5,6 @@ from typing import Annotated
 
 import typer
 
-from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinaryChoice,
     BinaryOpt,
@@ -26,8 +25,12 @@ from calibkit.cli._common import (
 )
 from calibkit.cli.app import app
 
+#: The help of `calibkit ece --help`; its first paragraph is the summary in
+#: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
+HELP = "Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions."
 
-@app.command("ece", help=COMMAND_HELP["ece"])
+
+@app.command("ece", help=HELP)
 @reports_errors
 def ece_command(
     path: Annotated[

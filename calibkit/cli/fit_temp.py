@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinningChoice,
     BinningOpt,
@@ -24,13 +23,20 @@ from calibkit.cli._common import (
 )
 from calibkit.cli.app import app
 
+#: The help of `calibkit fit-temp --help`; its first paragraph is the summary in
+#: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
+HELP = (
+    "Fit a temperature T on validation data: the NLL optimum (exact Newton on 1/T), or the "
+    "lowest ECE or NLL on a grid."
+)
+
 
 class ObjectiveChoice(str, Enum):
     nll = "nll"
     ece = "ece"
 
 
-@app.command("fit-temp", help=COMMAND_HELP["fit-temp"])
+@app.command("fit-temp", help=HELP)
 @reports_errors
 def fit_temp_command(
     val: Annotated[Path, typer.Argument(metavar="VAL", help="Validation predictions to fit T on.")],

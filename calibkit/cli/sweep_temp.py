@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 import typer
 
-from calibkit._fast_help import COMMAND_HELP
 from calibkit.cli._common import (
     BinningChoice,
     BinningOpt,
@@ -24,8 +23,12 @@ from calibkit.cli._common import (
 from calibkit.cli.app import app
 from calibkit.limits import MAX_SWEEP_CELLS, MAX_TEMPERATURES
 
+#: The help of `calibkit sweep-temp --help`; its first paragraph is the summary in
+#: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
+HELP = "Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model and each T."
 
-@app.command("sweep-temp", help=COMMAND_HELP["sweep-temp"])
+
+@app.command("sweep-temp", help=HELP)
 @reports_errors
 def sweep_temp_command(
     models: Annotated[

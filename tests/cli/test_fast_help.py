@@ -1,156 +1,204 @@
-"""`calibkit --help` without Typer or Rich must print exactly what Typer would print.
+"""`calibkit --help` comes from the one list of commands, and says what Typer's help says.
 
-The fast path (calibkit/_fast_help.py) lays the top-level help out itself; these tests render
-the same help through Typer and Rich at every width from 1 to 400 columns, plain and coloured,
-and compare them character by character (styles included), and check that the fast path steps
-aside whenever it cannot guarantee that.
+The top-level help (calibkit/_fast_help.py) is drawn from calibkit/_commands.py without
+importing Typer or the command modules. These tests hold on every Typer and Rich release:
+
+* the list and the Typer app agree: the same commands, in the same order, each defined in the
+  module the list names, each summary the first paragraph of that command's help; the same
+  description, usage line and options;
+* Typer's own rendering of the app's help (TyperGroup.format_help, which calibkit's group
+  overrides) shows the same usage, description, options and commands, with the same texts;
+* the page is what the real program prints, for `--help`, `-h` and `calibkit` alone, and what
+  Typer prints when it is asked (`calibkit --debug --help`);
+* `--help` and `--version` load neither Typer nor numpy nor the command modules.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import pytest
-import typer.rich_utils
+import typer.core
+import typer.main
+from typer.testing import CliRunner
 
-from calibkit import _fast_help
+from calibkit import _commands, _fast_help
 from calibkit._version import __version__
 from calibkit.cli import app
 
-WIDTHS = range(1, _fast_help.MAX_WIDTH + 1)
-VERIFIED = _fast_help.verified_versions()
-needs_verified = pytest.mark.skipif(
-    not VERIFIED,
-    reason=f"fast help reproduces Typer {_fast_help.VERIFIED['typer']}x / Rich "
-    f"{_fast_help.VERIFIED['rich']}x only; other releases get Typer's own help "
-    "(test_other_typer_or_rich_releases_get_typers_help)",
-)
-NARROWEST = len("Usage: " + _fast_help.USAGE) + 2  # below this Rich wraps the usage line
-SGR = re.compile(r"\x1b\[([0-9;]*)m")
+GROUP = typer.main.get_command(app)
+BORDER = "│"
 
 
-def _typer_help(monkeypatch: pytest.MonkeyPatch, width: int, color: bool) -> str:
-    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", width)
-    monkeypatch.setattr(typer.rich_utils, "FORCE_TERMINAL", color)
+@pytest.fixture(autouse=True)
+def _plain_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TERMINAL_WIDTH", "FORCE_COLOR", "PY_COLORS", "GITHUB_ACTIONS", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _ctx() -> Any:
+    return GROUP.make_context("calibkit", ["--help"], resilient_parsing=True)
+
+
+def _page(width: int, *, color: bool = False) -> str:
+    """The top-level help as calibkit/_fast_help.py draws it at ``width`` columns."""
+    environ = {"TERMINAL_WIDTH": str(width), **({"FORCE_COLOR": "1"} if color else {})}
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        app(["--help"], prog_name="calibkit", standalone_mode=False)
+    _fast_help.print_help(_fast_help.console(environ, file=out))
     return out.getvalue()
 
 
-def _styled_chars(text: str) -> list[tuple[str, frozenset[str]]]:
-    """Each visible character with the set of SGR attributes in force (how a terminal sees it)."""
+def _typers_own_help(monkeypatch: pytest.MonkeyPatch, width: int) -> str:
+    """The help of the app as Typer itself renders it (its format_help, not calibkit's)."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    buffer = io.StringIO()
+    ctx = _ctx()
+    with contextlib.redirect_stdout(buffer):
+        typer.core.TyperGroup.format_help(GROUP, ctx, ctx.make_formatter())  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def _panels(text: str) -> dict[str, list[list[str]]]:
+    """Rows of each panel (title -> rows of cells), read off a help page drawn without wraps."""
+    panels: dict[str, list[list[str]]] = {}
+    current: list[list[str]] | None = None
+    for line in text.splitlines():
+        if line.startswith("╭"):
+            title = line.strip("╭╮─ ").strip()
+            current = panels.setdefault(title, [])
+        elif line.startswith("╰"):
+            current = None
+        elif current is not None and line.startswith(BORDER):
+            cells = re.split(r"\s{2,}", line.strip(BORDER).strip())
+            current.append(cells)
+    return panels
+
+
+def _head(text: str) -> list[str]:
+    """The lines before the first panel (usage and description), stripped, without blanks."""
+    head = text.split("╭", 1)[0]
+    return [line.strip() for line in head.splitlines() if line.strip()]
+
+
+# the list and the Typer app ------------------------------------------------------------------
+
+
+def test_the_list_names_exactly_the_apps_commands_in_its_order() -> None:
+    names = [name for name, _, _ in _commands.COMMANDS]
+    assert len(set(names)) == len(names)
+    assert sorted(GROUP.commands) == sorted(names)  # type: ignore[attr-defined]
+    assert GROUP.list_commands(_ctx()) == names
+
+
+@pytest.mark.parametrize(("name", "module", "summary"), _commands.COMMANDS)
+def test_each_command_lives_in_its_module_with_its_help(
+    name: str, module: str, summary: str
+) -> None:
+    mod = importlib.import_module(f"calibkit.cli.{module}")
+    command = GROUP.commands[name]  # type: ignore[attr-defined]
+    assert command.callback.__module__ == mod.__name__
+    assert command.help == mod.HELP
+    assert mod.HELP.split("\n\n", 1)[0] == summary
+    assert "\n" not in summary and summary == summary.strip()
+
+
+def test_the_top_level_texts_are_the_apps() -> None:
+    ctx = _ctx()
+    assert GROUP.help == _commands.APP_HELP
+    assert GROUP.get_usage(ctx) == "Usage: " + _commands.USAGE
+    shown = []
+    for param in GROUP.get_params(ctx):
+        long = ",".join(o for o in param.opts if o.startswith("--"))
+        short = ",".join(o for o in param.opts if not o.startswith("--"))
+        assert not param.secondary_opts
+        shown.append((long, short, param.help))  # type: ignore[attr-defined]
+    assert tuple(shown) == _commands.OPTIONS
+
+
+# the page and Typer's own rendering ------------------------------------------------------------
+
+
+def test_the_page_says_what_typers_own_help_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    ours = _page(250)
+    typers = _typers_own_help(monkeypatch, 250)
+    assert "Commands" in typers and "Options" in typers  # (Typer's layout, whatever release)
+    assert _head(ours) == _head(typers)
+    assert _panels(ours) == _panels(typers)
+
+
+def test_the_page_shows_every_option_and_command_with_its_text() -> None:
+    panels = _panels(_page(250))
+    assert list(panels) == ["Options", "Commands"]
+    assert panels["Options"] == [
+        [long, short, help_] if short else [long, help_] for long, short, help_ in _commands.OPTIONS
+    ]
+    assert panels["Commands"] == [[name, summary] for name, _, summary in _commands.COMMANDS]
+    assert _head(_page(250)) == ["Usage: " + _commands.USAGE, _commands.APP_HELP]
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 120])
+def test_at_usual_widths_no_word_is_lost(width: int) -> None:
+    """Wrapped, not cut: every word of every text is on the page, and every line fits."""
+    page = _page(width)
+    assert {len(line) for line in page.splitlines()} == {width}
+    words = page.split()
+    for text in [_commands.APP_HELP, *(s for _, _, s in _commands.COMMANDS)]:
+        for word in text.split():
+            assert word in words, (width, word)
+    for long, short, help_ in _commands.OPTIONS:
+        assert long in words and (not short or short in words)
+        assert all(word in words for word in help_.split())
+
+
+def _styles(page: str, text: str) -> set[frozenset[str]]:
+    """The SGR attributes in force on each character of the first ``text`` on ``page``."""
     chars: list[tuple[str, frozenset[str]]] = []
     style: frozenset[str] = frozenset()
-    pos = 0
-    for match in SGR.finditer(text):
-        chars += [(ch, style) for ch in text[pos : match.start()]]
-        codes = [c for c in match.group(1).split(";") if c] or ["0"]
-        style = frozenset() if codes == ["0"] else style | frozenset(codes)
-        pos = match.end()
-    chars += [(ch, style) for ch in text[pos:]]
-    return chars
+    for piece in re.split(r"(\x1b\[[0-9;]*m)", page):
+        if piece.startswith("\x1b["):
+            codes = [c for c in piece[2:-1].split(";") if c] or ["0"]
+            style = frozenset() if codes == ["0"] else style | frozenset(codes)
+        else:
+            chars += [(ch, style) for ch in piece]
+    start = "".join(ch for ch, _ in chars).index(text)
+    return {st for _, st in chars[start : start + len(text)]}
 
 
-@pytest.fixture
-def rich_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in ("NO_COLOR", "COLORTERM", "TERM", "COLUMNS"):
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
+def test_colour_comes_with_typers_styles() -> None:
+    page = _page(100, color=True)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", page) == _page(100)
+    assert _styles(page, "Usage: ") == {frozenset({"1", "33"})}  # bold, yellow
+    assert _styles(page, "--debug") == {frozenset({"1", "36"})}  # an option: bold cyan
+    assert _styles(page, "-V") == {frozenset({"1", "32"})}  # a short option: bold green
+    assert _styles(page, "apply-temp") == {frozenset({"1", "36"})}  # a command: bold cyan
+    assert _styles(page, "╭─") == {frozenset({"2"})}  # dim borders
 
 
-@needs_verified
-def test_plain_help_is_byte_identical_to_typer_at_every_width(rich_env) -> None:
-    served = 0
-    for width in WIDTHS:
-        fast = _fast_help.render(width, color=False)
-        if width >= NARROWEST:
-            assert fast is not None, width
-        if fast is None:
-            continue
-        assert fast == _typer_help(rich_env, width, color=False), f"width {width}"
-        served += 1
-    assert served == len(WIDTHS) - NARROWEST + 1
+def test_typer_prints_this_page_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group's help is this page (a marker printed by it shows up), not a second layout."""
+    monkeypatch.setattr(_fast_help, "print_help", lambda out=None: print("<the page>"))
+    result = CliRunner().invoke(app, ["--debug", "--help"], prog_name="calibkit")
+    assert result.exit_code == 0
+    assert result.output.startswith("<the page>\n")
 
 
-@needs_verified
-def test_colour_help_shows_the_same_styled_characters_as_typer(rich_env) -> None:
-    for width in WIDTHS:
-        fast = _fast_help.render(width, color=True)
-        if fast is None:
-            assert width < NARROWEST
-            continue
-        ref = _typer_help(rich_env, width, color=True)
-        assert "\x1b[" in ref and "\x1b[" in fast
-        assert _styled_chars(fast) == _styled_chars(ref), f"width {width}"
-        assert SGR.sub("", fast) == _fast_help.render(width, color=False)
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["-h"], 0), ([], 2)])
+def test_typers_runner_gets_the_page_too(argv: list[str], code: int) -> None:
+    env = {"COLUMNS": "100", "NO_COLOR": "1"}
+    result = CliRunner().invoke(app, argv, prog_name="calibkit", env=env)
+    assert result.exit_code == code
+    assert result.output == _page(100) + ("\n" if argv else "")
 
 
-def test_command_texts_are_the_typer_commands() -> None:
-    import typer.main
-
-    group = typer.main.get_command(app)
-    commands = group.commands  # type: ignore[attr-defined]
-    assert list(_fast_help.COMMAND_HELP) == sorted(commands)
-    for name, command in commands.items():
-        assert command.help == _fast_help.COMMAND_HELP[name]
-    assert group.help == _fast_help.APP_HELP
-
-
-class _Stream(io.StringIO):
-    def __init__(self, tty: bool, encoding: str = "utf-8") -> None:
-        super().__init__()
-        self._tty = tty
-        self._encoding = encoding
-
-    def isatty(self) -> bool:
-        return self._tty
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self._encoding
-
-
-@needs_verified
-@pytest.mark.parametrize("tty", [False, True])
-@pytest.mark.parametrize("flag", ["--help", "-h"])
-def test_fast_path_prints_the_rendering_for_the_terminal(monkeypatch, tty, flag) -> None:
-    stream = _Stream(tty)
-    monkeypatch.setattr(sys, "stdout", stream)
-    assert _fast_help.print_if_fast([flag], environ={"COLUMNS": "97"})
-    assert stream.getvalue() == _fast_help.render(97, color=tty)
-
-
-@pytest.mark.parametrize(
-    "environ",
-    [{name: "1"} for name in _fast_help._RICH_ENV]
-    + [{"TERM": "dumb"}, {"TERM": "unknown"}, {"COLUMNS": str(NARROWEST - 1)}]
-    + [{"COLUMNS": str(_fast_help.MAX_WIDTH + 1)}],
-    ids=lambda env: ",".join(f"{k}={v}" for k, v in env.items()),
-)
-def test_fast_path_steps_aside_when_rich_would_draw_differently(monkeypatch, environ) -> None:
-    stream = _Stream(tty=True)
-    monkeypatch.setattr(sys, "stdout", stream)
-    assert not _fast_help.print_if_fast(["--help"], environ=environ)
-    assert stream.getvalue() == ""
-
-
-def test_fast_path_steps_aside_for_other_streams_and_command_lines(monkeypatch) -> None:
-    ascii_stream = _Stream(tty=False, encoding="ascii")
-    monkeypatch.setattr(sys, "stdout", ascii_stream)
-    assert not _fast_help.print_if_fast(["--help"], environ={})
-    monkeypatch.setattr(sys, "stdout", _Stream(tty=False))
-    for argv in ([], ["ece", "--help"], ["--debug", "--help"], ["--help", "ece"], ["--versio"]):
-        assert not _fast_help.print_if_fast(argv, environ={}), argv
-    assert sys.stdout.getvalue() == ""
-    monkeypatch.setattr(sys, "platform", "win32")
-    assert not _fast_help.print_if_fast(["--help"], environ={})
+# the real program -----------------------------------------------------------------------------
 
 
 def _program() -> list[str]:
@@ -158,66 +206,67 @@ def _program() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "calibkit"]
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    drop = {*_fast_help._RICH_ENV, "TERM", "PYTHONSTARTUP"}
-    env = {k: v for k, v in os.environ.items() if k not in drop}
+def _env(**extra: str) -> dict[str, str]:
+    drop = {"TERMINAL_WIDTH", "FORCE_COLOR", "PY_COLORS", "GITHUB_ACTIONS", "NO_COLOR", "TERM"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and k != "PYTHONSTARTUP"}
     env.update(extra)
     return env
 
 
-@needs_verified
-def test_the_real_program_prints_typers_help(rich_env) -> None:
-    proc = subprocess.run(
-        [*_program(), "--help"], capture_output=True, text=True, env=_clean_env(COLUMNS="100")
-    )
-    assert proc.returncode == 0 and proc.stderr == ""
-    assert proc.stdout == _typer_help(rich_env, 100, color=False)
+_TYPER_MAIN = "import sys; from calibkit.cli import main; sys.argv[0] = 'calibkit'; main()"
 
 
-def test_the_real_program_finds_the_width_rich_would_use() -> None:
-    """No $COLUMNS and no terminal: both must settle on the same default width."""
-    env = _clean_env()
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["-h"], 0), ([], 2)])
+def test_the_program_prints_the_page(argv: list[str], code: int) -> None:
+    run = {"capture_output": True, "text": True, "env": _env(COLUMNS="100")}
+    fast = subprocess.run([*_program(), *argv], **run)  # type: ignore[call-overload]
+    assert (fast.returncode, fast.stderr) == (code, "")
+    assert fast.stdout == _page(100) + ("\n" if argv else "")
+    typer_ = subprocess.run([sys.executable, "-c", _TYPER_MAIN, *argv], **run)  # type: ignore[call-overload]
+    assert (typer_.returncode, typer_.stdout, typer_.stderr) == (code, fast.stdout, "")
+
+
+def test_the_program_and_typer_agree_on_the_default_width() -> None:
+    """No $COLUMNS and no terminal: both settle on Rich's default, 80 columns."""
+    env = _env()
     env.pop("COLUMNS", None)
-    typer_code = (
-        "import sys; sys.argv = ['calibkit', '--help']; from calibkit.cli import main; main()"
-    )
     run = {"capture_output": True, "text": True, "env": env, "stdin": subprocess.DEVNULL}
     fast = subprocess.run([*_program(), "--help"], **run)  # type: ignore[call-overload]
-    slow = subprocess.run([sys.executable, "-c", typer_code], **run)  # type: ignore[call-overload]
+    slow = subprocess.run([sys.executable, "-c", _TYPER_MAIN, "--debug", "--help"], **run)  # type: ignore[call-overload]
     assert fast.returncode == slow.returncode == 0
     assert fast.stdout == slow.stdout
     assert fast.stdout.splitlines()[0] == " " * 80
 
 
-def test_the_real_program_falls_back_to_typer_for_forced_colour(rich_env) -> None:
-    proc = subprocess.run(
-        [*_program(), "--help"],
-        capture_output=True,
-        text=True,
-        env=_clean_env(COLUMNS="100", FORCE_COLOR="1"),
-    )
-    assert proc.returncode == 0
-    assert _styled_chars(proc.stdout) == _styled_chars(_typer_help(rich_env, 100, color=True))
+def test_forced_colour_is_typers_choice_too() -> None:
+    run = {"capture_output": True, "text": True, "env": _env(COLUMNS="100", FORCE_COLOR="1")}
+    fast = subprocess.run([*_program(), "--help"], **run)  # type: ignore[call-overload]
+    slow = subprocess.run([sys.executable, "-c", _TYPER_MAIN, "--debug", "--help"], **run)  # type: ignore[call-overload]
+    assert "\x1b[" in fast.stdout
+    assert fast.stdout == slow.stdout
 
 
-@needs_verified
-@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--version"]])
-def test_help_and_version_import_neither_typer_nor_rich(argv) -> None:
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--version"], ["-V"]])
+def test_help_and_version_load_neither_typer_nor_the_commands(argv: list[str]) -> None:
     code = (
         "import sys\n"
         f"sys.argv = ['calibkit', *{argv!r}]\n"
         "from calibkit._entry import main\n"
         "main()\n"
-        "heavy = ('typer', 'rich', 'click', 'numpy')\n"
+        "heavy = ('typer', 'click', 'pydantic', 'numpy', 'calibkit.cli', 'rich.markdown')\n"
         "sys.stderr.write(','.join(m for m in heavy if m in sys.modules))\n"
+        "sys.stderr.write('|rich' if 'rich' in sys.modules else '')\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=_clean_env()
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(COLUMNS="100")
     )
     assert proc.returncode == 0
-    assert proc.stderr == ""
-    if argv == ["--version"]:
+    if argv[0] in ("--version", "-V"):
+        assert proc.stderr == ""  # not even Rich
         assert proc.stdout == f"calibkit {__version__}\n"
+    else:
+        assert proc.stderr == "|rich"
+        assert proc.stdout == _page(100) + "\n"
 
 
 _CLOSED_PIPE = (
@@ -227,48 +276,40 @@ _CLOSED_PIPE = (
     "err = p.stderr.read()\n"
     "print(p.wait(), len(err))\n"
 )
-_TYPER_MAIN = "import sys; from calibkit.cli import main; sys.argv[0] = 'calibkit'; main()"
 
 
-@needs_verified
 @pytest.mark.parametrize("flag", ["--help", "--version"])
 def test_a_closed_pipe_ends_as_it_does_with_typer(flag: str) -> None:
     """The reader left before anything was written: exit 1, nothing on stderr, like Typer."""
-    env = _clean_env(COLUMNS="100")
+    env = _env(COLUMNS="100")
 
     def outcome(cmd: list[str]) -> str:
         run = [sys.executable, "-c", _CLOSED_PIPE, *cmd]
         return subprocess.run(run, capture_output=True, text=True, env=env).stdout.strip()
 
     fast = outcome([*_program(), flag])
-    typer_ = outcome([sys.executable, "-c", _TYPER_MAIN, flag])
+    typer_ = outcome([sys.executable, "-c", _TYPER_MAIN, "--quiet", flag])
     assert fast == typer_ == "1 0"
 
 
-def test_version_with_stdout_closed_is_left_to_typer(monkeypatch) -> None:
+# what the fast path leaves to Typer --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv", [["ece", "--help"], ["--debug", "--help"], ["--help", "ece"], ["--versio"], ["ece"]]
+)
+def test_other_command_lines_are_left_to_typer(monkeypatch, argv: list[str]) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    assert not _fast_help.print_if_fast(argv, environ={})
+    assert stream.getvalue() == ""
+
+
+def test_with_stdout_closed_typer_decides(monkeypatch) -> None:
     monkeypatch.setattr(sys, "stdout", None)
-    assert not _fast_help.print_if_fast(["--version"], environ={})
-    assert not _fast_help.print_if_fast(["--help"], environ={})
+    for argv in (["--version"], ["--help"], []):
+        assert not _fast_help.print_if_fast(argv, environ={})
 
 
 def test_version_matches_typer() -> None:
-    from typer.testing import CliRunner
-
     assert CliRunner().invoke(app, ["--version"]).output == f"calibkit {__version__}\n"
-
-
-def test_this_environment_reads_the_installed_versions() -> None:
-    assert _fast_help._dist_version("typer") is not None
-    assert _fast_help._dist_version("rich") is not None
-    assert _fast_help._dist_version("no_such_module_here") is None
-
-
-@pytest.mark.parametrize("module", ["typer", "rich"])
-def test_other_typer_or_rich_releases_get_typers_help(monkeypatch, module) -> None:
-    real = _fast_help._dist_version
-    monkeypatch.setattr(
-        _fast_help, "_dist_version", lambda m: "999.0.0" if m == module else real(m)
-    )
-    monkeypatch.setattr(sys, "stdout", _Stream(tty=False))
-    assert not _fast_help.print_if_fast(["--help"], environ={"COLUMNS": "100"})
-    assert sys.stdout.getvalue() == ""

@@ -26,8 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("calibkit.comparison", "calibkit.gate"),
     ("calibkit.plotting",),
     ("calibkit.report",),
-    ("calibkit.cli", "calibkit.api", "calibkit._entry", "calibkit._fast_help", "calibkit.__main__",
-     "calibkit"),  # "calibkit" itself: the package's __init__ only
+    ("calibkit.cli", "calibkit.api", "calibkit._entry", "calibkit._fast_help", "calibkit._commands",
+     "calibkit.__main__", "calibkit"),  # "calibkit" itself: the package's __init__ only
 ]
 
 #: Imports against the direction that are still to be removed (#14). Must end empty.

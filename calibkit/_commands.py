@@ -1,0 +1,86 @@
+"""The one list of calibkit's commands, and the texts of the top level of ``calibkit --help``.
+
+Each command lives in its own module, ``calibkit/cli/<module>.py``, with its help text (``HELP``
+at the top of that module, opening ``calibkit COMMAND --help``). This list names each command
+once, with the module that defines it and the one-line summary that ``calibkit --help`` shows
+for it (the first paragraph of that ``HELP``):
+
+* ``calibkit/cli/__init__.py`` imports the modules listed here, which registers the commands
+  with the Typer app, and the app lists them in this order;
+* ``calibkit/_fast_help.py`` prints ``calibkit --help`` from this list alone, without importing
+  the command modules, Typer or numpy.
+
+``tests/cli/test_fast_help.py`` checks that the Typer app has exactly these commands, that each
+summary is the first paragraph of its command's help, and that Typer's own rendering of the
+top-level help shows the same commands, summaries and options.
+
+Adding a command: its module in ``calibkit/cli/`` (with its ``HELP``) and one line here.
+
+This module imports nothing, so reading it costs nothing.
+"""
+
+#: The usage line of ``calibkit --help`` (Typer's, for a group with options and commands).
+USAGE = "calibkit [OPTIONS] COMMAND [ARGS]..."
+
+#: The description under the usage line.
+APP_HELP = "Measure and fix the calibration of classifiers from saved logits or probabilities."
+
+DEBUG_HELP = "Show Python tracebacks instead of one-line errors."
+QUIET_HELP = "Show no progress bar (one shows on a terminal for work over a second)."
+VERSION_HELP = "Print the version."
+HELP_HELP = "Show this message and exit."  # Typer's text for -h/--help
+
+#: The top-level options as (long name, short name, help), in the order Typer lists them: the
+#: callback's parameters (calibkit/cli/app.py), then the help option. All are flags.
+OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--debug", "", DEBUG_HELP),
+    ("--quiet", "", QUIET_HELP),
+    ("--version", "-V", VERSION_HELP),
+    ("--help", "-h", HELP_HELP),
+)
+
+#: (name, module in calibkit/cli/, one-line summary) of each command, in the order that
+#: ``calibkit --help`` lists them.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    (
+        "apply-temp",
+        "apply_temp",
+        "Divide logits by T (probabilities: softmax(log p / T)) and write them, same format.",
+    ),
+    (
+        "check",
+        "check",
+        "Gate calibration in CI: absolute limits and significant regressions vs a baseline.",
+    ),
+    (
+        "compare",
+        "compare",
+        "Compare models: accuracy, ECE, MCE, NLL, Brier, before and after temperature scaling.",
+    ),
+    (
+        "completion",
+        "completion",
+        "Print the script that lets your shell complete calibkit's commands and options.",
+    ),
+    (
+        "diagram",
+        "diagram",
+        "Reliability diagrams (Guo et al. 2017): accuracy per confidence bin, gap, histogram.",
+    ),
+    (
+        "ece",
+        "ece",
+        "Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions.",
+    ),
+    (
+        "fit-temp",
+        "fit_temp",
+        "Fit a temperature T on validation data: the NLL optimum (exact Newton on 1/T), or the "
+        "lowest ECE or NLL on a grid.",
+    ),
+    (
+        "sweep-temp",
+        "sweep_temp",
+        "Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model and each T.",
+    ),
+)
