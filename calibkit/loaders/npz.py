@@ -15,20 +15,11 @@ from pathlib import Path
 
 from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
 from calibkit.readers.memory import STREAMING_HINT, check_fits
-from calibkit.readers.npz import (
-    NpzMember,
-    check_declared,
-    crc32_of,
-    held_bytes,
-    npz_members,
-    open_npz,
-    verify_crc,
-)
+from calibkit.readers.npz import NpzMember, check_declared, held_bytes, open_npz
 from calibkit.sources.memory import confidence_copies, prediction_copies
 from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
 
-# the reader's names, still importable from here (tests, benchmarks, loaders.rewrite)
-__all__ = ["STREAMING_HINT", "NpzMember", "crc32_of", "npz_members", "read_npz", "verify_crc"]
+__all__ = ["read_npz"]
 
 
 def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:

@@ -8,7 +8,7 @@ scaling logits become ``z / T`` and probabilities ``softmax(log p / T)``. The ou
 atomically and never over the input.
 
 Memory: the scores are scaled chunk by chunk and streamed out, and the memory that needs is
-checked (:func:`calibkit.sources.memory.check_fits`) before anything is allocated.
+checked (:func:`calibkit.readers.memory.check_fits`) before anything is allocated.
 
 * ``.npz``: the archive is rewritten member by member with :mod:`zipfile`. The scores member is
   written anew (same name, same compression method, same timestamp); every other member is
@@ -42,15 +42,10 @@ from calibkit.calibrators.base import Calibrator, parameter_text, require_scores
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, OutputError, Param, UsageError, describe
 from calibkit.io.atomic import atomic_path
-from calibkit.loaders.npz import npz_members
-from calibkit.loaders.parquet import (
-    ParquetPredictions,
-    ShardedParquet,
-    count_mismatch,
-    parquet_file,
-    read_error,
-)
-from calibkit.sources.memory import check_fits
+from calibkit.loaders.parquet import ParquetPredictions, ShardedParquet
+from calibkit.readers.memory import STREAMING_HINT, check_fits
+from calibkit.readers.npz import npz_members
+from calibkit.readers.parquet import count_mismatch, parquet_file, read_error
 from calibkit.sources.predictions import Predictions, PredictionSource, default_chunk_rows
 
 __all__ = ["rewrite_memory", "write_calibrated", "write_scaled"]
@@ -309,8 +304,6 @@ def _pt_storages(path: Path) -> tuple[bool, int]:
 
 def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: int | None) -> None:
     import torch
-
-    from calibkit.loaders.npz import STREAMING_HINT
 
     in_path = Path(source.source)
     mappable, declared = _pt_storages(in_path)
