@@ -168,35 +168,27 @@ def matched_interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
 
 
 def absolute_checks(values: Mapping[str, float], config: GateConfig) -> list[Check]:
+    """The ``max`` checks (``value <= limit`` passes), then the ``min`` ones (``>=``)."""
     out = []
-    for metric, limit in config.max_values.items():
-        v = values[metric]
-        ok = v <= limit
-        out.append(
-            Check(
-                name=f"max_{metric}",
-                metric=metric,
-                kind="max",
-                value=v,
-                limit=limit,
-                passed=ok,
-                message=f"{_label(metric)} {v:.4f} {'<=' if ok else '>'} limit {limit:g}",
+    kinds: tuple[tuple[Literal["max", "min"], Mapping[str, float], str, str], ...] = (
+        ("max", config.max_values, "<=", ">"),
+        ("min", config.min_values, ">=", "<"),
+    )
+    for kind, limits, holds, fails in kinds:
+        for metric, limit in limits.items():
+            v = values[metric]
+            ok = v <= limit if kind == "max" else v >= limit
+            out.append(
+                Check(
+                    name=f"{kind}_{metric}",
+                    metric=metric,
+                    kind=kind,
+                    value=v,
+                    limit=limit,
+                    passed=ok,
+                    message=f"{_label(metric)} {v:.4f} {holds if ok else fails} limit {limit:g}",
+                )
             )
-        )
-    for metric, limit in config.min_values.items():
-        v = values[metric]
-        ok = v >= limit
-        out.append(
-            Check(
-                name=f"min_{metric}",
-                metric=metric,
-                kind="min",
-                value=v,
-                limit=limit,
-                passed=ok,
-                message=f"{_label(metric)} {v:.4f} {'>=' if ok else '<'} limit {limit:g}",
-            )
-        )
     return out
 
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import ast
 import copy
-import random
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pytest
+from _executors import Shuffled
 
 from calibkit.calibrators.temperature import TemperatureScaler
 from calibkit.engine.executors import using_executor
@@ -32,28 +31,6 @@ from calibkit.sources.predictions import Predictions
 T = TypeVar("T")
 R = TypeVar("R")
 PACKAGE = Path(__file__).resolve().parents[2] / "calibkit"
-
-
-class Shuffled:
-    """Computes the items on another thread in a seeded random order and yields them so."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.rng = random.Random(seed)
-        self.items = 0
-        self.threads: set[str] = set()
-
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        todo = list(items)
-        self.items += len(todo)
-        self.rng.shuffle(todo)
-
-        def run(item: T) -> R:
-            self.threads.add(threading.current_thread().name)
-            return fn(item)
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shuffled") as pool:
-            for fut in [pool.submit(run, item) for item in todo]:
-                yield fut.result()
 
 
 @pytest.fixture
