@@ -12,7 +12,7 @@ names a parameter holds it as a :class:`Param` (``Param("n_bins") + " must be >=
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 __all__ = [
@@ -60,20 +60,42 @@ class Param:
     parameter where one library parameter is two flags: ``scores_key`` as ``logits_key`` or
     ``probs_key``), else by ``name``. Adding text makes a :class:`Message`.
 
+    ``key`` names one entry of a mapping parameter (:meth:`entry`): ``max_values['ece']`` in the
+    library's words; on the command line the entry's own flag where ``flags`` has one under
+    ``name[key]`` (``--max-ece``), else the parameter's flag followed by the key
+    (``--max ece_over``).
+
     >>> str("use " + Param("kind", "logits"))
     "use kind='logits'"
     >>> ("use " + Param("kind", "logits")).render({"kind": "--input"})
     'use --input logits'
+    >>> limit = Param("max_values").entry("ece")
+    >>> str(limit), limit.render({"max_values": "--max", "max_values[ece]": "--max-ece"})
+    ("max_values['ece']", '--max-ece')
+    >>> Param("max_values").entry("ece_over").render({"max_values": "--max"})
+    '--max ece_over'
     """
 
     name: str
     value: object = None
     alias: str | None = None
+    key: str | None = None
+
+    def entry(self, key: str) -> Param:
+        """The entry ``key`` of this mapping parameter (``max_values['ece']``)."""
+        return replace(self, key=key)
 
     def render(self, flags: Mapping[str, str]) -> str:
-        flag = flags.get(self.alias or self.name)
+        lookup = self.alias or self.name
+        if self.key is None:
+            flag = flags.get(lookup)
+        else:  # the entry's own flag, else the parameter's flag and the key
+            flag = flags.get(f"{lookup}[{self.key}]")
+            if flag is None and lookup in flags:
+                flag = f"{flags[lookup]} {self.key}"
         if flag is None:
-            return self.name if self.value is None else f"{self.name}={self.value!r}"
+            name = self.name if self.key is None else f"{self.name}[{self.key!r}]"
+            return name if self.value is None else f"{name}={self.value!r}"
         return flag if self.value is None or self.value is True else f"{flag} {self.value}"
 
     def __str__(self) -> str:

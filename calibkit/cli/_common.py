@@ -49,10 +49,14 @@ state = _State()
 
 
 #: The flag of each library parameter (:class:`calibkit.errors.Param`) that an error can name:
-#: the library says ``n_bins must be ...``, the command line ``--bins must be ...``.
+#: the library says ``n_bins must be ...``, the command line ``--bins must be ...``. The entries
+#: of ``max_values`` / ``min_values`` with a flag of their own (``--max-ece``) come from the
+#: metric table: see :func:`flags`.
 FLAGS: dict[str, str] = {
+    "baseline": "--baseline",
     "binary_mode": "--binary",
     "binning": "--binning",
+    "bins": "--bins",
     "bootstrap": "--bootstrap",
     "ci": "--ci",
     "device": "--device",
@@ -66,9 +70,26 @@ FLAGS: dict[str, str] = {
     "out": "--out",
     "probs_key": "--probs-key",
     "scores_key": "--logits-key or --probs-key",
+    "seed": "--seed",
     "ts_on_test": "--ts-on-test",
     "unpaired": "--unpaired",
 }
+
+
+def flags() -> dict[str, str]:
+    """:data:`FLAGS` and the flag of each built-in metric's own limit, from the metric table
+    (``max_values[ece]`` -> ``--max-ece``, ..., ``min_values[accuracy]`` -> ``--min-accuracy``):
+    the words in which the CLI prints a library error. A metric registered later has no flag of
+    its own; its limit reads ``--max NAME``. (The table is read when an error is printed, so
+    ``--help`` imports no metrics.)"""
+    from calibkit.metrics import table
+
+    own = {
+        f"{m.limit}_values[{m.name}]": m.flag
+        for m in table.metrics()
+        if m.flag is not None and m.name in table.BUILTIN
+    }
+    return {**FLAGS, **own}
 
 
 def error_line(message: str) -> None:
@@ -147,7 +168,7 @@ def reports_errors(command: F) -> F:
             except CalibkitError as err:
                 if state.debug:
                     raise
-                error_line(err.render(FLAGS))
+                error_line(err.render(flags()))
                 raise typer.Exit(err.exit_code) from None
             except KeyboardInterrupt:
                 if state.debug:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from calibkit.errors import InputError, UsageError
+from calibkit.errors import InputError, Param, UsageError
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import BINNINGS, Binning
 from calibkit.metrics.examples import ExampleStats
@@ -75,25 +75,20 @@ class GateConfig:
 
     def __post_init__(self) -> None:
         known = {m.name: m for m in metric_table.gateable()}
-        for name, table in (
-            ("max", self.max_values),
-            ("min", self.min_values),
-            ("max-increase", self.max_increase),
+        for param, limits in (
+            (Param("max_values"), self.max_values),
+            (Param("min_values"), self.min_values),
+            (Param("max_increase"), self.max_increase),
         ):
-            for metric, limit in table.items():
-                key = f"{name}_{metric}"
+            for metric, limit in limits.items():
                 if metric not in known:
                     raise UsageError(
-                        f"--{name}: unknown metric {metric!r}; known: {', '.join(known)}"
+                        param + f": unknown metric {metric!r}; known: {', '.join(known)}"
                     )
-                if name == "max-increase":
-                    flag = f"--max-increase {metric}"
-                elif metric in metric_table.BUILTIN and known[metric].limit_key == key:
-                    flag = f"--{name}-{metric}"  # a built-in limit with a flag of its own
-                else:  # ``check --max NAME=LIMIT`` / ``--min``
-                    flag = f"--{name} {metric}"
                 if not isinstance(limit, (int, float)) or not math.isfinite(limit):
-                    raise UsageError(f"{flag}: limit must be a finite number; got {limit!r}")
+                    raise UsageError(
+                        param.entry(metric) + f": limit must be a finite number; got {limit!r}"
+                    )
         if not 0 < self.alpha < 0.5:
             raise UsageError(f"alpha must lie in (0, 0.5); got {self.alpha}")
         if self.bootstrap < 100:
@@ -173,35 +168,27 @@ def matched_interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
 
 
 def absolute_checks(values: Mapping[str, float], config: GateConfig) -> list[Check]:
+    """The ``max`` checks (``value <= limit`` passes), then the ``min`` ones (``>=``)."""
     out = []
-    for metric, limit in config.max_values.items():
-        v = values[metric]
-        ok = v <= limit
-        out.append(
-            Check(
-                name=f"max_{metric}",
-                metric=metric,
-                kind="max",
-                value=v,
-                limit=limit,
-                passed=ok,
-                message=f"{_label(metric)} {v:.4f} {'<=' if ok else '>'} limit {limit:g}",
+    kinds: tuple[tuple[Literal["max", "min"], Mapping[str, float], str, str], ...] = (
+        ("max", config.max_values, "<=", ">"),
+        ("min", config.min_values, ">=", "<"),
+    )
+    for kind, limits, holds, fails in kinds:
+        for metric, limit in limits.items():
+            v = values[metric]
+            ok = v <= limit if kind == "max" else v >= limit
+            out.append(
+                Check(
+                    name=f"{kind}_{metric}",
+                    metric=metric,
+                    kind=kind,
+                    value=v,
+                    limit=limit,
+                    passed=ok,
+                    message=f"{_label(metric)} {v:.4f} {holds if ok else fails} limit {limit:g}",
+                )
             )
-        )
-    for metric, limit in config.min_values.items():
-        v = values[metric]
-        ok = v >= limit
-        out.append(
-            Check(
-                name=f"min_{metric}",
-                metric=metric,
-                kind="min",
-                value=v,
-                limit=limit,
-                passed=ok,
-                message=f"{_label(metric)} {v:.4f} {'>=' if ok else '<'} limit {limit:g}",
-            )
-        )
     return out
 
 
@@ -296,9 +283,16 @@ def run_gate(
 ) -> Verdict:
     """All configured checks of ``candidate``; see the module docstring."""
     if config.empty:
-        raise UsageError("nothing to check: give a limit (--max-ece ...) or --max-increase")
+        raise UsageError(
+            "nothing to check: give a limit ("
+            + Param("max_values")
+            + ", "
+            + Param("min_values")
+            + ") or "
+            + Param("max_increase")
+        )
     if config.max_increase and baseline is None:
-        raise UsageError("--max-increase needs --baseline")
+        raise UsageError(Param("max_increase") + " needs " + Param("baseline"))
     values = point_metrics(candidate, n_bins=config.n_bins, binning=config.binning)
     wanted = {*config.max_values, *config.min_values, *config.max_increase}
     unknown = sorted(m for m in wanted if math.isnan(values[m]))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from calibkit.errors import InputError, UsageError
+from calibkit.errors import InputError, Param, UsageError
 from calibkit.gate.checks import GateConfig
 from calibkit.limits import MAX_BINS, MAX_REPLICATES, MAX_SEED
 from calibkit.metrics import table as metric_table
@@ -59,6 +59,8 @@ CHECK_KEYS = check_keys()
 
 #: Allowed ranges of the integer keys (see :mod:`calibkit.limits`).
 INT_RANGES = {"bins": (1, MAX_BINS), "bootstrap": (1, MAX_REPLICATES), "seed": (0, MAX_SEED)}
+#: The settings of :data:`INT_RANGES` as the parameters an error names.
+_SETTING = {"bins": Param("bins"), "bootstrap": Param("bootstrap"), "seed": Param("seed")}
 
 
 def _toml(path: Path) -> dict[str, Any]:
@@ -78,8 +80,11 @@ def find_pyproject(start: Path | None = None) -> Path | None:
     return None
 
 
-def parse_increase(spec: str | dict[str, Any], source: str = "--max-increase") -> dict[str, float]:
-    """``"ece=0.01,nll=0.02"`` or ``{"ece": 0.01}`` -> ``{"ece": 0.01, ...}``.
+def parse_increase(
+    spec: str | dict[str, Any], source: str | Param = Param("max_increase")
+) -> dict[str, float]:
+    """``"ece=0.01,nll=0.02"`` or ``{"ece": 0.01}`` -> ``{"ece": 0.01, ...}``; errors name
+    ``source`` (the ``max_increase`` parameter, a file's key).
 
     >>> parse_increase("ece=0.01, nll=0.02")
     {'ece': 0.01, 'nll': 0.02}
@@ -88,12 +93,15 @@ def parse_increase(spec: str | dict[str, Any], source: str = "--max-increase") -
 
 
 def parse_limits(
-    spec: str | dict[str, Any], source: str, placeholder: str = "LIMIT", what: str = "limit"
+    spec: str | dict[str, Any],
+    source: str | Param,
+    placeholder: str = "LIMIT",
+    what: str = "limit",
 ) -> dict[str, float]:
     """``"NAME=NUMBER,..."`` or a mapping -> ``{name: number}`` (names lower-cased); errors
     name ``source`` and say ``METRIC=<placeholder>`` / ``<what> for NAME``.
 
-    >>> parse_limits("ece_over=0.02", "--max")
+    >>> parse_limits("ece_over=0.02", Param("max_values"))
     {'ece_over': 0.02}
     """
     items: list[tuple[str, Any]]
@@ -106,7 +114,7 @@ def parse_limits(
                 continue
             name, sep, value = part.partition("=")
             if not sep:
-                raise UsageError(f"{source}: expected METRIC={placeholder}; got {part.strip()!r}")
+                raise UsageError(source + f": expected METRIC={placeholder}; got {part.strip()!r}")
             items.append((name.strip(), value.strip()))
     out: dict[str, float] = {}
     for name, value in items:
@@ -114,7 +122,7 @@ def parse_limits(
             out[name.lower()] = float(value)
         except (TypeError, ValueError):
             raise UsageError(
-                f"{source}: {what} for {name!r} must be a number; got {value!r}"
+                source + f": {what} for {name!r} must be a number; got {value!r}"
             ) from None
     return out
 
@@ -186,7 +194,7 @@ def gate_config(settings: dict[str, Any]) -> GateConfig:
     for key, (low, high) in INT_RANGES.items():  # (a file's values were checked when read)
         value = settings.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
-            raise UsageError(f"--{key} must be from {low} to {high}; got {value}")
+            raise UsageError(_SETTING[key] + f" must be from {low} to {high}; got {value}")
     limits = {
         k: v for k, v in settings.items() if k[:4] in ("max_", "min_") and k not in OTHER_KEYS
     }

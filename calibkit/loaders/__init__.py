@@ -18,7 +18,7 @@ from pathlib import Path
 
 from calibkit.errors import InputError
 from calibkit.io.paths import PARQUET_SUFFIXES, parquet_shards
-from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
+from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys, keyed_predictions
 from calibkit.readers import Format, check_file, format_for, suffixes
 from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
 
@@ -52,18 +52,9 @@ def read_named_arrays(
     if pair is not None:
         arrays = reader.read_arrays(path, pair, source)
         return ConfidenceRows.from_arrays(arrays[pair[0]], arrays[pair[1]], source=source)
-    scores_key, labels_key, kind = choose_keys(names, options, source)
-    arrays = reader.read_arrays(path, [scores_key, labels_key], source)
-    return Predictions.from_arrays(
-        arrays[scores_key],
-        arrays[labels_key],
-        kind=options.kind,  # --input forces; else the name says, and probabilities are detected
-        named=kind,
-        forced_by="--input",
-        source=source,
-        score_key=scores_key,
-        label_key=labels_key,
-    )
+    keys = choose_keys(names, options, source)
+    arrays = reader.read_arrays(path, list(keys[:2]), source)
+    return keyed_predictions(arrays[keys[0]], arrays[keys[1]], keys, options, source)
 
 
 def _parquet_shards(spec: str) -> list[Path] | None:

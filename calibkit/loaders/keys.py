@@ -37,10 +37,11 @@ import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from calibkit.errors import InputError, Param
 from calibkit.readers.names import listing, quoted, shown
-from calibkit.sources.predictions import SCORE_KINDS, ScoreKind
+from calibkit.sources.predictions import SCORE_KINDS, Predictions, ScoreKind
 
 __all__ = [
     "LABEL_ALIASES",
@@ -59,6 +60,7 @@ __all__ = [
     "families_of",
     "family_key",
     "family_prefix",
+    "keyed_predictions",
     "kind_of_family",
     "kind_of_name",
     "quoted",
@@ -234,6 +236,33 @@ def choose_keys(
     scores_key, kind = choose_scores_key(keys, options, source, what=what)
     kind = require_kind(quoted(scores_key), kind, source)
     return scores_key, choose_labels_key(keys, options, source, what=what), kind
+
+
+def keyed_predictions(
+    scores: Any,
+    labels: Any,
+    keys: tuple[str, str, ScoreKind],
+    options: ReadOptions,
+    source: str,
+    **extra: Any,
+) -> Predictions:
+    """The arrays under the :func:`choose_keys` keys ``(scores_key, labels_key, kind)``
+    validated as :class:`~calibkit.sources.predictions.Predictions`: ``options.kind``
+    (``--input``) forces the kind; else the name says, and probabilities are detected.
+    ``extra``: more arguments of :meth:`~calibkit.sources.predictions.Predictions.from_arrays`
+    (``sum_atol``)."""
+    scores_key, labels_key, kind = keys
+    return Predictions.from_arrays(
+        scores,
+        labels,
+        kind=options.kind,
+        named=kind,
+        forced_by="--input",
+        source=source,
+        score_key=scores_key,
+        label_key=labels_key,
+        **extra,
+    )
 
 
 def confidence_keys(

@@ -13,22 +13,13 @@ from __future__ import annotations
 from math import prod
 from pathlib import Path
 
-from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
+from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys, keyed_predictions
 from calibkit.readers.memory import STREAMING_HINT, check_fits
-from calibkit.readers.npz import (
-    NpzMember,
-    check_declared,
-    crc32_of,
-    held_bytes,
-    npz_members,
-    open_npz,
-    verify_crc,
-)
+from calibkit.readers.npz import NpzMember, check_declared, held_bytes, open_npz
 from calibkit.sources.memory import confidence_copies, prediction_copies
-from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
+from calibkit.sources.predictions import ConfidenceRows, PredictionSource
 
-# the reader's names, still importable from here (tests, benchmarks, loaders.rewrite)
-__all__ = ["STREAMING_HINT", "NpzMember", "crc32_of", "npz_members", "read_npz", "verify_crc"]
+__all__ = ["read_npz"]
 
 
 def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:
@@ -40,23 +31,15 @@ def read_npz(path: Path, options: ReadOptions, source: str) -> PredictionSource:
             return ConfidenceRows.from_arrays(
                 archive.load(pair[0]), archive.load(pair[1]), source=source
             )
-        scores_key, labels_key, kind = choose_keys(archive.keys, options, source)
+        keys = choose_keys(archive.keys, options, source)
+        scores_key, labels_key, _ = keys
         members = archive.members([scores_key, labels_key])
         _check_size(source, members[scores_key], members[labels_key])
         scores = archive.mapped(members[scores_key])
         if scores is None:
             scores = archive.load(scores_key)
         labels = archive.load(labels_key)
-    return Predictions.from_arrays(
-        scores,
-        labels,
-        kind=options.kind,  # --input forces; else the name says, and probabilities are detected
-        named=kind,
-        forced_by="--input",
-        source=source,
-        score_key=scores_key,
-        label_key=labels_key,
-    )
+    return keyed_predictions(scores, labels, keys, options, source)
 
 
 def _check_size(

@@ -42,14 +42,11 @@ from calibkit.errors import InputError
 from calibkit.loaders.keys import ReadOptions, choose_columns, confidence_keys, families_of
 from calibkit.readers.names import quoted
 from calibkit.readers.parquet import (
-    count_mismatch,
     first_batch,
     is_list,
     list_column,
     open_parquet_file,
     parquet_errors,
-    parquet_file,
-    read_error,
     scalar_column,
     stream_batches,
 )
@@ -65,16 +62,7 @@ from calibkit.sources.predictions import (
     validate_scores,
 )
 
-# count_mismatch, parquet_file and read_error are the reader's, still importable from here
-__all__ = [
-    "ParquetPredictions",
-    "ShardedParquet",
-    "count_mismatch",
-    "open_parquet",
-    "open_shards",
-    "parquet_file",
-    "read_error",
-]
+__all__ = ["ParquetPredictions", "ShardedParquet", "open_parquet", "open_shards"]
 
 
 @dataclass(frozen=True, eq=False)

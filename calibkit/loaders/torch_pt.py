@@ -8,11 +8,11 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
-from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys
+from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys, keyed_predictions
 from calibkit.readers.memory import STREAMING_HINT, check_fits
 from calibkit.readers.pt import declared, is_coarse, load_pt, storage_bytes, to_numpy
 from calibkit.sources.memory import confidence_copies, prediction_copies
-from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
+from calibkit.sources.predictions import ConfidenceRows, PredictionSource
 
 __all__ = ["read_pt"]
 
@@ -50,16 +50,14 @@ def read_pt(path: Path, options: ReadOptions, source: str) -> PredictionSource:
             to_numpy(obj[pair[1]], pair[1], source),
             source=source,
         )
-    scores_key, labels_key, kind = choose_keys(list(obj), options, source)
+    keys = choose_keys(list(obj), options, source)
+    scores_key, labels_key, _ = keys
     _check_tensors(obj, (scores_key, labels_key), source)
-    return Predictions.from_arrays(
+    return keyed_predictions(
         to_numpy(obj[scores_key], scores_key, source),
         to_numpy(obj[labels_key], labels_key, source),
-        kind=options.kind,  # --input forces; else the name says, and probabilities are detected
-        named=kind,
-        forced_by="--input",
-        source=source,
-        score_key=scores_key,
-        label_key=labels_key,
+        keys,
+        options,
+        source,
         sum_atol=1e-2 if is_coarse(obj[scores_key]) else None,  # the tensor's own dtype's
     )

@@ -51,6 +51,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import check_n_bins
 from calibkit.metrics.calibration import BinTable
@@ -80,14 +81,17 @@ def _softmax32(scores: NDArray[Any], kind: str) -> NDArray[np.float32]:
 def _top_label(
     source: PredictionSource, *, float32: bool, positive: bool
 ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
-    confs, outs = [], []
-    for scores, labels in source.chunks():
+    """The binned confidence and outcome of every row, in row order: one pass
+    (:func:`~calibkit.engine.passes.run_pass`) whose chunks are concatenated in chunk order."""
+    confs: list[NDArray[np.floating]] = []
+    outs: list[NDArray[np.floating]] = []
+
+    def one(chunk: Chunk) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+        scores, labels = chunk.scores, chunk.labels
         if source.kind == "confidence":
-            confs.append(np.asarray(scores, dtype=np.float32 if float32 else np.float64))
-            outs.append(np.asarray(labels, dtype=np.float64))
-            continue
-        if labels.ndim != 1:
-            raise UsageError(f"{source.source}: conventions other than calibkit need hard labels")
+            conf: NDArray[Any] = np.asarray(scores, dtype=np.float32 if float32 else np.float64)
+            return conf, np.asarray(labels, dtype=np.float64)
+        _hard_labels(source, labels)
         if float32:
             p: NDArray[Any] = _softmax32(scores, source.kind)
         elif source.kind == "logits":
@@ -95,13 +99,21 @@ def _top_label(
         else:
             p = scores.astype(np.float64)
         if positive:
-            confs.append(p[:, 1])
-            outs.append((labels == 1).astype(np.float64))
-        else:
-            pred = p.argmax(axis=1)
-            confs.append(p[np.arange(len(pred)), pred])
-            outs.append((pred == labels).astype(np.float64))
+            return p[:, 1], (labels == 1).astype(np.float64)
+        pred = p.argmax(axis=1)
+        return p[np.arange(len(pred)), pred], (pred == labels).astype(np.float64)
+
+    def keep(part: tuple[NDArray[np.floating], NDArray[np.floating]]) -> None:
+        confs.append(part[0])
+        outs.append(part[1])
+
+    run_pass(source, one, keep)
     return np.concatenate(confs), np.concatenate(outs)
+
+
+def _hard_labels(source: PredictionSource, labels: NDArray[Any]) -> None:
+    if labels.ndim != 1:
+        raise UsageError(f"{source.source}: conventions other than calibkit need hard labels")
 
 
 def convention_bins(
@@ -192,17 +204,24 @@ def sklearn_log_loss(source: PredictionSource) -> float:
     15.9424
     """
     total, n = 0.0, 0
-    for scores, labels in source.chunks():
-        if labels.ndim != 1:
-            raise UsageError(f"{source.source}: conventions other than calibkit need hard labels")
+
+    def one(chunk: Chunk) -> tuple[float, int]:
+        scores, labels = chunk.scores, chunk.labels
+        _hard_labels(source, labels)
         if source.kind == "probs":
             p: NDArray[Any] = scores.astype(_sklearn_dtype(scores.dtype), copy=False)
         else:
             p = softmax(scores)
         eps = np.finfo(p.dtype).eps
         p_y = np.clip(p[np.arange(len(labels)), labels], eps, 1 - eps)
-        total -= float(np.log(p_y.astype(np.float64)).sum())
-        n += len(labels)
+        return float(np.log(p_y.astype(np.float64)).sum()), len(labels)
+
+    def add(part: tuple[float, int]) -> None:  # in chunk order, as the loop it replaced
+        nonlocal total, n
+        total -= part[0]
+        n += part[1]
+
+    run_pass(source, one, add)
     return total / n if n else math.nan
 
 

@@ -8,7 +8,7 @@ scaling logits become ``z / T`` and probabilities ``softmax(log p / T)``. The ou
 atomically and never over the input.
 
 Memory: the scores are scaled chunk by chunk and streamed out, and the memory that needs is
-checked (:func:`calibkit.sources.memory.check_fits`) before anything is allocated.
+checked (:func:`calibkit.readers.memory.check_fits`) before anything is allocated.
 
 * ``.npz``: the archive is rewritten member by member with :mod:`zipfile`. The scores member is
   written anew (same name, same compression method, same timestamp); every other member is
@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,17 +39,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.calibrators.base import Calibrator, parameter_text, require_scores
+from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, OutputError, Param, UsageError, describe
 from calibkit.io.atomic import atomic_path
-from calibkit.loaders.npz import npz_members
-from calibkit.loaders.parquet import (
-    ParquetPredictions,
-    ShardedParquet,
-    count_mismatch,
-    parquet_file,
-    read_error,
-)
-from calibkit.sources.memory import check_fits
+from calibkit.loaders.parquet import ParquetPredictions, ShardedParquet
+from calibkit.readers.memory import STREAMING_HINT, check_fits
+from calibkit.readers.npz import npz_members
+from calibkit.readers.parquet import count_mismatch, parquet_file, read_error
 from calibkit.sources.predictions import Predictions, PredictionSource, default_chunk_rows
 
 __all__ = ["rewrite_memory", "write_calibrated", "write_scaled"]
@@ -143,17 +140,31 @@ def write_calibrated(
 write_scaled = write_calibrated
 
 
-def _scaled_chunks(
-    source: Predictions, scaler: Calibrator, dtype: Any, chunk_rows: int
-) -> Iterator[NDArray[Any]]:
-    """The scaled scores in ``dtype``, chunk after chunk, rows in order, binary collapsed to one
-    score per row (refusing overflow)."""
-    for scores, _ in source.chunks(chunk_rows):
-        new = _scaled(scores, source.kind, scaler)
+def _scale_pass(
+    source: Predictions,
+    scaler: Calibrator,
+    dtype: Any,
+    chunk_rows: int,
+    write: Callable[[NDArray[Any]], None],
+) -> None:
+    """``write`` the scaled scores in ``dtype``, chunk after chunk, rows in order, binary
+    collapsed to one score per row (refusing overflow): one pass
+    (:func:`~calibkit.engine.passes.run_pass`) whose merge writes.
+
+    The pass runs on the serial executor: one chunk is scaled and written before the next is
+    read, which is the memory :func:`rewrite_memory` counts and :func:`check_fits` checks (a
+    thread pool would keep up to twice its threads' chunks in flight). A failed chunk stops the
+    pass inside the writer's :func:`~calibkit.io.atomic.atomic_path`, so nothing is renamed
+    into place."""
+
+    def scale(chunk: Chunk) -> NDArray[Any]:
+        new = _scaled(chunk.scores, source.kind, scaler)
         if source.binary:
             new = _collapse(new, source.kind)
         _check_range(new, dtype, source.source, scaler)
-        yield np.ascontiguousarray(new.astype(dtype))
+        return np.ascontiguousarray(new.astype(dtype))
+
+    run_pass(source, scale, write, chunk_rows=chunk_rows, executor="serial")
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,14 +227,12 @@ def _copy_member(
             dst.write(block)
 
 
-def _write_scores(
-    zout: zipfile.ZipFile,
-    info: zipfile.ZipInfo,
-    shape: tuple[int, ...],
-    dtype: np.dtype[Any],
-    chunks: Iterator[NDArray[Any]],
-) -> None:
-    """Write the scaled scores as an ``.npy`` member, streamed chunk by chunk."""
+@contextmanager
+def _scores_member_writer(
+    zout: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> Iterator[Callable[[NDArray[Any]], None]]:
+    """Open the scaled scores' ``.npy`` member and write its header; yields the function that
+    appends a chunk (in ``dtype``, rows in order) to it."""
     new = _copy_info(info)
     new.file_size = math.prod(shape) * dtype.itemsize + 4096  # the header is at most this
     header = {
@@ -236,8 +245,11 @@ def _write_scores(
             np.lib.format.write_array_header_1_0(fh, header)
         except ValueError:  # a header too long for format 1.0
             np.lib.format.write_array_header_2_0(fh, header)
-        for chunk in chunks:
+
+        def append(chunk: NDArray[Any]) -> None:
             fh.write(chunk.reshape(-1).view(np.uint8).data)
+
+        yield append
 
 
 def _write_npz(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: int | None) -> None:
@@ -267,8 +279,8 @@ def _write_npz(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: i
             zout.comment = zin.comment
             for member in zin.infolist():
                 if member is info:
-                    chunks = _scaled_chunks(source, scaler, out_dtype, rows)
-                    _write_scores(zout, member, shape, out_dtype, chunks)
+                    with _scores_member_writer(zout, member, shape, out_dtype) as append:
+                        _scale_pass(source, scaler, out_dtype, rows, append)
                 else:
                     _copy_member(zin, zout, member, source.source)
 
@@ -293,8 +305,6 @@ def _pt_storages(path: Path) -> tuple[bool, int]:
 def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: int | None) -> None:
     import torch
 
-    from calibkit.loaders.npz import STREAMING_HINT
-
     in_path = Path(source.source)
     mappable, declared = _pt_storages(in_path)
     numbers = source.n_rows * (1 if source.binary else source.n_classes)
@@ -317,10 +327,14 @@ def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: in
     result = torch.empty(tuple(original.shape), dtype=target)
     flat = result.view(-1)
     start = 0
-    for chunk in _scaled_chunks(source, scaler, check, _chunk_rows(source, chunk_rows)):
+
+    def put(chunk: NDArray[Any]) -> None:
+        nonlocal start
         values = chunk.reshape(-1)
         flat[start : start + values.size] = torch.from_numpy(values).to(target)
         start += values.size
+
+    _scale_pass(source, scaler, check, _chunk_rows(source, chunk_rows), put)
     obj[key] = result
     with atomic_path(out, inputs=[in_path]) as tmp:
         try:
@@ -384,6 +398,11 @@ def _float_scores(schema: Any, names: tuple[str, ...]) -> Any:
 def _write_parquet(
     source: ParquetPredictions, scaler: Calibrator, out: Path, chunk_rows: int | None
 ) -> None:
+    """Rewrite a parquet file batch by batch. This loop reads the file's record batches itself
+    instead of the source's chunks (:func:`~calibkit.engine.passes.run_pass`): every column of a
+    batch is copied to the output as read, and a :class:`PredictionSource` chunk holds only the
+    validated scores and labels. One batch is in memory at a time (what :func:`check_fits` is
+    given), inside :func:`~calibkit.io.atomic.atomic_path`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

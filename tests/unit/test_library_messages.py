@@ -106,11 +106,7 @@ def _flags_in(text: str) -> list[str]:
 
 
 #: Library modules still allowed to name flags, and why. Must end empty.
-ALLOWED = {
-    "gate/checks.py": "a limit's flag is one per metric (--max-ece ...): it comes from the metric "
-    "table that the gate's rework (#14, h14-metrics) builds; convert the messages there",
-    "gate/config.py": "as gate/checks.py (--{key} of the check settings)",
-}
+ALLOWED: dict[str, str] = {}
 
 
 def _library_modules() -> list[Path]:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 import calibkit
 from calibkit.cli import app
 from calibkit.errors import InputError
-from calibkit.loaders import npz as npz_loader
+from calibkit.readers import npz as npz_loader
 from calibkit.sources.predictions import Predictions
 
 
