@@ -14,7 +14,14 @@ for it (the first paragraph of that ``HELP``):
 summary is the first paragraph of its command's help, and that Typer's own rendering of the
 top-level help shows the same commands, summaries and options.
 
-Adding a command: its module in ``calibkit/cli/`` (with its ``HELP``) and one line here.
+Adding a command (commands are not plugins: the console script lists exactly these):
+
+1. its module ``calibkit/cli/<module>.py``, with ``HELP`` and ``@app.command(NAME, help=HELP)``;
+2. its line in :data:`COMMANDS` below (``calibkit/cli/__init__.py`` imports the module from it);
+3. a ``### calibkit NAME`` section in ``README.md`` (``tests/test_docs.py`` asks each command
+   for one);
+4. its usage line in ``USAGE`` of ``tests/cli/test_help_text.py`` (a pin of how its positional
+   arguments are shown, ``calibkit NAME [OPTIONS] PRED``, which the test compares with Typer's).
 
 This module imports nothing, so reading it costs nothing.
 """

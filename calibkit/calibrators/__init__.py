@@ -2,6 +2,17 @@
 
 Every calibrator is a :class:`~calibkit.calibrators.base.Calibrator`, registered by name in
 :mod:`calibkit.calibrators.registry`; temperature scaling (``"temperature"``) is the first.
+
+Adding a method inside calibkit: a module ``calibkit/calibrators/<method>.py`` that defines the
+class and ends with its registration, as :mod:`~calibkit.calibrators.temperature` does::
+
+    registry.register(PlattScaler.method, PlattScaler)
+
+and one import of that module below, next to the temperature one (``from
+calibkit.calibrators.platt import PlattScaler``, and the name in ``__all__``): importing
+``calibkit.calibrators`` (which every use of the registry does first) then registers it.
+Outside calibkit the same module is a plugin (:mod:`calibkit.plugins`: an entry point of the
+group ``calibkit.plugins``, or ``CALIBKIT_PLUGINS``), imported when a lookup misses.
 """
 
 from calibkit.calibrators import registry

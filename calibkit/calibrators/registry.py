@@ -8,7 +8,10 @@ Temperature scaling (``"temperature"``) registers itself in
     registry.register("platt", PlattScaler)
 
 after which ``compare_models(..., method="platt")``, the compare report, the rewriter and
-:func:`load` (so ``apply-temp --calibrator``) handle it.
+:func:`load` (so ``apply-temp --calibrator``) handle it. Where the call goes: inside calibkit,
+at the end of the method's module, which ``calibkit/calibrators/__init__.py`` imports (see
+there); outside, in a plugin (:mod:`calibkit.plugins`): :func:`get` and :func:`from_dict`
+import the plugins when a method is not registered, then look again.
 
 :func:`from_dict` checks the document's envelope (a JSON object whose ``calibkit_calibrator``
 is :data:`~calibkit.calibrators.base.CALIBRATOR_FORMAT`), then hands it to the class registered
@@ -54,22 +57,34 @@ def names() -> tuple[str, ...]:
     return tuple(_METHODS)
 
 
+def _lookup(name: object) -> type[Calibrator] | None:
+    """The class of ``name``; on a miss the plugins are imported (once) and looked in again."""
+    if not isinstance(name, str):
+        return None
+    cls = _METHODS.get(name)
+    if cls is None:
+        from calibkit.plugins import load_plugins
+
+        load_plugins()
+        cls = _METHODS.get(name)
+    return cls
+
+
 def get(name: str) -> type[Calibrator]:
-    """The class registered under ``name``; an unknown name is a
-    :class:`~calibkit.errors.UsageError` naming the known ones."""
-    try:
-        return _METHODS[name]
-    except (KeyError, TypeError):
+    """The class registered under ``name`` (by calibkit or by a plugin, see
+    :mod:`calibkit.plugins`); an unknown name is a :class:`~calibkit.errors.UsageError`
+    naming the known ones."""
+    cls = _lookup(name)
+    if cls is None:
         known = ", ".join(repr(n) for n in _METHODS) or "none"
-        raise UsageError(
-            f"unknown calibration method {name!r}; the known methods are {known}"
-        ) from None
+        raise UsageError(f"unknown calibration method {name!r}; the known methods are {known}")
+    return cls
 
 
 def from_dict(doc: Any, *, source: str = "<calibrator>") -> Calibrator:
     """The calibrator a JSON document describes, of whichever registered method it names."""
     method = check_document(doc, source)
-    cls = _METHODS.get(method)
+    cls = _lookup(method)
     if cls is None:
         raise InputError(source, f"unknown calibration method {doc.get('method')!r}")
     return cls.from_dict(doc, source=source)

@@ -6,7 +6,20 @@ processes or machines in another executor) and yield them in any order:
 :func:`calibkit.engine.passes.map_reduce` tags every item with its index and merges the
 results in item order, so no number depends on the executor. Two are built in and registered:
 ``"threads"`` (:class:`ThreadExecutor`, the default) and ``"serial"`` (:class:`SerialExecutor`).
-Adding one is a module with a class that has ``map`` and one :func:`register_executor` call;
+Adding one is a module with a class that has ``map`` and one :func:`register_executor` call
+(a name is registered once: a taken one is refused unless ``replace=True``). Inside calibkit,
+the module is ``calibkit/engine/<name>.py`` and the call goes at the end of this module, with a
+factory that imports that module when it is called (so that no start-up pays for it)::
+
+    def _dask() -> Executor:
+        from calibkit.engine.dask_executor import DaskExecutor
+
+        return DaskExecutor()
+
+    register_executor("dask", _dask)
+
+Outside calibkit, the call goes in a plugin (:mod:`calibkit.plugins`), which
+:func:`get_executor` imports when a name is not registered.
 :class:`using_executor` installs one for the passes run inside a ``with`` block (or pass it as
 ``executor=`` to :func:`~calibkit.engine.passes.run_pass`).
 
@@ -48,6 +61,7 @@ __all__ = [
     "map_chunks",
     "register_executor",
     "scratch",
+    "unregister_executor",
     "using_executor",
 ]
 
@@ -142,11 +156,24 @@ _EXECUTORS: dict[str, Callable[[], Executor]] = {
 }
 
 
-def register_executor(name: str, factory: Callable[[], Executor]) -> None:
-    """Make ``factory()`` the executor called ``name`` (for :func:`get_executor`)."""
+def register_executor(name: str, factory: Callable[[], Executor], *, replace: bool = False) -> None:
+    """Make ``factory()`` the executor called ``name`` (for :func:`get_executor`). A name is
+    registered once, as in the other registries: a name already taken (``"threads"``,
+    ``"serial"`` included) is refused with a :class:`ValueError` unless ``replace`` (which
+    keeps its place)."""
     if not name or not isinstance(name, str):
         raise ValueError(f"an executor needs a name; got {name!r}")
+    if name in _EXECUTORS and not replace:
+        raise ValueError(
+            f"executor {name!r} is already registered; give replace=True to replace it"
+        )
     _EXECUTORS[name] = factory
+
+
+def unregister_executor(name: str) -> None:
+    """Remove the executor called ``name`` (for tests and plugins that registered one); an
+    unknown name is a :class:`KeyError`."""
+    del _EXECUTORS[name]
 
 
 def executor_names() -> tuple[str, ...]:
@@ -167,6 +194,10 @@ def get_executor(spec: Executor | str | None = None) -> Executor:
     if spec is None:
         return current_executor()
     if isinstance(spec, str):
+        if spec not in _EXECUTORS:
+            from calibkit.plugins import load_plugins
+
+            load_plugins()  # a plugin may register it
         try:
             factory = _EXECUTORS[spec]
         except KeyError:

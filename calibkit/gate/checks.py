@@ -74,6 +74,7 @@ class GateConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        metric_table.resolve([*self.max_values, *self.min_values, *self.max_increase])
         known = {m.name: m for m in metric_table.gateable()}
         for param, limits in (
             (Param("max_values"), self.max_values),

@@ -155,6 +155,8 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
     keys = check_keys()
     for key, value in table.items():
         norm = key.replace("-", "_")
+        if norm not in keys and norm[:4] in ("max_", "min_") and metric_table.resolve([norm[4:]]):
+            keys = check_keys()  # a plugin's metric
         if norm not in keys:
             raise InputError(
                 str(file),

@@ -30,7 +30,14 @@ __all__ = [
     "read_predictions",
 ]
 
-SUPPORTED_SUFFIXES = suffixes()
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    # ``SUPPORTED_SUFFIXES``: every registered suffix, read from the registry when asked for (a
+    # format registered after this module was imported is listed too)
+    if name == "SUPPORTED_SUFFIXES":
+        return suffixes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The formats whose validators know their layout better than named arrays do:
 #: ``format name -> (module, function(path, options, source))``.

@@ -15,7 +15,13 @@ The readers: :mod:`calibkit.stats.bootstrap` (the bootstrapped metrics and their
 :mod:`calibkit.calibrators.report` (before/after keys), :mod:`calibkit.report.compare_report`
 (headers) and :mod:`calibkit.report.tables` (the ``--all`` rows).
 
-Adding a metric is one module (the estimator) and one :func:`register` call. A metric with
+Adding a metric is one module (the estimator) and one :func:`register` call. Where it goes:
+inside calibkit, the metric's record is one more ``Metric(...)`` in ``_BUILTIN`` at the end of
+this module (its ``from_sums`` a function here, importing numpy when it runs; table order is
+the ``ci`` key order); outside calibkit, ``register(Metric(...))`` in a plugin module
+(:mod:`calibkit.plugins`), which :func:`get` and :func:`resolve` import when a name is not in
+the table (``check --max NAME=`` and the ``[tool.calibkit.check]`` keys go through
+:func:`resolve`). A metric with
 ``from_sums`` is bootstrapped, appears in ``ece --all``'s ``ci``, and can be gated: by
 ``--max NAME=LIMIT`` (``--min`` for a higher-is-better one), by ``--max-increase NAME=TOL``, and,
 when it has a ``limit_key``, by that key in ``[tool.calibkit.check]``. The outputs with a fixed
@@ -51,6 +57,7 @@ __all__ = [
     "metrics",
     "names",
     "register",
+    "resolve",
     "unregister",
 ]
 
@@ -192,8 +199,23 @@ def unregister(name: str) -> None:
 
 
 def get(name: str) -> Metric:
-    """The record of ``name``; ``KeyError`` for an unknown one."""
+    """The record of ``name``; ``KeyError`` for an unknown one (after importing the plugins,
+    see :mod:`calibkit.plugins`, in case one registers it)."""
+    if name not in _TABLE:
+        resolve([name])
     return _TABLE[name]
+
+
+def resolve(names: Iterable[str]) -> bool:
+    """Whether every one of ``names`` is in the table, after importing the plugins (once per
+    process) when one is not: call it before reading a listing (:func:`gateable`, ...) for
+    names that a user gave."""
+    missing = [n for n in names if n not in _TABLE]
+    if missing:
+        from calibkit.plugins import load_plugins
+
+        load_plugins()
+    return all(n in _TABLE for n in missing)
 
 
 def metrics(where: Callable[[Metric], bool] | None = None) -> tuple[Metric, ...]:

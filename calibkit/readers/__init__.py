@@ -14,10 +14,14 @@ into predictions. Another input kind (features and a final layer's weights, logi
 
 Adding a format is one module and one registration: the module defines
 ``list_keys(path, source)`` and ``read_arrays(path, keys, source)`` (see :class:`ArrayReader`)
-and, optionally, ``sniff(path)``; the registration is one :func:`register` call below, naming the
-module (imported only when a file of that format is read), its suffixes and its magic bytes.
+and, optionally, ``sniff(path)``; the registration is one :func:`register` call: inside calibkit, a
+``calibkit/readers/<format>.py`` module and its call at the end of this file, next to the
+built-in ones; outside, the call in a plugin (:mod:`calibkit.plugins`), imported when a file's
+suffix is not registered (:func:`format_for` then looks again). The call names the module
+(imported only when a file of that format is read), its suffixes and its magic bytes.
 :func:`calibkit.loaders.read_predictions` then reads predictions from it too, choosing the keys
-as it does for every format.
+as it does for every format (a format whose layout needs a validator of its own adds it to
+``_VALIDATORS`` in :mod:`calibkit.loaders`).
 """
 
 from __future__ import annotations
@@ -114,14 +118,26 @@ def _unknown(path: Path, source: str) -> InputError:
     )
 
 
+def _by_suffix(suffix: str) -> Format | None:
+    """The format of ``suffix``; on a miss the plugins are imported (once) and looked in again."""
+    for attempt in range(2):
+        for fmt in _FORMATS.values():
+            if suffix in fmt.suffixes:
+                return fmt
+        if attempt == 0:
+            from calibkit.plugins import load_plugins
+
+            load_plugins()
+    return None
+
+
 def format_for(path: str | os.PathLike[str], source: str, *, sniff: bool = False) -> Format:
     """The format of the file at ``path``, by its suffix; with ``sniff``, a file whose suffix
     is not registered is recognised by its first bytes (and the format's own ``sniff``)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    for fmt in _FORMATS.values():
-        if suffix in fmt.suffixes:
-            return fmt
+    fmt = _by_suffix(path.suffix.lower())
+    if fmt is not None:
+        return fmt
     if sniff:
         try:
             with open(path, "rb") as fh:

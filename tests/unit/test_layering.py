@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "calibkit"
 
 #: Lowest first. A module belongs to the first prefix (longest match) listed for it.
 LAYERS: list[tuple[str, ...]] = [
-    ("calibkit.errors", "calibkit.limits", "calibkit._version"),
+    ("calibkit.errors", "calibkit.limits", "calibkit._version", "calibkit.plugins"),
     ("calibkit.io", "calibkit.progress"),
     ("calibkit.readers",),
     ("calibkit.sources", "calibkit.loaders"),
