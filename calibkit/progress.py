@@ -225,7 +225,7 @@ def advancing(items: Iterable[T], bar: Task, size: Callable[[T], int]) -> Iterat
         yield item
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RecordedTask:
     """What a :class:`Recorder` saw of one task."""
 
@@ -262,7 +262,10 @@ class Recorder:
         self, description: str, total: int | None, unit: str, parent: Handle | None
     ) -> RecordedTask:
         t = RecordedTask(
-            description, total, unit, parent if isinstance(parent, RecordedTask) else None
+            description=description,
+            total=total,
+            unit=unit,
+            parent=parent if isinstance(parent, RecordedTask) else None,
         )
         with self._lock:
             self.tasks.append(t)

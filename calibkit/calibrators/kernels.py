@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class CentredChunk:
     """A chunk's centred logits and everything about it that no temperature changes.
 
@@ -66,16 +66,16 @@ class CentredChunk:
         """Rows ``start:stop`` (views), as far as :func:`exp_rows` needs them."""
         k = self.zc.shape[1]
         return CentredChunk(
-            self.zc[start:stop],
-            self.pred[start:stop],
-            self.labels[start:stop],
-            self.label_logit[start:stop],
-            None if self.flat_label is None else self.flat_label[start:stop] - start * k,
-            None if self.soft is None else self.soft[start:stop],
-            None if self.mass is None else self.mass[start:stop],
-            None if self.label_sq is None else self.label_sq[start:stop],
-            self.correct[start:stop],
-            self.class_mass,
+            zc=self.zc[start:stop],
+            pred=self.pred[start:stop],
+            labels=self.labels[start:stop],
+            label_logit=self.label_logit[start:stop],
+            flat_label=None if self.flat_label is None else self.flat_label[start:stop] - start * k,
+            soft=None if self.soft is None else self.soft[start:stop],
+            mass=None if self.mass is None else self.mass[start:stop],
+            label_sq=None if self.label_sq is None else self.label_sq[start:stop],
+            correct=self.correct[start:stop],
+            class_mass=self.class_mass,
         )
 
 
@@ -101,7 +101,16 @@ def centre_chunk(
         truth = soft.argmax(axis=1)
         class_mass = labels.sum(axis=0).astype(np.float64)
     return CentredChunk(
-        zc, pred, labels, label_logit, flat, soft, mass, label_sq, pred == truth, class_mass
+        zc=zc,
+        pred=pred,
+        labels=labels,
+        label_logit=label_logit,
+        flat_label=flat,
+        soft=soft,
+        mass=mass,
+        label_sq=label_sq,
+        correct=pred == truth,
+        class_mass=class_mass,
     )
 
 
@@ -161,7 +170,7 @@ def exp_rows(
 BLOCK_ELEMENTS = 1 << 16
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class BatchSums:
     """What one chunk adds at each of ``S`` temperatures (a :class:`ChunkSums` per row)."""
 

@@ -59,7 +59,7 @@ def temperature_grid(
     return np.linspace(t_min, t_max, steps)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class TemperatureSweep:
     """ECE, MCE, NLL and Brier of one model at each temperature (arrays of shape ``(S,)``)."""
 

@@ -33,7 +33,7 @@ from calibkit.sources.predictions import PredictionSource, input_reason
 __all__ = ["SweepResult", "run_sweeps", "sweep_csv", "sweep_json"]
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class SweepResult:
     sweep: TemperatureSweep
     source: str
@@ -77,16 +77,16 @@ def run_sweeps(
         )
         g = grid.size
         sweep = TemperatureSweep(
-            name,
-            grid,
-            full.ece[:g],
-            full.mce[:g],
-            full.nll[:g],
-            full.brier[:g],
-            full.accuracy,
-            full.n,
-            n_bins,
-            binning,
+            name=name,
+            temperatures=grid,
+            ece=full.ece[:g],
+            mce=full.mce[:g],
+            nll=full.nll[:g],
+            brier=full.brier[:g],
+            accuracy=full.accuracy,
+            n=full.n,
+            n_bins=n_bins,
+            binning=binning,
         )
 
         def point(i: int, sw: TemperatureSweep = full) -> dict[str, float]:

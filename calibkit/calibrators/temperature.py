@@ -149,7 +149,7 @@ class _PassPlan:
     stride: int = 0  # keep every stride-th row (by row number) for the warm start; 0: none
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _ChunkResult:
     rows: int
     terms: NDArray[np.float64]  # NLL, gradient, Hessian, g(0+), g(inf): sums
@@ -160,7 +160,7 @@ class _ChunkResult:
     sample: Sample | None = None
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _PassResult:
     f: float
     g: float
@@ -414,17 +414,17 @@ def _pass(
             None if masses[0] is None else np.concatenate(masses),  # type: ignore[arg-type]
         )
     return _PassResult(
-        f,
-        g,
-        h,
-        g0,
-        ginf,
-        n,
-        nll_one / n if plan.first else math.nan,
-        before,
-        after,
-        (int(zeros[0]), int(zeros[1]), int(zeros[2])),
-        sample,
+        f=f,
+        g=g,
+        h=h,
+        g_zero=g0,
+        g_inf=ginf,
+        n=n,
+        nll_one=nll_one / n if plan.first else math.nan,
+        before=before,
+        after=after,
+        zeros=(int(zeros[0]), int(zeros[1]), int(zeros[2])),
+        sample=sample,
     )
 
 
@@ -447,7 +447,7 @@ def nll_gradient_hessian(
     return r.f, r.g, r.h
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class TemperatureFit:
     """How a temperature was fitted.
 

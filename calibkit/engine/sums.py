@@ -47,7 +47,7 @@ def prob_floor(dtype: np.dtype) -> float:
     return float(np.finfo(dtype).smallest_subnormal)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class ChunkSums:
     """What one chunk adds to a :class:`~calibkit.metrics.summary.MetricAccumulator`; computed
     without shared state, so workers can build them while the accumulator folds them in, in

@@ -65,7 +65,7 @@ from calibkit.sources.predictions import (
 __all__ = ["ParquetPredictions", "ShardedParquet", "open_parquet", "open_shards"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class ParquetPredictions:
     """A parquet file of predictions, validated chunk by chunk as it is streamed."""
 

@@ -43,7 +43,7 @@ from calibkit.sources.predictions import PredictionSource
 __all__ = ["BrierDecomposition", "ClassStatistics", "class_statistics"]
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class BrierDecomposition:
     brier: float
     reliability: float
@@ -164,6 +164,14 @@ def class_statistics(
         class_ece=class_ece,
         classwise_ece=float(class_ece.mean()),
         top_k={kk: float(h / n) for kk, h in zip(ks, hits, strict=True)},
-        brier=BrierDecomposition(brier, rel, res, unc, wbv, wbc, m),
+        brier=BrierDecomposition(
+            brier=brier,
+            reliability=rel,
+            resolution=res,
+            uncertainty=unc,
+            within_bin_variance=wbv,
+            within_bin_covariance=wbc,
+            n_bins=m,
+        ),
         n_bins=m,
     )

@@ -166,12 +166,12 @@ def convention_bins(
     np.add.at(sum_conf, idx, conf.astype(dtype))
     np.add.at(sum_out, idx, out.astype(dtype))
     return BinTable(
-        lower,
-        upper,
-        count,
-        sum_conf.astype(np.float64),
-        sum_out.astype(np.float64),
-        "width",
+        lower=lower,
+        upper=upper,
+        count=count,
+        sum_confidence=sum_conf.astype(np.float64),
+        sum_outcome=sum_out.astype(np.float64),
+        binning="width",
         total=n,  # Guo's code divides by N even when rows at confidence 0 fall in no bin
     )
 

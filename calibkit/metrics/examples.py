@@ -55,7 +55,7 @@ def log_probs(
     return np.log(p, out=p)
 
 
-@dataclass(frozen=True)
+@dataclass(kw_only=True, frozen=True)
 class ExampleStats:
     """Per-example numbers, each an array of shape ``(n,)``.
 
@@ -198,8 +198,22 @@ def _assemble(
     correct = pred == truth
     saturated = confidence == 1.0
     if binary_mode == "positive":
-        return ExampleStats(p1.copy(), positive, correct, log_prob, brier, saturated)
-    return ExampleStats(confidence, correct.astype(np.float64), correct, log_prob, brier, saturated)
+        return ExampleStats(
+            confidence=p1.copy(),
+            outcome=positive,
+            correct=correct,
+            log_prob=log_prob,
+            brier=brier,
+            saturated=saturated,
+        )
+    return ExampleStats(
+        confidence=confidence,
+        outcome=correct.astype(np.float64),
+        correct=correct,
+        log_prob=log_prob,
+        brier=brier,
+        saturated=saturated,
+    )
 
 
 def prob_stats(
@@ -269,4 +283,11 @@ def confidence_stats(confidence: NDArray[Any], correct: NDArray[Any]) -> Example
     conf = np.asarray(confidence, dtype=np.float64)
     hit = np.asarray(correct, dtype=np.float64)
     unknown = np.full(conf.shape, np.nan)
-    return ExampleStats(conf, hit, hit >= 0.5, unknown, unknown.copy(), conf == 1.0)
+    return ExampleStats(
+        confidence=conf,
+        outcome=hit,
+        correct=hit >= 0.5,
+        log_prob=unknown,
+        brier=unknown.copy(),
+        saturated=conf == 1.0,
+    )

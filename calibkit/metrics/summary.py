@@ -208,12 +208,12 @@ class MetricAccumulator(SumsAccumulator):
                 self._add_to_bins(assign_mass_bins(conf, upper), conf, outcome)
                 self._mass_parts = []
         return BinTable(
-            lower,
-            upper,
-            self.count.copy(),
-            self.bin_confidence.copy(),
-            self.bin_outcome.copy(),
-            self.binning,
+            lower=lower,
+            upper=upper,
+            count=self.count.copy(),
+            sum_confidence=self.bin_confidence.copy(),
+            sum_outcome=self.bin_outcome.copy(),
+            binning=self.binning,
         )
 
     def result(

@@ -62,7 +62,7 @@ TAIL_MIN_DECADES = 2
 TAIL_MAX_DECADES = 15
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class ReliabilityData:
     """What a reliability panel shows, per bin (arrays of length ``n_bins``)."""
 

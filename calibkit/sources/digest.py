@@ -71,7 +71,7 @@ def block_rows_for(canon: NDArray[Any]) -> int:
     return max(1, BLOCK_BYTES // max(1, row_bytes))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class PieceDigest:
     """What one piece of rows (a chunk or a partition, rows ``start:stop``) contributes: the
     digests of the blocks it holds entirely, and the canonical bytes of the blocks it holds only
@@ -106,7 +106,9 @@ def digest_piece(start: int, labels: NDArray[Any], block_rows: int | None = None
             edges.append((block, row, end - row, part.data))
         row = end
     layout = f"{canon.dtype.str}{canon.shape[1:]}"
-    return PieceDigest(start, stop, layout, size, blocks, edges)
+    return PieceDigest(
+        start=start, stop=stop, layout=layout, block_rows=size, blocks=blocks, edges=edges
+    )
 
 
 class _Partial:
@@ -133,7 +135,7 @@ class _Partial:
             self.next, self.rows = self.next + n, self.rows + n
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BlockDigest:
     """The digest of fixed row blocks, fed pieces (:class:`PieceDigest`) in any order.
 

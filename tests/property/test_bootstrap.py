@@ -172,8 +172,8 @@ def test_replicates_equal_a_direct_weighted_computation() -> None:
         conf = s.confidence[rows]
         # the bins of the original sample (width bins do not depend on the sample anyway)
         resampled = ExampleStats(
-            conf, s.outcome[rows], s.correct[rows], s.log_prob[rows], s.brier[rows],
-            s.saturated[rows],
+            confidence=conf, outcome=s.outcome[rows], correct=s.correct[rows],
+            log_prob=s.log_prob[rows], brier=s.brier[rows], saturated=s.saturated[rows],
         )  # fmt: skip
         direct = point_metrics(resampled)
         for metric in METRICS:
