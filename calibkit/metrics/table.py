@@ -3,8 +3,9 @@
 A :class:`Metric` says what the rest of calibkit needs to know about a metric: its JSON key
 (``name``), how it is printed (``label``, ``digits``, ``unit``), which way is better
 (``direction``), whether the bootstrap can recompute it from per-example sums (``from_sums``) and
-so whether the gate can check it, the config key and ``--max-*`` / ``--min-*`` flag of its
-absolute limit (``limit_key``), and where it is shown: the headline summary (``summary``), the
+so whether the gate can check it, the config key of its absolute limit
+(``limit_key``; only a built-in metric also has a ``--max-*`` / ``--min-*`` flag of its own,
+:attr:`Metric.flag`), and where it is shown: the headline summary (``summary``), the
 ``compare`` columns (``compare``; ``argmax_only`` metrics get no temperature-scaled column), the
 before/after keys of ``fit-temp`` (``fit_rank``) and the ``ece --all`` table (``extended``).
 
@@ -150,8 +151,16 @@ class Metric:
 
     @property
     def flag(self) -> str | None:
-        """The ``calibkit check`` flag of its absolute limit (``--max-ece``), if it has one."""
-        return None if self.limit_key is None else "--" + self.limit_key.replace("_", "-")
+        """How ``calibkit check`` takes its absolute limit: the flag of its own for a built-in
+        metric with a limit key (``--max-ece``, ``--min-accuracy``), else ``--max NAME``
+        (``--min NAME`` when higher is better); ``None`` for a metric the gate cannot check.
+        A registered metric has no flag of its own, even with a ``limit_key`` (that is a config
+        key)."""
+        if not self.gate:
+            return None
+        if self.limit_key is not None and self.name in _BUILTIN_NAMES:
+            return "--" + self.limit_key.replace("_", "-")
+        return f"--{self.limit} {self.name}"
 
     @property
     def worse_verb(self) -> str:
@@ -384,9 +393,10 @@ _BUILTIN = (
     ),
 )  # fmt: skip
 
+#: The names of the built-in metrics (those registered by this module), in table order.
+BUILTIN = names(_BUILTIN)
+_BUILTIN_NAMES = frozenset(BUILTIN)
+
 for _metric in _BUILTIN:
     register(_metric)
 del _metric
-
-#: The names of the built-in metrics (those registered by this module), in table order.
-BUILTIN = names(_BUILTIN)
