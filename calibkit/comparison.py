@@ -43,21 +43,36 @@ __all__ = [
     "ModelResult",
     "calibrated_metrics",
     "compare_models",
+    "compared_metrics",
     "label_mismatches",
     "report_sweep_grid",
     "with_sweeps",
 ]
 
-#: Metrics shown for each model (the table's ``compare`` metrics); all bootstrappable.
+#: The built-in metrics shown for each model (the table's ``compare`` metrics at import; the
+#: functions here read the table when they run, so a metric registered later is shown too).
 METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare))
-#: Those a calibrator can change (not ``argmax_only``): the temperature-scaled columns.
+#: Those a calibrator can change (not ``argmax_only``): the built-in temperature-scaled columns.
 TS_METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare and not m.argmax_only))
 
 
+def compared_metrics() -> tuple[str, ...]:
+    """The metrics shown for each model: the table's ``compare`` metrics now, in its order."""
+    return metric_table.names(metric_table.metrics(lambda m: m.compare))
+
+
 def calibrated_metrics(method: type[Calibrator] | Calibrator) -> tuple[str, ...]:
-    """The metrics shown after calibration: :data:`TS_METRICS`, and accuracy first when the
-    calibrator can change the argmax."""
-    return (("accuracy",) if method.changes_argmax else ()) + TS_METRICS
+    """The metrics shown after calibration: the ``compare`` metrics a calibrator can change,
+    after the ``argmax_only`` ones (accuracy) when the calibrator can change the argmax."""
+    shown = metric_table.metrics(lambda m: m.compare)
+    first = metric_table.names(m for m in shown if m.argmax_only)
+    rest = metric_table.names(m for m in shown if not m.argmax_only)
+    return (first if method.changes_argmax else ()) + rest
+
+
+def _value(summary: Any, metric: str) -> float:
+    """``metric``'s value in ``summary`` (:meth:`~calibkit.metrics.table.Metric.summary_value`)."""
+    return metric_table.get(metric).summary_value(summary)
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,7 +150,7 @@ class ModelResult:
         out.update({p: params.get(p) for p in cls.symbols})
         out[f"{key}_fitted_on"] = self.fitted_where
         out[f"{key}_source"] = self.fit_source
-        out[key] = {m: getattr(cal, m) for m in calibrated_metrics(cls)} if cal else None
+        out[key] = {m: _value(cal, m) for m in calibrated_metrics(cls)} if cal else None
         out["ci"] = {k: list(v) for k, v in self.ci.items()} if self.ci else None
         out[f"{key}_ci"] = (
             {k: list(v) for k, v in self.calibrated_ci.items()} if self.calibrated_ci else None
@@ -163,7 +178,7 @@ class Comparison:
         metric's direction (:mod:`calibkit.metrics.table`), the first such model on a tie; with
         ``ts``, after calibration."""
         values = {
-            m.name: getattr(m.calibrated if ts else m.summary, metric)
+            m.name: _value(m.calibrated if ts else m.summary, metric)
             for m in self.models
             if (m.calibrated if ts else m.summary) is not None
         }
@@ -237,7 +252,11 @@ def compare_models(
         boot = bootstrap_metrics(
             stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed
         )
-        return {m: boot.interval(m, ci) for m in METRICS if not np.isnan(boot.point[m])}
+        return {
+            m: boot.interval(m, ci)
+            for m in compared_metrics()
+            if m in boot.point and not np.isnan(boot.point[m])
+        }
 
     given = models
     if check_labels:  # hash the labels in passing: no second read to compare them

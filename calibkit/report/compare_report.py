@@ -22,7 +22,7 @@ from rich.table import Table
 
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import Calibrator, parameter_text
-from calibkit.comparison import METRICS, Comparison, calibrated_metrics
+from calibkit.comparison import METRICS, Comparison, calibrated_metrics, compared_metrics
 from calibkit.errors import UsageError
 from calibkit.metrics import table as metric_table
 
@@ -37,7 +37,12 @@ __all__ = [
 #: The files of a report folder; a folder holding anything else is never replaced.
 REPORT_FILES = ("report.md", "report.json", "reliability.png", "sweep.png")
 
+#: The labels of the built-in compare columns (the headers are read from the table when drawn).
 LABELS = {m: metric_table.get(m).label for m in METRICS}
+
+
+def _label(metric: str) -> str:
+    return metric_table.get(metric).label
 
 
 def _fmt(x: float | None) -> str:
@@ -51,10 +56,10 @@ def _method(comp: Comparison) -> type[Calibrator]:
 def _columns(comp: Comparison) -> list[tuple[str, str, bool]]:
     """(header, metric, is_calibrated) for every metric column shown; the calibrator's
     parameters are shown just before its first column."""
-    cols = [(LABELS[m], m, False) for m in METRICS]
+    cols = [(_label(m), m, False) for m in compared_metrics()]
     if any(m.calibrated is not None for m in comp.models):
         cls = _method(comp)
-        cols += [(f"{cls.abbreviation} {LABELS[m]}", m, True) for m in calibrated_metrics(cls)]
+        cols += [(f"{cls.abbreviation} {_label(m)}", m, True) for m in calibrated_metrics(cls)]
     return cols
 
 
@@ -79,7 +84,8 @@ def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
             if i == first:
                 row += [f"{params[p]:.3f}" if p in params else "-" for p in symbols]
             summary = m.calibrated if cal else m.summary
-            text = _fmt(getattr(summary, metric)) if summary is not None else "-"
+            record = metric_table.get(metric)
+            text = _fmt(record.summary_value(summary)) if summary is not None else "-"
             if summary is not None and best[(metric, cal)] == m.name and filled[(metric, cal)] > 1:
                 text = f"{bold[0]}{text}{bold[1]}"
             intervals = m.calibrated_ci if cal else m.ci
