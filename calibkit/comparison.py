@@ -39,12 +39,14 @@ from calibkit.sources.predictions import PredictionSource
 from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = [
+    "MODEL_FACTS",
     "Comparison",
     "ModelResult",
     "calibrated_metrics",
     "compare_models",
     "compared_metrics",
     "label_mismatches",
+    "model_keys",
     "report_sweep_grid",
     "with_sweeps",
 ]
@@ -68,6 +70,42 @@ def calibrated_metrics(method: type[Calibrator] | Calibrator) -> tuple[str, ...]
     first = metric_table.names(m for m in shown if m.argmax_only)
     rest = metric_table.names(m for m in shown if not m.argmax_only)
     return (first if method.changes_argmax else ()) + rest
+
+
+#: The facts of a model that head its object in ``compare --json``, before its metrics.
+MODEL_FACTS = ("name", "source", "n", "input", "input_reason", "zero_prob_rows")
+
+
+def model_keys(method: type[Calibrator] | Calibrator) -> tuple[str, ...]:
+    """The keys of a model's object in ``compare --json`` with the calibrator ``method``:
+    :data:`MODEL_FACTS`, the compared metrics, the calibrator's parameters, then the keys named
+    after its abbreviation (``ts_fitted_on``, ``ts_source``, ``ts``), ``ci`` and ``ts_ci``.
+
+    A calibrator whose parameter names or abbreviation give a key twice would overwrite a value
+    of the model: it is refused with a :class:`~calibkit.errors.UsageError`.
+    """
+    key = method.abbreviation.lower()
+    named = [
+        *((k, "a fact of the model") for k in MODEL_FACTS),
+        *((k, "a metric") for k in compared_metrics()),
+        *((k, "a parameter of the calibrator") for k in method.symbols),
+        *(
+            (k, f"a key from the abbreviation {method.abbreviation!r}")
+            for k in (f"{key}_fitted_on", f"{key}_source", key)
+        ),
+        ("ci", "the intervals"),
+        (f"{key}_ci", f"a key from the abbreviation {method.abbreviation!r}"),
+    ]
+    seen: dict[str, str] = {}
+    for k, what in named:
+        if k in seen:
+            raise UsageError(
+                f"calibration method {method.method!r} cannot be compared: {k!r} would be both "
+                f"{seen[k]} and {what} in a model's JSON; rename the parameter or change the "
+                "abbreviation"
+            )
+        seen[k] = what
+    return tuple(seen)
 
 
 def _value(summary: Any, metric: str) -> float:
@@ -130,6 +168,7 @@ class ModelResult:
         """JSON-ready; the calibrator's keys are named after it (temperature scaling:
         ``temperature``, ``ts_fitted_on``, ``ts_source``, ``ts``, ``ts_ci``)."""
         cls = registry.get(self.method)
+        model_keys(cls)  # refuses a parameter or abbreviation that would overwrite a key
         key = cls.abbreviation.lower()
         s = self.summary
         cal = self.calibrated
@@ -141,12 +180,8 @@ class ModelResult:
             "input": s.kind,
             "input_reason": s.input_reason,
             "zero_prob_rows": s.zero_prob_rows,
-            "accuracy": s.accuracy,
-            "ece": s.ece,
-            "mce": s.mce,
-            "nll": s.nll,
-            "brier": s.brier,
         }
+        out.update({m: _value(s, m) for m in compared_metrics()})
         out.update({p: params.get(p) for p in cls.symbols})
         out[f"{key}_fitted_on"] = self.fitted_where
         out[f"{key}_source"] = self.fit_source
@@ -244,6 +279,7 @@ def compare_models(
     if ci is not None and not 0 < ci < 1:
         raise UsageError(Param("ci") + f" must lie in (0, 1); got {ci}")
     cls = registry.get(method)
+    model_keys(cls)  # before any work: its parameters and abbreviation name no model key twice
 
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
         if ci is None:
