@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import CalibratedPredictions, Calibrator
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
-from calibkit.errors import Param, UsageError
+from calibkit.errors import Message, Param, UsageError, render
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
@@ -195,13 +195,17 @@ class ModelResult:
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
-    """The result of :func:`compare_models` (``sweeps``: from :func:`with_sweeps`)."""
+    """The result of :func:`compare_models` (``sweeps``: from :func:`with_sweeps`).
+
+    ``warnings`` may name parameters (a :class:`~calibkit.errors.Message`): ``ts_on_test=True``
+    in the library's words, its flag where :meth:`warning_texts`, :meth:`to_dict` or the report
+    are given the CLI's ``flags``."""
 
     models: tuple[ModelResult, ...]
     n_bins: int
     binning: Binning
     ts_on_test: bool = False
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str | Message, ...] = field(default=())
     ci_level: float | None = None
     bootstrap: int | None = None
     seed: int | None = None
@@ -222,7 +226,13 @@ class Comparison:
         pick = max if metric_table.get(metric).higher_is_better else min
         return pick(values, key=values.__getitem__)
 
-    def to_dict(self) -> dict[str, Any]:
+    def warning_texts(self, flags: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """The warnings as text, each parameter shown as ``flags`` gives it (default: by its
+        name, ``ts_on_test=True``)."""
+        return tuple(render(w, flags or {}) for w in self.warnings)
+
+    def to_dict(self, flags: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """JSON-ready; the warnings' parameters shown as ``flags`` gives them."""
         return {
             "n_bins": self.n_bins,
             "binning": self.binning,
@@ -230,7 +240,7 @@ class Comparison:
             "ci_level": self.ci_level,
             "bootstrap": self.bootstrap,
             "seed": self.seed,
-            "warnings": list(self.warnings),
+            "warnings": list(self.warning_texts(flags)),
             "models": [m.to_dict() for m in self.models],
         }
 
@@ -324,14 +334,16 @@ def compare_models(
                 method=method,
             )
         )
-    warnings: list[str] = []
+    warnings: list[str | Message] = []
     digested = list(models.values())
     if check_labels and not all(same_examples(digested[0], other) for other in digested[1:]):
-        warnings = label_mismatches(given)  # read the labels again only to say what differs
+        warnings = [*label_mismatches(given)]  # read the labels again only to say what differs
     if ts_on_test and any(r.fitted_where == "test" for r in results):
+        fitted = " and ".join(cls.symbols.keys())  # the parameters' names: "temperature"
         warnings.append(
-            f"{' and '.join(cls.symbols)} fitted on the evaluated data itself (--ts-on-test): "
-            f"the {cls.abbreviation} columns are in-sample and optimistic"
+            f"{fitted} fitted on the evaluated data itself ("
+            + Param("ts_on_test", True)
+            + f"): the {cls.abbreviation} columns are in-sample and optimistic"
         )
     return Comparison(
         tuple(results),
