@@ -165,6 +165,6 @@ def compare(
         ts_on_test=ts_on_test,
         method=method,
     )
-    for message in comp.warnings:
+    for message in comp.warning_texts():
         warnings.warn(message, UserWarning, stacklevel=2)
     return comp.to_frame()

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import CalibratedPredictions, Calibrator
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
-from calibkit.errors import Param, UsageError
+from calibkit.errors import Message, Param, UsageError, render
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
@@ -39,25 +39,78 @@ from calibkit.sources.predictions import PredictionSource
 from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = [
+    "MODEL_FACTS",
     "Comparison",
     "ModelResult",
     "calibrated_metrics",
     "compare_models",
+    "compared_metrics",
     "label_mismatches",
+    "model_keys",
     "report_sweep_grid",
     "with_sweeps",
 ]
 
-#: Metrics shown for each model (the table's ``compare`` metrics); all bootstrappable.
+#: The built-in metrics shown for each model (the table's ``compare`` metrics at import; the
+#: functions here read the table when they run, so a metric registered later is shown too).
 METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare))
-#: Those a calibrator can change (not ``argmax_only``): the temperature-scaled columns.
+#: Those a calibrator can change (not ``argmax_only``): the built-in temperature-scaled columns.
 TS_METRICS = metric_table.names(metric_table.metrics(lambda m: m.compare and not m.argmax_only))
 
 
+def compared_metrics() -> tuple[str, ...]:
+    """The metrics shown for each model: the table's ``compare`` metrics now, in its order."""
+    return metric_table.names(metric_table.metrics(lambda m: m.compare))
+
+
 def calibrated_metrics(method: type[Calibrator] | Calibrator) -> tuple[str, ...]:
-    """The metrics shown after calibration: :data:`TS_METRICS`, and accuracy first when the
-    calibrator can change the argmax."""
-    return (("accuracy",) if method.changes_argmax else ()) + TS_METRICS
+    """The metrics shown after calibration: the ``compare`` metrics a calibrator can change,
+    after the ``argmax_only`` ones (accuracy) when the calibrator can change the argmax."""
+    shown = metric_table.metrics(lambda m: m.compare)
+    first = metric_table.names(m for m in shown if m.argmax_only)
+    rest = metric_table.names(m for m in shown if not m.argmax_only)
+    return (first if method.changes_argmax else ()) + rest
+
+
+#: The facts of a model that head its object in ``compare --json``, before its metrics.
+MODEL_FACTS = ("name", "source", "n", "input", "input_reason", "zero_prob_rows")
+
+
+def model_keys(method: type[Calibrator] | Calibrator) -> tuple[str, ...]:
+    """The keys of a model's object in ``compare --json`` with the calibrator ``method``:
+    :data:`MODEL_FACTS`, the compared metrics, the calibrator's parameters, then the keys named
+    after its abbreviation (``ts_fitted_on``, ``ts_source``, ``ts``), ``ci`` and ``ts_ci``.
+
+    A calibrator whose parameter names or abbreviation give a key twice would overwrite a value
+    of the model: it is refused with a :class:`~calibkit.errors.UsageError`.
+    """
+    key = method.abbreviation.lower()
+    named = [
+        *((k, "a fact of the model") for k in MODEL_FACTS),
+        *((k, "a metric") for k in compared_metrics()),
+        *((k, "a parameter of the calibrator") for k in method.symbols),
+        *(
+            (k, f"a key from the abbreviation {method.abbreviation!r}")
+            for k in (f"{key}_fitted_on", f"{key}_source", key)
+        ),
+        ("ci", "the intervals"),
+        (f"{key}_ci", f"a key from the abbreviation {method.abbreviation!r}"),
+    ]
+    seen: dict[str, str] = {}
+    for k, what in named:
+        if k in seen:
+            raise UsageError(
+                f"calibration method {method.method!r} cannot be compared: {k!r} would be both "
+                f"{seen[k]} and {what} in a model's JSON; rename the parameter or change the "
+                "abbreviation"
+            )
+        seen[k] = what
+    return tuple(seen)
+
+
+def _value(summary: Any, metric: str) -> float:
+    """``metric``'s value in ``summary`` (:meth:`~calibkit.metrics.table.Metric.summary_value`)."""
+    return metric_table.get(metric).summary_value(summary)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +168,7 @@ class ModelResult:
         """JSON-ready; the calibrator's keys are named after it (temperature scaling:
         ``temperature``, ``ts_fitted_on``, ``ts_source``, ``ts``, ``ts_ci``)."""
         cls = registry.get(self.method)
+        model_keys(cls)  # refuses a parameter or abbreviation that would overwrite a key
         key = cls.abbreviation.lower()
         s = self.summary
         cal = self.calibrated
@@ -126,16 +180,12 @@ class ModelResult:
             "input": s.kind,
             "input_reason": s.input_reason,
             "zero_prob_rows": s.zero_prob_rows,
-            "accuracy": s.accuracy,
-            "ece": s.ece,
-            "mce": s.mce,
-            "nll": s.nll,
-            "brier": s.brier,
         }
+        out.update({m: _value(s, m) for m in compared_metrics()})
         out.update({p: params.get(p) for p in cls.symbols})
         out[f"{key}_fitted_on"] = self.fitted_where
         out[f"{key}_source"] = self.fit_source
-        out[key] = {m: getattr(cal, m) for m in calibrated_metrics(cls)} if cal else None
+        out[key] = {m: _value(cal, m) for m in calibrated_metrics(cls)} if cal else None
         out["ci"] = {k: list(v) for k, v in self.ci.items()} if self.ci else None
         out[f"{key}_ci"] = (
             {k: list(v) for k, v in self.calibrated_ci.items()} if self.calibrated_ci else None
@@ -145,13 +195,17 @@ class ModelResult:
 
 @dataclass(frozen=True, eq=False)
 class Comparison:
-    """The result of :func:`compare_models` (``sweeps``: from :func:`with_sweeps`)."""
+    """The result of :func:`compare_models` (``sweeps``: from :func:`with_sweeps`).
+
+    ``warnings`` may name parameters (a :class:`~calibkit.errors.Message`): ``ts_on_test=True``
+    in the library's words, its flag where :meth:`warning_texts`, :meth:`to_dict` or the report
+    are given the CLI's ``flags``."""
 
     models: tuple[ModelResult, ...]
     n_bins: int
     binning: Binning
     ts_on_test: bool = False
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str | Message, ...] = field(default=())
     ci_level: float | None = None
     bootstrap: int | None = None
     seed: int | None = None
@@ -163,7 +217,7 @@ class Comparison:
         metric's direction (:mod:`calibkit.metrics.table`), the first such model on a tie; with
         ``ts``, after calibration."""
         values = {
-            m.name: getattr(m.calibrated if ts else m.summary, metric)
+            m.name: _value(m.calibrated if ts else m.summary, metric)
             for m in self.models
             if (m.calibrated if ts else m.summary) is not None
         }
@@ -172,7 +226,13 @@ class Comparison:
         pick = max if metric_table.get(metric).higher_is_better else min
         return pick(values, key=values.__getitem__)
 
-    def to_dict(self) -> dict[str, Any]:
+    def warning_texts(self, flags: Mapping[str, str] | None = None) -> tuple[str, ...]:
+        """The warnings as text, each parameter shown as ``flags`` gives it (default: by its
+        name, ``ts_on_test=True``)."""
+        return tuple(render(w, flags or {}) for w in self.warnings)
+
+    def to_dict(self, flags: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """JSON-ready; the warnings' parameters shown as ``flags`` gives them."""
         return {
             "n_bins": self.n_bins,
             "binning": self.binning,
@@ -180,7 +240,7 @@ class Comparison:
             "ci_level": self.ci_level,
             "bootstrap": self.bootstrap,
             "seed": self.seed,
-            "warnings": list(self.warnings),
+            "warnings": list(self.warning_texts(flags)),
             "models": [m.to_dict() for m in self.models],
         }
 
@@ -229,6 +289,7 @@ def compare_models(
     if ci is not None and not 0 < ci < 1:
         raise UsageError(Param("ci") + f" must lie in (0, 1); got {ci}")
     cls = registry.get(method)
+    model_keys(cls)  # before any work: its parameters and abbreviation name no model key twice
 
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
         if ci is None:
@@ -237,7 +298,11 @@ def compare_models(
         boot = bootstrap_metrics(
             stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed
         )
-        return {m: boot.interval(m, ci) for m in METRICS if not np.isnan(boot.point[m])}
+        return {
+            m: boot.interval(m, ci)
+            for m in compared_metrics()
+            if m in boot.point and not np.isnan(boot.point[m])
+        }
 
     given = models
     if check_labels:  # hash the labels in passing: no second read to compare them
@@ -269,14 +334,16 @@ def compare_models(
                 method=method,
             )
         )
-    warnings: list[str] = []
+    warnings: list[str | Message] = []
     digested = list(models.values())
     if check_labels and not all(same_examples(digested[0], other) for other in digested[1:]):
-        warnings = label_mismatches(given)  # read the labels again only to say what differs
+        warnings = [*label_mismatches(given)]  # read the labels again only to say what differs
     if ts_on_test and any(r.fitted_where == "test" for r in results):
+        fitted = " and ".join(cls.symbols.keys())  # the parameters' names: "temperature"
         warnings.append(
-            f"{' and '.join(cls.symbols)} fitted on the evaluated data itself (--ts-on-test): "
-            f"the {cls.abbreviation} columns are in-sample and optimistic"
+            f"{fitted} fitted on the evaluated data itself ("
+            + Param("ts_on_test", True)
+            + f"): the {cls.abbreviation} columns are in-sample and optimistic"
         )
     return Comparison(
         tuple(results),

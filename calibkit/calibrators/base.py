@@ -16,7 +16,8 @@ module plus one :func:`~calibkit.calibrators.registry.register` call:
 * a **JSON document** (:meth:`Calibrator.to_dict` / :meth:`Calibrator.from_dict`): an object
   with ``"calibkit_calibrator": 1`` (:data:`CALIBRATOR_FORMAT`, the document's version) and
   ``"method"`` (the registry name) that the registry dispatches on, plus the method's own keys;
-* a view, :class:`CalibratedPredictions`, that applies any calibrator to a source.
+* a view, :class:`CalibratedPredictions`, that applies any calibrator to a source (a
+  :class:`CalibratedView`, the one streaming code of every calibrated view).
 
 :class:`CalibratorBase` supplies the defaults a new method can keep: the probabilities of
 :meth:`~Calibrator.transform` as the softmax of the calibrated logits, the metrics before and
@@ -43,6 +44,7 @@ from calibkit.sources.predictions import PredictionSource, ScoreKind, SourceView
 __all__ = [
     "CALIBRATOR_FORMAT",
     "CalibratedPredictions",
+    "CalibratedView",
     "Calibrator",
     "CalibratorBase",
     "check_document",
@@ -289,12 +291,19 @@ class CalibratorBase(ABC):
 
 
 @dataclass(frozen=True, eq=False)
-class CalibratedPredictions(SourceView):
-    """A view of predictions with every chunk calibrated by ``calibrator``: it streams the
-    calibrated logits (``kind`` ``"logits"``), so metrics after calibration cost one pass."""
+class CalibratedView(SourceView):
+    """What every calibrated view is: it streams ``base`` with each chunk's scores replaced by
+    :meth:`calibrated_chunk` (float64 logits; ``kind`` ``"logits"``), the labels as they are,
+    so metrics after calibration cost one pass. A subclass gives :meth:`calibrated_chunk` and
+    :attr:`calibrated_as`: :class:`CalibratedPredictions` (any calibrator),
+    :class:`~calibkit.calibrators.temperature.ScaledPredictions` (a ``beta`` alone)."""
 
     base: PredictionSource
-    calibrator: Calibrator
+
+    @property
+    def calibrated_as(self) -> str:
+        """How its scores are described (``"temperature-scaled"``)."""
+        raise NotImplementedError
 
     @property
     def kind(self) -> ScoreKind:
@@ -303,13 +312,29 @@ class CalibratedPredictions(SourceView):
     @property
     def kind_reason(self) -> str:
         base = input_reason(self.base)
-        return f"{self.calibrator.calibrated_as} {self.base.kind}" + (f" ({base})" if base else "")
+        return f"{self.calibrated_as} {self.base.kind}" + (f" ({base})" if base else "")
 
     def chunks(
         self, chunk_rows: int | None = None
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
         for scores, labels in self.base.chunks(chunk_rows):
             yield self.calibrated_chunk(scores), labels
+
+    def calibrated_chunk(self, scores: NDArray[Any]) -> NDArray[np.float64]:
+        """The calibrated logits of one chunk of ``base``'s scores."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class CalibratedPredictions(CalibratedView):
+    """A view of predictions with every chunk calibrated by ``calibrator``: it streams the
+    calibrated logits (``kind`` ``"logits"``), so metrics after calibration cost one pass."""
+
+    calibrator: Calibrator
+
+    @property
+    def calibrated_as(self) -> str:
+        return self.calibrator.calibrated_as
 
     def calibrated_chunk(self, scores: NDArray[Any]) -> NDArray[np.float64]:
         return self.calibrator.calibrated_logits(scores, self.base.kind)

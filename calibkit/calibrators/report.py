@@ -42,7 +42,8 @@ from calibkit.sources.predictions import PredictionSource
 
 __all__ = ["before_after", "fit_and_report", "scaling_report"]
 
-#: The metrics reported before and after the fit (the table's ``fit_rank`` order).
+#: The built-in metrics reported before and after the fit (the table's ``fit_rank`` order;
+#: :func:`before_after` reads the table when it runs).
 METRICS = metric_table.names(metric_table.fit_report_metrics())
 
 
@@ -74,9 +75,9 @@ def before_after(
     }
     if scaler.changes_argmax:
         out["accuracy_after"] = after.accuracy
-    for m in METRICS:
-        out[f"{m}_before"] = getattr(before, m)
-        out[f"{m}_after"] = getattr(after, m)
+    for metric in metric_table.fit_report_metrics():  # read now: a registered one included
+        out[f"{metric.name}_before"] = metric.summary_value(before)
+        out[f"{metric.name}_after"] = metric.summary_value(after)
     return out
 
 

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +65,7 @@ from calibkit._version import __version__
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import (
     CALIBRATOR_FORMAT,
+    CalibratedView,
     Calibrator,
     CalibratorBase,
     check_document,
@@ -88,7 +89,6 @@ from calibkit.sources.predictions import (
     Predictions,
     PredictionSource,
     ScoreKind,
-    SourceView,
     input_reason,
 )
 
@@ -102,6 +102,7 @@ __all__ = [
     "fit_temperature",
     "fit_temperature_with_metrics",
     "nll_gradient_hessian",
+    "scale_logits",
 ]
 
 DEFAULT_T_MIN = 1e-4
@@ -567,9 +568,7 @@ class TemperatureScaler(CalibratorBase):
 
     def calibrated_logits(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
         """``beta * z`` with ``z`` the logits (``log p`` for probabilities), in float64."""
-        z = as_logits(scores, kind)
-        z *= self.beta
-        return z
+        return scale_logits(scores, kind, self.beta)
 
     def summaries(
         self,
@@ -705,34 +704,33 @@ def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, eq=False)
-class ScaledPredictions(SourceView):
+class ScaledPredictions(CalibratedView):
     """A view of predictions with logits multiplied by ``beta = 1/T`` (probabilities: ``log p``).
 
     It streams chunks like its source, so metrics after temperature scaling cost one pass. It
-    is the temperature case of :class:`~calibkit.calibrators.base.CalibratedPredictions` (the
-    view of any calibrator; with a :class:`TemperatureScaler` of the same ``beta`` the chunks
-    are equal bit for bit), given ``beta`` itself rather than a fitted scaler.
+    is the temperature case of :class:`~calibkit.calibrators.base.CalibratedPredictions`: the
+    same view (:class:`~calibkit.calibrators.base.CalibratedView`) and the same scaling
+    (:func:`scale_logits`), so with a :class:`TemperatureScaler` of the same ``beta`` the chunks
+    are equal bit for bit; it is given ``beta`` itself rather than a fitted scaler (no
+    ``1/(1/beta)`` rounding, nothing to build per temperature of a sweep).
     """
 
-    base: PredictionSource
     beta: float
 
     @property
-    def kind(self) -> ScoreKind:
-        return "logits"
+    def calibrated_as(self) -> str:
+        return TemperatureScaler.calibrated_as
 
-    @property
-    def kind_reason(self) -> str:
-        base = input_reason(self.base)
-        return f"temperature-scaled {self.base.kind}" + (f" ({base})" if base else "")
+    def calibrated_chunk(self, scores: NDArray[Any]) -> NDArray[np.float64]:
+        return scale_logits(scores, self.base.kind, self.beta)
 
-    def chunks(
-        self, chunk_rows: int | None = None
-    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
-        for scores, labels in self.base.chunks(chunk_rows):
-            z = as_logits(scores, self.base.kind)
-            z *= self.beta
-            yield z, labels
+
+def scale_logits(scores: NDArray[Any], kind: str, beta: float) -> NDArray[np.float64]:
+    """``beta * z`` with ``z`` the float64 logits of ``scores`` (``log p`` for probabilities):
+    what temperature scaling does to a chunk."""
+    z = as_logits(scores, kind)
+    z *= beta
+    return z
 
 
 def require_scores(source: PredictionSource) -> None:

@@ -87,8 +87,8 @@ def flags() -> dict[str, str]:
     own = {
         f"{m.limit}_values[{m.name}]": m.flag
         for m in table.metrics()
-        if m.flag is not None and m.name in table.BUILTIN
-    }
+        if m.flag is not None and m.limit_key is not None and m.name in table.BUILTIN
+    }  # a metric without a flag of its own reads --max NAME through FLAGS
     return {**FLAGS, **own}
 
 

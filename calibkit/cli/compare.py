@@ -14,6 +14,7 @@ from calibkit.cli._common import (
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    flags,
     parse_models_and_val,
     read_options,
     reports_errors,
@@ -100,6 +101,7 @@ def compare_command(
     vals = {name: read_predictions(p, options) for name, p in named_val}
     for name, v in vals.items():
         check_class_count(v.source, v.n_classes, sources[name].source, sources[name].n_classes)
+    words = flags()  # the warnings' parameters as this command's flags (--ts-on-test)
     comp = compare_models(
         sources,
         val=vals,
@@ -112,20 +114,22 @@ def compare_command(
         bootstrap=bootstrap,
         seed=seed,
     )
-    for w in comp.warnings:
+    for w in comp.warning_texts(words):
         warning_line(w)
     if out_dir is not None:
         from calibkit.comparison import with_sweeps
         from calibkit.report.compare_report import write_report_dir
 
-        for path in write_report_dir(with_sweeps(comp, sources), out_dir, inputs=inputs):
+        for path in write_report_dir(
+            with_sweeps(comp, sources), out_dir, inputs=inputs, flags=words
+        ):
             wrote(path)
     if as_json:
-        typer.echo(dumps(comp.to_dict()), nl=False)
+        typer.echo(dumps(comp.to_dict(words)), nl=False)
     elif markdown:
         from calibkit.report.compare_report import comparison_markdown
 
-        typer.echo(comparison_markdown(comp), nl=False)
+        typer.echo(comparison_markdown(comp, words), nl=False)
     else:
         from calibkit.report.compare_report import comparison_table
 

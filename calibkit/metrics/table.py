@@ -3,8 +3,11 @@
 A :class:`Metric` says what the rest of calibkit needs to know about a metric: its JSON key
 (``name``), how it is printed (``label``, ``digits``, ``unit``), which way is better
 (``direction``), whether the bootstrap can recompute it from per-example sums (``from_sums``) and
-so whether the gate can check it, the config key and ``--max-*`` / ``--min-*`` flag of its
-absolute limit (``limit_key``), and where it is shown: the headline summary (``summary``), the
+so whether the gate can check it, how its value is read from a
+:class:`~calibkit.metrics.summary.CalibrationSummary` (``from_summary``, by default the summary's
+field of its name; :meth:`Metric.summary_value`), the config key of its absolute limit
+(``limit_key``; only a built-in metric also has a ``--max-*`` / ``--min-*`` flag of its own,
+:attr:`Metric.flag`), and where it is shown: the headline summary (``summary``), the
 ``compare`` columns (``compare``; ``argmax_only`` metrics get no temperature-scaled column), the
 before/after keys of ``fit-temp`` (``fit_rank``) and the ``ece --all`` table (``extended``).
 
@@ -25,7 +28,10 @@ the table (``check --max NAME=`` and the ``[tool.calibkit.check]`` keys go throu
 ``from_sums`` is bootstrapped, appears in ``ece --all``'s ``ci``, and can be gated: by
 ``--max NAME=LIMIT`` (``--min`` for a higher-is-better one), by ``--max-increase NAME=TOL``, and,
 when it has a ``limit_key``, by that key in ``[tool.calibkit.check]``. The outputs with a fixed
-schema (``ece --json`` headline keys, ``compare``, ``fit-temp``) list the metrics marked for them.
+schema (``ece --json`` headline keys, ``compare``, ``fit-temp``) list the metrics marked for them,
+read when they run; a metric marked for one of them that is not a field of ``CalibrationSummary``
+needs ``from_summary`` (the record refuses it otherwise). A metric with ``from_sums`` gets its
+point value in ``ece --all`` from the same sums the bootstrap uses.
 
 This module imports no numpy at import time; the built-in ``from_sums`` functions import it when
 they run.
@@ -41,6 +47,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+    from calibkit.metrics.summary import CalibrationSummary
 
 __all__ = [
     "BUILTIN",
@@ -95,6 +103,7 @@ class ResampledSums(Protocol):
 
 
 FromSums = Callable[[ResampledSums], "NDArray[np.float64]"]
+FromSummary = Callable[["CalibrationSummary"], float]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,8 +125,12 @@ class Metric:
     direction: Direction = "lower"  #: which way is better
     unit: str = ""  #: e.g. "nats"; empty for unitless metrics
     digits: int = 4  #: decimals in tables and messages
-    summary: bool = False  #: a field of CalibrationSummary and a headline key of ``ece --json``
+    summary: bool = False  #: a headline key of ``ece --json`` (and of ``ece --all``'s table)
     from_sums: FromSums | None = None  #: its value from per-example sums: bootstrappable
+    #: its value from a :class:`~calibkit.metrics.summary.CalibrationSummary` (default: the
+    #: summary's field of its name); needed by a ``summary``, ``compare`` or ``fit_rank`` metric
+    #: that is not a field of the summary
+    from_summary: FromSummary | None = None
     gate: bool | None = None  #: can be gated (default: when bootstrappable; requires it)
     limit_key: str | None = None  #: config key / flag of its absolute limit ("max_ece")
     compare: bool = False  #: a column of ``calibkit compare``
@@ -140,6 +153,20 @@ class Metric:
             raise ValueError(
                 f"{self.name}: limit_key must be {self.limit}_{self.name!s} on a gated metric"
             )
+        shown = [
+            what
+            for what, on in (
+                ("summary", self.summary),
+                ("compare", self.compare),
+                ("fit_rank", self.fit_rank is not None),
+            )
+            if on
+        ]
+        if shown and self.from_summary is None and self.name not in _summary_fields():
+            raise ValueError(
+                f"{self.name}: a metric with {' and '.join(shown)} is read from a "
+                f"CalibrationSummary, which has no field {self.name!r}: give it from_summary"
+            )
 
     @property
     def higher_is_better(self) -> bool:
@@ -157,8 +184,24 @@ class Metric:
 
     @property
     def flag(self) -> str | None:
-        """The ``calibkit check`` flag of its absolute limit (``--max-ece``), if it has one."""
-        return None if self.limit_key is None else "--" + self.limit_key.replace("_", "-")
+        """How ``calibkit check`` takes its absolute limit: the flag of its own for a built-in
+        metric with a limit key (``--max-ece``, ``--min-accuracy``), else ``--max NAME``
+        (``--min NAME`` when higher is better); ``None`` for a metric the gate cannot check.
+        A registered metric has no flag of its own, even with a ``limit_key`` (that is a config
+        key)."""
+        if not self.gate:
+            return None
+        if self.limit_key is not None and self.name in _BUILTIN_NAMES:
+            return "--" + self.limit_key.replace("_", "-")
+        return f"--{self.limit} {self.name}"
+
+    def summary_value(self, summary: CalibrationSummary) -> float:
+        """Its value in ``summary``: :attr:`from_summary`, else the summary's field of its name
+        (what ``compare``, the headline JSON, the tables and fit-temp read)."""
+        if self.from_summary is not None:
+            return self.from_summary(summary)
+        value: float = getattr(summary, self.name)
+        return value
 
     @property
     def worse_verb(self) -> str:
@@ -179,6 +222,16 @@ class Metric:
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return "-"
         return f"{value:.{self.digits}f}"
+
+
+def _summary_fields() -> frozenset[str]:
+    """The fields of :class:`~calibkit.metrics.summary.CalibrationSummary` (imported when a
+    record is checked: ``calibkit.metrics`` has imported it by then)."""
+    from dataclasses import fields
+
+    from calibkit.metrics.summary import CalibrationSummary
+
+    return frozenset(f.name for f in fields(CalibrationSummary))
 
 
 _TABLE: dict[str, Metric] = {}
@@ -406,9 +459,10 @@ _BUILTIN = (
     ),
 )  # fmt: skip
 
+#: The names of the built-in metrics (those registered by this module), in table order.
+BUILTIN = names(_BUILTIN)
+_BUILTIN_NAMES = frozenset(BUILTIN)
+
 for _metric in _BUILTIN:
     register(_metric)
 del _metric
-
-#: The names of the built-in metrics (those registered by this module), in table order.
-BUILTIN = names(_BUILTIN)

@@ -15,6 +15,7 @@ the sweeps from :func:`calibkit.comparison.with_sweeps`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from rich.table import Table
 
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import Calibrator, parameter_text
-from calibkit.comparison import METRICS, Comparison, calibrated_metrics
-from calibkit.errors import UsageError
+from calibkit.comparison import METRICS, Comparison, calibrated_metrics, compared_metrics
+from calibkit.errors import Param, UsageError
 from calibkit.metrics import table as metric_table
 
 __all__ = [
@@ -37,7 +38,12 @@ __all__ = [
 #: The files of a report folder; a folder holding anything else is never replaced.
 REPORT_FILES = ("report.md", "report.json", "reliability.png", "sweep.png")
 
+#: The labels of the built-in compare columns (the headers are read from the table when drawn).
 LABELS = {m: metric_table.get(m).label for m in METRICS}
+
+
+def _label(metric: str) -> str:
+    return metric_table.get(metric).label
 
 
 def _fmt(x: float | None) -> str:
@@ -51,10 +57,10 @@ def _method(comp: Comparison) -> type[Calibrator]:
 def _columns(comp: Comparison) -> list[tuple[str, str, bool]]:
     """(header, metric, is_calibrated) for every metric column shown; the calibrator's
     parameters are shown just before its first column."""
-    cols = [(LABELS[m], m, False) for m in METRICS]
+    cols = [(_label(m), m, False) for m in compared_metrics()]
     if any(m.calibrated is not None for m in comp.models):
         cls = _method(comp)
-        cols += [(f"{cls.abbreviation} {LABELS[m]}", m, True) for m in calibrated_metrics(cls)]
+        cols += [(f"{cls.abbreviation} {_label(m)}", m, True) for m in calibrated_metrics(cls)]
     return cols
 
 
@@ -79,7 +85,8 @@ def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
             if i == first:
                 row += [f"{params[p]:.3f}" if p in params else "-" for p in symbols]
             summary = m.calibrated if cal else m.summary
-            text = _fmt(getattr(summary, metric)) if summary is not None else "-"
+            record = metric_table.get(metric)
+            text = _fmt(record.summary_value(summary)) if summary is not None else "-"
             if summary is not None and best[(metric, cal)] == m.name and filled[(metric, cal)] > 1:
                 text = f"{bold[0]}{text}{bold[1]}"
             intervals = m.calibrated_ci if cal else m.ci
@@ -116,8 +123,9 @@ def comparison_table(comp: Comparison) -> Table:
     return t
 
 
-def comparison_markdown(comp: Comparison) -> str:
-    """The table as GitHub Markdown (best values in bold), followed by the warnings."""
+def comparison_markdown(comp: Comparison, flags: Mapping[str, str] | None = None) -> str:
+    """The table as GitHub Markdown (best values in bold), followed by the warnings (their
+    parameters shown as ``flags`` gives them: the CLI passes its flags)."""
     cls = _method(comp)
     abbr = cls.abbreviation
     heads = _headers(comp)
@@ -153,7 +161,8 @@ def comparison_markdown(comp: Comparison) -> str:
             )
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     if comp.warnings:
-        text += "\n" + "\n".join(f"> **Warning:** {w}" for w in comp.warnings) + "\n"
+        warned = comp.warning_texts(flags)
+        text += "\n" + "\n".join(f"> **Warning:** {w}" for w in warned) + "\n"
     return text
 
 
@@ -170,6 +179,7 @@ def write_report_dir(
     out_dir: str | Path,
     *,
     inputs: list[str] | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write report.md, report.json, reliability.png and sweep.png into ``out_dir``.
 
@@ -177,7 +187,8 @@ def write_report_dir(
     (:func:`calibkit.comparison.with_sweeps`); nothing is computed here. The four files are
     made in a temporary sibling folder which then replaces ``out_dir`` in one rename, so a
     reader never sees files of two runs together, and an interrupted run leaves the old report
-    whole. ``out_dir`` must be new, empty, or hold only an earlier report.
+    whole. ``out_dir`` must be new, empty, or hold only an earlier report. Parameters named in
+    the text (warnings, the in-sample note of ``sweep.png``) are shown as ``flags`` gives them.
     """
     from calibkit.io.atomic import atomic_directory, atomic_write_text
     from calibkit.plotting.reliability import plot_reliability
@@ -224,20 +235,20 @@ def write_report_dir(
     }
     symbol = cls.symbols.get(marked, marked) if marked is not None else ""
     label = (
-        f"{symbol} fitted in-sample (--ts-on-test)"
+        f"{symbol} fitted in-sample ({Param('ts_on_test', True).render(flags or {})})"
         if any(m.fitted_where == "test" for m in comp.models)
         else f"{symbol} fitted on validation"
     )
     sweep = plot_sweep(list(comp.sweeps), fitted=fitted, fitted_label=label)
     md = (
         "# Calibration report\n\n"
-        + comparison_markdown(comp)
+        + comparison_markdown(comp, flags)
         + "\n## Reliability diagrams\n\n![reliability diagrams](reliability.png)\n"
         + "\n## Temperature sweep\n\n![ECE and NLL against temperature](sweep.png)\n"
     )
     with atomic_directory(out, inputs, owned=REPORT_FILES) as build:
         save_figure(reliability, build / "reliability.png", inputs=inputs)
         save_figure(sweep, build / "sweep.png", inputs=inputs)
-        atomic_write_text(build / "report.json", dumps(comp.to_dict()), inputs=inputs)
+        atomic_write_text(build / "report.json", dumps(comp.to_dict(flags)), inputs=inputs)
         atomic_write_text(build / "report.md", md, inputs=inputs)
     return [out / name for name in ("reliability.png", "sweep.png", "report.json", "report.md")]

@@ -46,8 +46,9 @@ def bins_to_list(table: BinTable) -> list[dict[str, Any]]:
     ]
 
 
-#: The headline metrics of the schema, in its order: the table's ``summary`` metrics. (Fixed at
-#: import: a schema does not grow with a metric registered at run time.)
+#: The built-in headline metrics of the schema, in its order: the table's ``summary`` metrics at
+#: import. :func:`summary_to_dict` reads the table when it runs: a registered ``summary`` metric
+#: follows them (its value by :meth:`~calibkit.metrics.table.Metric.summary_value`).
 HEADLINE = metric_table.names(metric_table.metrics(lambda m: m.summary))
 
 
@@ -62,7 +63,7 @@ def summary_to_dict(s: CalibrationSummary) -> dict[str, Any]:
         "input": s.kind,
         "input_reason": s.input_reason,
         "soft_labels": s.soft_labels,
-        **{m: _num(getattr(s, m)) for m in HEADLINE},
+        **{m.name: _num(m.summary_value(s)) for m in metric_table.metrics(lambda m: m.summary)},
         "mean_confidence": _num(s.mean_confidence),
         "saturated_fraction": _num(s.saturated_fraction),
         "zero_prob_rows": s.zero_prob_rows,

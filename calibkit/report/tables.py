@@ -41,6 +41,13 @@ def metrics_table(s: CalibrationSummary) -> Table:
     if s.kind == "confidence":
         rows[1] = ("K", "-", "confidence-only input: no classes, no NLL or Brier")
     rows.insert(2, ("input", s.kind, s.input_reason or "how the scores were read"))
+    registered = [  # a registered headline metric: after Brier (the built-ins' rows are above)
+        (m.label, m.format(m.summary_value(s)), m.extended.what if m.extended else m.unit)
+        for m in metric_table.metrics(lambda m: m.summary)
+        if m.name not in metric_table.BUILTIN
+    ]
+    at = next(i for i, row in enumerate(rows) if row[0] == "Brier") + 1
+    rows[at:at] = registered
     if s.kind == "probs":
         rows.append(
             (
@@ -105,7 +112,7 @@ def summary_renderable(s: CalibrationSummary, *, show_bins: bool = True) -> Grou
 def extended_table(s: CalibrationSummary, extra: dict[str, object]) -> Group:
     """The ``--all`` estimators with their bootstrap intervals, then the bin sensitivity."""
     headline = metric_table.metrics(lambda m: m.summary)
-    values = {**{m.name: getattr(s, m.name) for m in headline}, **extra}
+    values = {**{m.name: m.summary_value(s) for m in headline}, **extra}
     ci = extra.get("ci", {})
     assert isinstance(ci, dict)
     level = extra.get("ci_level", 0.95)

@@ -9,7 +9,10 @@ ECE), ``classwise_ece`` with ``worst_classes``, ``top_k_accuracy``, ``brier_reli
 with ``brier_binning``, ``bin_sensitivity``, and ``ci``: ``{metric: [low, high]}``, the
 percentile bootstrap interval (``ci_level``, ``bootstrap`` replicates, ``seed``) of every metric
 that resampling per-example statistics can recompute: accuracy, ECE, MCE, RMSCE, NLL, Brier,
-the over/under split and the debiased error. Definitions: :mod:`calibkit.metrics.estimators`,
+the over/under split and the debiased error. A metric registered in
+:mod:`calibkit.metrics.table` with ``from_sums`` (and not a headline one) gets its point value
+here, from the sums the bootstrap resamples (weights all 1), under its name, and its interval in
+``ci``. Definitions: :mod:`calibkit.metrics.estimators`,
 :mod:`calibkit.metrics.classwise`, :mod:`calibkit.stats.bootstrap`.
 """
 
@@ -87,6 +90,9 @@ def extended_metrics(
     boot = bootstrap_metrics(
         stats, n_bins=n_bins, binning=_binning(binning), replicates=bootstrap, seed=seed
     )
+    for metric in metric_table.bootstrapped():  # a registered metric: its value from the sums
+        if not metric.summary and metric.name not in out:
+            out[metric.name] = boot.point[metric.name]
     names = metric_table.names(metric_table.bootstrapped())
     out["ci"] = {m: list(boot.interval(m, ci)) for m in names if not math.isnan(boot.point[m])}
     out["ci_level"] = ci

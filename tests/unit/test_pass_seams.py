@@ -159,7 +159,6 @@ READS_CHUNKS = {
     "sit below the engine in the layer order",
     "loaders/parquet.py": "ShardedParquet.chunks is a source: the chunks of its shards in turn",
     "calibrators/base.py": "the calibrated view's chunks() is a source over its base's chunks",
-    "calibrators/temperature.py": "ScaledPredictions.chunks() is a source over its base's chunks",
 }
 
 
