@@ -113,7 +113,7 @@ def _value(summary: Any, metric: str) -> float:
     return metric_table.get(metric).summary_value(summary)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class ModelResult:
     """One model's row: its summary and, when a calibrator was fitted, the calibrated summary.
 
@@ -193,7 +193,7 @@ class ModelResult:
         return out
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class Comparison:
     """The result of :func:`compare_models` (``sweeps``: from :func:`with_sweeps`).
 
@@ -317,14 +317,15 @@ def compare_models(
         if fit_on is None and ts_on_test:
             fit_on, where = source, "test"
         if fit_on is None:
-            results.append(ModelResult(name, summary, ci=intervals(source), method=method))
+            plain = ModelResult(name=name, summary=summary, ci=intervals(source), method=method)
+            results.append(plain)
             continue
         calibrator = cls.fit_source(fit_on, chunk_rows=chunk_rows)
         calibrated = CalibratedPredictions(source, calibrator)
         results.append(
             ModelResult(
-                name,
-                summary,
+                name=name,
+                summary=summary,
                 calibrator=calibrator,
                 fitted_where=where,
                 fit_source=fit_on.source,
@@ -346,9 +347,9 @@ def compare_models(
             + f"): the {cls.abbreviation} columns are in-sample and optimistic"
         )
     return Comparison(
-        tuple(results),
-        n_bins,
-        binning,
+        models=tuple(results),
+        n_bins=n_bins,
+        binning=binning,
         ts_on_test=ts_on_test,
         warnings=tuple(warnings),
         ci_level=ci,

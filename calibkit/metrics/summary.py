@@ -60,7 +60,7 @@ __all__ = [
 BINARY_MODES: tuple[BinaryMode, ...] = ("top-label", "positive")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(kw_only=True, frozen=True, eq=False)
 class CalibrationSummary:
     """The metrics of one set of predictions (see the module docstring for definitions)."""
 
