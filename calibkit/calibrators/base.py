@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -221,7 +221,7 @@ class CalibratorBase(ABC):
 
     @classmethod
     @abstractmethod
-    def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> Calibrator: ...
+    def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> Self: ...
 
     @abstractmethod
     def parameters(self) -> dict[str, float]: ...
@@ -277,13 +277,13 @@ class CalibratorBase(ABC):
         return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, *, source: str = "<calibrator>") -> Calibrator:
+    def from_json(cls, text: str, *, source: str = "<calibrator>") -> Self:
         from calibkit.io.textfile import parse_json
 
         return cls.from_dict(parse_json(text, source), source=source)
 
     @classmethod
-    def load(cls, path: str | Path) -> Calibrator:
+    def load(cls, path: str | Path) -> Self:
         """Read a calibrator JSON (a regular file or pipe of at most 16 MiB)."""
         from calibkit.io.textfile import read_small_text
 

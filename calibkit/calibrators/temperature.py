@@ -54,8 +54,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -650,7 +649,7 @@ class TemperatureScaler(CalibratorBase):
         }
 
     @classmethod
-    def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> TemperatureScaler:
+    def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> Self:
         method = check_document(doc, source)
         if method != cls.method:
             if method in registry.names():
@@ -677,18 +676,6 @@ class TemperatureScaler(CalibratorBase):
             calibkit_version=str(doc.get("calibkit_version", "")),
         )
 
-    @classmethod
-    def from_json(cls, text: str, *, source: str = "<calibrator>") -> TemperatureScaler:
-        from calibkit.io.textfile import parse_json
-
-        return cls.from_dict(parse_json(text, source), source=source)
-
-    @classmethod
-    def load(cls, path: str | Path) -> TemperatureScaler:
-        """Read a calibrator JSON (a regular file or pipe of at most 16 MiB)."""
-        from calibkit.io.textfile import read_small_text
-
-        return cls.from_json(read_small_text(path, "a calibrator JSON"), source=str(path))
 
 
 def _fit_keys_ok(fit: dict[str, Any]) -> bool:
