@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import Binning
+from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import CalibrationSummary, summarize
 from calibkit.sources.predictions import PredictionSource, ScoreKind, SourceView, input_reason
 
@@ -182,13 +183,6 @@ def check_document(doc: Any, source: str) -> str:
     return method if isinstance(method, str) else repr(method)
 
 
-def _softmax(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    z = z - z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
-
-
 class CalibratorBase(ABC):
     """Defaults for a :class:`Calibrator`: subclass it and define the abstract methods and the
     class attributes (``method``, ``title``, ``abbreviation``, ``calibrated_as``, ``symbols``,
@@ -253,7 +247,7 @@ class CalibratorBase(ABC):
     def transform(self, scores: ArrayLike, kind: str = "logits") -> NDArray[np.float64]:
         """The calibrated logits, or for probabilities their softmax."""
         z = self.calibrated_logits(np.asarray(scores), kind)
-        return z if kind == "logits" else _softmax(z)
+        return z if kind == "logits" else softmax(z)
 
     def summaries(
         self,

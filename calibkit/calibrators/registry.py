@@ -26,7 +26,7 @@ from typing import Any
 from calibkit.calibrators.base import Calibrator, check_document
 from calibkit.errors import InputError, UsageError
 
-__all__ = ["from_dict", "from_json", "get", "load", "names", "register", "unregister"]
+__all__ = ["from_dict", "from_json", "get", "load", "lookup", "names", "register", "unregister"]
 
 _METHODS: dict[str, type[Calibrator]] = {}
 
@@ -57,7 +57,7 @@ def names() -> tuple[str, ...]:
     return tuple(_METHODS)
 
 
-def _lookup(name: object) -> type[Calibrator] | None:
+def lookup(name: object) -> type[Calibrator] | None:
     """The class of ``name``; on a miss the plugins are imported (once) and looked in again."""
     if not isinstance(name, str):
         return None
@@ -74,7 +74,7 @@ def get(name: str) -> type[Calibrator]:
     """The class registered under ``name`` (by calibkit or by a plugin, see
     :mod:`calibkit.plugins`); an unknown name is a :class:`~calibkit.errors.UsageError`
     naming the known ones."""
-    cls = _lookup(name)
+    cls = lookup(name)
     if cls is None:
         known = ", ".join(repr(n) for n in _METHODS) or "none"
         raise UsageError(f"unknown calibration method {name!r}; the known methods are {known}")
@@ -84,7 +84,7 @@ def get(name: str) -> type[Calibrator]:
 def from_dict(doc: Any, *, source: str = "<calibrator>") -> Calibrator:
     """The calibrator a JSON document describes, of whichever registered method it names."""
     method = check_document(doc, source)
-    cls = _lookup(method)
+    cls = lookup(method)
     if cls is None:
         raise InputError(source, f"unknown calibration method {doc.get('method')!r}")
     return cls.from_dict(doc, source=source)

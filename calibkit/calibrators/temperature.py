@@ -652,7 +652,7 @@ class TemperatureScaler(CalibratorBase):
     def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> Self:
         method = check_document(doc, source)
         if method != cls.method:
-            if method in registry.names():
+            if registry.lookup(method) is not None:  # a plugin's method too (loaded on a miss)
                 raise InputError(
                     source,
                     f"holds a {method!r} calibrator, not a temperature one "

@@ -90,6 +90,17 @@ class GateConfig:
                     raise UsageError(
                         param.entry(metric) + f": limit must be a finite number; got {limit!r}"
                     )
+                record = known[metric]
+                if param.name != "max_increase" and not param.name.startswith(record.limit):
+                    # an upper limit on accuracy (or a lower one on ECE) would pass a worse model
+                    better = "higher" if record.higher_is_better else "lower"
+                    raise UsageError(
+                        param.entry(metric)
+                        + f": {better} is better for {record.label}, so its limit is a "
+                        + f"{record.limit}imum ("
+                        + Param(f"{record.limit}_values").entry(metric)
+                        + ")"
+                    )
         if not 0 < self.alpha < 0.5:
             raise UsageError(f"alpha must lie in (0, 0.5); got {self.alpha}")
         if self.bootstrap < 100:

@@ -118,6 +118,8 @@ def parse_limits(
             items.append((name.strip(), value.strip()))
     out: dict[str, float] = {}
     for name, value in items:
+        if name.lower() in out:
+            raise UsageError(source + f": {name.lower()!r} is given twice")
         try:
             out[name.lower()] = float(value)
         except (TypeError, ValueError):

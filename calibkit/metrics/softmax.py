@@ -15,7 +15,8 @@ with.
 Who does not call these, and why: the one-pass kernels — per-example statistics
 (:func:`calibkit.metrics.examples.logit_stats`), the temperature fit's NLL and derivatives
 (:mod:`calibkit.calibrators.temperature`), the sweep's batched sums
-(:mod:`calibkit.calibrators.kernels`) and their torch twins (:mod:`calibkit.backends`). They
+(:mod:`calibkit.calibrators.kernels`) and their torch twins
+(:mod:`calibkit.engine.torch_backend`). They
 never form the probabilities: from one ``e = exp(beta * zc)`` written into a per-thread scratch
 buffer, for many ``beta`` on the same centred chunk, they take the row sums ``s`` (and
 ``sum e^2``, ``e_y``) and compute the confidence ``1 / s``, ``log p_y = beta zc_y - log s`` and
