@@ -94,11 +94,12 @@ class GateConfig:
                 if param.name != "max_increase" and not param.name.startswith(record.limit):
                     # an upper limit on accuracy (or a lower one on ECE) would pass a worse model
                     better = "higher" if record.higher_is_better else "lower"
+                    right = Param("min_values" if record.limit == "min" else "max_values")
                     raise UsageError(
                         param.entry(metric)
                         + f": {better} is better for {record.label}, so its limit is a "
                         + f"{record.limit}imum ("
-                        + Param(f"{record.limit}_values").entry(metric)
+                        + right.entry(metric)
                         + ")"
                     )
         if not 0 < self.alpha < 0.5:
