@@ -8,10 +8,18 @@ module plus one :func:`~calibkit.calibrators.registry.register` call:
 
 * **fit** from a prediction source, streaming (:meth:`Calibrator.fit_source`; with the metrics
   before and after, :meth:`Calibrator.fit_with_summaries`);
-* **transform** a chunk: :meth:`Calibrator.calibrated_logits` (what the view streams) and
-  :meth:`Calibrator.transform` (scores of the kind they came in, what the rewriter writes);
+* **transform** a chunk: :meth:`Calibrator.calibrated_scores` (scores of the kind
+  :attr:`Calibrator.output_kind`, what the view streams: logits for the scaling methods,
+  probabilities for the binning ones, whose output is not a logit) and
+  :meth:`Calibrator.transform` (what the rewriter writes: scores of the kind they came in for a
+  logit-output method, probabilities for a probability-output one);
 * **parameters** for display, ``name -> value`` (tables, JSON), with :attr:`Calibrator.symbols`
-  to show them (``{"temperature": "T"}``);
+  to show them (``{"temperature": "T"}``): the scalar ones only (a method with array parameters
+  shows their count and its hyper-parameters; the arrays are in its JSON document);
+* **hyper-parameters** it accepts as fit options (``--param NAME=VALUE``),
+  :attr:`Calibrator.hyperparameters`, read from text by :func:`read_hyperparameters`;
+* how its fit **ended** (:class:`~calibkit.calibrators.outcome.FitOutcome`, in
+  :meth:`Calibrator.fit_details` under ``"fit"``) for the methods fitted by optimisation;
 * :attr:`Calibrator.changes_argmax`: whether accuracy can change (then reports show it after);
 * a **JSON document** (:meth:`Calibrator.to_dict` / :meth:`Calibrator.from_dict`): an object
   with ``"calibkit_calibrator": 1`` (:data:`CALIBRATOR_FORMAT`, the document's version) and
@@ -29,14 +37,14 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from calibkit.errors import InputError, UsageError
+from calibkit.errors import InputError, Param, UsageError
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import CalibrationSummary, summarize
@@ -48,13 +56,82 @@ __all__ = [
     "CalibratedView",
     "Calibrator",
     "CalibratorBase",
+    "Hyperparameter",
     "check_document",
     "parameter_text",
+    "read_hyperparameters",
     "require_scores",
 ]
 
 #: Version of the calibrator JSON document (its ``calibkit_calibrator`` key).
 CALIBRATOR_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A fit option a method accepts as ``--param NAME=VALUE`` (and as ``fit_source(NAME=...)``).
+
+    ``kind`` is ``float``, ``int`` or ``str``; ``choices`` lists the allowed strings;
+    ``minimum`` is an inclusive lower bound for numbers (``exclusive_minimum`` makes it strict);
+    ``default`` is what the fit uses when it is not given (``None``: chosen by the method, e.g.
+    by cross-validation, said in ``help``).
+    """
+
+    name: str
+    kind: type
+    help: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    exclusive_minimum: bool = False
+    #: Other spellings accepted on the command line (``"lam"`` for ``"lambda"``).
+    aliases: tuple[str, ...] = field(default=())
+
+    def parse(self, text: str) -> Any:
+        """The value of ``text`` (a :class:`~calibkit.errors.UsageError` naming it if bad)."""
+        import math
+
+        where = Param("params").entry(self.name)
+        if self.kind is str:
+            if self.choices and text not in self.choices:
+                known = ", ".join(self.choices)
+                raise UsageError(where + f": {text!r} is not one of {known}")
+            return text
+        try:
+            value: Any = int(text) if self.kind is int else float(text)
+        except ValueError:
+            what = "an integer" if self.kind is int else "a number"
+            raise UsageError(where + f": {text!r} is not {what}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(where + f": {text!r} is not a finite number")
+        if self.minimum is not None:
+            low = self.minimum
+            if value < low or (self.exclusive_minimum and value == low):
+                sign = ">" if self.exclusive_minimum else ">="
+                raise UsageError(where + f": must be {sign} {low:g}; got {text}")
+        return value
+
+
+def read_hyperparameters(method: Any, pairs: Mapping[str, str]) -> dict[str, Any]:
+    """``{name: value}`` of the ``NAME=VALUE`` texts given for ``method`` (a class or
+    instance with :attr:`Calibrator.hyperparameters`), aliases resolved to the names; an
+    unknown name is a :class:`~calibkit.errors.UsageError` listing the known ones."""
+    specs: tuple[Hyperparameter, ...] = tuple(getattr(method, "hyperparameters", ()))
+    by_name = {s.name: s for s in specs} | {a: s for s in specs for a in s.aliases}
+    out: dict[str, Any] = {}
+    for name, text in pairs.items():
+        spec = by_name.get(name)
+        if spec is None:
+            known = ", ".join(s.name for s in specs) or "none"
+            raise UsageError(
+                Param("params").entry(name)
+                + f": {getattr(method, 'method', '?')!r} has no parameter {name!r} "
+                f"(its parameters: {known})"
+            )
+        if spec.name in out:
+            raise UsageError(Param("params").entry(spec.name) + ": given twice")
+        out[spec.name] = spec.parse(text)
+    return out
 
 
 @runtime_checkable
@@ -76,6 +153,11 @@ class Calibrator(Protocol):
     changes_argmax: ClassVar[bool]
     #: A parameter that is a temperature, marked on the temperature sweep of a compare report.
     sweep_parameter: ClassVar[str | None]
+    #: The kind of :meth:`calibrated_scores`: ``"logits"`` (scaling methods) or ``"probs"``
+    #: (binning methods and mixtures, whose outputs are probabilities, not logits).
+    output_kind: ClassVar[ScoreKind]
+    #: The fit options it accepts (``--param NAME=VALUE``), in the order they are documented.
+    hyperparameters: ClassVar[tuple[Hyperparameter, ...]]
 
     @property
     def fitted_on(self) -> str | None:
@@ -120,11 +202,13 @@ class Calibrator(Protocol):
     def parameters(self) -> dict[str, float]:
         """Its parameters, ``name -> value``, in the order of :attr:`symbols`."""
 
-    def calibrated_logits(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
-        """Calibrated logits (float64) of a validated ``(n, K)`` chunk of ``kind`` scores."""
+    def calibrated_scores(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
+        """Calibrated scores (float64) of :attr:`output_kind` of a validated ``(n, K)`` chunk
+        of ``kind`` scores: logits, or probabilities whose rows sum to 1."""
 
     def transform(self, scores: ArrayLike, kind: str = "logits") -> NDArray[np.float64]:
-        """Calibrated scores of the same kind: logits, or probabilities (rows summing to 1)."""
+        """Calibrated scores: of the same kind for a logit-output method (logits, or
+        probabilities with rows summing to 1); probabilities for a probability-output one."""
 
     def summaries(
         self,
@@ -195,6 +279,8 @@ class CalibratorBase(ABC):
     symbols: ClassVar[Mapping[str, str]]
     changes_argmax: ClassVar[bool] = True
     sweep_parameter: ClassVar[str | None] = None
+    output_kind: ClassVar[ScoreKind] = "logits"
+    hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = ()
     #: Advice appended when calibrated scores overflow the output's number type.
     overflow_hint: ClassVar[str] = ""
 
@@ -220,8 +306,15 @@ class CalibratorBase(ABC):
     @abstractmethod
     def parameters(self) -> dict[str, float]: ...
 
-    @abstractmethod
-    def calibrated_logits(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]: ...
+    def calibrated_logits(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
+        """Calibrated logits of a chunk: what a logit-output method defines (the default
+        :meth:`calibrated_scores` returns it). A probability-output method defines
+        :meth:`calibrated_scores` instead and has no logits."""
+        raise NotImplementedError(f"{type(self).__qualname__} outputs probabilities, not logits")
+
+    def calibrated_scores(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
+        """:meth:`calibrated_logits` (the scores of :attr:`output_kind` ``"logits"``)."""
+        return self.calibrated_logits(scores, kind)
 
     @abstractmethod
     def to_dict(self) -> dict[str, Any]: ...
@@ -245,9 +338,12 @@ class CalibratorBase(ABC):
         return calibrator, before, after
 
     def transform(self, scores: ArrayLike, kind: str = "logits") -> NDArray[np.float64]:
-        """The calibrated logits, or for probabilities their softmax."""
-        z = self.calibrated_logits(np.asarray(scores), kind)
-        return z if kind == "logits" else softmax(z)
+        """The calibrated logits, or for probabilities their softmax; a probability-output
+        method's probabilities whatever the input."""
+        out = self.calibrated_scores(np.asarray(scores), kind)
+        if self.output_kind == "probs":
+            return out
+        return out if kind == "logits" else softmax(out)
 
     def summaries(
         self,
@@ -287,7 +383,8 @@ class CalibratorBase(ABC):
 @dataclass(frozen=True, eq=False)
 class CalibratedView(SourceView):
     """What every calibrated view is: it streams ``base`` with each chunk's scores replaced by
-    :meth:`calibrated_chunk` (float64 logits; ``kind`` ``"logits"``), the labels as they are,
+    :meth:`calibrated_chunk` (float64 scores of :attr:`kind`, ``"logits"`` unless a subclass
+    says otherwise), the labels as they are,
     so metrics after calibration cost one pass. A subclass gives :meth:`calibrated_chunk` and
     :attr:`calibrated_as`: :class:`CalibratedPredictions` (any calibrator),
     :class:`~calibkit.calibrators.temperature.ScaledPredictions` (a ``beta`` alone)."""
@@ -322,7 +419,8 @@ class CalibratedView(SourceView):
 @dataclass(frozen=True, eq=False)
 class CalibratedPredictions(CalibratedView):
     """A view of predictions with every chunk calibrated by ``calibrator``: it streams the
-    calibrated logits (``kind`` ``"logits"``), so metrics after calibration cost one pass."""
+    calibrated scores (``kind``: the calibrator's ``output_kind``), so metrics after
+    calibration cost one pass."""
 
     calibrator: Calibrator
 
@@ -330,5 +428,9 @@ class CalibratedPredictions(CalibratedView):
     def calibrated_as(self) -> str:
         return self.calibrator.calibrated_as
 
+    @property
+    def kind(self) -> ScoreKind:
+        return getattr(self.calibrator, "output_kind", "logits")
+
     def calibrated_chunk(self, scores: NDArray[Any]) -> NDArray[np.float64]:
-        return self.calibrator.calibrated_logits(scores, self.base.kind)
+        return self.calibrator.calibrated_scores(scores, self.base.kind)

@@ -68,6 +68,7 @@ FLAGS: dict[str, str] = {
     "min_values": "--min",
     "n_bins": "--bins",
     "out": "--out",
+    "params": "--param",
     "probs_key": "--probs-key",
     "scores_key": "--logits-key or --probs-key",
     "seed": "--seed",
