@@ -196,6 +196,7 @@ def summarize_with_classwise(
     n_bins: int = 15,
     binning: Binning = "width",
     chunk_rows: int | None = None,
+    calibrated_by: str | None = None,
 ) -> tuple[CalibrationSummary, float | None]:
     """:func:`~calibkit.metrics.summary.summarize` of ``source`` and its class-wise ECE (the
     ``classwise_ece`` of :func:`~calibkit.metrics.classwise.class_statistics`: ``n_bins``
@@ -204,7 +205,9 @@ def summarize_with_classwise(
     The summary is the one :func:`summarize` gives (the same sums, merged in chunk order); the
     class-wise ECE is ``None`` for confidence-only rows, which have no classes. A calibrated
     view (:class:`~calibkit.calibrators.base.CalibratedPredictions`) is calibrated once per
-    chunk for both.
+    chunk for both. Rows whose label gets a probability of exactly 0 are named in a warning, as
+    by :func:`summarize`; for a view given ``calibrated_by`` (the method's name) the warning
+    says that the zeros come from that calibration, not from the file.
     """
     kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
     if source.kind not in ("logits", "probs"):
@@ -231,9 +234,17 @@ def summarize_with_classwise(
     summary = acc.result(
         source=source.source, binary=source.n_classes == 2, input_reason=input_reason(source)
     )
-    if summary.zero_prob_rows:
+    rows = summary.zero_prob_rows
+    if rows and calibrated_by is None:
+        _warnings.warn(zero_prob_message(source.source, rows), UserWarning, stacklevel=2)
+    elif rows:
         _warnings.warn(
-            zero_prob_message(source.source, summary.zero_prob_rows), UserWarning, stacklevel=2
+            f"{source.source}: after {calibrated_by}, {rows} "
+            + ("rows give" if rows != 1 else "row gives")
+            + " the label a probability of exactly 0; -log 0 is taken at the smallest positive "
+            "float64, so the NLL is a lower bound",
+            UserWarning,
+            stacklevel=2,
         )
     per_class = np.abs(totals[1] - totals[0]).reshape(k, m).sum(axis=1) / summary.n
     return summary, float(per_class.mean())
@@ -401,7 +412,9 @@ class MethodResult:
         """JSON-ready: ``method``, ``title``, ``abbreviation``, ``output_kind``,
         ``changes_argmax``, ``accuracy_changed``, ``fitted_on`` (``"val"``/``"test"``),
         ``fit_source``, ``options`` (the fit options given), ``parameters`` (the display
-        parameters), ``metrics``, ``ci``, ``converged`` and ``fit_details``."""
+        parameters), ``metrics``, ``zero_prob_rows`` (rows whose label the calibrated
+        probabilities give exactly 0: their NLL terms are lower bounds), ``ci``, ``converged``
+        and ``fit_details``."""
         cal = self.calibrator
         return {
             "method": self.method,
@@ -415,6 +428,7 @@ class MethodResult:
             "options": _jsonable(dict(self.options)),
             "parameters": _jsonable(self.parameters),
             "metrics": _jsonable(self.metrics()),
+            "zero_prob_rows": self.calibrated.zero_prob_rows,
             "ci": (
                 {k: list(v) for k, v in self.calibrated_ci.items()} if self.calibrated_ci else None
             ),
@@ -939,7 +953,7 @@ def _compare_long(
                     raise _does_not_apply(err, fit_on.source, name, method, "fitted") from None
                 view = CalibratedPredictions(source, calibrator)
                 try:
-                    after, cw = summarize_with_classwise(view, **kw)
+                    after, cw = summarize_with_classwise(view, **kw, calibrated_by=method)
                     after_ci = intervals(view)
                 except (UsageError, InputError) as err:
                     raise _does_not_apply(err, source.source, name, method, "applied") from None

@@ -245,9 +245,14 @@ def _long_markdown(comp: Comparison, flags: Mapping[str, str] | None) -> str:
         for row in _long_cells(comp, ("**", "**"))
     ]
     methods = comp.methods or ()
+    fitted = [r for model in comp.models for r in model.calibrations]
+
+    def can_move(method: str) -> bool:  # the fitted instances say; the class where none is
+        mine = [r for r in fitted if r.method == method]
+        return any(r.changes_argmax for r in mine) if mine else registry.get(method).changes_argmax
+
     titles = "; ".join(
-        f"`{m}` = {registry.get(m).title}"
-        + (" (can change the argmax)" if registry.get(m).changes_argmax else "")
+        f"`{m}` = {registry.get(m).title}" + (" (can change the argmax)" if can_move(m) else "")
         for m in methods
     )
     notes = [
@@ -279,6 +284,12 @@ def _long_markdown(comp: Comparison, flags: Mapping[str, str] | None) -> str:
             + f"fitted on `{r.fit_source}`"
             + (" (**in-sample**)" if r.fitted_where == "test" else "")
             + _fit_note(row)
+            + (
+                f"; {r.calibrated.zero_prob_rows} evaluated rows get a label probability of "
+                "exactly 0 (their NLL terms are lower bounds)"
+                if r.calibrated.zero_prob_rows
+                else ""
+            )
         )
     for m in comp.models:
         if not m.calibrations and methods:
@@ -454,22 +465,23 @@ def long_reliability_panels(
     panels: dict[str, Any] = {}
     panel_colors: dict[str, str] = {}
     for m in comp.models:
-        panels[f"{m.name}: uncalibrated"] = m.summary
-        panel_colors[f"{m.name}: uncalibrated"] = colors[m.name]
+        panels[f"{m.name}\nuncalibrated"] = m.summary
+        panel_colors[f"{m.name}\nuncalibrated"] = colors[m.name]
         fitted = {r.method: r for r in m.calibrations}
         for method in methods:
             r = fitted.get(method)
             abbr = registry.get(method).abbreviation
             if r is None:
-                panels[f"{m.name} + {abbr}: no validation data"] = None
+                panels[f"{m.name} + {abbr}\nno validation data"] = None
                 continue
-            params = parameter_text(r.calibrator, ".3g")
-            where = ", in-sample" if r.fitted_where == "test" else ""
-            changed = f", accuracy changed {CHANGED}" if r.accuracy_changed else ""
-            detail = ", ".join(x for x in (params,) if x)
-            key = f"{m.name} + {abbr}" + (
-                f" ({detail}{where}{changed})" if detail or where or changed else ""
-            )
+            details = [
+                parameter_text(r.calibrator, ".3g"),
+                "in-sample" if r.fitted_where == "test" else "",
+                f"accuracy changed {CHANGED}" if r.accuracy_changed else "",
+            ]
+            # the details on a second line: a panel is 4.2 inches wide, the ODIR and ETS
+            # parameters alone take most of it
+            key = f"{m.name} + {abbr}\n" + (", ".join(d for d in details if d) or " ")
             panels[key] = r.calibrated
             panel_colors[key] = colors[m.name]
     return panels, panel_colors, 1 + len(methods)

@@ -494,3 +494,23 @@ def test_no_sweep_without_a_method_that_has_a_temperature(tmp_path: Path) -> Non
     assert with_ts.sweep_method == "temperature"
     with pytest.raises(UsageError, match="temperature sweeps"):
         write_report_dir(with_ts, tmp_path / "rep2")
+
+
+def test_zeros_made_by_a_calibration_are_named_after_it() -> None:
+    z, y = _data(4, n=200, k=3)
+    z[:5] = 0.0
+    z[np.arange(5), (y[:5] + 1) % 3] = 1000.0  # the label's softmax is exactly 0 in 5 rows
+    test = Predictions.from_arrays(z, y, kind="logits", source="t.npz")
+    with pytest.warns(UserWarning, match="after toy-mix") as seen:
+        comp = compare_models(
+            {"m": test}, val={"m": _src(2, "v")}, methods=["toy-mix"],
+            params={"toy-mix": {"weight": 0.0}},
+        )  # fmt: skip
+    texts = [str(w.message) for w in seen]
+    assert texts == [
+        "t.npz: after toy-mix, 5 rows give the label a probability of exactly 0; -log 0 is "
+        "taken at the smallest positive float64, so the NLL is a lower bound"
+    ]
+    (r,) = comp.models[0].calibrations
+    assert r.to_dict()["zero_prob_rows"] == 5 and comp.models[0].summary.zero_prob_rows == 0
+    assert "5 evaluated rows get a label probability of exactly 0" in comparison_markdown(comp)
