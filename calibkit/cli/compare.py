@@ -1,4 +1,10 @@
-"""`calibkit compare`: models side by side, with temperature scaling fitted on validation data."""
+"""`calibkit compare`: models side by side, with temperature scaling fitted on validation data.
+
+``--method a,b,...`` (anything but temperature alone) fits each listed calibration method on
+every model's ``--val`` file, with its ``--param`` options, and prints one row per model and
+method (:mod:`calibkit.comparison`, :mod:`calibkit.report.compare_report`); the methods and the
+options are checked before any file is read.
+"""
 
 from pathlib import Path
 from typing import Annotated
