@@ -20,6 +20,8 @@ from calibkit.cli import app
 GROUP = typer.main.get_command(app)
 COMMANDS = sorted(GROUP.commands)  # type: ignore[attr-defined]
 USAGE = {
+    "apply": "calibkit apply [OPTIONS] PRED",
+    "fit": "calibkit fit [OPTIONS] VAL",
     "apply-temp": "calibkit apply-temp [OPTIONS] PRED",
     "check": "calibkit check [OPTIONS] PRED",
     "compare": "calibkit compare [OPTIONS] NAME=PRED...",
