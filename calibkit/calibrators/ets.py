@@ -87,33 +87,40 @@ def _components(
     return scaled, original
 
 
-def _label_dot(p: NDArray[np.float64], labels: NDArray[Any]) -> float:
-    """``sum_i <p_i, t_i>`` with ``t`` the one-hot (or soft) labels."""
-    if labels.ndim == 1:
-        return float(p[np.arange(p.shape[0]), labels].sum())
-    return float(np.einsum("ij,ij->", p, labels.astype(np.float64)))
-
-
 def _moments_chunk(item: Chunk, kind: str, beta: float, n_classes: int) -> NDArray[np.float64]:
     """Sums over a chunk's rows: ``[n, <P0,P0>, <P0,P1>, <P1,P1>, <P0,t>, <P1,t>, |t|^2, mass]``
     (``P0 = softmax(beta z)``, ``P1 = softmax(z)``; the uniform component's terms follow from
-    the rows summing to 1)."""
-    scaled, original = _components(item.scores, kind, beta)
+    the rows summing to 1).
+
+    Two exponentials of the centred logits and row dot products of the unnormalised rows,
+    divided by the row sums afterwards (no normalised ``N x K`` array is formed)."""
     labels = item.labels
+    z = as_logits(item.scores, kind)
+    z -= z.max(axis=1, keepdims=True)
+    e1 = np.exp(z)
+    z *= beta
+    e0 = np.exp(z, out=z)
+    s0, s1 = e0.sum(axis=1), e1.sum(axis=1)
+    d00 = np.einsum("ij,ij->i", e0, e0)
+    d01 = np.einsum("ij,ij->i", e0, e1)
+    d11 = np.einsum("ij,ij->i", e1, e1)
     if labels.ndim == 1:
+        rows = np.arange(labels.shape[0])
+        y0, y1 = e0[rows, labels], e1[rows, labels]
         tt = mass = float(labels.shape[0])
     else:
         soft = labels.astype(np.float64)
+        y0, y1 = np.einsum("ij,ij->i", e0, soft), np.einsum("ij,ij->i", e1, soft)
         tt = float(np.einsum("ij,ij->", soft, soft))
         mass = float(soft.sum())
     return np.array(
         [
-            float(scaled.shape[0]),
-            float(np.einsum("ij,ij->", scaled, scaled)),
-            float(np.einsum("ij,ij->", scaled, original)),
-            float(np.einsum("ij,ij->", original, original)),
-            _label_dot(scaled, labels),
-            _label_dot(original, labels),
+            float(labels.shape[0]),
+            float((d00 / (s0 * s0)).sum()),
+            float((d01 / (s0 * s1)).sum()),
+            float((d11 / (s1 * s1)).sum()),
+            float((y0 / s0).sum()),
+            float((y1 / s1).sum()),
             tt,
             mass,
         ]
