@@ -194,8 +194,11 @@ def print_report(report: dict[str, Any]) -> None:
             label = "accuracy"
         t.add_row(label, fmt(acc), fmt(acc_after), note)
         console.print(t)
+    why = (
+        f"{report['title']} can change the argmax"
+        if report["changes_argmax"]
+        else f"{report['title']} keeps the argmax in exact arithmetic; some calibrated "
+        "probabilities tie"
+    )
     for line in moved:
-        console.print(
-            f"warning: the calibrated predictions change the accuracy on {line} "
-            f"({'the method can change the argmax' if report['changes_argmax'] else 'ties'})"
-        )
+        console.print(f"warning: the calibrated predictions change the accuracy on {line} ({why})")
