@@ -67,7 +67,7 @@ from calibkit.errors import InputError, UsageError
 from calibkit.metrics.softmax import softmax
 from calibkit.sources.predictions import PredictionSource, ScoreKind
 
-__all__ = ["EnsembleTemperatureScaler", "fit_ets", "simplex_qp"]
+__all__ = ["EnsembleTemperatureScaler", "fit_ets", "kkt_residual", "quadratic", "simplex_qp"]
 
 #: The names of the three weights, in the order of ``w``.
 WEIGHTS = ("w_scaled", "w_original", "w_uniform")
@@ -197,9 +197,9 @@ def kkt_residual(a: NDArray[np.float64], b: NDArray[np.float64], w: NDArray[np.f
 class EnsembleTemperatureScaler(CalibratorBase):
     """``w1 softmax(z/T) + w2 softmax(z) + w3/K`` (see the module docstring).
 
-    >>> ets = EnsembleTemperatureScaler(2.0, (0.5, 0.25, 0.25))
+    >>> ets = EnsembleTemperatureScaler(2.0, (0.5, 0.25, 0.25))  # 0.5 s(-1) + 0.25 s(-2) + 1/8
     >>> ets.transform(np.array([[0.0, 2.0]]), "logits").round(4).tolist()
-    [[0.2155, 0.7845]]
+    [[0.2893, 0.7107]]
     """
 
     method: ClassVar[str] = "ets"

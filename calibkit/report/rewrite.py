@@ -64,6 +64,7 @@ from calibkit.sources.predictions import Predictions, PredictionSource, default_
 __all__ = [
     "PROBS_KEY",
     "prob_columns",
+    "probs_layout",
     "rewrite_memory",
     "score_names",
     "write_calibrated",
