@@ -299,10 +299,11 @@ def combine(cols: Columns, q: NDArray[np.float64]) -> NDArray[np.float64]:
         others[empty] = 1.0
         others[empty, top[empty]] = 0.0
         r = np.where(empty, k - 1.0, r)
-    p2 = others.max(axis=1)
-    q_star = p2 / (r + p2)
+    share = others / r[:, None]  # each other class's share of the rest (r may be subnormal)
+    s2 = share.max(axis=1)  # the runner-up's: p_2 / (1 - p_1)
+    q_star = s2 / (1.0 + s2)  # = p_2 / (1 - p_1 + p_2)
     qt = np.maximum(q[:, 0], q_star)
-    out = others * ((1.0 - qt) / r)[:, None]
+    out = share * (1.0 - qt)[:, None]
     rest = out.max(axis=1)  # the top entry is 0 here
     qt = np.where(qt > rest, qt, np.nextafter(rest, 2.0))
     out[rows, top] = qt

@@ -405,7 +405,7 @@ def test_todays_temperature_json_is_read_unchanged(tmp_path: Path) -> None:
     for bad, message in (
         ([], "a calibrator must be a JSON object"),
         ({"calibkit_calibrator": 2}, "not a calibkit calibrator of format 1"),
-        ({"calibkit_calibrator": 1, "method": "no-such-method"}, "unknown calibration method 'no-such-method'"),
+        ({"calibkit_calibrator": 1, "method": "nosuch"}, "unknown calibration method 'nosuch'"),
     ):
         with pytest.raises(InputError, match=message):
             registry.from_dict(bad, source="c.json")
