@@ -76,7 +76,7 @@ from calibkit.calibrators.base import (
     check_document,
     require_scores,
 )
-from calibkit.calibrators.outcome import FitOutcome
+from calibkit.calibrators.outcome import GRADIENT_TOLERANCE, FitOutcome
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.engine.sums import prob_floor
 from calibkit.errors import InputError, Param, UsageError
@@ -336,6 +336,8 @@ def collect_columns(
 
 # -- the exact logistic fit (platt, beta) --------------------------------------------------------
 
+#: A map whose mean NLL ends below this separates its data (said in the fit's message).
+SEPARABLE_NLL = 1e-8
 #: Newton iterations (each one pass) before a logistic fit gives up.
 MAX_ITERATIONS = 100
 #: A problem stops once its gradient is this far below the convergence rule's tolerance.
@@ -441,14 +443,17 @@ def fit_logistic(
     theta = np.array([p.start for p in problems], dtype=np.float64) * free
     f, g_all, h = evaluate(theta)
     iterations = 0
-    step_len = np.ones(n_prob)
+    damping = np.zeros(n_prob)  # Levenberg-Marquardt: 0 is Newton's step
+    stalled = np.zeros(n_prob, dtype=bool)
+    eye = np.eye(d)[None, :, :]
 
     def residual(g_all: Any) -> Any:
         held = np.maximum(0.0, -g_all) * ~free
         return np.abs(np.where(free, g_all, held)).max(axis=1)
 
     def done(f: Any, g_all: Any) -> Any:
-        return residual(g_all) <= 1e-8 * _INNER * np.maximum(1.0, np.abs(f))
+        free_g = np.abs(np.where(free, g_all, 0.0)).max(axis=1)
+        return (free_g <= GRADIENT_TOLERANCE * _INNER * np.maximum(1.0, np.abs(f))) | stalled
 
     while iterations < MAX_ITERATIONS:
         finished = done(f, g_all)
@@ -457,25 +462,24 @@ def fit_logistic(
         iterations += 1
         g = np.where(free, g_all, 0.0)
         hm = np.where(free[:, :, None] & free[:, None, :], h, 0.0)
-        eye = np.eye(d)[None, :, :] * (~free)[:, :, None]
-        scale = np.maximum(np.abs(np.diagonal(hm, axis1=1, axis2=2)).max(axis=1), 1e-300)
-        ridge = 1e-13 * scale[:, None, None] * np.eye(d)[None, :, :]
-        try:
-            delta = -np.linalg.solve(hm + eye + ridge, g[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            delta = -g
-        delta = np.where(np.isfinite(delta), delta, -g) * free
+        scale = np.abs(np.diagonal(hm, axis1=1, axis2=2)).max(axis=1) + np.abs(g).max(axis=1)
+        lam = (damping * scale + 1e-13 * scale + 1e-300)[:, None, None]
+        system = hm + eye * (~free)[:, :, None] + lam * eye * free[:, :, None]
+        delta = -np.linalg.solve(system, g[:, :, None])[:, :, 0]
+        delta = np.where(np.isfinite(delta), delta, 0.0) * free
         delta[finished] = 0.0
-        trial = theta + step_len[:, None] * delta
+        trial = theta + delta
         f_t, g_t, h_t = evaluate(trial)
         slope = np.einsum("pd,pd->p", g, delta)
-        ok = (f_t <= f + 1e-4 * step_len * slope) | finished | (step_len < 1e-12)
-        ok &= np.isfinite(f_t)
+        ok = np.isfinite(f_t) & (f_t <= f + 1e-4 * slope) & ~finished
         theta = np.where(ok[:, None], trial, theta)
         f = np.where(ok, f_t, f)
         g_all = np.where(ok[:, None], g_t, g_all)
         h = np.where(ok[:, None, None], h_t, h)
-        step_len = np.where(ok, 1.0, step_len / 2)
+        # a rejected step: damp (towards a short gradient step); an accepted one: undamp
+        damping = np.where(ok, damping / 10, np.maximum(damping * 10, 1e-6))
+        damping[damping < 1e-9] = 0.0
+        stalled |= damping > 1e12  # no decrease even along a tiny gradient step: float64's end
     return theta, f, residual(g_all), iterations, passes, rows
 
 
@@ -736,7 +740,7 @@ class LogisticCalibrator(ReducedCalibrator):
         reduction, _ = cls.prepare(source, options)
         m = source.n_classes if reduction == "ova" else 1
         theta, out = cls.solve(source, reduction, m, chunk_rows)
-        if not out.converged:
+        if out.message:
             import warnings
 
             from calibkit.errors import ConvergenceWarning
@@ -794,6 +798,22 @@ def outcome(
         solver="newton",
         n=rows,
     )
+    separable = int(np.count_nonzero(f < SEPARABLE_NLL))
+    if out.converged and separable:
+        msg = (
+            f"{separable} of {f.size} map(s) separate their data (mean NLL below "
+            f"{SEPARABLE_NLL:g}): the NLL has no minimum, the fit stopped where its gradient "
+            "met the rule, at a nearly step-shaped map"
+        )
+        out = FitOutcome(
+            objective=objective,
+            gradient_norm=g,
+            iterations=iterations,
+            passes=passes,
+            solver="newton",
+            n=rows,
+            message=msg,
+        )
     if not out.converged:
         msg = (
             f"stopped after {iterations} Newton iterations with gradient {g:.3g} (the data may "
