@@ -149,7 +149,7 @@ class HistogramBinning(ReducedCalibrator):
     def fit_details(self) -> dict[str, Any]:
         return {
             **super().fit_details(),
-            "binning": self.binning,
+            "histogram_binning": self.binning,  # "binning" is the report's ECE binning
             "steps": sum(int(u.size) for u, _ in self.maps),
         }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -235,3 +236,29 @@ def test_every_method_round_trips_through_registry_load(tmp_path: Any) -> None:
             if cls in (PlattScaler, BetaCalibration):
                 assert back.to_dict()["fit"] == cal.to_dict()["fit"]
                 assert math.isfinite(back.to_dict()["fit"]["objective"])
+
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "external-logits"
+
+
+@pytest.mark.skipif(
+    not SHARED.is_dir(), reason="no ../shared/external-logits beside the project root"
+)
+@pytest.mark.parametrize("method", ["histogram", "isotonic"])
+@pytest.mark.filterwarnings("ignore:.*probability of exactly 0")
+def test_on_real_logits_one_vs_all_changes_accuracy_and_top_vs_all_does_not(method: str) -> None:
+    """Guo et al. 2017: one-versus-all binning hurts accuracy; top-versus-all keeps it exactly
+    (a CIFAR-100 ResNet-110 of Mukhoti et al. 2020; see ../shared/external-logits/README.md)."""
+    from calibkit.calibrators.base import CalibratedPredictions
+    from calibkit.loaders import read_predictions
+    from calibkit.metrics import summarize
+
+    folder = SHARED / "mukhoti20_c100_resnet110_brier"
+    val = read_predictions(str(folder / "val.npz"))
+    test = read_predictions(str(folder / "test.npz"))
+    before = summarize(test).accuracy
+    cls = registry.get(method)
+    top = summarize(CalibratedPredictions(test, cls.fit_source(val, reduction="top")))
+    ova = summarize(CalibratedPredictions(test, cls.fit_source(val, reduction="ova")))
+    assert top.accuracy == before
+    assert ova.accuracy < before - 0.005  # measured: about 2-3 points lower
