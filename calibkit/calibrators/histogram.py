@@ -141,9 +141,22 @@ class HistogramBinning(ReducedCalibrator):
         return {"bins": self.bins}
 
     def map_values(self, cols: Columns) -> NDArray[np.float64]:
-        out = np.empty_like(cols.p)
-        for m, bin_map in enumerate(self.maps):  # one map (top, binary) or one per class (ova)
-            out[:, m] = apply_histogram_map(bin_map, cols.p[:, m])
+        """Every column's bin value at once: equal-width maps share their edges (one bin
+        assignment of the chunk); equal-mass ones count the edges below each score against
+        the maps' edges padded to one length (``(n, M, bins)`` booleans, no loop)."""
+        x = cols.p
+        size = max(u.size for u, _ in self.maps)
+        values = np.zeros((len(self.maps), size))
+        upper = np.full((len(self.maps), size), np.inf)
+        last = np.empty(len(self.maps), dtype=np.intp)
+        for m, (u, v) in enumerate(self.maps):  # the maps' tables (M of them), not the rows
+            values[m, : v.size], upper[m, : u.size], last[m] = v, u, u.size - 1
+        if self.binning == "width" and all(u.size == self.bins for u, _ in self.maps):
+            idx = assign_width_bins(x, self.bins)
+        else:
+            idx = np.count_nonzero(upper[None, :, :] < x[:, :, None], axis=2)
+            np.minimum(idx, last[None, :], out=idx)
+        out: NDArray[np.float64] = values[np.arange(len(self.maps))[None, :], idx]
         return out
 
     def fit_details(self) -> dict[str, Any]:

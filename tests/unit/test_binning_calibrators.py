@@ -274,3 +274,23 @@ def test_separable_data_are_said_to_be_separable() -> None:
     assert cal.outcome is not None and cal.outcome.objective < 1e-8
     assert "no minimum" in cal.to_dict()["fit"]["message"] and cal.maps[0, 0] > 10
     assert np.isfinite(cal.transform(np.column_stack([np.zeros(6), s]))).all()
+
+
+@pytest.mark.parametrize("binning", ["width", "mass"])
+def test_histogram_vectorised_maps_equal_one_search_per_column(binning: str) -> None:
+    from calibkit.calibrators.histogram import apply_histogram_map
+    from calibkit.calibrators.reductions import columns
+
+    z, y = _data(n=900, k=5)
+    h = HistogramBinning.fit_source(
+        Predictions.from_arrays(z, y), reduction="ova", bins=6, binning=binning
+    )
+    zt, _ = _data(seed=1, n=400, k=5)
+    cols = columns(zt, None, "logits", "ova")
+    p = cols.p.copy()
+    first = np.array([0.0, 1 / 6, 0.5, 1.0, 1 / 3])  # edges and ends in class 0
+    p[:5, 0] = first
+    p[:5, 1:] = ((1 - first) / 4)[:, None]
+    cols = columns(p, None, "probs", "ova")
+    want = np.column_stack([apply_histogram_map(h.maps[m], cols.p[:, m]) for m in range(5)])
+    np.testing.assert_array_equal(h.map_values(cols), want)
