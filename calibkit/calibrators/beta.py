@@ -13,7 +13,7 @@ constrained optimum (the minimum of a convex function over a box lies on one of 
 when the unconstrained minimum lies outside). ``betacal`` takes the face of the first negative
 coefficient; the two agree whenever that face is the optimum, the usual case.
 
-Each fit is Newton's method with backtracking, one streaming pass per iteration; how it ended
+Each fit is damped Newton (Levenberg-Marquardt), one streaming pass per iteration; how it ended
 is under ``"fit"`` (:class:`~calibkit.calibrators.outcome.FitOutcome`): the gradient there is
 the projected one (for a parameter held at 0, ``max(0, -dNLL/dtheta)``: the KKT residual).
 """

@@ -9,7 +9,7 @@ number of the stored dtype (:mod:`calibkit.calibrators.reductions`). ``a = 1, b 
 identity.
 
 ``(a, b)`` minimise the mean NLL (binary cross-entropy against the targets: 0/1, or a soft
-label's mass), a convex problem: fitted by Newton's method with backtracking, one streaming
+label's mass), a convex problem: fitted by damped Newton (Levenberg-Marquardt), one streaming
 pass per iteration (memory O(one chunk)), to the convergence rule of
 :class:`~calibkit.calibrators.outcome.FitOutcome` (reported under ``"fit"``). It is the
 unregularised one-feature logistic regression on ``x`` (scikit-learn's

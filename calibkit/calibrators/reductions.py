@@ -49,8 +49,11 @@ The scores the maps see, from a chunk of logits ``z`` or probabilities ``p`` (fl
 Confidence-only inputs (``kind = "confidence"``) are refused with a one-line error: the
 methods' outputs are ``(n, K)`` distributions, which such rows cannot give.
 
-:func:`fit_logistic` is the exact fit of the two logistic methods: Newton's method with
-backtracking on every map at once (the maps are independent problems), each iteration one
+:func:`fit_logistic` is the exact fit of the two logistic methods: Newton's method, damped
+(Levenberg-Marquardt: a step that does not lower the NLL enough is refused and the next one is
+damped towards a short gradient step, so saturated features such as the probability floor's
+``+-744`` cannot make it diverge), on every map at once (the maps are independent problems),
+each iteration one
 streaming pass (:func:`~calibkit.engine.passes.run_pass`) that sums the mean NLL, its gradient
 and its Hessian in float64, so memory is O(parameters + one chunk) and the result does not
 depend on the chunk size beyond float64 rounding of the sums.
@@ -393,7 +396,7 @@ def fit_logistic(
     description: str,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], int, int, int]:
     """Minimise, for each problem, the mean NLL of ``sigmoid(x . theta)`` against the targets of
-    its column (``x = design(columns)[:, column, :]``), by Newton's method with backtracking;
+    its column (``x = design(columns)[:, column, :]``), by damped Newton (Levenberg-Marquardt);
     all problems share the passes.
 
     Returns ``(theta (P, d), objective (P,), projected gradient inf-norm (P,), iterations,
