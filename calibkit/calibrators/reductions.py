@@ -339,6 +339,10 @@ def collect_columns(
 
 # -- the exact logistic fit (platt, beta) --------------------------------------------------------
 
+#: Most float64 numbers (features and targets of every row) a logistic fit keeps in memory
+#: (32 MiB): within it, one pass reads them and Newton's method runs on them in memory (the
+#: same sums, so the same optimum); beyond it, every iteration is a streaming pass.
+IN_MEMORY_ELEMENTS = 1 << 22
 #: A map whose mean NLL ends below this separates its data (said in the fit's message).
 SEPARABLE_NLL = 1e-8
 #: Newton iterations (each one pass) before a logistic fit gives up.
@@ -399,9 +403,11 @@ def fit_logistic(
     its column (``x = design(columns)[:, column, :]``), by damped Newton (Levenberg-Marquardt);
     all problems share the passes.
 
-    Returns ``(theta (P, d), objective (P,), projected gradient inf-norm (P,), iterations,
-    passes, rows)``: the projected gradient is the free parameters' gradient and, for a
-    parameter held at 0, ``max(0, -dNLL/dtheta)`` (the KKT residual of ``theta >= 0``).
+    Data of at most :data:`IN_MEMORY_ELEMENTS` feature numbers are read once and fitted in
+    memory (``passes`` is then 1). Returns ``(theta (P, d), objective (P,), projected gradient
+    inf-norm (P,), iterations, passes, rows)``: the projected gradient is the free parameters'
+    gradient and, for a parameter held at 0, ``max(0, -dNLL/dtheta)`` (the KKT residual of
+    ``theta >= 0``).
     """
     n_prob = len(problems)
     cols_idx = np.array([p.column for p in problems], dtype=np.intp)
@@ -410,8 +416,37 @@ def fit_logistic(
     passes = 0
     rows = 0
 
+    kept: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+    try:
+        size = int(source.n_rows) * n_prob * (d + 1)
+    except (TypeError, ValueError):  # pragma: no cover - every source says
+        size = IN_MEMORY_ELEMENTS + 1
+    if size <= IN_MEMORY_ELEMENTS:  # small: one pass keeps the features, the fit runs in memory
+        parts: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
+
+        def keep(chunk: Chunk) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+            c = columns(chunk.scores, chunk.labels, source.kind, reduction)
+            assert c.target is not None
+            return design(c)[:, cols_idx, :], c.target[:, cols_idx]
+
+        run_pass(
+            source,
+            keep,
+            parts.append,
+            chunk_rows=chunk_rows,
+            description=f"{source.source}: {description}",
+        )
+        passes, rows = 1, sum(len(t) for _, t in parts)
+        if rows == 0:
+            raise InputError(source.source, "no rows: the predictions are empty")
+        kept = (np.concatenate([x for x, _ in parts]), np.concatenate([t for _, t in parts]))
+        del parts
+
     def evaluate(theta: NDArray[np.float64]) -> tuple[Any, Any, Any]:
         nonlocal passes, rows
+        if kept is not None:  # the same sums, over the rows in memory (row order: exact)
+            f, g, h = _sums(kept[0], kept[1], theta)
+            return f / rows, g / rows, h / rows
         tot_f = np.zeros(n_prob)
         tot_g = np.zeros((n_prob, d))
         tot_h = np.zeros((n_prob, d, d))
