@@ -33,13 +33,24 @@ from calibkit.calibrators.temperature import (
     nll_gradient_hessian,
 )
 
+# isort: split
+# after temperature (registered first): the binary maps and their reductions (#15)
+from calibkit.calibrators.beta import BetaCalibration
+from calibkit.calibrators.histogram import HistogramBinning
+from calibkit.calibrators.isotonic import IsotonicRegression
+from calibkit.calibrators.platt import PlattScaler
+
 __all__ = [
     "CALIBRATOR_FORMAT",
+    "BetaCalibration",
     "CalibratedPredictions",
     "Calibrator",
     "CalibratorBase",
     "EnsembleTemperatureScaler",
     "GridTemperatureScaler",
+    "HistogramBinning",
+    "IsotonicRegression",
+    "PlattScaler",
     "ScaledPredictions",
     "TemperatureFit",
     "TemperatureScaler",

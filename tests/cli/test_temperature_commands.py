@@ -609,8 +609,8 @@ APPLY_BAD = [
         id="calibrator-wrong-version",
     ),
     pytest.param(
-        ["--calibrator", _calibrator(_cal_doc(method="platt"))],
-        "{tmp}/cal.json: unknown calibration method 'platt'",
+        ["--calibrator", _calibrator(_cal_doc(method="no-such-method"))],
+        "{tmp}/cal.json: unknown calibration method 'no-such-method'",
         id="calibrator-wrong-method",
     ),
     pytest.param(

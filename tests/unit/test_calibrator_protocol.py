@@ -162,12 +162,12 @@ def test_the_registry_knows_both_methods() -> None:
 
 def test_an_unknown_method_is_one_error_naming_the_known_ones() -> None:
     with pytest.raises(UsageError) as info:
-        registry.get("platt")
+        registry.get("no-such-method")
     message = str(info.value)
-    assert message.startswith("unknown calibration method 'platt'")
+    assert message.startswith("unknown calibration method 'no-such-method'")
     assert "'temperature'" in message and "'class-bias'" in message
-    with pytest.raises(UsageError, match="unknown calibration method 'platt'"):
-        compare_models({"m": Predictions.from_arrays(*_data(0))}, method="platt")
+    with pytest.raises(UsageError, match="unknown calibration method 'no-such-method'"):
+        compare_models({"m": Predictions.from_arrays(*_data(0))}, method="no-such-method")
 
 
 def test_a_name_is_registered_once() -> None:
@@ -405,7 +405,7 @@ def test_todays_temperature_json_is_read_unchanged(tmp_path: Path) -> None:
     for bad, message in (
         ([], "a calibrator must be a JSON object"),
         ({"calibkit_calibrator": 2}, "not a calibkit calibrator of format 1"),
-        ({"calibkit_calibrator": 1, "method": "platt"}, "unknown calibration method 'platt'"),
+        ({"calibkit_calibrator": 1, "method": "nosuch"}, "unknown calibration method 'nosuch'"),
     ):
         with pytest.raises(InputError, match=message):
             registry.from_dict(bad, source="c.json")

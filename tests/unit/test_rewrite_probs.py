@@ -78,7 +78,7 @@ def test_npz_float16_and_binary_inputs(tmp_path: Path) -> None:
     out = write_calibrated(read_predictions(src), cal, tmp_path / "bin_out.npz", chunk_rows=50)
     with np.load(out, allow_pickle=False) as f:
         p = f["probs"]
-    assert p.shape == (300, 2) and p.dtype == np.float32  # both columns; float16 -> float32
+    assert p.shape == (300, 2) and p.dtype == np.float64  # both columns; always float64
     binary = read_predictions(src)
     expected = np.concatenate([c for c, _ in CalibratedPredictions(binary, cal).chunks()])
     np.testing.assert_allclose(p, expected, rtol=1e-6)
@@ -94,7 +94,7 @@ def test_parquet_wide_logits_become_prob_columns(tmp_path: Path) -> None:
     out = write_calibrated(read_predictions(src), CAL, tmp_path / "out.parquet", chunk_rows=70)
     got = pq.read_table(out)
     assert got.schema.names == ["id", "prob_0", "prob_1", "prob_2", "prob_3", "label"]
-    assert got.schema.field("prob_0").type == pa.float32()
+    assert got.schema.field("prob_0").type == pa.float64()  # float32 logits: float64 probs
     p = np.stack([got.column(f"prob_{k}").to_numpy() for k in range(4)], axis=1)
     np.testing.assert_allclose(p, CAL.transform(z.astype(np.float32)), rtol=1e-6)
     assert got.column("id").to_pylist() == list(range(300))
@@ -148,3 +148,22 @@ def test_score_names() -> None:
     ]
     # the labels are never left out, whatever their name
     assert score_names(["scores", "prob"], ("scores",), "prob") == ["scores"]
+
+
+def test_float32_inputs_keep_the_argmax_of_top_versus_all_binning(tmp_path: Path) -> None:
+    """Regression: isotonic top-versus-all leaves the top class a float64 ulp above the
+    runner-up; written as float32 (the input's type) 2.7% of the sample digits tied and the
+    re-read accuracy moved. Probabilities are written in float64."""
+    from calibkit.calibrators import registry
+
+    sample = Path(__file__).resolve().parents[2] / "sample_data"
+    val = read_predictions(sample / "digits_hard_val.npz")
+    test = read_predictions(sample / "digits_hard_test.npz")
+    cal = registry.get("isotonic").fit_source(val)
+    out = write_calibrated(test, cal, tmp_path / "iso.npz")
+    with np.load(out, allow_pickle=False) as f:
+        p = f["probs"]
+    with np.load(sample / "digits_hard_test.npz", allow_pickle=False) as f:
+        z = f["logits"]
+    assert z.dtype == np.float32 and p.dtype == np.float64
+    assert np.array_equal(p.argmax(axis=1), z.argmax(axis=1))

@@ -194,7 +194,7 @@ def test_calibrator_json_round_trip_and_validation(tmp_path) -> None:
     for bad, msg in [
         ("[]", "must be a JSON object"),
         ('{"calibkit_calibrator": 2}', "not a calibkit calibrator of format 1"),
-        ('{"calibkit_calibrator": 1, "method": "platt"}', "unknown calibration method"),
+        ('{"calibkit_calibrator": 1, "method": "no-such-method"}', "unknown calibration method"),
         ('{"calibkit_calibrator": 1, "method": "temperature", "temperature": -1}', "> 0"),
         ("{", "not valid JSON"),
     ]:
