@@ -93,7 +93,12 @@ def describe_fit(cal: Any) -> tuple[str, str, dict[str, Any]]:
     return converged, " ".join(shown), extra
 
 
-def run_model(folder: Path, methods: list[str], chunk_rows: int | None) -> list[Row]:
+def run_model(
+    folder: Path,
+    methods: list[str],
+    chunk_rows: int | None,
+    given: dict[str, dict[str, Any]] | None = None,
+) -> list[Row]:
     import warnings
 
     from calibkit.calibrators import registry
@@ -108,7 +113,8 @@ def run_model(folder: Path, methods: list[str], chunk_rows: int | None) -> list[
     rows = [base]
     for name in methods:
         cls = registry.get(name)
-        for label, options in variants(name, cls):
+        for label, reduction in variants(name, cls):
+            options = {**reduction, **(given or {}).get(name, {})}
             row = Row(folder.name, label)
             t0 = time.perf_counter()
             try:
@@ -118,6 +124,8 @@ def run_model(folder: Path, methods: list[str], chunk_rows: int | None) -> list[
                     row.seconds = time.perf_counter() - t0
                     metrics(row, CalibratedPredictions(test, cal))
                 row.converged, row.params, row.extra = describe_fit(cal)
+                if (given or {}).get(name):
+                    row.params += " (given, no CV)" if "CV" not in row.params else ""
             except CalibkitError as err:
                 row.seconds = time.perf_counter() - t0
                 row.error = str(err).splitlines()[0]
@@ -251,16 +259,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help="comma-separated substrings of model folders to run")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     parser.add_argument("--chunk-rows", type=int, default=None)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="METHOD:NAME=VALUE",
+        help="a fit option of one method (e.g. matrix-odir:lambda=1); repeatable. Given λ and "
+        "μ skip the cross-validation (the table then says so: not the paper's protocol)",
+    )
+    parser.add_argument("--data", type=Path, default=SHARED, help="the external-logits folder")
     args = parser.parse_args(argv)
-    if not SHARED.is_dir():
+    data: Path = args.data
+    if not data.is_dir():
         print(
-            f"external_calibrators: {SHARED} not found: this benchmark needs the shared "
+            f"external_calibrators: {data} not found: this benchmark needs the shared "
             "external logits next to the repository (see its README for where they come from)",
             file=sys.stderr,
         )
         return 2
     from calibkit.calibrators import registry
-    from calibkit.errors import CalibkitError
+    from calibkit.calibrators.base import read_hyperparameters
+    from calibkit.errors import CalibkitError, UsageError
 
     try:
         methods = args.methods.split(",") if args.methods else list(registry.names())
@@ -269,7 +288,19 @@ def main(argv: list[str] | None = None) -> int:
     except CalibkitError as err:
         print(f"external_calibrators: {err}", file=sys.stderr)
         return 2
-    folders = sorted(p for p in SHARED.iterdir() if (p / "val.npz").is_file())
+    given: dict[str, dict[str, str]] = {}
+    try:
+        for item in args.param:
+            method, _, pair = item.partition(":")
+            name, eq, value = pair.partition("=")
+            if not eq or method not in methods:
+                raise UsageError(f"--param {item!r}: expected METHOD:NAME=VALUE for a run method")
+            given.setdefault(method, {})[name] = value
+        options = {m: read_hyperparameters(registry.get(m), kv) for m, kv in given.items()}
+    except CalibkitError as err:
+        print(f"external_calibrators: {err}", file=sys.stderr)
+        return 2
+    folders = sorted(p for p in data.iterdir() if (p / "val.npz").is_file())
     if args.models:
         wanted = args.models.split(",")
         folders = [p for p in folders if any(w in p.name for w in wanted)]
@@ -278,11 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         "# Every calibrator on 12 published CIFAR models",
         "",
         f"Fitted on val.npz (5 000 rows), evaluated on test.npz (10 000 rows); methods: "
-        f"{', '.join(methods)}. Bold: best of the column; Δ: accuracy moved (points).",
+        f"{', '.join(methods)}"
+        + (f" (given: {'; '.join(args.param)})" if args.param else "")
+        + ". Bold: best of the column; Δ: accuracy moved (points).",
         "",
     ]
     for folder in folders:
-        rows = run_model(folder, methods, args.chunk_rows)
+        rows = run_model(folder, methods, args.chunk_rows, options)
         results[folder.name] = rows
         parts += [f"## {folder.name}", "", table(rows), ""]
         print(f"## {folder.name}\n\n{table(rows)}\n", flush=True)
