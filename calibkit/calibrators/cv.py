@@ -265,10 +265,11 @@ def cross_validate(
         if overlap:
             raise UsageError(f"{sorted(overlap)} are both fixed and on the grid")
     sizes = check_folds(source, folds=folds, seed=seed)
-    views = [
+    n = source.n_rows
+    views = [  # the sizes are known: the views need not hash the row numbers again
         (
-            FoldView.training(source, f, folds=folds, seed=seed),
-            FoldView.held_out(source, f, folds=folds, seed=seed),
+            FoldView(source, f, folds, seed, keep_fold=False, _n_rows=n - sizes[f]),
+            FoldView(source, f, folds, seed, keep_fold=True, _n_rows=sizes[f]),
         )
         for f in range(folds)
     ]
