@@ -90,9 +90,11 @@ def check_folds(source: PredictionSource, *, folds: int, seed: int = 0) -> tuple
     """:func:`fold_sizes` of ``source``, after checking that ``folds`` is an integer >= 2 and
     that every fold holds at least 2 rows (else a :class:`~calibkit.errors.UsageError`)."""
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise UsageError(Param("folds") + f" must be an integer >= 2; got {folds!r}")
+        raise UsageError(
+            Param("params").entry("folds") + f": must be an integer >= 2; got {folds!r}"
+        )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise UsageError(Param("seed") + f" must be an integer; got {seed!r}")
+        raise UsageError(Param("params").entry("seed") + f": must be an integer; got {seed!r}")
     sizes = fold_sizes(source.n_rows, folds=int(folds), seed=int(seed))
     small = min(sizes)
     if small < 2:

@@ -279,7 +279,7 @@ def test_too_few_rows_for_the_folds_is_one_usage_error() -> None:
         cross_validate(ToyTemperature, preds, [{"temperature": 1.0}], folds=5)
     assert "\n" not in str(err.value)
     for folds in (1, 0, 2.5, True):
-        with pytest.raises(UsageError, match="folds must be an integer >= 2"):
+        with pytest.raises(UsageError, match=r"params\[.folds.\]: must be an integer >= 2"):
             cross_validate(ToyTemperature, preds, [{"temperature": 1.0}], folds=folds)  # type: ignore[arg-type]
 
 
