@@ -22,7 +22,9 @@ from calibkit.calibrators.base import (
     Calibrator,
     CalibratorBase,
 )
+from calibkit.calibrators.dirichlet import DirichletCalibrator
 from calibkit.calibrators.grid import GridTemperatureScaler, fit_temperature_grid, parse_grid
+from calibkit.calibrators.matrix import MatrixScaler, OdirMatrixScaler
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
 from calibkit.calibrators.temperature import (
     ScaledPredictions,
@@ -31,17 +33,22 @@ from calibkit.calibrators.temperature import (
     fit_temperature,
     nll_gradient_hessian,
 )
+from calibkit.calibrators.vector import VectorScaler
 
 __all__ = [
     "CALIBRATOR_FORMAT",
     "CalibratedPredictions",
     "Calibrator",
     "CalibratorBase",
+    "DirichletCalibrator",
     "GridTemperatureScaler",
+    "MatrixScaler",
+    "OdirMatrixScaler",
     "ScaledPredictions",
     "TemperatureFit",
     "TemperatureScaler",
     "TemperatureSweep",
+    "VectorScaler",
     "fit_temperature",
     "fit_temperature_grid",
     "nll_gradient_hessian",
