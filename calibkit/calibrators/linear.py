@@ -83,7 +83,7 @@ NEWTON_MAX_PARAMS = 300
 #: Float64 elements of the per-chunk work arrays of a Hessian assembly (rows are blocked).
 HESSIAN_BLOCK_ELEMENTS = 1 << 22
 DEFAULT_MAX_ITER = 100
-DEFAULT_MAX_PASSES = 1000
+DEFAULT_MAX_PASSES = 500
 
 
 def _max_iter() -> Hyperparameter:
@@ -280,8 +280,8 @@ class LinearProblem:
             mb = (p[sl] if sq is None else p[sl] * sq[sl])[:, :, None] * xb[:, None, :]
             flat = mb.reshape(-1, d)
             h -= flat.T @ flat
-            yb = pm[sl][:, :, None] * xb[:, None, :]  # (n, K, K+1)
-            diag = np.matmul(yb.transpose(1, 2, 0), xb)  # (K, K+1, K+1)
+            yb = (pm[sl][:, :, None] * xb[:, None, :]).reshape(-1, d)
+            diag = (yb.T @ xb).reshape(k, k + 1, k + 1)  # one GEMM: sum_i pm_ia x_ij x_il
             h4[idx, :, idx, :] += diag
         return nll, g, h
 
