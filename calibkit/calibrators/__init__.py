@@ -22,9 +22,7 @@ from calibkit.calibrators.base import (
     Calibrator,
     CalibratorBase,
 )
-from calibkit.calibrators.dirichlet import DirichletCalibrator
 from calibkit.calibrators.grid import GridTemperatureScaler, fit_temperature_grid, parse_grid
-from calibkit.calibrators.matrix import MatrixScaler, OdirMatrixScaler
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
 from calibkit.calibrators.temperature import (
     ScaledPredictions,
@@ -33,6 +31,11 @@ from calibkit.calibrators.temperature import (
     fit_temperature,
     nll_gradient_hessian,
 )
+
+# isort: split
+# the linear family (#15), registered after temperature
+from calibkit.calibrators.dirichlet import DirichletCalibrator
+from calibkit.calibrators.matrix import MatrixScaler, OdirMatrixScaler
 from calibkit.calibrators.vector import VectorScaler
 
 __all__ = [

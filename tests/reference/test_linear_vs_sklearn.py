@@ -129,7 +129,10 @@ def test_vector_nests_temperature_scaling() -> None:
 def test_real_logits_fit_and_beat_or_match_ts_in_sample() -> None:
     from calibkit.loaders import read_predictions
 
-    folder = next(p for p in sorted(SHARED.iterdir()) if (p / "val.npz").is_file())
+    models = [p for p in sorted(SHARED.iterdir()) if (p / "val.npz").is_file()]
+    if not models:
+        pytest.skip("no model with a val.npz in ../shared/external-logits")
+    folder = next((p for p in models if "_c10_" in p.name), models[0])  # K = 10: quick
     src = read_predictions(folder / "val.npz")
     ts = fit_temperature(src)
     assert ts.fit is not None
