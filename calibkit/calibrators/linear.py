@@ -164,7 +164,8 @@ class LinearProblem:
                     self.source_name,
                     f"Dirichlet calibration needs log p: the probabilities hold exact zeros "
                     f"(first in row {row} of a chunk); save logits, or give "
-                    "--param floor=VALUE (e.g. 1e-12) to read 0 as that probability",
+                    + Param("params").entry("floor")
+                    + "=VALUE (e.g. 1e-12) to read 0 as that probability",
                 )
             return np.log(p)
         return np.log(np.maximum(p, self.floor))
@@ -650,7 +651,7 @@ class LinearCalibrator(CalibratorBase):
     def from_parameters(cls, parameters: Mapping[str, float]) -> Self:
         raise UsageError(
             f"{cls.title} has array parameters ({cls.weights_key} and b): read it from its "
-            "calibrator JSON (calibkit fit ... --out calibrator.json)"
+            "calibrator JSON (the one its fit wrote)"
         )
 
     def parameters(self) -> dict[str, float]:
@@ -809,6 +810,7 @@ def _refuse_zero_probs(
         raise InputError(
             source.source,
             f"{cls.title} takes log p, and {rows} rows hold probabilities of exactly 0 (first: "
-            f"row {first}); save logits, or give --param floor=VALUE (e.g. 1e-12) to read 0 "
-            "as that probability",
+            f"row {first}); save logits, or give "
+            + Param("params").entry("floor")
+            + "=VALUE (e.g. 1e-12) to read 0 as that probability",
         )
