@@ -433,9 +433,10 @@ def fit_linear(
         if not problem.regularised:
             size = float(np.max(np.abs(theta)))
             message += (
-                f"; no minimum: the unregularised NLL ({res.f:.3g}) kept falling as the "
-                f"weights grew (largest |parameter| {size:.3g}): one map (nearly) separates "
-                "the classes, so these parameters overfit; use matrix-odir or more data"
+                f" before the gradient tolerance (NLL {res.f:.4g}, largest |parameter| "
+                f"{size:.3g}); unregularised scaling has no minimum when one map separates the "
+                "classes (the NLL keeps falling as the weights grow, the parameters overfit): "
+                "raise max_iter/max_passes to see whether it converges, or use the ODIR method"
             )
     elif res.reason == "non-finite":
         message = "stopped: the objective or its gradient is not finite"
