@@ -82,6 +82,8 @@ class Peer:
     #: Rough peak bytes at (n, k), to refuse a run that would exhaust the machine.
     memory: Callable[[int, int], float] | None = None
     note: str = ""
+    #: Run only up to this many classes (a variant that is the default above it).
+    only_k: int | None = None
 
 
 def _module(name: str) -> Callable[[], str | None]:
@@ -374,12 +376,23 @@ def _netcal_binary(
 # -- dirichletcal ------------------------------------------------------------------------------
 
 
-def dirichletcal_bytes(n: int, k: int) -> float:
-    """dirichletcal's ``XXT`` is ``N x (K+1)^2`` float64, built from two arrays of that size."""
-    return 3.0 * n * (k + 1) ** 2 * 8
+def dirichletcal_bytes(n: int, k: int, optimizer: str = "auto") -> float:
+    """dirichletcal's ``XXT`` is ``N x (K+1)^2`` float64, built from two arrays of that size;
+    its Newton path (``auto`` for K <= 36) also takes jax's Hessian of the objective, whose
+    intermediates are about ``3.5 N (K+1)^3 K`` float64 (measured: 750 MB at 2000 x 10)."""
+    xxt = 3.0 * n * (k + 1) ** 2 * 8
+    if optimizer == "newton" or (optimizer == "auto" and k <= 36):
+        return xxt + 3.5 * n * (k + 1) ** 3 * k * 8
+    return xxt
 
 
-def _dirichletcal(kind: str) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]], Fitted]:
+def _dirichletcal(
+    kind: str, optimizer: str = "auto"
+) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]], Fitted]:
+    """Its matrix scaling (MultinomialRegression on the logits, as its MatrixScaling with
+    ``logit_input=True``) or FullDirichletCalibrator, with its own optimizer
+    choice (``auto``: Newton with jax's Hessian for K <= 36, else scipy's fmin_l_bfgs_b)."""
+
     def fit(z: np.ndarray, y: np.ndarray, opts: dict[str, Any]) -> Fitted:
         import logging
 
@@ -390,14 +403,17 @@ def _dirichletcal(kind: str) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]
             if kind == "dirichlet":
                 from dirichletcal.calib.fulldirichlet import FullDirichletCalibrator
 
-                m = FullDirichletCalibrator(reg_lambda=lam, reg_mu=mu)
+                m = FullDirichletCalibrator(reg_lambda=lam, reg_mu=mu, optimizer=optimizer)
                 m.fit(_probs(z), y)
                 weights = np.asarray(m.weights, dtype=np.float64)
                 feats = "logp"
             else:
-                from dirichletcal.calib.matrixscaling import MatrixScaling
+                # what its MatrixScaling(logit_input=True) fits, with the optimizer choice
+                from dirichletcal.calib.multinomial import MultinomialRegression
 
-                m = MatrixScaling(reg_lambda_list=[lam], reg_mu_list=[mu], logit_input=True)
+                m = MultinomialRegression(
+                    method="Full", reg_lambda=lam, reg_mu=mu, optimizer=optimizer
+                )
                 m.fit(np.asarray(z, dtype=np.float64), y)
                 weights = np.asarray(m.weights_, dtype=np.float64)
                 feats = "logits"
@@ -497,6 +513,11 @@ def peers() -> list[Peer]:
         _module("torch"),
     )
     dmem = dirichletcal_bytes
+
+    def dmem_lbfgs(n: int, k: int) -> float:
+        return dirichletcal_bytes(n, k, "fmin_l_bfgs_b")
+
+    lb = "fmin_l_bfgs_b"
     out = [
         Peer("temperature", "torch LBFGS recipe", th, _torch_recipe("temperature")),
         Peer("temperature", "torch-uncertainty", tu, _tu("temperature")),
@@ -516,6 +537,15 @@ def peers() -> list[Peer]:
         Peer("matrix", "sklearn LogisticRegression", sk, _sklearn_lr, _matrix_seconds(30.0)),
         Peer("matrix", "dirichletcal", dc, _dirichletcal("matrix"), _matrix_seconds(200.0), dmem),
         Peer(
+            "matrix",
+            "dirichletcal (L-BFGS)",
+            dc,
+            _dirichletcal("matrix", lb),
+            _matrix_seconds(50.0),
+            dmem_lbfgs,
+            only_k=36,
+        ),
+        Peer(
             "matrix-odir",
             "torch LBFGS recipe",
             th,
@@ -524,6 +554,15 @@ def peers() -> list[Peer]:
         ),
         Peer(
             "matrix-odir", "dirichletcal", dc, _dirichletcal("matrix"), _matrix_seconds(200.0), dmem
+        ),
+        Peer(
+            "matrix-odir",
+            "dirichletcal (L-BFGS)",
+            dc,
+            _dirichletcal("matrix", lb),
+            _matrix_seconds(50.0),
+            dmem_lbfgs,
+            only_k=36,
         ),
         Peer(
             "dirichlet-odir",
@@ -540,6 +579,15 @@ def peers() -> list[Peer]:
             _dirichletcal("dirichlet"),
             _matrix_seconds(200.0),
             dmem,
+        ),
+        Peer(
+            "dirichlet-odir",
+            "dirichletcal (L-BFGS)",
+            dc,
+            _dirichletcal("dirichlet", lb),
+            _matrix_seconds(50.0),
+            dmem_lbfgs,
+            only_k=36,
         ),
         Peer(
             "histogram",

@@ -22,7 +22,8 @@ temporary folder, and loaded by each worker.
 log-softmax of the logits) the benchmark takes each implementation's ``(W, b)`` (calibkit's
 by probing ``calibrated_scores`` with random rows and solving least squares, so no JSON keys
 are assumed), and evaluates in float64 on the fit set: the mean NLL, and for the ODIR methods
-``NLL + lambda * sum_{i != j} W_ij^2 + mu * sum_j b_j^2`` at the representative of the map
+``NLL + lambda/(K(K-1)) sum_{i != j} W_ij^2 + mu/K sum_j b_j^2`` (calibkit's and
+torch-uncertainty's convention; Kull et al.'s normalised one) at the representative of the map
 with the least penalty (softmax is unchanged by adding a vector to every row of ``W`` and a
 constant to ``b``: per column the off-diagonal mean and the mean of ``b`` are removed first;
 dirichletcal penalises its reference-row representative instead, so its own objective differs
@@ -79,7 +80,7 @@ LINEAR = {
 }
 ODIR = ("matrix-odir", "dirichlet-odir")
 DEFAULT_SIZES = "50000x10,50000x100,50000x1000"
-QUICK_SIZES = "2000x10,2000x100"
+QUICK_SIZES = "1000x10,1000x100"
 CHUNK = 4096
 
 
@@ -291,9 +292,13 @@ def find_peer(method: str, impl: str) -> peers_mod.Peer:
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     method, impl = spec["method"], spec["impl"]
-    opts = {"lambda": spec["lam"], "mu": spec["mu"], "threads": spec.get("threads", 2)}
     z, y = load(spec["val"])
     k = z.shape[1]
+    # lambda, mu in calibkit's convention (on the mean NLL, lambda / (K (K-1)) times the sum of
+    # the squared off-diagonal weights, mu / K times the sum of the squared intercepts); the
+    # peers get the raw weights of the sums, each converts them to its own convention
+    raw_lam, raw_mu = spec["lam"] / (k * (k - 1)), spec["mu"] / k
+    opts = {"lambda": raw_lam, "mu": raw_mu, "threads": spec.get("threads", 2)}
     # a warm-up fit on a few rows first, so that imports and one-time set-up (torch's thread
     # pool, jax) count neither in the time nor in the memory of the fit
     few = min(len(y), max(400, 4 * k))
@@ -320,11 +325,13 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     peak_reset = reset_peak()
     base = rss_mb()
-    times, fitted = [], None
+    times, cpus, fitted = [], [], None
     for _ in range(spec["repeats"]):
-        t0 = time.perf_counter()
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         fitted = fit()
         times.append(time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
         if sum(times) > spec.get("repeat_budget", 20.0):
             break
     peak = rss_mb("VmHWM")
@@ -333,6 +340,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     assert fitted is not None
     out: dict[str, Any] = {
         "seconds": statistics.median(times),
+        "cpu_seconds": statistics.median(cpus),
+        "load": os.getloadavg()[0],
         "repeats": len(times),
         "passes": fitted.passes,
         "peak_mb": peak,
@@ -344,11 +353,11 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     for key in ("lambda", "mu"):
         if key in fitted.extra:
             out[key] = fitted.extra[key]
-    lam = opts["lambda"] if method in ODIR else 0.0
-    mu = opts["mu"] if method in ODIR else 0.0
-    if method in ODIR and impl == "calibkit (CV)":
-        lam = float(fitted.extra.get("lambda", math.nan))
-        mu = float(fitted.extra.get("mu", math.nan))
+    lam = raw_lam if method in ODIR else 0.0
+    mu = raw_mu if method in ODIR else 0.0
+    if method in ODIR and impl == "calibkit (CV)":  # the penalty of the values it chose
+        lam = float(fitted.extra.get("lambda", math.nan)) / (k * (k - 1))
+        mu = float(fitted.extra.get("mu", math.nan)) / k
     linear = fitted.linear
     if linear is None and impl.startswith("calibkit") and method in LINEAR:
         linear = probe_linear(fitted.extra["calibrator"], k, LINEAR[method])
@@ -421,18 +430,23 @@ def conv_text(r: dict[str, Any]) -> str:
 
 def table(size: str, rows: list[dict[str, Any]], data_mb: float) -> str:
     head = (
-        "| method | implementation | seconds | passes | NLL | objective | test NLL | acc | grad "
-        "| conv | peak MB | +fit MB | note |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
+        "| method | implementation | seconds | CPU s | passes | NLL | objective | test NLL | acc "
+        "| grad | conv | peak MB | +fit MB | note |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"
     )
-    out = [f"\n### {size} (data: {data_mb:.0f} MB of float32 logits + int64 labels)\n", head]
+    loads = [r["result"]["load"] for r in rows if "load" in r["result"]]
+    load = (
+        f", load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs"
+        if loads
+        else ""
+    )
+    out = [f"\n### {size} (data: {data_mb:.1f} MB of float32 logits + int64 labels{load})\n", head]
     for r in rows:
         res = r["result"]
         if "error" in res or "skipped" in res:
             why = res.get("error") or res.get("skipped")
-            out.append(
-                f"| {r['method']} | {r['impl']} | — | — | — | — | — | — | — | — | — | — | {why} |"
-            )
+            dashes = " | ".join(["—"] * 12)
+            out.append(f"| {r['method']} | {r['impl']} | {dashes} | {why} |")
             continue
         acc = fmt(res["acc"], ".4f")
         if abs(res["acc"] - res["acc_before"]) > 0:
@@ -448,7 +462,8 @@ def table(size: str, rows: list[dict[str, Any]], data_mb: float) -> str:
             note = (note + f"; median of {res['repeats']}").lstrip("; ")
         out.append(
             f"| {r['method']} | {r['impl']} | {fmt(res['seconds'], '.3f')} "
-            f"| {fmt(res.get('passes'), 'd')} | {fmt(res['nll'], '.6f')} "
+            f"| {fmt(res.get('cpu_seconds'), '.2f')} | {fmt(res.get('passes'), 'd')} "
+            f"| {fmt(res['nll'], '.6f')} "
             f"| {fmt(res['objective'], '.8f')} | {fmt(res['test_nll'], '.5f')} | {acc} "
             f"| {fmt(res.get('grad'), '.1e')} | {conv_text(res)} | {fmt(res['peak_mb'], '.0f')} "
             f"| {fmt(res['fit_mb'], '.0f')} | {note} |"
@@ -492,7 +507,11 @@ def verdicts(size: str, rows: list[dict[str, Any]]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worker", help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}, --skip-slow")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"sizes {QUICK_SIZES}, one fit, peers: the torch recipe and scikit-learn, --skip-slow",
+    )
     ap.add_argument("--sizes", help=f"NxK,... (default {DEFAULT_SIZES})")
     ap.add_argument("--methods", help="comma-separated method names (default: all registered)")
     ap.add_argument(
@@ -518,8 +537,13 @@ def main() -> None:
         default=6.0,
         help="skip a peer whose estimated memory is larger",
     )
-    ap.add_argument("--lam", type=float, default=1e-3, help="ODIR lambda (on the mean NLL)")
-    ap.add_argument("--mu", type=float, default=1e-3, help="ODIR mu (on the mean NLL)")
+    ap.add_argument(
+        "--lam",
+        type=float,
+        default=1e-2,
+        help="ODIR lambda, calibkit's convention: lambda/(K(K-1)) sum_{i!=j} W_ij^2",
+    )
+    ap.add_argument("--mu", type=float, default=1e-2, help="ODIR mu: mu/K sum_j b_j^2")
     ap.add_argument("--odir-cv", action="store_true", help="also calibkit's cross-validated ODIR")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write every result to this JSON file")
@@ -532,10 +556,13 @@ def main() -> None:
     from calibkit.calibrators import registry
 
     sizes_text = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    if args.quick:
+    if args.quick:  # seconds: small sizes, the light peers, one fit each
         args.skip_slow = True
+        args.slow_seconds = min(args.slow_seconds, 10.0)
         args.repeats = min(args.repeats, 1)
-        args.timeout = min(args.timeout, 300.0)
+        args.timeout = min(args.timeout, 120.0)
+        if args.peers == "all":
+            args.peers = "recipe,sklearn"
     sizes = []
     for part in sizes_text.split(","):
         n, _, k = part.strip().lower().partition("x")
@@ -585,7 +612,7 @@ def main() -> None:
                     if p.method != method:
                         continue
                     skip = None
-                    if p.needs() is not None:
+                    if p.needs() is not None or (p.only_k is not None and k > p.only_k):
                         continue
                     if p.memory and p.memory(n, k) > args.max_peer_gb * 2**30:
                         skip = (
