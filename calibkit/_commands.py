@@ -50,6 +50,12 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
 #: ``calibkit --help`` lists them.
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
+        "apply",
+        "apply",
+        "Calibrate predictions with a calibrator JSON from calibkit fit and write them, same "
+        "format (probability-output methods: under probs / prob_k).",
+    ),
+    (
         "apply-temp",
         "apply_temp",
         "Divide logits by T (probabilities: softmax(log p / T)) and write them, same format.",
@@ -78,6 +84,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "ece",
         "ece",
         "Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved predictions.",
+    ),
+    (
+        "fit",
+        "fit",
+        "Fit a calibration method (--method, default temperature) on validation data; metrics "
+        "before and after.",
     ),
     (
         "fit-temp",

@@ -15,11 +15,26 @@ default ``"temperature"``); it is fitted and applied only through that protocol,
 its columns and JSON keys come from it (temperature scaling: ``TS``, ``T``, ``ts_*``). The
 report's temperature sweeps are computed here too (:func:`with_sweeps`), so that
 :mod:`calibkit.report.compare_report` only formats.
+
+**Several methods** (``methods=("temperature", "vector", ...)``, ``calibkit compare --method``):
+the comparison is then *long*, one row per (model, method) after the uncalibrated row of each
+model (:meth:`Comparison.rows`), with the class-wise ECE (Kull et al. 2019: the mean over classes
+of the binned ECE of ``p_k``, ``n_bins`` equal-width bins, whatever ``binning`` is) beside the
+headline metrics. Each (model, method) costs one fit (``cls.fit_source`` with the options given
+for it, :func:`method_options`) and one pass over the evaluated data, which yields the summary and
+the class-wise ECE together (:func:`summarize_with_classwise`); ``ci`` adds one pass per row, as
+for the one-method comparison. A row whose accuracy differs from its model's uncalibrated
+accuracy is flagged (``accuracy_changed``): a calibrator that changes predictions never wins a
+comparison silently. A method that does not apply to a model (its fit or its application raises
+a :class:`~calibkit.errors.UsageError` or :class:`~calibkit.errors.InputError`) stops the
+comparison with one error naming the file and the method: nothing is skipped in silence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+import warnings as _warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -29,25 +44,43 @@ from numpy.typing import NDArray
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import CalibratedPredictions, Calibrator
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
-from calibkit.errors import Message, Param, UsageError, render
+from calibkit.engine.passes import Chunk, run_pass
+from calibkit.errors import CalibkitError, InputError, Message, Param, UsageError, render
 from calibkit.metrics import table as metric_table
-from calibkit.metrics.binning import Binning
-from calibkit.metrics.summary import CalibrationSummary, collect_example_stats, summarize
+from calibkit.metrics.binning import Binning, assign_width_bins
+from calibkit.metrics.examples import example_stats
+from calibkit.metrics.softmax import softmax
+from calibkit.metrics.summary import (
+    CalibrationSummary,
+    ChunkSums,
+    MetricAccumulator,
+    binary_mode_for,
+    collect_example_stats,
+    summarize,
+    zero_prob_message,
+)
 from calibkit.sources.checks import label_mismatches, same_examples
 from calibkit.sources.digest import LabelDigest
-from calibkit.sources.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource, input_reason
 from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = [
     "MODEL_FACTS",
+    "UNCALIBRATED",
     "Comparison",
+    "MethodResult",
     "ModelResult",
+    "Row",
     "calibrated_metrics",
     "compare_models",
     "compared_metrics",
     "label_mismatches",
+    "long_metrics",
+    "method_options",
     "model_keys",
+    "parse_methods",
     "report_sweep_grid",
+    "summarize_with_classwise",
     "with_sweeps",
 ]
 
@@ -113,6 +146,297 @@ def _value(summary: Any, metric: str) -> float:
     return metric_table.get(metric).summary_value(summary)
 
 
+# --------------------------------------------------------------------------------------------
+# several methods: the long comparison
+
+#: The ``method`` of a model's row before calibration (its cell in the tables).
+UNCALIBRATED = "uncalibrated"
+#: The metric a long comparison adds beside the table's ``compare`` metrics.
+CLASSWISE = "classwise_ece"
+
+
+def long_metrics() -> tuple[str, ...]:
+    """The columns of a long comparison: the ``compare`` metrics (accuracy, ECE, MCE, NLL,
+    Brier, then any registered one) with the class-wise ECE right after the ECE."""
+    out: list[str] = []
+    for m in compared_metrics():
+        out.append(m)
+        if m == "ece":
+            out.append(CLASSWISE)
+    if CLASSWISE not in out:
+        out.append(CLASSWISE)
+    return tuple(out)
+
+
+def _classwise_sums(
+    scores: NDArray[Any], labels: NDArray[Any], kind: str, n_bins: int
+) -> NDArray[np.float64]:
+    """Per (class, bin of ``p_k``): summed ``p_k`` and summed outcome ``1[y = k]`` (or the soft
+    label), shape ``(2, K * n_bins)``, for the class-wise ECE of one chunk."""
+    n, k = scores.shape
+    p = softmax(scores) if kind == "logits" else np.asarray(scores, dtype=np.float64)
+    if labels.ndim == 1:
+        o = np.zeros((n, k))
+        o[np.arange(n), labels] = 1.0
+    else:
+        o = labels.astype(np.float64)
+    key = (assign_width_bins(p.ravel(), n_bins).reshape(n, k) + np.arange(k) * n_bins).ravel()
+    size = k * n_bins
+    return np.stack(
+        [
+            np.bincount(key, weights=p.ravel(), minlength=size),
+            np.bincount(key, weights=o.ravel(), minlength=size),
+        ]
+    )
+
+
+def summarize_with_classwise(
+    source: PredictionSource,
+    *,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    chunk_rows: int | None = None,
+    calibrated_by: str | None = None,
+) -> tuple[CalibrationSummary, float | None]:
+    """:func:`~calibkit.metrics.summary.summarize` of ``source`` and its class-wise ECE (the
+    ``classwise_ece`` of :func:`~calibkit.metrics.classwise.class_statistics`: ``n_bins``
+    equal-width bins of each ``p_k``, whatever ``binning`` is), from ONE pass over its chunks.
+
+    The summary is the one :func:`summarize` gives (the same sums, merged in chunk order); the
+    class-wise ECE is ``None`` for confidence-only rows, which have no classes. A calibrated
+    view (:class:`~calibkit.calibrators.base.CalibratedPredictions`) is calibrated once per
+    chunk for both. Rows whose label gets a probability of exactly 0 are named in a warning, as
+    by :func:`summarize`; for a view given ``calibrated_by`` (the method's name) the warning
+    says that the zeros come from that calibration, not from the file.
+    """
+    kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
+    if source.kind not in ("logits", "probs"):
+        return summarize(source, **kw), None
+    acc = MetricAccumulator(
+        source.n_classes,
+        n_bins=n_bins,
+        binning=binning,
+        kind=source.kind,
+        binary_mode=binary_mode_for(source, "top-label"),
+    )
+    kind, mode, m, k = acc.kind, acc.binary_mode, acc.n_bins, source.n_classes
+    totals = np.zeros((2, k * m))
+
+    def sums(chunk: Chunk) -> tuple[ChunkSums, NDArray[np.float64]]:
+        stats = example_stats(chunk.scores, chunk.labels, kind, binary_mode=mode)
+        return acc.sums(stats, chunk.labels), _classwise_sums(chunk.scores, chunk.labels, kind, m)
+
+    def merge(part: tuple[ChunkSums, NDArray[np.float64]]) -> None:
+        acc.merge(part[0])  # in chunk order: independent of the executor
+        totals[...] += part[1]
+
+    run_pass(source, sums, merge, chunk_rows=chunk_rows, description=f"{source.source}: metrics")
+    summary = acc.result(
+        source=source.source, binary=source.n_classes == 2, input_reason=input_reason(source)
+    )
+    rows = summary.zero_prob_rows
+    if rows and calibrated_by is None:
+        _warnings.warn(zero_prob_message(source.source, rows), UserWarning, stacklevel=2)
+    elif rows:
+        _warnings.warn(
+            f"{source.source}: after {calibrated_by}, {rows} "
+            + ("rows give" if rows != 1 else "row gives")
+            + " the label a probability of exactly 0; -log 0 is taken at the smallest positive "
+            "float64, so the NLL is a lower bound",
+            UserWarning,
+            stacklevel=2,
+        )
+    per_class = np.abs(totals[1] - totals[0]).reshape(k, m).sum(axis=1) / summary.n
+    return summary, float(per_class.mean())
+
+
+def parse_methods(specs: Sequence[str] | str) -> tuple[str, ...]:
+    """The methods of ``--method a,b`` (comma lists, the option repeatable), in order, each
+    once; every name must be registered (:func:`~calibkit.calibrators.registry.get`)."""
+    texts = [specs] if isinstance(specs, str) else list(specs)
+    out: list[str] = []
+    for text in texts:
+        for name in (part.strip() for part in text.split(",")):
+            if not name:
+                raise UsageError(Param("methods") + f": {text!r} has an empty method name")
+            registry.get(name)  # an unknown name lists the known ones
+            if name in out:
+                raise UsageError(Param("methods") + f": {name!r} is given twice")
+            out.append(name)
+    if not out:
+        raise UsageError(Param("methods") + ": no method given")
+    return tuple(out)
+
+
+def method_options(methods: Sequence[str], specs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The fit options of each method from ``--param`` texts: ``METHOD.NAME=VALUE`` for one
+    method, ``NAME=VALUE`` for every one of ``methods`` that declares ``NAME`` (its
+    :attr:`~calibkit.calibrators.base.Calibrator.hyperparameters`, aliases included); a
+    ``METHOD.NAME`` given beside a ``NAME`` wins for its method. Values are parsed and checked by
+    :func:`~calibkit.calibrators.base.read_hyperparameters`; a name no chosen method declares,
+    a method not chosen, or a text without ``=`` is a :class:`~calibkit.errors.UsageError`.
+
+    >>> method_options(["temperature"], [])
+    {'temperature': {}}
+    """
+    from calibkit.calibrators.base import read_hyperparameters
+
+    classes = {m: registry.get(m) for m in methods}
+    scoped: dict[str, dict[str, str]] = {m: {} for m in methods}
+    shared: dict[str, str] = {}
+    for spec in specs:
+        key, sep, text = spec.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(Param("params") + f": {spec!r} is not NAME=VALUE or METHOD.NAME=VALUE")
+        method, dot, name = key.rpartition(".")
+        if dot:
+            if method not in classes:
+                chosen = ", ".join(methods)
+                raise UsageError(
+                    Param("params").entry(key)
+                    + f": {method!r} is not one of the methods compared ({chosen})"
+                )
+            if name in scoped[method]:
+                raise UsageError(Param("params").entry(key) + ": given twice")
+            scoped[method][name] = text
+        else:
+            if key in shared:
+                raise UsageError(Param("params").entry(key) + ": given twice")
+            declared = [
+                m
+                for m, cls in classes.items()
+                if any(key == h.name or key in h.aliases for h in cls.hyperparameters)
+            ]
+            if not declared:
+                known = "; ".join(
+                    f"{m}: " + (", ".join(h.name for h in cls.hyperparameters) or "none")
+                    for m, cls in classes.items()
+                )
+                raise UsageError(
+                    Param("params").entry(key)
+                    + f": no method compared has a parameter {key!r} (their parameters: {known})"
+                )
+            shared[key] = text
+    out: dict[str, dict[str, Any]] = {}
+    for m, cls in classes.items():
+        own = read_hyperparameters(cls, scoped[m])
+        names = {h.name for h in cls.hyperparameters}
+        aliases = {a: h.name for h in cls.hyperparameters for a in h.aliases}
+        general = {k: v for k, v in shared.items() if (aliases.get(k, k) in names)}
+        general_values = read_hyperparameters(cls, general)
+        out[m] = {**general_values, **own}
+    return out
+
+
+def _fit_ended(details: Mapping[str, Any]) -> tuple[bool | None, str]:
+    """Whether a fit converged and why it stopped, from its ``fit_details()``: the ``fit``
+    record (:class:`~calibkit.calibrators.outcome.FitOutcome`) where there is one, else the
+    top-level ``converged`` / ``message`` (temperature scaling)."""
+    record = details.get("fit")
+    where = record if isinstance(record, Mapping) else details
+    converged = where.get("converged")
+    message = where.get("message")
+    return (
+        converged if isinstance(converged, bool) else None,
+        message if isinstance(message, str) else "",
+    )
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` with numpy values as Python ones and non-finite floats as ``None``."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _jsonable(obj.tolist())
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return _jsonable(obj.to_dict())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+@dataclass(kw_only=True, frozen=True, eq=False)
+class MethodResult:
+    """One calibration method fitted for one model (a row of a long comparison).
+
+    ``calibrator`` was fitted on ``fitted_where`` data (``"val"``, or in-sample ``"test"``), the
+    source ``fit_source``, with the fit options ``options``; ``calibrated`` and
+    ``classwise_ece`` are the metrics of the model's evaluated predictions after it
+    (``calibrated_ci`` their intervals); ``accuracy_changed`` says whether its accuracy differs
+    from the model's own (possible only for a method that ``changes_argmax``)."""
+
+    method: str
+    calibrator: Calibrator
+    fitted_where: Literal["val", "test"]
+    fit_source: str
+    calibrated: CalibrationSummary
+    classwise_ece: float | None = None
+    calibrated_ci: dict[str, tuple[float, float]] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    accuracy_changed: bool = False
+
+    @property
+    def title(self) -> str:
+        return self.calibrator.title
+
+    @property
+    def parameters(self) -> dict[str, float]:
+        return self.calibrator.parameters()
+
+    @property
+    def changes_argmax(self) -> bool:
+        return bool(self.calibrator.changes_argmax)
+
+    def fit_details(self) -> dict[str, Any]:
+        """The calibrator's :meth:`~calibkit.calibrators.base.Calibrator.fit_details`,
+        JSON-ready."""
+        details: dict[str, Any] = _jsonable(self.calibrator.fit_details())
+        return details
+
+    @property
+    def converged(self) -> bool | None:
+        """Whether its fit converged (``None`` when the method does not say)."""
+        return _fit_ended(self.calibrator.fit_details())[0]
+
+    def metrics(self) -> dict[str, float | None]:
+        """The long comparison's metrics after calibration (:func:`long_metrics`)."""
+        return {
+            m: (self.classwise_ece if m == CLASSWISE else _value(self.calibrated, m))
+            for m in long_metrics()
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``method``, ``title``, ``abbreviation``, ``output_kind``,
+        ``changes_argmax``, ``accuracy_changed``, ``fitted_on`` (``"val"``/``"test"``),
+        ``fit_source``, ``options`` (the fit options given), ``parameters`` (the display
+        parameters), ``metrics``, ``zero_prob_rows`` (rows whose label the calibrated
+        probabilities give exactly 0: their NLL terms are lower bounds), ``ci``, ``converged``
+        and ``fit_details``."""
+        cal = self.calibrator
+        return {
+            "method": self.method,
+            "title": cal.title,
+            "abbreviation": cal.abbreviation,
+            "output_kind": cal.output_kind,
+            "changes_argmax": self.changes_argmax,
+            "accuracy_changed": self.accuracy_changed,
+            "fitted_on": self.fitted_where,
+            "fit_source": self.fit_source,
+            "options": _jsonable(dict(self.options)),
+            "parameters": _jsonable(self.parameters),
+            "metrics": _jsonable(self.metrics()),
+            "zero_prob_rows": self.calibrated.zero_prob_rows,
+            "ci": (
+                {k: list(v) for k, v in self.calibrated_ci.items()} if self.calibrated_ci else None
+            ),
+            "converged": self.converged,
+            "fit_details": self.fit_details(),
+        }
+
+
 @dataclass(kw_only=True, frozen=True, eq=False)
 class ModelResult:
     """One model's row: its summary and, when a calibrator was fitted, the calibrated summary.
@@ -133,6 +457,11 @@ class ModelResult:
     ci: dict[str, tuple[float, float]] | None = None
     calibrated_ci: dict[str, tuple[float, float]] | None = None
     method: str = "temperature"
+    #: A long comparison: one result per method (in the order of the methods); the fields
+    #: above then hold the temperature-scaling result when temperature is one of them.
+    calibrations: tuple[MethodResult, ...] = ()
+    #: A long comparison: the class-wise ECE of the evaluated predictions.
+    classwise_ece: float | None = None
 
     @property
     def parameters(self) -> dict[str, float]:
@@ -192,6 +521,68 @@ class ModelResult:
         )
         return out
 
+    def long_dict(self, methods: Sequence[str]) -> dict[str, Any]:
+        """JSON-ready, in a long comparison of ``methods``: the model's facts, its metrics with
+        ``classwise_ece`` after ``ece``, then (when temperature is among ``methods``) today's
+        ``temperature``, ``ts_fitted_on``, ``ts_source``, ``ts`` keys, ``ci`` (and ``ts_ci``),
+        and ``calibrated``: one :meth:`MethodResult.to_dict` per method fitted, in order."""
+        if "temperature" in methods:
+            legacy = self.to_dict()
+        else:
+            s = self.summary
+            legacy = {
+                "name": self.name,
+                "source": s.source,
+                "n": s.n,
+                "input": s.kind,
+                "input_reason": s.input_reason,
+                "zero_prob_rows": s.zero_prob_rows,
+                **{m: _value(s, m) for m in compared_metrics()},
+                "ci": {k: list(v) for k, v in self.ci.items()} if self.ci else None,
+            }
+        out: dict[str, Any] = {}
+        for k, v in legacy.items():
+            out[k] = v
+            if k == "ece":
+                out[CLASSWISE] = self.classwise_ece
+        out["calibrated"] = [r.to_dict() for r in self.calibrations]
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Row:
+    """One row of a long comparison: a model before calibration (``result`` ``None``) or after
+    one method (:class:`MethodResult`)."""
+
+    model: ModelResult
+    result: MethodResult | None = None
+
+    @property
+    def method(self) -> str:
+        """The method's name, or :data:`UNCALIBRATED`."""
+        return self.result.method if self.result is not None else UNCALIBRATED
+
+    @property
+    def summary(self) -> CalibrationSummary:
+        return self.result.calibrated if self.result is not None else self.model.summary
+
+    @property
+    def ci(self) -> dict[str, tuple[float, float]] | None:
+        return self.result.calibrated_ci if self.result is not None else self.model.ci
+
+    @property
+    def accuracy_changed(self) -> bool:
+        return self.result is not None and self.result.accuracy_changed
+
+    def value(self, metric: str) -> float | None:
+        """``metric`` of the row (``None`` where it is not known: a class-wise ECE of
+        confidence-only rows)."""
+        if metric == CLASSWISE:
+            return (
+                self.result.classwise_ece if self.result is not None else (self.model.classwise_ece)
+            )
+        return _value(self.summary, metric)
+
 
 @dataclass(kw_only=True, frozen=True, eq=False)
 class Comparison:
@@ -211,6 +602,52 @@ class Comparison:
     seed: int | None = None
     method: str = "temperature"
     sweeps: tuple[TemperatureSweep, ...] | None = None
+    #: The methods of a long comparison (``None``: one method, ``method``, in today's layout).
+    methods: tuple[str, ...] | None = None
+
+    @property
+    def long(self) -> bool:
+        """Whether this is a long comparison (one row per model and method)."""
+        return self.methods is not None
+
+    @property
+    def sweep_method(self) -> str | None:
+        """The first compared method with a ``sweep_parameter`` (a temperature): the one whose
+        fitted value the report's sweep marks; ``None`` when no method has one (the report then
+        draws no sweep)."""
+        for name in self.methods if self.methods is not None else (self.method,):
+            if registry.get(name).sweep_parameter is not None:
+                return name
+        return None
+
+    def rows(self) -> Iterator[Row]:
+        """The rows of a long comparison: each model's uncalibrated row, then one per method
+        fitted for it, in the order of the methods."""
+        for m in self.models:
+            yield Row(m)
+            for r in m.calibrations:
+                yield Row(m, r)
+
+    def best_rows(self, metric: str) -> set[int]:
+        """The positions in :meth:`rows` of the best value of ``metric`` (the lowest; the highest
+        where higher is better, accuracy), every row that reaches it exactly; empty when fewer
+        than two rows have a value."""
+        values = [r.value(metric) for r in self.rows()]
+        known = [v for v in values if v is not None and not math.isnan(v)]
+        if len(known) < 2:
+            return set()
+        top = max(known) if metric_table.get(metric).higher_is_better else min(known)
+        return {i for i, v in enumerate(values) if v == top}
+
+    def fits_not_converged(self) -> list[tuple[str, str, str]]:
+        """``(model, method, message)`` of every fit that says it did not converge."""
+        out = []
+        for m in self.models:
+            for r in m.calibrations:
+                converged, message = _fit_ended(r.calibrator.fit_details())
+                if converged is False:
+                    out.append((m.name, r.method, message))
+        return out
 
     def best(self, metric: str, *, ts: bool = False) -> str | None:
         """Name of the model with the best ``metric``: the highest or the lowest value, by the
@@ -233,6 +670,8 @@ class Comparison:
 
     def to_dict(self, flags: Mapping[str, str] | None = None) -> dict[str, Any]:
         """JSON-ready; the warnings' parameters shown as ``flags`` gives them."""
+        if self.methods is not None:
+            return self._long_dict(self.methods, flags)
         return {
             "n_bins": self.n_bins,
             "binning": self.binning,
@@ -244,12 +683,41 @@ class Comparison:
             "models": [m.to_dict() for m in self.models],
         }
 
+    def _long_dict(self, methods: Sequence[str], flags: Mapping[str, str] | None) -> dict[str, Any]:
+        """A long comparison's JSON: today's top-level keys, ``methods``, ``classwise_bins``
+        (``"width"``: the class-wise ECE's binning), ``best`` (per metric, the ``[model,
+        method]`` pairs of the best value, ``method`` ``null`` for an uncalibrated row) and the
+        models (:meth:`ModelResult.long_dict`)."""
+        rows = list(self.rows())
+        best = {
+            metric: [
+                [rows[i].model.name, None if rows[i].result is None else rows[i].method]
+                for i in sorted(self.best_rows(metric))
+            ]
+            for metric in long_metrics()
+        }
+        return {
+            "n_bins": self.n_bins,
+            "binning": self.binning,
+            "ts_on_test": self.ts_on_test,
+            "ci_level": self.ci_level,
+            "bootstrap": self.bootstrap,
+            "seed": self.seed,
+            "warnings": list(self.warning_texts(flags)),
+            "methods": list(methods),
+            "classwise_bins": "width",
+            "best": best,
+            "models": [m.long_dict(methods) for m in self.models],
+        }
+
     def to_frame(self) -> Any:
         """One row per model (pandas DataFrame); ``ts_*`` columns (the calibrator's prefix) are
         NaN without calibration; with intervals, ``<metric>_ci_low``/``_ci_high`` (and ``ts_``
         ones) columns follow."""
         import pandas as pd
 
+        if self.methods is not None:
+            return self._long_frame()
         cls = registry.get(self.method)
         key = cls.abbreviation.lower()
         rows = []
@@ -265,6 +733,27 @@ class Comparison:
             rows.append({**d, **calibrated, **intervals})
         return pd.DataFrame(rows).set_index("name")
 
+    def _long_frame(self) -> Any:
+        """A long comparison: one row per (model, method), indexed by ``(name, method)``."""
+        import pandas as pd
+
+        records = []
+        for row in self.rows():
+            r = row.result
+            rec: dict[str, Any] = {"name": row.model.name, "method": row.method}
+            rec["source"] = row.model.summary.source
+            rec["n"] = row.summary.n
+            rec.update({m: row.value(m) for m in long_metrics()})
+            rec["accuracy_changed"] = row.accuracy_changed
+            rec["changes_argmax"] = r.changes_argmax if r is not None else None
+            rec["fitted_on"] = r.fitted_where if r is not None else None
+            rec["fit_source"] = r.fit_source if r is not None else None
+            rec["converged"] = r.converged if r is not None else None
+            for k, (lo, hi) in (row.ci or {}).items():
+                rec[f"{k}_ci_low"], rec[f"{k}_ci_high"] = lo, hi
+            records.append(rec)
+        return pd.DataFrame(records).set_index(["name", "method"])
+
 
 def compare_models(
     models: Mapping[str, PredictionSource],
@@ -279,15 +768,38 @@ def compare_models(
     bootstrap: int = 1000,
     seed: int = 0,
     method: str = "temperature",
+    methods: Sequence[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Comparison:
     """Compare models; fit the calibrator ``method`` (a registered name, by default temperature
     scaling) on ``val[name]`` where given (see module doc).
 
     With ``ci`` (e.g. 0.95), every value gets a percentile bootstrap interval (``bootstrap``
     replicates of the per-example statistics, ``seed``); ``ModelResult.ci`` / ``calibrated_ci``.
+
+    With ``methods`` (registered names, in order) the comparison is long (module docstring):
+    every method is fitted for every model with validation data (or, with ``ts_on_test``, on
+    its evaluated data), with the fit options ``params[method]`` (parsed values, e.g. from
+    :func:`method_options`; a name the method does not declare is a
+    :class:`~calibkit.errors.UsageError`); ``method`` is then not used.
     """
     if ci is not None and not 0 < ci < 1:
         raise UsageError(Param("ci") + f" must lie in (0, 1); got {ci}")
+    if methods is not None:
+        return _compare_long(
+            models,
+            methods=tuple(methods),
+            params=params or {},
+            val=val or {},
+            kw={"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows},
+            ts_on_test=ts_on_test,
+            check_labels=check_labels,
+            ci=ci,
+            bootstrap=bootstrap,
+            seed=seed,
+        )
+    if params:
+        raise UsageError(Param("params") + " needs methods (the one-method comparison has none)")
     cls = registry.get(method)
     model_keys(cls)  # before any work: its parameters and abbreviation name no model key twice
 
@@ -357,6 +869,152 @@ def compare_models(
         seed=seed if ci is not None else None,
         method=method,
     )
+
+
+def _does_not_apply(err: CalibkitError, file: str, model: str, method: str, what: str) -> Any:
+    """``err`` (a method that cannot be fitted or applied) as one error naming ``file``, the
+    model and the method; the original message's own ``file: `` prefix is not repeated."""
+    message = err.message
+    parts = message.parts if isinstance(message, Message) else (message,)
+    head = parts[0] if parts and isinstance(parts[0], str) else ""
+    prefix = f"{file}: "
+    if head.startswith(prefix):
+        parts = (head[len(prefix) :], *parts[1:])
+    elif isinstance(err, InputError) and err.source != file:
+        parts = (f"{err.source}: ", *parts)
+    body = Message(f"method {method!r} cannot be {what} for model {model!r}: ", *parts)
+    if isinstance(err, InputError):
+        return InputError(file, body)
+    return type(err)(Message(prefix) + body)
+
+
+def _compare_long(
+    models: Mapping[str, PredictionSource],
+    *,
+    methods: tuple[str, ...],
+    params: Mapping[str, Mapping[str, Any]],
+    val: Mapping[str, PredictionSource],
+    kw: dict[str, Any],
+    ts_on_test: bool,
+    check_labels: bool,
+    ci: float | None,
+    bootstrap: int,
+    seed: int,
+) -> Comparison:
+    """:func:`compare_models` with several methods (see there and the module docstring)."""
+    if not methods:
+        raise UsageError(Param("methods") + ": no method given")
+    if len(set(methods)) != len(methods):
+        raise UsageError(Param("methods") + f": a method is given twice in {list(methods)}")
+    classes = {m: registry.get(m) for m in methods}
+    unknown = sorted(set(params) - set(methods))
+    if unknown:
+        raise UsageError(Param("params") + f": {unknown[0]!r} is not one of the methods compared")
+    for m, options in params.items():
+        declared = {h.name for h in classes[m].hyperparameters}
+        extra = sorted(set(options) - declared)
+        if extra:
+            raise UsageError(
+                Param("params").entry(extra[0]) + f": {m!r} has no parameter {extra[0]!r} "
+                f"(its parameters: {', '.join(sorted(declared)) or 'none'})"
+            )
+    n_bins, binning, chunk_rows = kw["n_bins"], kw["binning"], kw["chunk_rows"]
+
+    def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
+        if ci is None:
+            return None
+        stats = collect_example_stats(src, chunk_rows=chunk_rows, warn=False)
+        boot = bootstrap_metrics(
+            stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed
+        )
+        return {
+            m: boot.interval(m, ci)
+            for m in compared_metrics()
+            if m in boot.point and not np.isnan(boot.point[m])
+        }
+
+    given = models
+    if check_labels:
+        models = {name: LabelDigest(src) for name, src in given.items()}
+    results = []
+    for name, source in models.items():
+        summary, classwise = summarize_with_classwise(source, **kw)
+        fit_on: PredictionSource | None = val.get(name)
+        where: Literal["val", "test"] | None = "val" if fit_on is not None else None
+        if fit_on is None and ts_on_test:
+            fit_on, where = source, "test"
+        done: list[MethodResult] = []
+        if fit_on is not None and where is not None:
+            for method in methods:
+                cls, options = classes[method], dict(params.get(method, {}))
+                try:
+                    calibrator = cls.fit_source(fit_on, chunk_rows=chunk_rows, **options)
+                except (UsageError, InputError) as err:
+                    raise _does_not_apply(err, fit_on.source, name, method, "fitted") from None
+                view = CalibratedPredictions(source, calibrator)
+                try:
+                    after, cw = summarize_with_classwise(view, **kw, calibrated_by=method)
+                    after_ci = intervals(view)
+                except (UsageError, InputError) as err:
+                    raise _does_not_apply(err, source.source, name, method, "applied") from None
+                done.append(
+                    MethodResult(
+                        method=method,
+                        calibrator=calibrator,
+                        fitted_where=where,
+                        fit_source=fit_on.source,
+                        calibrated=after,
+                        classwise_ece=cw,
+                        calibrated_ci=after_ci,
+                        options=options,
+                        accuracy_changed=after.accuracy != summary.accuracy,
+                    )
+                )
+        ts = next((r for r in done if r.method == "temperature"), None)
+        results.append(
+            ModelResult(
+                name=name,
+                summary=summary,
+                calibrator=ts.calibrator if ts else None,
+                fitted_where=ts.fitted_where if ts else None,
+                fit_source=ts.fit_source if ts else None,
+                calibrated=ts.calibrated if ts else None,
+                ci=intervals(source),
+                calibrated_ci=ts.calibrated_ci if ts else None,
+                method="temperature" if "temperature" in methods else methods[0],
+                calibrations=tuple(done),
+                classwise_ece=classwise,
+            )
+        )
+    warnings: list[str | Message] = []
+    digested = list(models.values())
+    if check_labels and not all(same_examples(digested[0], other) for other in digested[1:]):
+        warnings = [*label_mismatches(given)]
+    if ts_on_test and any(r.fitted_where == "test" for m in results for r in m.calibrations):
+        warnings.append(
+            "calibrators fitted on the evaluated data itself ("
+            + Param("ts_on_test", True)
+            + "): the calibrated rows of models without validation data are in-sample and "
+            "optimistic"
+        )
+    comp = Comparison(
+        models=tuple(results),
+        n_bins=n_bins,
+        binning=binning,
+        ts_on_test=ts_on_test,
+        warnings=tuple(warnings),
+        ci_level=ci,
+        bootstrap=bootstrap if ci is not None else None,
+        seed=seed if ci is not None else None,
+        method="temperature" if "temperature" in methods else methods[0],
+        methods=methods,
+    )
+    unconverged = [
+        f"model {model!r}, method {method!r}: the fit did not converge"
+        + (f" ({message})" if message else "")
+        for model, method, message in comp.fits_not_converged()
+    ]
+    return replace(comp, warnings=(*comp.warnings, *unconverged)) if unconverged else comp
 
 
 def report_sweep_grid() -> NDArray[np.float64]:

@@ -22,6 +22,7 @@ from calibkit.calibrators.base import (
     Calibrator,
     CalibratorBase,
 )
+from calibkit.calibrators.ets import EnsembleTemperatureScaler
 from calibkit.calibrators.grid import GridTemperatureScaler, fit_temperature_grid, parse_grid
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
 from calibkit.calibrators.temperature import (
@@ -37,6 +38,7 @@ __all__ = [
     "CalibratedPredictions",
     "Calibrator",
     "CalibratorBase",
+    "EnsembleTemperatureScaler",
     "GridTemperatureScaler",
     "ScaledPredictions",
     "TemperatureFit",

@@ -677,7 +677,6 @@ class TemperatureScaler(CalibratorBase):
         )
 
 
-
 def _fit_keys_ok(fit: dict[str, Any]) -> bool:
     """Every field of :class:`TemperatureFit`, except those with defaults that older
     calibrators did not write (``message``, ``zero_probs``, ``warm_start_*``)."""

@@ -65,6 +65,7 @@ FLAGS: dict[str, str] = {
     "logits_key": "--logits-key",
     "max_increase": "--max-increase",
     "max_values": "--max",
+    "methods": "--method",
     "min_values": "--min",
     "n_bins": "--bins",
     "out": "--out",

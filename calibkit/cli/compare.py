@@ -1,4 +1,10 @@
-"""`calibkit compare`: models side by side, with temperature scaling fitted on validation data."""
+"""`calibkit compare`: models side by side, with temperature scaling fitted on validation data.
+
+``--method a,b,...`` (anything but temperature alone) fits each listed calibration method on
+every model's ``--val`` file, with its ``--param`` options, and prints one row per model and
+method (:mod:`calibkit.comparison`, :mod:`calibkit.report.compare_report`); the methods and the
+options are checked before any file is read.
+"""
 
 from pathlib import Path
 from typing import Annotated
@@ -72,6 +78,24 @@ def compare_command(
         float | None,
         typer.Option("--ci", help="Show bootstrap intervals at this level, e.g. 0.95."),
     ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            metavar="<METHOD,...>",
+            help="Calibration methods fitted on --val, comma-separated (repeatable; default "
+            "temperature). Other than temperature alone: a row per model and method, with "
+            "class-wise ECE.",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            metavar="<[METHOD.]NAME=VALUE>",
+            help="A fit option of the methods that declare NAME, or of METHOD only (repeatable).",
+        ),
+    ] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Replicates for --ci.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Bootstrap seed for --ci.")] = 0,
     logits_key: LogitsKey = None,
@@ -80,7 +104,7 @@ def compare_command(
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
-    from calibkit.comparison import compare_models
+    from calibkit.comparison import compare_models, method_options, parse_methods
     from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions
     from calibkit.report.summary_json import dumps
@@ -89,6 +113,9 @@ def compare_command(
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")
     named, named_val = parse_models_and_val(models, val)
+    methods = parse_methods(method) if method else ("temperature",)
+    long = methods != ("temperature",)  # temperature alone: today's table, keys and figures
+    options = method_options(methods, param or [])  # before any file is read
     inputs = [p for _, p in named] + [p for _, p in named_val]
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out-dir {out_dir} exists and is not a directory")
@@ -96,9 +123,9 @@ def compare_command(
         from calibkit.report.compare_report import check_report_dir
 
         check_report_dir(out_dir, inputs)  # refused now, not after the work
-    options = read_options(logits_key, probs_key, labels_key, input_kind)
-    sources = {name: read_predictions(p, options) for name, p in named}
-    vals = {name: read_predictions(p, options) for name, p in named_val}
+    read = read_options(logits_key, probs_key, labels_key, input_kind)
+    sources = {name: read_predictions(p, read) for name, p in named}
+    vals = {name: read_predictions(p, read) for name, p in named_val}
     for name, v in vals.items():
         check_class_count(v.source, v.n_classes, sources[name].source, sources[name].n_classes)
     words = flags()  # the warnings' parameters as this command's flags (--ts-on-test)
@@ -113,6 +140,8 @@ def compare_command(
         ci=ci,
         bootstrap=bootstrap,
         seed=seed,
+        methods=methods if long else None,
+        params=options if long else None,
     )
     for w in comp.warning_texts(words):
         warning_line(w)
@@ -120,9 +149,8 @@ def compare_command(
         from calibkit.comparison import with_sweeps
         from calibkit.report.compare_report import write_report_dir
 
-        for path in write_report_dir(
-            with_sweeps(comp, sources), out_dir, inputs=inputs, flags=words
-        ):
+        swept = with_sweeps(comp, sources) if comp.sweep_method is not None else comp
+        for path in write_report_dir(swept, out_dir, inputs=inputs, flags=words):
             wrote(path)
     if as_json:
         typer.echo(dumps(comp.to_dict(words)), nl=False)

@@ -128,7 +128,9 @@ def fit_temp_command(
             scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
         )
     else:  # the exact fit: its first and last passes carry the validation metrics
-        bounds = {k: v for k, v in (("t_min", t_min), ("t_max", t_max)) if v is not None}
+        bounds: dict[str, Any] = {
+            k: v for k, v in (("t_min", t_min), ("t_max", t_max)) if v is not None
+        }
         scaler, report = fit_and_report(
             val_preds,
             eval_preds,

@@ -10,6 +10,16 @@ Everything here formats what :mod:`calibkit.comparison` computed: the calibrator
 parameter columns (``T``), panel names and notes come from its registered class
 (:class:`~calibkit.calibrators.base.Calibrator`: ``abbreviation``, ``symbols``, ``title``), and
 the sweeps from :func:`calibkit.comparison.with_sweeps`.
+
+A *long* comparison (several methods, ``compare --method``) is one row per model and method
+after each model's uncalibrated row: columns model, method, N, parameters, accuracy, ECE,
+class-wise ECE, MCE, NLL, Brier (and any registered ``compare`` metric); the best value of each
+column over all rows is marked (``*`` in the terminal, bold in Markdown; the lowest, the highest
+for accuracy; every row that reaches it), a row whose accuracy differs from its model's
+uncalibrated accuracy gets :data:`CHANGED` after its accuracy in every table, and the notes say
+how each fit ended. Its ``reliability.png`` is a grid, a row per model and a column per method
+(the uncalibrated panel first); ``sweep.png`` is drawn only when a compared method has a
+``sweep_parameter`` (temperature scaling), marking the values that method fitted.
 """
 
 from __future__ import annotations
@@ -23,7 +33,14 @@ from rich.table import Table
 
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import Calibrator, parameter_text
-from calibkit.comparison import METRICS, Comparison, calibrated_metrics, compared_metrics
+from calibkit.comparison import (
+    METRICS,
+    Comparison,
+    Row,
+    calibrated_metrics,
+    compared_metrics,
+    long_metrics,
+)
 from calibkit.errors import Param, UsageError
 from calibkit.metrics import table as metric_table
 
@@ -40,6 +57,9 @@ REPORT_FILES = ("report.md", "report.json", "reliability.png", "sweep.png")
 
 #: The labels of the built-in compare columns (the headers are read from the table when drawn).
 LABELS = {m: metric_table.get(m).label for m in METRICS}
+
+#: The mark after the accuracy of a calibrated row whose accuracy changed (long comparisons).
+CHANGED = "†"
 
 
 def _label(metric: str) -> str:
@@ -109,8 +129,182 @@ def _headers(comp: Comparison) -> list[str]:
     return heads
 
 
+# --------------------------------------------------------------------------------------------
+# the long comparison (several methods)
+
+
+def _long_headers() -> list[str]:
+    return ["model", "method", "N", "parameters", *(_label(m) for m in long_metrics())]
+
+
+def _method_cell(row: Row) -> str:
+    if row.result is None:
+        return row.method
+    return row.method + (" (in-sample)" if row.result.fitted_where == "test" else "")
+
+
+def _long_cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
+    metrics = long_metrics()
+    best = {m: comp.best_rows(m) for m in metrics}
+    rows = []
+    for i, row in enumerate(comp.rows()):
+        r = row.result
+        params = parameter_text(r.calibrator, ".3g") if r is not None else ""
+        cells = [row.model.name, _method_cell(row), str(row.summary.n), params or "-"]
+        for metric in metrics:
+            value = row.value(metric)
+            text = metric_table.get(metric).format(value)
+            if i in best[metric]:
+                text = f"{bold[0]}{text}{bold[1]}"
+            if metric == "accuracy" and row.accuracy_changed:
+                text += f" {CHANGED}"
+            if row.ci and metric in row.ci:
+                lo, hi = row.ci[metric]
+                text += f" [{lo:.3f}, {hi:.3f}]"
+            cells.append(text)
+        rows.append(cells)
+    return rows
+
+
+def _changed_note(comp: Comparison) -> str | None:
+    """The note on the rows whose accuracy changed (``None`` when none did)."""
+    moved = [
+        f"{row.model.name} + {row.method} ({row.model.summary.accuracy:.4f} -> "
+        f"{row.summary.accuracy:.4f})"
+        for row in comp.rows()
+        if row.accuracy_changed
+    ]
+    if not moved:
+        return None
+    return (
+        f"{CHANGED} accuracy changed by calibration (the method changes the argmax): "
+        + "; ".join(moved)
+        + "; its other columns are those of different predictions"
+    )
+
+
+def _best_note() -> str:
+    return (
+        "best value of each column over all rows: the lowest (the highest for accuracy), "
+        "every row that reaches it marked"
+    )
+
+
+def _fit_note(row: Row) -> str:
+    """How one fit ended, in words: ``converged (3 iterations, 5 passes, gradient 2e-12)``."""
+    r = row.result
+    assert r is not None
+    details = r.fit_details()
+    fit = details.get("fit")
+    record: dict[str, Any] = fit if isinstance(fit, dict) else details
+    bits = []
+    for key, word in (("iterations", "iteration"), ("passes", "pass")):
+        v = record.get(key)
+        if isinstance(v, int) and not isinstance(v, bool):
+            bits.append(f"{v} {word}" + ("" if v == 1 else "es" if word == "pass" else "s"))
+    g = record.get("gradient_norm", record.get("gradient"))
+    if isinstance(g, float):
+        bits.append(f"gradient {g:.2g}")
+    message = record.get("message")
+    if r.converged is False and isinstance(message, str) and message:
+        bits.append(message)
+    state = {True: "converged", False: "**did not converge**", None: ""}[r.converged]
+    if not state:
+        return "; " + ", ".join(bits) if bits else ""
+    return "; " + state + (f" ({', '.join(bits)})" if bits else "")
+
+
+def _long_table(comp: Comparison) -> Table:
+    title = (
+        f"calibration comparison ({comp.n_bins} {comp.binning} bins; class-wise ECE "
+        f"{comp.n_bins} width bins per class; * = {_best_note()})"
+    )
+    changed = _changed_note(comp)
+    t = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        caption=changed,
+        caption_justify="left",
+    )
+    for i, head in enumerate(_long_headers()):
+        t.add_column(head, justify="left" if i < 2 else "right")
+    for row in _long_cells(comp, ("[bold green]", "*[/bold green]")):
+        t.add_row(*row)
+    return t
+
+
+def _long_markdown(comp: Comparison, flags: Mapping[str, str] | None) -> str:
+    heads = _long_headers()
+    lines = [
+        "| " + " | ".join(heads) + " |",
+        "|" + "|".join(["---", "---"] + ["---:"] * (len(heads) - 2)) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+        for row in _long_cells(comp, ("**", "**"))
+    ]
+    methods = comp.methods or ()
+    fitted = [r for model in comp.models for r in model.calibrations]
+
+    def can_move(method: str) -> bool:  # the fitted instances say; the class where none is
+        mine = [r for r in fitted if r.method == method]
+        return any(r.changes_argmax for r in mine) if mine else registry.get(method).changes_argmax
+
+    titles = "; ".join(
+        f"`{m}` = {registry.get(m).title}" + (" (can change the argmax)" if can_move(m) else "")
+        for m in methods
+    )
+    notes = [
+        f"ECE and MCE with {comp.n_bins} {comp.binning} bins; class-wise ECE: the mean over "
+        f"classes of the ECE of p_k ({comp.n_bins} equal-width bins, Kull et al. 2019); "
+        "NLL in nats",
+        f"**bold**: {_best_note()}",
+        "each method fitted on "
+        + ("each model's validation data" if not comp.ts_on_test else "the data named below")
+        + " and applied to the evaluated predictions; `uncalibrated`: the model as given; "
+        + titles,
+    ]
+    changed = _changed_note(comp)
+    if changed is not None:
+        notes.append(changed.replace(CHANGED, f"**{CHANGED}**", 1))
+    if comp.ci_level is not None:
+        notes.append(
+            f"[low, high]: {comp.ci_level:.0%} percentile bootstrap interval "
+            f"({comp.bootstrap} replicates, seed {comp.seed}); none for the class-wise ECE"
+        )
+    for row in comp.rows():
+        r = row.result
+        if r is None:
+            continue
+        params = parameter_text(r.calibrator, ".4g")
+        notes.append(
+            f"`{row.model.name}` + `{r.method}`: "
+            + (f"{params} " if params else "")
+            + f"fitted on `{r.fit_source}`"
+            + (" (**in-sample**)" if r.fitted_where == "test" else "")
+            + _fit_note(row)
+            + (
+                f"; {r.calibrated.zero_prob_rows} evaluated rows get a label probability of "
+                "exactly 0 (their NLL terms are lower bounds)"
+                if r.calibrated.zero_prob_rows
+                else ""
+            )
+        )
+    for m in comp.models:
+        if not m.calibrations and methods:
+            notes.append(f"`{m.name}`: no validation data, no calibrated rows")
+    text = "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    if comp.warnings:
+        warned = comp.warning_texts(flags)
+        text += "\n" + "\n".join(f"> **Warning:** {w}" for w in warned) + "\n"
+    return text
+
+
 def comparison_table(comp: Comparison) -> Table:
     """A Rich table; the best value of each column in bold green."""
+    if comp.long:
+        return _long_table(comp)
     t = Table(
         title=f"calibration comparison ({comp.n_bins} {comp.binning} bins; * = best in column)",
         title_justify="left",
@@ -126,6 +320,8 @@ def comparison_table(comp: Comparison) -> Table:
 def comparison_markdown(comp: Comparison, flags: Mapping[str, str] | None = None) -> str:
     """The table as GitHub Markdown (best values in bold), followed by the warnings (their
     parameters shown as ``flags`` gives them: the CLI passes its flags)."""
+    if comp.long:
+        return _long_markdown(comp, flags)
     cls = _method(comp)
     abbr = cls.abbreviation
     heads = _headers(comp)
@@ -197,6 +393,8 @@ def write_report_dir(
     from calibkit.plotting.sweep import plot_sweep
     from calibkit.report.summary_json import dumps
 
+    if comp.long:
+        return _write_long_report(comp, Path(out_dir), inputs=inputs or [], flags=flags)
     if comp.sweeps is None:
         raise UsageError(
             "a report needs the comparison's temperature sweeps: "
@@ -252,3 +450,100 @@ def write_report_dir(
         atomic_write_text(build / "report.json", dumps(comp.to_dict(flags)), inputs=inputs)
         atomic_write_text(build / "report.md", md, inputs=inputs)
     return [out / name for name in ("reliability.png", "sweep.png", "report.json", "report.md")]
+
+
+def long_reliability_panels(
+    comp: Comparison,
+) -> tuple[dict[str, Any], dict[str, str], int]:
+    """The panels of a long comparison's ``reliability.png``: a row per model, its
+    uncalibrated panel first and then one per method (a blank slot, with a note, where the model
+    has no calibrated row); ``(panels, colours, columns)``."""
+    from calibkit.plotting.style import model_colors
+
+    methods = comp.methods or ()
+    colors = model_colors([m.name for m in comp.models])
+    panels: dict[str, Any] = {}
+    panel_colors: dict[str, str] = {}
+    for m in comp.models:
+        panels[f"{m.name}\nuncalibrated"] = m.summary
+        panel_colors[f"{m.name}\nuncalibrated"] = colors[m.name]
+        fitted = {r.method: r for r in m.calibrations}
+        for method in methods:
+            r = fitted.get(method)
+            abbr = registry.get(method).abbreviation
+            if r is None:
+                panels[f"{m.name} + {abbr}\nno validation data"] = None
+                continue
+            details = [
+                parameter_text(r.calibrator, ".3g"),
+                "in-sample" if r.fitted_where == "test" else "",
+                f"accuracy changed {CHANGED}" if r.accuracy_changed else "",
+            ]
+            # the details on a second line: a panel is 4.2 inches wide, the ODIR and ETS
+            # parameters alone take most of it
+            key = f"{m.name} + {abbr}\n" + (", ".join(d for d in details if d) or " ")
+            panels[key] = r.calibrated
+            panel_colors[key] = colors[m.name]
+    return panels, panel_colors, 1 + len(methods)
+
+
+def _write_long_report(
+    comp: Comparison, out: Path, *, inputs: list[str], flags: Mapping[str, str] | None
+) -> list[Path]:
+    """:func:`write_report_dir` of a long comparison (module docstring)."""
+    from calibkit.io.atomic import atomic_directory, atomic_write_text
+    from calibkit.plotting.reliability import plot_reliability
+    from calibkit.plotting.save import save_figure
+    from calibkit.plotting.sweep import plot_sweep
+    from calibkit.report.summary_json import dumps
+
+    sweep_method = comp.sweep_method
+    if sweep_method is not None and comp.sweeps is None:
+        raise UsageError(
+            f"a report of {sweep_method!r} needs the comparison's temperature sweeps: "
+            "calibkit.comparison.with_sweeps(comparison, models)"
+        )
+    check_report_dir(out, inputs)  # before the figures are drawn
+    panels, panel_colors, ncols = long_reliability_panels(comp)
+    reliability = plot_reliability(
+        panels,
+        colors=panel_colors,
+        ncols=ncols,
+        title="reliability before and after calibration (a row per model, a column per method)",
+    )
+    sweep = None
+    if sweep_method is not None and comp.sweeps is not None:
+        cls = registry.get(sweep_method)
+        marked = cls.sweep_parameter
+        fitted = {
+            m.name: r.parameters[marked]
+            for m in comp.models
+            for r in m.calibrations
+            if r.method == sweep_method and marked is not None and marked in r.parameters
+        }
+        symbol = cls.symbols.get(marked, marked) if marked is not None else ""
+        in_sample = any(r.fitted_where == "test" for m in comp.models for r in m.calibrations)
+        label = (
+            f"{symbol} of {cls.title} fitted in-sample "
+            f"({Param('ts_on_test', True).render(flags or {})})"
+            if in_sample
+            else f"{symbol} of {cls.title} fitted on validation"
+        )
+        sweep = plot_sweep(list(comp.sweeps), fitted=fitted, fitted_label=label)
+    md = (
+        "# Calibration report\n\n"
+        + comparison_markdown(comp, flags)
+        + "\n## Reliability diagrams\n\n"
+        + "A row per model, a column per method (the model as given first).\n\n"
+        + "![reliability diagrams](reliability.png)\n"
+    )
+    if sweep is not None:
+        md += "\n## Temperature sweep\n\n![ECE and NLL against temperature](sweep.png)\n"
+    names = ["reliability.png", *(["sweep.png"] if sweep is not None else [])]
+    with atomic_directory(out, inputs, owned=REPORT_FILES) as build:
+        save_figure(reliability, build / "reliability.png", inputs=inputs)
+        if sweep is not None:
+            save_figure(sweep, build / "sweep.png", inputs=inputs)
+        atomic_write_text(build / "report.json", dumps(comp.to_dict(flags)), inputs=inputs)
+        atomic_write_text(build / "report.md", md, inputs=inputs)
+    return [out / name for name in (*names, "report.json", "report.md")]

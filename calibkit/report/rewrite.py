@@ -21,6 +21,18 @@ checked (:func:`calibkit.readers.memory.check_fits`) before anything is allocate
   (chunk by chunk); the input is memory-mapped where torch allows it (the zip format with
   stored records) and otherwise loaded, its declared storage sizes counted in the check.
 
+**Probability-output methods** (``output_kind == "probs"``: ``ets``, the binning methods) give
+probabilities, not logits, so the output holds them under a name that says so, and nothing
+that calibkit would read as scores before them (:mod:`calibkit.loaders.keys`: logits win over
+probabilities): ``.npz`` a member ``probs`` of shape ``(N, K)``, ``.pt`` a tensor ``probs``,
+``.parquet`` the columns ``prob_0 .. prob_{K-1}`` (in place of the score columns). The input's
+scores and every other key or column whose name says logits or probabilities (``logits``,
+``logit_3``, ``probs``, ``proba``, ...) are left out (:func:`score_names`; ``calibkit apply``
+names them), so reading the output back gives the calibrated probabilities and nothing else.
+Binary inputs get both columns (``K = 2``). Probabilities are written in the input's
+floating-point type when it has at least 32 bits (float16 and bfloat16 become float32, whose
+rounding keeps rows summing to 1 within the reader's tolerance), else float64.
+
 An input that turns out to be unreadable while it is copied is an
 :class:`~calibkit.errors.InputError` naming the input (and the member), never an error of the
 output.
@@ -42,13 +54,25 @@ from calibkit.calibrators.base import Calibrator, parameter_text, require_scores
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, OutputError, Param, UsageError, describe
 from calibkit.io.atomic import atomic_path
+from calibkit.loaders.keys import LOGIT_FAMILIES, PROB_FAMILIES, families_of, kind_of_name
 from calibkit.loaders.parquet import ParquetPredictions, ShardedParquet
 from calibkit.readers.memory import STREAMING_HINT, check_fits
 from calibkit.readers.npz import npz_members
 from calibkit.readers.parquet import count_mismatch, parquet_file, read_error
 from calibkit.sources.predictions import Predictions, PredictionSource, default_chunk_rows
 
-__all__ = ["rewrite_memory", "write_calibrated", "write_scaled"]
+__all__ = [
+    "PROBS_KEY",
+    "prob_columns",
+    "probs_layout",
+    "rewrite_memory",
+    "score_names",
+    "write_calibrated",
+    "write_scaled",
+]
+
+#: Where a probability-output method's probabilities go in ``.npz`` and ``.pt`` outputs.
+PROBS_KEY = "probs"
 
 _COPY_BYTES = 1 << 20
 #: float64 arrays alive per element of a chunk while it is scaled: the float64 copy, the log,
@@ -84,6 +108,46 @@ def _out_dtype(dtype: Any) -> np.dtype[Any]:
     """Floating inputs keep their dtype; integer ones become float64."""
     dtype = np.dtype(dtype)
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _probs_dtype(dtype: Any) -> np.dtype[Any]:
+    """Probabilities: the input's float type of 32 bits or more, float16 as float32, integers
+    as float64 (module docstring)."""
+    dtype = _out_dtype(dtype)
+    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+
+
+def _writes_probs(scaler: Calibrator) -> bool:
+    return getattr(scaler, "output_kind", "logits") == "probs"
+
+
+def prob_columns(n_classes: int) -> tuple[str, ...]:
+    """The parquet columns of a probability-output method: ``prob_0 .. prob_{K-1}``."""
+    return tuple(f"prob_{k}" for k in range(n_classes))
+
+
+def score_names(names: list[str], scores: tuple[str, ...], labels: str | None) -> list[str]:
+    """The keys or columns among ``names`` that a probability output leaves out: the input's
+    ``scores`` and every other name calibkit would read as logits or probabilities (an alias
+    such as ``logits`` or ``proba``, or a numbered family such as ``logit_0 ..`` or ``p0 ..``),
+    the ``labels`` excepted; ``.npy`` endings are ignored, as :func:`numpy.load` does."""
+
+    def stem(name: str) -> str:
+        return name[:-4] if name.endswith(".npy") else name
+
+    families = families_of([stem(n) for n in names if n != labels])
+    scored = {
+        m
+        for prefix, members in families.items()
+        if prefix in LOGIT_FAMILIES + PROB_FAMILIES
+        for spelled in members.values()
+        for m in spelled
+    }
+    return [
+        n
+        for n in names
+        if n != labels and (n in scores or kind_of_name(stem(n)) is not None or stem(n) in scored)
+    ]
 
 
 def _chunk_rows(source: PredictionSource, chunk_rows: int | None) -> int:
@@ -157,9 +221,11 @@ def _scale_pass(
     pass inside the writer's :func:`~calibkit.io.atomic.atomic_path`, so nothing is renamed
     into place."""
 
+    probs = _writes_probs(scaler)
+
     def scale(chunk: Chunk) -> NDArray[Any]:
         new = _scaled(chunk.scores, source.kind, scaler)
-        if source.binary:
+        if source.binary and not probs:
             new = _collapse(new, source.kind)
         _check_range(new, dtype, source.source, scaler)
         return np.ascontiguousarray(new.astype(dtype))
@@ -187,9 +253,10 @@ def _scores_member(zin: zipfile.ZipFile, key: str | None, source: str) -> zipfil
     raise InputError(source, "cannot find the scores key to rewrite")
 
 
-def _copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
-    """A fresh entry with the member's name, compression method, timestamp and attributes."""
-    new = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+def _copy_info(info: zipfile.ZipInfo, name: str | None = None) -> zipfile.ZipInfo:
+    """A fresh entry with the member's name (or ``name``), compression method, timestamp and
+    attributes."""
+    new = zipfile.ZipInfo(name or info.filename, date_time=info.date_time)
     new.compress_type = info.compress_type
     new.external_attr = info.external_attr
     new.create_system = info.create_system
@@ -229,11 +296,15 @@ def _copy_member(
 
 @contextmanager
 def _scores_member_writer(
-    zout: zipfile.ZipFile, info: zipfile.ZipInfo, shape: tuple[int, ...], dtype: np.dtype[Any]
+    zout: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    name: str | None = None,
 ) -> Iterator[Callable[[NDArray[Any]], None]]:
-    """Open the scaled scores' ``.npy`` member and write its header; yields the function that
-    appends a chunk (in ``dtype``, rows in order) to it."""
-    new = _copy_info(info)
+    """Open the scaled scores' ``.npy`` member (named as ``info``, or ``name``) and write its
+    header; yields the function that appends a chunk (in ``dtype``, rows in order) to it."""
+    new = _copy_info(info, name)
     new.file_size = math.prod(shape) * dtype.itemsize + 4096  # the header is at most this
     header = {
         "descr": np.lib.format.dtype_to_descr(dtype),
@@ -270,6 +341,13 @@ def _write_npz(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: i
                 source.source, f"member {info.filename!r} changed while calibkit read it"
             )
         out_dtype = _out_dtype(dtype)
+        name: str | None = None
+        left_out: set[str] = set()
+        if _writes_probs(scaler):  # (N, K) probabilities under "probs.npy" (module docstring)
+            out_dtype = _probs_dtype(dtype)
+            shape, name = (source.n_rows, source.n_classes), f"{PROBS_KEY}.npy"
+            labels = _member_name(zin, source.label_key)
+            left_out = set(score_names(zin.namelist(), (info.filename,), labels))
         check_fits(source.source, rewrite_memory(source, chunk_rows=chunk_rows))
         rows = _chunk_rows(source, chunk_rows)
         with (
@@ -279,10 +357,19 @@ def _write_npz(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: i
             zout.comment = zin.comment
             for member in zin.infolist():
                 if member is info:
-                    with _scores_member_writer(zout, member, shape, out_dtype) as append:
+                    with _scores_member_writer(zout, member, shape, out_dtype, name) as append:
                         _scale_pass(source, scaler, out_dtype, rows, append)
-                else:
+                elif member.filename not in left_out:
                     _copy_member(zin, zout, member, source.source)
+
+
+def _member_name(zin: zipfile.ZipFile, key: str | None) -> str | None:
+    """The member that holds ``key`` (``key`` or ``key.npy``), if any."""
+    names = set(zin.namelist())
+    for name in (key, f"{key}.npy") if key is not None else ():
+        if name in names:
+            return name
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,7 +396,8 @@ def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: in
     mappable, declared = _pt_storages(in_path)
     numbers = source.n_rows * (1 if source.binary else source.n_classes)
     loaded = 0 if mappable else int(declared * 1.5)
-    needed = rewrite_memory(source, chunk_rows=chunk_rows, whole_output=numbers * 8 + loaded)
+    written = source.n_rows * source.n_classes if _writes_probs(scaler) else numbers
+    needed = rewrite_memory(source, chunk_rows=chunk_rows, whole_output=written * 8 + loaded)
     check_fits(source.source, needed, hint=STREAMING_HINT)
     try:
         obj = torch.load(in_path, map_location="cpu", weights_only=True, mmap=mappable)
@@ -320,11 +408,17 @@ def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: in
         raise InputError(source.source, "changed while calibkit read it")
     original = obj[key]
     target = original.dtype if original.is_floating_point() else torch.float64
+    shape = tuple(original.shape)
+    probs = _writes_probs(scaler)
+    if probs:  # (N, K) probabilities under "probs" (module docstring)
+        if target in (torch.float16, torch.bfloat16):
+            target = torch.float32
+        shape = (source.n_rows, source.n_classes)
     # numpy has no bfloat16; float32 has the same range, so the overflow check is exact
     check = np.float32 if target == torch.bfloat16 else torch.empty(0, dtype=target).numpy().dtype
     if original.numel() != numbers:
         raise InputError(source.source, "changed while calibkit read it")
-    result = torch.empty(tuple(original.shape), dtype=target)
+    result = torch.empty(shape, dtype=target)
     flat = result.view(-1)
     start = 0
 
@@ -335,7 +429,16 @@ def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: in
         start += values.size
 
     _scale_pass(source, scaler, check, _chunk_rows(source, chunk_rows), put)
-    obj[key] = result
+    if probs:
+        names = [k for k in obj if isinstance(k, str)]
+        left_out = set(score_names(names, (str(key),), source.label_key))
+        obj = {
+            (PROBS_KEY if k == key else k): (result if k == key else v)
+            for k, v in obj.items()
+            if k == key or k not in left_out
+        }
+    else:
+        obj[key] = result
     with atomic_path(out, inputs=[in_path]) as tmp:
         try:
             torch.save(obj, tmp)
@@ -414,6 +517,10 @@ def _write_parquet(
         schema = _float_scores(pf.schema_arrow, source.score_columns)
     except (OSError, ValueError, pa.ArrowException) as err:
         raise InputError(source.source, f"not a readable parquet file ({describe(err)})") from None
+    if _writes_probs(scaler):
+        with pf:
+            _write_parquet_probs(source, scaler, out, rows, pf, schema)
+        return
     with (
         pf,
         atomic_path(out, inputs=[source.path]) as tmp,
@@ -448,3 +555,62 @@ def _write_parquet(
             writer.write_table(table)
         if offset != source.n_rows:  # the footer said otherwise: nothing is renamed into place
             raise InputError(source.source, count_mismatch(source.n_rows, str(offset)))
+
+
+def _parquet_probs_schema(source: ParquetPredictions, schema: Any) -> tuple[Any, list[str]]:
+    """The output schema of a probability output (module docstring) and the input columns it
+    leaves out: ``prob_0 .. prob_{K-1}`` where the first score column was, in the scores'
+    float type (:func:`_probs_dtype`)."""
+    import pyarrow as pa
+
+    left_out = score_names(list(schema.names), source.score_columns, source.label_column)
+    ftype = schema.field(source.score_columns[0]).type
+    value_type = ftype.value_type if hasattr(ftype, "value_type") else ftype
+    dtype = _probs_dtype(value_type.to_pandas_dtype())
+    arrow = pa.from_numpy_dtype(dtype)
+    fields: list[Any] = []
+    for field in schema:
+        if field.name == source.score_columns[0]:
+            fields.extend(pa.field(c, arrow) for c in prob_columns(source.n_classes))
+        elif field.name not in left_out:
+            fields.append(field)
+    return pa.schema(fields, metadata=schema.metadata), left_out
+
+
+def _write_parquet_probs(
+    source: ParquetPredictions, scaler: Calibrator, out: Path, rows: int, pf: Any, schema: Any
+) -> None:
+    """:func:`_write_parquet` for a probability-output method: the other columns copied as
+    read, the probabilities in ``prob_0 .. prob_{K-1}``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out_schema, _ = _parquet_probs_schema(source, schema)
+    columns_out = prob_columns(source.n_classes)
+    dtype = out_schema.field(columns_out[0]).type.to_pandas_dtype()
+    with (
+        atomic_path(out, inputs=[source.path]) as tmp,
+        pq.ParquetWriter(tmp, out_schema, **_writer_options()) as writer,
+    ):
+        offset = 0
+        for batch in _batches(pf, rows, source.source):
+            scores, _ = source.convert_batch(batch, offset)  # validated, binary expanded
+            offset += batch.num_rows
+            new = _scaled(scores, source.kind, scaler)
+            _check_range(new, dtype, source.source, scaler)
+            columns = dict(zip(batch.schema.names, batch.columns, strict=True))  # as read
+            for k, name in enumerate(columns_out):
+                columns[name] = pa.array(new[:, k].astype(dtype))
+            table = pa.Table.from_arrays([columns[n] for n in out_schema.names], schema=out_schema)
+            writer.write_table(table)
+        if offset != source.n_rows:  # the footer said otherwise: nothing is renamed into place
+            raise InputError(source.source, count_mismatch(source.n_rows, str(offset)))
+
+
+def probs_layout(source: PredictionSource) -> str:
+    """Where :func:`write_calibrated` puts a probability-output method's probabilities, in
+    words, for the message of ``calibkit apply``: ``"probabilities under 'probs'"``, or
+    ``"probabilities in prob_0 .. prob_9"`` (nothing is read)."""
+    if isinstance(source, ParquetPredictions):
+        return f"probabilities in prob_0 .. prob_{source.n_classes - 1}"
+    return f"probabilities under {PROBS_KEY!r}"

@@ -20,6 +20,8 @@ from calibkit.cli import app
 GROUP = typer.main.get_command(app)
 COMMANDS = sorted(GROUP.commands)  # type: ignore[attr-defined]
 USAGE = {
+    "apply": "calibkit apply [OPTIONS] PRED",
+    "fit": "calibkit fit [OPTIONS] VAL",
     "apply-temp": "calibkit apply-temp [OPTIONS] PRED",
     "check": "calibkit check [OPTIONS] PRED",
     "compare": "calibkit compare [OPTIONS] NAME=PRED...",
@@ -79,7 +81,11 @@ def _option_displays() -> dict[str, set[str]]:
 
 
 #: Options that mean different things in different commands (so their values differ too).
-DIFFERENT_MEANINGS = {"--plot": ["", "<path>"]}  # ece: a text chart (flag); sweep-temp: a figure
+DIFFERENT_MEANINGS = {
+    "--plot": ["", "<path>"],  # ece: a text chart (flag); sweep-temp: a figure
+    "--method": ["<METHOD,...>", "<METHOD>"],  # compare: several methods; fit: one
+    "--param": ["<NAME=VALUE>", "<[METHOD.]NAME=VALUE>"],  # compare: also one method's option
+}
 
 
 def test_one_option_reads_the_same_in_every_command() -> None:
