@@ -530,7 +530,7 @@ def peers() -> list[Peer]:
             "netcal LogisticCalibration",
             nc,
             _netcal_scaling("vector"),
-            lambda n, k: 0.02 * n * k * k / 1e6,
+            lambda n, k: 4e-7 * n * k * k,
         ),
         Peer("matrix", "torch LBFGS recipe", th, _torch_recipe("matrix"), _matrix_seconds(2.0)),
         Peer("matrix", "torch-uncertainty", tu, _tu("matrix"), _matrix_seconds(8.0)),
