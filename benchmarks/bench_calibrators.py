@@ -583,7 +583,8 @@ def main() -> None:
         f"calibkit {calibkit.__version__} | numpy {np.__version__} | python "
         f"{platform.python_version()} | {platform.machine()} | {os.cpu_count()} CPUs | load "
         f"average {os.getloadavg()[0]:.2f}\nregistered methods: {', '.join(registered)}\n"
-        f"ODIR: lambda = {args.lam:g}, mu = {args.mu:g} (lambda/(K(K-1)), mu/K on the mean NLL); repeats "
+        f"ODIR: lambda = {args.lam:g}, mu = {args.mu:g} (lambda/(K(K-1)), mu/K on the mean "
+        f"NLL); repeats "
         f"{args.repeats}; timeout {args.timeout:.0f} s per run"
     )
     missing = {}
