@@ -56,12 +56,22 @@ def main() -> None:
                 opts["max_passes"] = a.max_passes
             t0 = time.perf_counter()
             fit: Any = registry.get(method).fit_source(src, **opts).fit
-            print(json.dumps({
-                "data": name, "case": case, "seconds": round(time.perf_counter() - t0, 2),
-                "passes": fit.passes, "iterations": fit.iterations, "solver": fit.solver,
-                "objective": repr(fit.objective), "gradient_norm": fit.gradient_norm,
-                "converged": fit.converged,
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "data": name,
+                        "case": case,
+                        "seconds": round(time.perf_counter() - t0, 2),
+                        "passes": fit.passes,
+                        "iterations": fit.iterations,
+                        "solver": fit.solver,
+                        "objective": repr(fit.objective),
+                        "gradient_norm": fit.gradient_norm,
+                        "converged": fit.converged,
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
