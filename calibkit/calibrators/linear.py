@@ -82,6 +82,9 @@ F64 = NDArray[np.float64]
 NEWTON_MAX_PARAMS = 300
 #: Float64 elements of the per-chunk work arrays of a Hessian assembly (rows are blocked).
 HESSIAN_BLOCK_ELEMENTS = 1 << 22
+#: Largest block-diagonal preconditioner (``K (K+1)²`` float64, twice: the blocks and their
+#: inverses) of a truncated-Newton fit; above it the plain diagonal of the Hessian is used.
+PRECONDITIONER_MAX_BYTES = 256 << 20
 DEFAULT_MAX_ITER = 100
 DEFAULT_MAX_PASSES = 500
 
@@ -248,6 +251,43 @@ class LinearProblem:
             du *= mass[:, None]
         return self._grad(x, du)
 
+    def block_preconditioner(self) -> bool:
+        """Whether the truncated-Newton preconditioner is the per-class block diagonal of the
+        Hessian (else its diagonal; :data:`PRECONDITIONER_MAX_BYTES`)."""
+        k = self.n_classes
+        return self.structure == "vector" or 2 * 8 * k * (k + 1) ** 2 <= PRECONDITIONER_MAX_BYTES
+
+    def chunk_hess_blocks(self, chunk: Chunk, kind: str, theta: F64) -> F64:
+        """The chunk's sum of the Hessian's per-class diagonal blocks: for class ``k``,
+        ``Σ_i m_i p_ik (1 - p_ik) x̃ x̃ᵀ`` over the class's parameters (matrix: ``x̃ = [x; 1]``,
+        ``(K, K+1, K+1)``; vector: ``x̃ = [x_k, 1]``, ``(K, 2, 2)``), or only their diagonals
+        (``(K, K+1)``) when the blocks are too large (:meth:`block_preconditioner`)."""
+        x = self.features(chunk.scores, kind)
+        _, p, _, mass = self._probs(self.apply(x, theta), chunk.labels)
+        wgt = p * (1.0 - p)
+        if mass is not None:
+            wgt *= mass[:, None]
+        k = self.n_classes
+        if self.structure == "vector":
+            out = np.empty((k, 2, 2))
+            wx = wgt * x
+            out[:, 0, 0] = np.einsum("ij,ij->j", wx, x)
+            out[:, 0, 1] = out[:, 1, 0] = wx.sum(axis=0)
+            out[:, 1, 1] = wgt.sum(axis=0)
+            return out
+        n = x.shape[0]
+        xt = np.hstack([x, np.ones((n, 1))])
+        if not self.block_preconditioner():
+            diag: F64 = wgt.T @ (xt * xt)
+            return diag
+        blocks = np.zeros((k * (k + 1), k + 1))
+        step = max(1, HESSIAN_BLOCK_ELEMENTS // (k * (k + 1)))
+        for start in range(0, n, step):
+            sl = slice(start, min(n, start + step))
+            wb = (wgt[sl][:, :, None] * xt[sl][:, None, :]).reshape(-1, k * (k + 1))
+            blocks += wb.T @ xt[sl]  # one GEMM: sum_i w_ik x_ij x_il
+        return blocks.reshape(k, k + 1, k + 1)
+
     def chunk_value_grad_hess(self, chunk: Chunk, kind: str, theta: F64) -> tuple[float, F64, F64]:
         x = self.features(chunk.scores, kind)
         nll, p, r, mass = self._probs(self.apply(x, theta), chunk.labels)
@@ -368,6 +408,61 @@ class LinearProblem:
 
         return value_grad, value_grad_hess, hessp, n_rows
 
+    def preconditioner(
+        self, source: PredictionSource, chunk_rows: int | None
+    ) -> Callable[[F64], Callable[[F64], F64]]:
+        """``theta ↦ (v ↦ M⁻¹ v)``: one pass assembles the per-class diagonal blocks of the
+        mean objective's Hessian at ``theta`` (:meth:`chunk_hess_blocks`), factorised once."""
+        kind = source.kind
+        c = self.penalty()
+
+        def build(theta: F64) -> Callable[[F64], F64]:
+            total, n = self._pass(
+                source, lambda ch: self.chunk_hess_blocks(ch, kind, theta), chunk_rows
+            )
+            return self._inverse_blocks(total[0] / n, c)
+
+        return build
+
+    def _inverse_blocks(self, blocks: F64, c: F64 | None) -> Callable[[F64], F64]:
+        """``v ↦ M⁻¹ v`` for the mean per-class blocks (or diagonals) of the Hessian plus the
+        penalty's ``2 c`` (a ridge of ``1e-8`` times the largest diagonal keeps ``M`` positive
+        definite; a block that Cholesky still refuses falls back to its diagonal)."""
+        k = self.n_classes
+        vector = self.structure == "vector"
+        pen = None if c is None else (c.reshape(2, k).T if vector else c.reshape(k, k + 1))
+        if blocks.ndim == 2:  # diagonals only
+            dg = blocks if pen is None else blocks + 2.0 * pen
+            dg = dg + 1e-8 * float(np.max(dg, initial=0.0)) + 1e-300
+            inv_d = 1.0 / dg
+
+            def apply_diag(v: F64) -> F64:
+                return (v.reshape(k, k + 1) * inv_d).ravel()
+
+            return apply_diag
+        m = blocks.copy()
+        size = m.shape[1]
+        idx = np.arange(size)
+        if pen is not None:
+            m[:, idx, idx] += 2.0 * pen
+        m[:, idx, idx] += 1e-8 * float(np.max(m[:, idx, idx], initial=0.0)) + 1e-300
+        inv = np.empty_like(m)
+        for j in range(k):  # K small factorisations (at most K (K+1)³ flops, once per iteration)
+            try:
+                chol = np.linalg.cholesky(m[j])
+                ic = np.linalg.inv(chol)
+                inv[j] = ic.T @ ic
+            except np.linalg.LinAlgError:
+                inv[j] = np.diag(1.0 / np.diag(m[j]))
+
+        def apply_blocks(v: F64) -> F64:
+            vb = v.reshape(2, k).T if vector else v.reshape(k, k + 1)
+            out: F64 = np.matmul(inv, vb[:, :, None])[:, :, 0]
+            res: F64 = (out.T if vector else out).ravel()
+            return res
+
+        return apply_blocks
+
 
 def _initial(
     problem: LinearProblem, source: PredictionSource, chunk_rows: int | None
@@ -417,6 +512,7 @@ def fit_linear(
         value_grad=vg,
         value_grad_hess=vgh if use == "newton" else None,
         hessp=hvp if use == "newton-cg" else None,
+        preconditioner=problem.preconditioner(source, chunk_rows) if use == "newton-cg" else None,
         max_iter=max_iter,
         max_passes=max(1, max_passes - extra),
         project=problem.project,
