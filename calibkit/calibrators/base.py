@@ -250,10 +250,12 @@ def require_scores(source: PredictionSource, title: str = "temperature scaling")
         )
 
 
-def check_document(doc: Any, source: str) -> str:
+def check_document(doc: Any, source: str, method: str | None = None) -> str:
     """The ``method`` of a calibrator document, after checking that it is one: a JSON object
     with ``calibkit_calibrator`` equal to :data:`CALIBRATOR_FORMAT` (else an
-    :class:`InputError` naming ``source``)."""
+    :class:`InputError` naming ``source``). With ``method`` (what a class's ``from_dict``
+    reads), a document of another method is refused too: one registered (or a plugin's) is
+    named with the hint to read it through the registry, any other is unknown."""
     if not isinstance(doc, dict):
         raise InputError(source, "a calibrator must be a JSON object")
     version = doc.get("calibkit_calibrator")
@@ -263,8 +265,19 @@ def check_document(doc: Any, source: str) -> str:
             f"not a calibkit calibrator of format {CALIBRATOR_FORMAT} "
             f"(calibkit_calibrator = {version!r})",
         )
-    method = doc.get("method")
-    return method if isinstance(method, str) else repr(method)
+    found = doc.get("method")
+    name = found if isinstance(found, str) else repr(found)
+    if method is not None and name != method:
+        from calibkit.calibrators import registry
+
+        if registry.lookup(name) is not None:  # a plugin's method too (loaded on a miss)
+            raise InputError(
+                source,
+                f"holds a {name!r} calibrator, not a {method} one "
+                "(read it with calibkit.calibrators.registry.load)",
+            )
+        raise InputError(source, f"unknown calibration method {found!r}")
+    return name
 
 
 class CalibratorBase(ABC):

@@ -313,9 +313,7 @@ class EnsembleTemperatureScaler(CalibratorBase):
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> Self:
-        method = check_document(doc, source)
-        if method != cls.method:
-            raise InputError(source, f"holds a {method!r} calibrator, not an {cls.method!r} one")
+        check_document(doc, source, cls.method)
         t = doc.get("temperature")
         weights = doc.get("weights")
         if not isinstance(weights, list) or len(weights) != 3:

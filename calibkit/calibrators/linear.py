@@ -54,7 +54,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit._version import __version__
-from calibkit.calibrators import registry
 from calibkit.calibrators.base import (
     CALIBRATOR_FORMAT,
     CalibratorBase,
@@ -803,15 +802,7 @@ class LinearCalibrator(CalibratorBase):
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> Self:
-        method = check_document(doc, source)
-        if method != cls.method:
-            if registry.lookup(method) is not None:
-                raise InputError(
-                    source,
-                    f"holds a {method!r} calibrator, not a {cls.method!r} one "
-                    "(read it with calibkit.calibrators.registry.load)",
-                )
-            raise InputError(source, f"unknown calibration method {doc.get('method')!r}")
+        check_document(doc, source, cls.method)
         k = doc.get("n_classes")
         if type(k) is not int or k < 2:
             raise InputError(source, f"n_classes must be an integer >= 2; got {k!r}")

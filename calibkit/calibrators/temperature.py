@@ -650,15 +650,7 @@ class TemperatureScaler(CalibratorBase):
 
     @classmethod
     def from_dict(cls, doc: Any, *, source: str = "<calibrator>") -> Self:
-        method = check_document(doc, source)
-        if method != cls.method:
-            if registry.lookup(method) is not None:  # a plugin's method too (loaded on a miss)
-                raise InputError(
-                    source,
-                    f"holds a {method!r} calibrator, not a temperature one "
-                    "(read it with calibkit.calibrators.registry.load)",
-                )
-            raise InputError(source, f"unknown calibration method {doc.get('method')!r}")
+        check_document(doc, source, cls.method)
         t = doc.get("temperature")
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise InputError(source, f"temperature must be a finite number > 0; got {t!r}")

@@ -164,7 +164,7 @@ def test_odir_documents_need_lambda_and_mu_and_methods_are_not_mixed(tmp_path: P
         bad = dict(doc, **{key: value})
         with pytest.raises(InputError, match=key):
             OdirMatrixScaler.from_dict(bad, source="x.json")
-    with pytest.raises(InputError, match="not a 'matrix' one"):
+    with pytest.raises(InputError, match="not a matrix one"):
         MatrixScaler.from_dict(doc, source="x.json")
     with pytest.raises(UsageError, match="calibrator JSON"):
         MatrixScaler.from_parameters({"n_parameters": 12.0})
