@@ -138,6 +138,8 @@ def compare(
     binning: Binning = "width",
     ts_on_test: bool = False,
     method: str = "temperature",
+    methods: Sequence[str] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Any:
     """Compare models in one call; a pandas DataFrame with a row per model.
 
@@ -147,7 +149,9 @@ def compare(
     models without validation data). Mismatched label vectors raise a warning. ``method``
     names the registered calibrator fitted on ``val`` (:mod:`calibkit.calibrators.registry`;
     the TS columns take its prefix). For the full result (summaries, bins, warnings) use
-    :func:`calibkit.comparison.compare_models`.
+    :func:`calibkit.comparison.compare_models`. With ``methods`` (several registered names,
+    ``params`` their fit options by method) the frame is long: a row per (model, method),
+    indexed by ``(name, method)``, the uncalibrated rows under method ``"uncalibrated"``.
     """
     import warnings
 
@@ -164,6 +168,8 @@ def compare(
         binning=binning,
         ts_on_test=ts_on_test,
         method=method,
+        methods=methods,
+        params=params,
     )
     for message in comp.warning_texts():
         warnings.warn(message, UserWarning, stacklevel=2)

@@ -514,3 +514,21 @@ def test_zeros_made_by_a_calibration_are_named_after_it() -> None:
     (r,) = comp.models[0].calibrations
     assert r.to_dict()["zero_prob_rows"] == 5 and comp.models[0].summary.zero_prob_rows == 0
     assert "5 evaluated rows get a label probability of exactly 0" in comparison_markdown(comp)
+
+
+def test_api_compare_passes_methods_through() -> None:
+    """calibkit.api.compare(methods=...) gives the long frame: a row per (model, method)."""
+    from pathlib import Path
+
+    from calibkit import api
+
+    sample = Path(__file__).resolve().parents[2] / "sample_data"
+    df = api.compare(
+        {"hard": str(sample / "digits_hard_test.npz")},
+        val={"hard": str(sample / "digits_hard_val.npz")},
+        methods=["temperature", "vector"],
+    )
+    rows = [("hard", "uncalibrated"), ("hard", "temperature"), ("hard", "vector")]
+    assert list(df.index) == rows
+    acc = df["accuracy"]
+    assert acc[("hard", "temperature")] == acc[("hard", "uncalibrated")]
