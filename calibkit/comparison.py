@@ -755,6 +755,28 @@ class Comparison:
         return pd.DataFrame(records).set_index(["name", "method"])
 
 
+def _intervals(
+    src: PredictionSource,
+    ci: float | None,
+    n_bins: int,
+    binning: Binning,
+    chunk_rows: int | None,
+    bootstrap: int,
+    seed: int,
+) -> dict[str, tuple[float, float]] | None:
+    """The ``ci`` percentile bootstrap interval of each compared metric of ``src`` (one pass
+    for the per-example statistics; ``None`` without ``ci``)."""
+    if ci is None:
+        return None
+    stats = collect_example_stats(src, chunk_rows=chunk_rows, warn=False)
+    boot = bootstrap_metrics(stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed)
+    return {
+        m: boot.interval(m, ci)
+        for m in compared_metrics()
+        if m in boot.point and not np.isnan(boot.point[m])
+    }
+
+
 def compare_models(
     models: Mapping[str, PredictionSource],
     *,
@@ -804,17 +826,7 @@ def compare_models(
     model_keys(cls)  # before any work: its parameters and abbreviation name no model key twice
 
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
-        if ci is None:
-            return None
-        stats = collect_example_stats(src, chunk_rows=chunk_rows, warn=False)  # summarized too
-        boot = bootstrap_metrics(
-            stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed
-        )
-        return {
-            m: boot.interval(m, ci)
-            for m in compared_metrics()
-            if m in boot.point and not np.isnan(boot.point[m])
-        }
+        return _intervals(src, ci, n_bins, binning, chunk_rows, bootstrap, seed)
 
     given = models
     if check_labels:  # hash the labels in passing: no second read to compare them
@@ -921,17 +933,7 @@ def _compare_long(
     n_bins, binning, chunk_rows = kw["n_bins"], kw["binning"], kw["chunk_rows"]
 
     def intervals(src: PredictionSource) -> dict[str, tuple[float, float]] | None:
-        if ci is None:
-            return None
-        stats = collect_example_stats(src, chunk_rows=chunk_rows, warn=False)
-        boot = bootstrap_metrics(
-            stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed
-        )
-        return {
-            m: boot.interval(m, ci)
-            for m in compared_metrics()
-            if m in boot.point and not np.isnan(boot.point[m])
-        }
+        return _intervals(src, ci, n_bins, binning, chunk_rows, bootstrap, seed)
 
     given = models
     if check_labels:
