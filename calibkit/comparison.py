@@ -672,6 +672,10 @@ class Comparison:
         """JSON-ready; the warnings' parameters shown as ``flags`` gives them."""
         if self.methods is not None:
             return self._long_dict(self.methods, flags)
+        return {**self._head(flags), "models": [m.to_dict() for m in self.models]}
+
+    def _head(self, flags: Mapping[str, str] | None) -> dict[str, Any]:
+        """The keys every comparison's JSON starts with: its settings and warnings."""
         return {
             "n_bins": self.n_bins,
             "binning": self.binning,
@@ -680,7 +684,6 @@ class Comparison:
             "bootstrap": self.bootstrap,
             "seed": self.seed,
             "warnings": list(self.warning_texts(flags)),
-            "models": [m.to_dict() for m in self.models],
         }
 
     def _long_dict(self, methods: Sequence[str], flags: Mapping[str, str] | None) -> dict[str, Any]:
@@ -697,13 +700,7 @@ class Comparison:
             for metric in long_metrics()
         }
         return {
-            "n_bins": self.n_bins,
-            "binning": self.binning,
-            "ts_on_test": self.ts_on_test,
-            "ci_level": self.ci_level,
-            "bootstrap": self.bootstrap,
-            "seed": self.seed,
-            "warnings": list(self.warning_texts(flags)),
+            **self._head(flags),
             "methods": list(methods),
             "classwise_bins": "width",
             "best": best,

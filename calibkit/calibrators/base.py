@@ -58,6 +58,7 @@ __all__ = [
     "CalibratorBase",
     "Hyperparameter",
     "check_document",
+    "document_input",
     "parameter_text",
     "read_hyperparameters",
     "require_scores",
@@ -278,6 +279,15 @@ def check_document(doc: Any, source: str, method: str | None = None) -> str:
             )
         raise InputError(source, f"unknown calibration method {found!r}")
     return name
+
+
+def document_input(doc: Mapping[str, Any], source: str) -> ScoreKind | None:
+    """The ``input`` of a calibrator document (the kind of scores it was fitted on): ``None``,
+    ``"logits"`` or ``"probs"``; anything else is an :class:`InputError` naming ``source``."""
+    kind = doc.get("input")
+    if kind not in (None, "logits", "probs"):
+        raise InputError(source, f"input must be 'logits' or 'probs'; got {kind!r}")
+    return kind
 
 
 class CalibratorBase(ABC):

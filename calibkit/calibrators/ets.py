@@ -58,6 +58,7 @@ from calibkit.calibrators.base import (
     CalibratorBase,
     Hyperparameter,
     check_document,
+    document_input,
     require_scores,
 )
 from calibkit.calibrators.outcome import FitOutcome
@@ -324,9 +325,7 @@ class EnsembleTemperatureScaler(CalibratorBase):
         n_classes = doc.get("n_classes")
         if n_classes is not None and (type(n_classes) is not int or n_classes < 2):
             raise InputError(source, f"n_classes must be an integer >= 2; got {n_classes!r}")
-        kind = doc.get("input")
-        if kind not in (None, "logits", "probs"):
-            raise InputError(source, f"input must be 'logits' or 'probs'; got {kind!r}")
+        kind = document_input(doc, source)
         tfit = doc.get("temperature_fit")
         if tfit is not None and not isinstance(tfit, dict):
             raise InputError(source, "its 'temperature_fit' must be a JSON object")

@@ -59,6 +59,7 @@ from calibkit.calibrators.base import (
     CalibratorBase,
     Hyperparameter,
     check_document,
+    document_input,
     require_scores,
 )
 from calibkit.calibrators.outcome import FitOutcome
@@ -816,9 +817,7 @@ class LinearCalibrator(CalibratorBase):
             floor = _read_scalar(doc, "floor", source, optional=True)
             if floor is not None and not 0 < floor < 1:
                 raise InputError(source, f"floor must be in (0, 1); got {floor!r}")
-        kind = doc.get("input")
-        if kind not in (None, "logits", "probs"):
-            raise InputError(source, f"input must be 'logits' or 'probs'; got {kind!r}")
+        kind = document_input(doc, source)
         cv = doc.get("cv")
         if cv is not None and not isinstance(cv, dict):
             raise InputError(source, "its 'cv' must be a JSON object")

@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
@@ -76,6 +76,7 @@ from calibkit.calibrators.base import (
     CalibratorBase,
     Hyperparameter,
     check_document,
+    document_input,
     require_scores,
 )
 from calibkit.calibrators.outcome import GRADIENT_TOLERANCE, FitOutcome
@@ -680,9 +681,7 @@ class ReducedCalibrator(CalibratorBase):
         n = doc.get("n")
         if n is not None and (type(n) is not int or n < 0):
             raise InputError(source, f"n must be a non-negative integer; got {n!r}")
-        kind = doc.get("input")
-        if kind not in (None, "logits", "probs"):
-            raise InputError(source, f"input must be 'logits' or 'probs'; got {kind!r}")
+        kind = document_input(doc, source)
         fitted_on = doc.get("fitted_on")
         if fitted_on is not None and not isinstance(fitted_on, str):
             raise InputError(source, f"fitted_on must be a string; got {fitted_on!r}")
@@ -834,27 +833,11 @@ def outcome(
             f"{SEPARABLE_NLL:g}): the NLL has no minimum, the fit stopped where its gradient "
             "met the rule, at a nearly step-shaped map"
         )
-        out = FitOutcome(
-            objective=objective,
-            gradient_norm=g,
-            iterations=iterations,
-            passes=passes,
-            solver="newton",
-            n=rows,
-            message=msg,
-        )
+        out = replace(out, message=msg)
     if not out.converged:
         msg = (
             f"stopped after {iterations} Newton iterations with gradient {g:.3g} (the data may "
             "be separable by the map: its NLL then has no minimum)"
         )
-        out = FitOutcome(
-            objective=objective,
-            gradient_norm=g,
-            iterations=iterations,
-            passes=passes,
-            solver="newton",
-            n=rows,
-            message=msg,
-        )
+        out = replace(out, message=msg)
     return out
