@@ -7,7 +7,8 @@ Those two files import nothing (tests/unit/test_bounds.py checks it), and ``main
 the handlers first, so from there on every moment is covered. What comes before is Python's
 own start-up (the interpreter, ``site``, the wrapper's ``import re``): a SIGINT there is killed
 silently by the signal (status -2) or, once Python has installed its handler, ends in Python's
-``KeyboardInterrupt`` traceback with no frame of calibkit's in it. No program can change that.
+``KeyboardInterrupt`` traceback with no frame of calibkit's in it (a bare ``KeyboardInterrupt``
+line and status 1 when it lands in C code with no Python frame yet). No program can change that.
 
 Two tests: one sends SIGINT at each of the first imports after calibkit's two files are loaded
 (an audit hook sees every import, so the moments are exact and the outcome reproducible); one
@@ -148,6 +149,11 @@ def test_sigint_at_any_moment_of_start_up() -> None:
             assert proc.returncode in (1, -signal.SIGINT)
             assert _frames_in_calibkit(err) == [], err
             assert err.rstrip().endswith("KeyboardInterrupt")
+        elif err == "KeyboardInterrupt\n":
+            # (seen once in CI) Python's handler fired inside the interpreter's own C start-up,
+            # where no Python frame exists yet: CPython prints the bare exception name and exits
+            # 1 before any file of calibkit's is loaded
+            assert (proc.returncode, out) == (1, "")
         else:  # before Python had a handler: the signal's default action, nothing printed
             assert (proc.returncode, out, err) == (-signal.SIGINT, "", "")
     assert any(code == 130 for _, code, _ in outcomes), outcomes
