@@ -62,6 +62,10 @@ LR = 1e-3                # Adam learning rate (betas default, weight_decay=0)
 N_BINS = 15              # ECE bins (orientation only)
 MODELS = {"hard": 0.0, "ls05": 0.05, "ls10": 0.10, "ls20": 0.20}  # name -> alpha
 SPLITS = ("val", "test")
+FEATURE_SPLITS = ("train", "test")  # penultimate activations + final layer are saved for these
+N_AUG = 8                # views per test example in the augmentation files
+N_ANNOTATORS = 10        # synthetic annotators per test example in the vote files
+ANNOTATOR_K = 5          # their k-nearest-neighbour classifier's k
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip member timestamp for npz files
 
 OUT_DIR = Path(__file__).resolve().parent
@@ -71,6 +75,7 @@ OUT_DIR = Path(__file__).resolve().parent
 def make_data():
     X, y = load_digits(return_X_y=True)
     X = X.astype(np.float64) / 16.0
+    clean = X.copy()
     rng = np.random.default_rng(SEED)
     X = (X + rng.normal(0.0, NOISE_SIGMA, size=X.shape)).astype(np.float32)
     y = y.astype(np.int64)
@@ -79,7 +84,33 @@ def make_data():
         idx, test_size=0.5, stratify=y, random_state=SEED)
     val_idx, test_idx = train_test_split(
         rest_idx, test_size=0.5, stratify=y[rest_idx], random_state=SEED)
-    return X, y, {"train": train_idx, "val": val_idx, "test": test_idx}
+    return X, y, clean, {"train": train_idx, "val": val_idx, "test": test_idx}
+
+
+def augmented_views(clean: np.ndarray) -> np.ndarray:
+    """(N_AUG, N, 64) views of clean images, each with its own draw of the pixel noise
+    (sigma = NOISE_SIGMA, default_rng([SEED, 1])): the input variation the models were trained
+    under (pixel shifts, which they never saw, drop their accuracy to about 35%)."""
+    rng = np.random.default_rng([SEED, 1])
+    views = [clean + rng.normal(0.0, NOISE_SIGMA, size=clean.shape) for _ in range(N_AUG)]
+    return np.stack(views).astype(np.float32)
+
+
+def annotator_votes(Xtr: np.ndarray, ytr: np.ndarray, clean: np.ndarray,
+                    n_classes: int) -> np.ndarray:
+    """(N, K) int64 vote counts of N_ANNOTATORS synthetic annotators: each is a
+    ANNOTATOR_K-nearest-neighbour classifier fitted on the noisy training rows, looking at its
+    own noise draw (sigma = NOISE_SIGMA, default_rng([SEED, 2])) of the clean test image. Not
+    human labels: clearly synthetic stand-ins for annotator vote shares."""
+    from sklearn.neighbors import KNeighborsClassifier
+    knn = KNeighborsClassifier(n_neighbors=ANNOTATOR_K).fit(Xtr, ytr)
+    rng = np.random.default_rng([SEED, 2])
+    votes = np.zeros((clean.shape[0], n_classes), dtype=np.int64)
+    for _ in range(N_ANNOTATORS):
+        seen = clean + rng.normal(0.0, NOISE_SIGMA, size=clean.shape)
+        pred = knn.predict(seen.astype(np.float32))
+        votes[np.arange(clean.shape[0]), pred] += 1
+    return votes
 
 
 def make_model(n_in: int, n_classes: int) -> nn.Module:
@@ -143,9 +174,13 @@ def metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
 
 # --------------------------------------------------------------------------- writers
 def save_npz(path: Path, logits: np.ndarray, labels: np.ndarray) -> None:
+    save_arrays(path, logits=logits, labels=labels)
+
+
+def save_arrays(path: Path, **arrays: np.ndarray) -> None:
     """np.savez_compressed, then rewrite the zip with fixed member timestamps."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, logits=logits, labels=labels)
+    np.savez_compressed(buf, **arrays)
     buf.seek(0)
     with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(path, "w") as zout:
         for info in zin.infolist():
@@ -168,19 +203,26 @@ def sha256(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- main
-def main() -> int:
+def main(argv: list[str]) -> int:
+    # --diagnostics-only: train as always, but keep the logits files that exist and write only
+    # the diagnostics files (penultimate, augmentations, votes) and MANIFEST.json's
+    # "diagnostics" section. Training is bit-reproducible only on the same CPU type and library
+    # versions; this keeps the headline files (and every number computed from them) as they are.
+    diagnostics_only = "--diagnostics-only" in argv
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     np.random.seed(SEED)
 
-    X, y, split = make_data()
+    X, y, clean, split = make_data()
     n_classes = int(y.max()) + 1
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     print(f"digits: {X.shape[0]} x {X.shape[1]}, K={n_classes}, noise sigma={NOISE_SIGMA}; "
           + ", ".join(f"{k}={len(v)}" for k, v in split.items()))
 
-    results, files = {}, []
+    results, files, diag_files = {}, [], []
+    views = augmented_views(clean[split["test"]])
+    votes = annotator_votes(X[split["train"]], y[split["train"]], clean[split["test"]], n_classes)
     for name, alpha in MODELS.items():
         ts = time.perf_counter()
         model, (best_nll, best_ep) = train(
@@ -195,12 +237,21 @@ def main() -> int:
         print(f"[{name}] alpha={alpha:.2f} trained in {time.perf_counter() - ts:.1f}s; "
               f"train acc={train_acc:.4f}; min test NLL during training "
               f"{best_nll:.4f} @ epoch {best_ep} (monitor only)")
+        headline = {}
         for s in SPLITS:
-            with torch.no_grad():
-                logits = model(Xt[split[s]]).numpy().astype(np.float32)
-            labels = y[split[s]].astype(np.int64)
+            if diagnostics_only:
+                with np.load(OUT_DIR / f"digits_{name}_{s}.npz") as kept:
+                    logits, labels = kept["logits"], kept["labels"]
+                assert np.array_equal(labels, y[split[s]])
+            else:
+                with torch.no_grad():
+                    logits = model(Xt[split[s]]).numpy().astype(np.float32)
+                labels = y[split[s]].astype(np.int64)
+            headline[s] = logits
             assert logits.shape == (len(split[s]), n_classes) and labels.ndim == 1
             results[name][s] = metrics(logits, labels)
+            if diagnostics_only:
+                continue
             for ext, writer in (("npz", save_npz), ("parquet", save_parquet)):
                 path = OUT_DIR / f"digits_{name}_{s}.{ext}"
                 writer(path, logits, labels)
@@ -211,6 +262,31 @@ def main() -> int:
                     "logits_sha256": hashlib.sha256(logits.tobytes()).hexdigest(),
                     "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
                 })
+        extra = {}
+        with torch.no_grad():
+            for s in FEATURE_SPLITS:
+                feats = model[:-1](Xt[split[s]])
+                extra[f"penultimate_{s}"] = {
+                    "features": feats.numpy().astype(np.float32),
+                    "weight": model[-1].weight.numpy().astype(np.float32),
+                    "bias": model[-1].bias.numpy().astype(np.float32),
+                    "logits": model(Xt[split[s]]).numpy().astype(np.float32),
+                    "labels": y[split[s]].astype(np.int64),
+                }
+            aug = np.stack([model(torch.from_numpy(v)).numpy() for v in views], axis=1)
+            extra["test_augment"] = {"logits": aug.astype(np.float32),
+                                     "labels": y[split["test"]].astype(np.int64)}
+            # the headline test logits (the kept file's with --diagnostics-only)
+            extra["test_votes"] = {"logits": headline["test"], "labels": votes}
+        for suffix, arrays in extra.items():
+            path = OUT_DIR / f"digits_{name}_{suffix}.npz"
+            save_arrays(path, **arrays)
+            diag_files.append({
+                "file": path.name, "format": "npz", "model": name, "alpha": alpha,
+                "content": suffix, "keys": {k: [str(v.dtype), list(v.shape)]
+                                            for k, v in arrays.items()},
+                "sha256": sha256(path),
+            })
 
     # ------------------------------------------------------------------ report
     hdr = f"{'model':<6} {'alpha':>5} {'split':<5} {'N':>4} {'acc':>7} {'NLL':>7} " \
@@ -257,14 +333,43 @@ def main() -> int:
         "files": files,
         "orientation_metrics": results,
     }
+    diagnostics = {
+        "command": "python sample_data/make_sample_data.py"
+                   + (" --diagnostics-only" if diagnostics_only else ""),
+        "note": "penultimate activations, final-layer weights, logits under augmentations and "
+                "synthetic annotator votes of the same four models; the votes files carry the "
+                "headline test logits. With --diagnostics-only the models were re-trained on "
+                "another machine than the headline files: their weights differ in the last "
+                "bits, amplified by 1000 Adam steps, so the penultimate and augmentation files' "
+                "logits are close to, not equal to, the headline logits",
+        "settings": {
+            "penultimate": "model[:-1](X) (the last ReLU's output, D=128) and the last "
+                           "Linear's weight (K, D) and bias (K,), for splits "
+                           + ", ".join(FEATURE_SPLITS),
+            "augmentations": f"{N_AUG} views per test example: the clean image plus a fresh "
+                             f"draw of N(0, {NOISE_SIGMA}^2) pixel noise per view, from "
+                             "default_rng([seed, 1]); logits shape (N, L, K)",
+            "votes": f"synthetic annotators: {N_ANNOTATORS} per test example, each a "
+                     f"{ANNOTATOR_K}-NN classifier on the noisy training rows looking at its "
+                     "own noise draw of the clean image (default_rng([seed, 2])); labels are "
+                     "(N, K) int64 vote counts",
+        },
+        "versions": manifest["versions"],
+        "files": diag_files,
+    }
+    if diagnostics_only:
+        manifest = json.loads((OUT_DIR / "MANIFEST.json").read_text())
+    manifest["diagnostics"] = diagnostics
     (OUT_DIR / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
     print("\nmanifest (sample_data/MANIFEST.json)")
     for f in files:
         print(f"  {f['file']:<28} N={f['N']:<4} K={f['K']:<3} sha256={f['sha256'][:16]}…")
+    for f in diag_files:
+        print(f"  {f['file']:<36} {f['content']:<18} sha256={f['sha256'][:16]}…")
     print(f"\ndone in {time.perf_counter() - t0:.1f}s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

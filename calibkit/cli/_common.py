@@ -59,6 +59,7 @@ FLAGS: dict[str, str] = {
     "bins": "--bins",
     "bootstrap": "--bootstrap",
     "ci": "--ci",
+    "classes": "--classes",
     "device": "--device",
     "kind": "--input",
     "labels_key": "--labels-key",

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("calibkit.sources", "calibkit.loaders"),
     ("calibkit.engine",),
     ("calibkit.metrics",),
-    ("calibkit.calibrators", "calibkit.stats"),
+    ("calibkit.calibrators", "calibkit.stats", "calibkit.diagnostics"),
     ("calibkit.comparison", "calibkit.gate"),
     ("calibkit.plotting",),
     ("calibkit.report",),
