@@ -31,7 +31,6 @@ def select_classes(
     n_classes: int,
     names: Sequence[str] | None = None,
     frequencies: Sequence[float] | None = None,
-    param: str = "classes",
 ) -> tuple[int, ...]:
     """The ``count`` distinct class indices that ``spec`` names, in its order.
 
@@ -39,7 +38,7 @@ def select_classes(
     ``[0, n_classes)`` or one of ``names`` (a name is tried first, so a class *named* ``"3"``
     is that class). Without ``spec`` the ``count`` most frequent classes (``frequencies``, e.g.
     label counts; most frequent first, ties to the lower index). Raises
-    :class:`~calibkit.errors.UsageError` naming ``param`` for a wrong count, an unknown name,
+    :class:`~calibkit.errors.UsageError` naming ``classes`` for a wrong count, an unknown name,
     an index out of range or a class named twice.
     """
     if n_classes < count:
@@ -52,20 +51,20 @@ def select_classes(
         return most_frequent(frequencies, count)
     tokens = [t.strip() for t in spec.split(",")] if isinstance(spec, str) else list(spec)
     if len(tokens) != count:
-        raise UsageError(Param(param, spec) + f" names {len(tokens)} classes; give exactly {count}")
+        raise UsageError(
+            Param("classes", spec) + f" names {len(tokens)} classes; give exactly {count}"
+        )
     lookup = {name: k for k, name in enumerate(names or ())}
     chosen: list[int] = []
     for token in tokens:
-        index = _index(token, lookup, n_classes, param, spec)
+        index = _index(token, lookup, n_classes, spec)
         if index in chosen:
-            raise UsageError(Param(param, spec) + f" names class {index} twice")
+            raise UsageError(Param("classes", spec) + f" names class {index} twice")
         chosen.append(index)
     return tuple(chosen)
 
 
-def _index(
-    token: int | str, lookup: dict[str, int], n_classes: int, param: str, spec: object
-) -> int:
+def _index(token: int | str, lookup: dict[str, int], n_classes: int, spec: object) -> int:
     if isinstance(token, str):
         if token in lookup:
             return lookup[token]
@@ -76,10 +75,13 @@ def _index(
                 f" (known: {', '.join(list(lookup)[:10])})" if lookup else " (no class names given)"
             )
             raise UsageError(
-                Param(param, spec) + f": {token!r} is neither a class index nor a class name{known}"
+                Param("classes", spec)
+                + f": {token!r} is neither a class index nor a class name{known}"
             ) from None
     else:
         index = int(token)
     if not 0 <= index < n_classes:
-        raise UsageError(Param(param, spec) + f": class {index} is out of range [0, {n_classes})")
+        raise UsageError(
+            Param("classes", spec) + f": class {index} is out of range [0, {n_classes})"
+        )
     return index
