@@ -54,7 +54,11 @@ def penultimate_command(
     ] = None,
     own_axes: Annotated[
         bool,
-        typer.Option("--own-axes", help="Let each panel scale itself (default: shared axes)."),
+        typer.Option(
+            "--own-axes",
+            help="Axes of its own for each model, shared by its train and test panels "
+            "(default: the same axes for all panels).",
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     features_key: Annotated[
