@@ -98,6 +98,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "lowest ECE or NLL on a grid.",
     ),
     (
+        "penultimate",
+        "penultimate",
+        "Project penultimate-layer activations onto the plane of three class templates (Müller "
+        "et al. 2019): cluster spread, centre distances, tightness.",
+    ),
+    (
         "sweep-temp",
         "sweep_temp",
         "Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model and each T.",

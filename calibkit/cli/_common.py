@@ -54,6 +54,7 @@ state = _State()
 #: metric table: see :func:`flags`.
 FLAGS: dict[str, str] = {
     "baseline": "--baseline",
+    "bias_key": "--bias-key",
     "binary_mode": "--binary",
     "binning": "--binning",
     "bins": "--bins",
@@ -61,6 +62,7 @@ FLAGS: dict[str, str] = {
     "ci": "--ci",
     "classes": "--classes",
     "device": "--device",
+    "features_key": "--features-key",
     "kind": "--input",
     "labels_key": "--labels-key",
     "logits_key": "--logits-key",
@@ -71,11 +73,14 @@ FLAGS: dict[str, str] = {
     "n_bins": "--bins",
     "out": "--out",
     "params": "--param",
+    "per_class": "--per-class",
     "probs_key": "--probs-key",
     "scores_key": "--logits-key or --probs-key",
     "seed": "--seed",
     "ts_on_test": "--ts-on-test",
     "unpaired": "--unpaired",
+    "weight_key": "--weight-key",
+    "weights": "--weights",
 }
 
 

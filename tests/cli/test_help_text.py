@@ -29,6 +29,7 @@ USAGE = {
     "diagram": "calibkit diagram [OPTIONS] NAME=PRED...",
     "ece": "calibkit ece [OPTIONS] PRED",
     "fit-temp": "calibkit fit-temp [OPTIONS] VAL",
+    "penultimate": "calibkit penultimate [OPTIONS] NAME=LAYER...",
     "sweep-temp": "calibkit sweep-temp [OPTIONS] NAME=PRED...",
 }
 

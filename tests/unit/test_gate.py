@@ -31,7 +31,10 @@ from calibkit.sources.predictions import Predictions
 from calibkit.stats.bootstrap import METRICS, paired_bootstrap, point_metrics
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
-SAMPLES = sorted(p.name for p in SAMPLE.glob("digits_*.npz"))
+#: The headline files digits_{model}_{val,test}.npz (not the diagnostics files beside them).
+SAMPLES = sorted(
+    p.name for p in SAMPLE.glob("digits_*.npz") if p.stem.endswith(("_val", "_test"))
+)
 HARD = SAMPLE / "digits_hard_test.npz"
 
 
