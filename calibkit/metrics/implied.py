@@ -85,8 +85,9 @@ def implied_alpha(gap: ArrayLike, n_classes: int) -> Any:
     k = float(n_classes)
     out = np.empty(g.shape)
     pos = g >= 0
-    e = np.exp(-np.where(pos, g, 0.0))  # <= 1: no overflow
-    out[pos] = (k * e / (1.0 + (k - 1.0) * e))[pos]
+    with np.errstate(under="ignore"):  # K e^{-g} below float64's range: 0, as documented
+        e = np.exp(-np.where(pos, g, 0.0))  # <= 1: no overflow
+        out[pos] = (k * e / (1.0 + (k - 1.0) * e))[pos]
     with np.errstate(over="ignore"):  # exp(g) <= 1 for g < 0
         neg = np.exp(np.where(pos, 0.0, g))
     out[~pos] = (k / (neg + k - 1.0))[~pos]

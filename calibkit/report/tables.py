@@ -192,7 +192,7 @@ def extended_table(s: CalibrationSummary, extra: dict[str, object]) -> Group:
             "median logit gap",
             fmt(gap if isinstance(gap, float) else None),
             "-",
-            f"z_y - mean of the other logits, {extra.get('implied_ls_correct')} correct rows"
+            f"z_y - mean other z, {extra.get('implied_ls_correct')} correct rows"
             if reason is None
             else str(reason),
         )
