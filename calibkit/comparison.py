@@ -303,7 +303,8 @@ def evaluate(
             acc.sums(stats, chunk.labels),
             _classwise_sums(chunk.scores, chunk.labels, kind, m),
             correct_gaps(chunk.scores, chunk.labels, kind),
-            soft_label_sums(chunk.scores, chunk.labels, kind) if soft is not None else None,
+            # the top-label statistics (mode is "top-label" here) serve the soft labels too
+            soft_label_sums(chunk.scores, chunk.labels, kind, stats=stats) if soft else None,
         )
 
     def merge(part: tuple[Any, ...]) -> None:

@@ -1,4 +1,10 @@
-"""`calibkit ece`: the metrics of one predictions file."""
+"""`calibkit ece`: the metrics of one predictions file.
+
+The JSON is :func:`calibkit.report.summary_json.summary_to_dict` with ``convention``; soft labels
+add ``label_distribution`` (:class:`calibkit.metrics.soft_labels.SoftLabelMetrics`), and
+``--all`` the keys of :func:`calibkit.stats.extended.extended_metrics` (with the implied label
+smoothing, :mod:`calibkit.metrics.implied`).
+"""
 
 from pathlib import Path
 from typing import Annotated

@@ -49,7 +49,7 @@ from calibkit.metrics.binning import (
     check_n_bins,
     mass_bin_edges,
 )
-from calibkit.metrics.examples import example_stats, log_probs
+from calibkit.metrics.examples import ExampleStats, example_stats, log_probs
 from calibkit.metrics.softmax import log_softmax
 from calibkit.sources.predictions import PredictionSource
 
@@ -85,13 +85,21 @@ class SoftLabelSums:
     mass_outcome: NDArray[np.float64]
 
 
-def soft_label_sums(scores: NDArray[Any], labels: NDArray[Any], kind: str) -> SoftLabelSums:
+def soft_label_sums(
+    scores: NDArray[Any],
+    labels: NDArray[Any],
+    kind: str,
+    *,
+    stats: ExampleStats | None = None,
+) -> SoftLabelSums:
     """The per-example terms of one validated chunk with soft labels ``(n, K)``, summed; the
-    confidences and both outcomes are kept per example (for the bins)."""
+    confidences and both outcomes are kept per example (for the bins). ``stats``: the chunk's
+    top-label :func:`~calibkit.metrics.examples.example_stats`, when the caller has them."""
     if labels.ndim != 2:
         raise ValueError("soft-label metrics need (n, K) label distributions")
     t = labels.astype(np.float64, copy=False)
-    stats = example_stats(scores, labels, kind)  # top-label: calibkit's own confidence and NLL
+    if stats is None:  # top-label: calibkit's own confidence, correctness and NLL terms
+        stats = example_stats(scores, labels, kind)
     if kind == "logits":
         logp = log_softmax(scores)
         p = np.exp(logp)
