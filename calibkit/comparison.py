@@ -49,10 +49,11 @@ from calibkit.errors import CalibkitError, InputError, Message, Param, UsageErro
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning, assign_width_bins
 from calibkit.metrics.examples import example_stats
+from calibkit.metrics.implied import ImpliedSmoothing, correct_gaps, from_gaps, implied_smoothing
+from calibkit.metrics.soft_labels import SoftLabelAccumulator, SoftLabelMetrics, soft_label_sums
 from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import (
     CalibrationSummary,
-    ChunkSums,
     MetricAccumulator,
     binary_mode_for,
     collect_example_stats,
@@ -65,15 +66,20 @@ from calibkit.sources.predictions import PredictionSource, input_reason
 from calibkit.stats.bootstrap import bootstrap_metrics
 
 __all__ = [
+    "CALIBRATED_DIAGNOSTICS",
+    "DIAGNOSTICS",
     "MODEL_FACTS",
     "UNCALIBRATED",
     "Comparison",
+    "Evaluation",
     "MethodResult",
     "ModelResult",
     "Row",
     "calibrated_metrics",
     "compare_models",
     "compared_metrics",
+    "diagnostics",
+    "evaluate",
     "label_mismatches",
     "long_metrics",
     "method_options",
@@ -107,12 +113,49 @@ def calibrated_metrics(method: type[Calibrator] | Calibrator) -> tuple[str, ...]
 
 #: The facts of a model that head its object in ``compare --json``, before its metrics.
 MODEL_FACTS = ("name", "source", "n", "input", "input_reason", "zero_prob_rows")
+#: The diagnostics after a model's metrics in ``compare --json`` (Müller et al. 2019): the
+#: implied label smoothing (:mod:`calibkit.metrics.implied`) and, for soft labels, the metrics
+#: against the label distribution (:mod:`calibkit.metrics.soft_labels`; ``null`` for hard
+#: labels). The first two are also keys of the calibrated object (``ts``), with the third.
+DIAGNOSTICS = (
+    "median_logit_gap",
+    "implied_ls_alpha",
+    "implied_ls_correct",
+    "implied_ls_reason",
+    "label_distribution",
+)
+CALIBRATED_DIAGNOSTICS = ("median_logit_gap", "implied_ls_alpha", "label_distribution")
+
+
+def diagnostics(
+    source: PredictionSource,
+    *,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    chunk_rows: int | None = None,
+) -> tuple[ImpliedSmoothing, SoftLabelMetrics | None]:
+    """The implied label smoothing of ``source`` and, when its labels are soft, its metrics
+    against the label distribution (one pass: :func:`evaluate`)."""
+    done = evaluate(source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows)
+    return done.implied, done.soft
+
+
+def _diagnostic_values(
+    implied: ImpliedSmoothing | None, soft: SoftLabelMetrics | None, keys: Sequence[str]
+) -> dict[str, Any]:
+    values: dict[str, Any] = dict.fromkeys(keys)
+    if implied is not None:
+        values.update({k: v for k, v in implied.to_dict().items() if k in values})
+    if "label_distribution" in values:
+        values["label_distribution"] = soft.to_dict() if soft is not None else None
+    return values
 
 
 def model_keys(method: type[Calibrator] | Calibrator) -> tuple[str, ...]:
     """The keys of a model's object in ``compare --json`` with the calibrator ``method``:
-    :data:`MODEL_FACTS`, the compared metrics, the calibrator's parameters, then the keys named
-    after its abbreviation (``ts_fitted_on``, ``ts_source``, ``ts``), ``ci`` and ``ts_ci``.
+    :data:`MODEL_FACTS`, the compared metrics, the :data:`DIAGNOSTICS`, the calibrator's
+    parameters, then the keys named after its abbreviation (``ts_fitted_on``, ``ts_source``,
+    ``ts``), ``ci`` and ``ts_ci``.
 
     A calibrator whose parameter names or abbreviation give a key twice would overwrite a value
     of the model: it is refused with a :class:`~calibkit.errors.UsageError`.
@@ -121,6 +164,7 @@ def model_keys(method: type[Calibrator] | Calibrator) -> tuple[str, ...]:
     named = [
         *((k, "a fact of the model") for k in MODEL_FACTS),
         *((k, "a metric") for k in compared_metrics()),
+        *((k, "a diagnostic") for k in DIAGNOSTICS),
         *((k, "a parameter of the calibrator") for k in method.symbols),
         *(
             (k, f"a key from the abbreviation {method.abbreviation!r}")
@@ -190,6 +234,16 @@ def _classwise_sums(
     )
 
 
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """What one pass over a model's evaluated predictions gives (:func:`evaluate`)."""
+
+    summary: CalibrationSummary
+    classwise_ece: float | None
+    implied: ImpliedSmoothing
+    soft: SoftLabelMetrics | None
+
+
 def summarize_with_classwise(
     source: PredictionSource,
     *,
@@ -200,7 +254,8 @@ def summarize_with_classwise(
 ) -> tuple[CalibrationSummary, float | None]:
     """:func:`~calibkit.metrics.summary.summarize` of ``source`` and its class-wise ECE (the
     ``classwise_ece`` of :func:`~calibkit.metrics.classwise.class_statistics`: ``n_bins``
-    equal-width bins of each ``p_k``, whatever ``binning`` is), from ONE pass over its chunks.
+    equal-width bins of each ``p_k``, whatever ``binning`` is), from ONE pass over its chunks
+    (:func:`evaluate`, which also measures the diagnostics).
 
     The summary is the one :func:`summarize` gives (the same sums, merged in chunk order); the
     class-wise ECE is ``None`` for confidence-only rows, which have no classes. A calibrated
@@ -209,9 +264,27 @@ def summarize_with_classwise(
     by :func:`summarize`; for a view given ``calibrated_by`` (the method's name) the warning
     says that the zeros come from that calibration, not from the file.
     """
+    done = evaluate(
+        source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows, calibrated_by=calibrated_by
+    )
+    return done.summary, done.classwise_ece
+
+
+def evaluate(
+    source: PredictionSource,
+    *,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    chunk_rows: int | None = None,
+    calibrated_by: str | None = None,
+) -> Evaluation:
+    """The summary, the class-wise ECE, the implied label smoothing
+    (:mod:`calibkit.metrics.implied`) and, for soft labels, the metrics against the label
+    distribution (:mod:`calibkit.metrics.soft_labels`) of ``source``, from ONE pass over its
+    chunks (see :func:`summarize_with_classwise` for the summary and the warnings)."""
     kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
     if source.kind not in ("logits", "probs"):
-        return summarize(source, **kw), None
+        return Evaluation(summarize(source, **kw), None, implied_smoothing(source), None)
     acc = MetricAccumulator(
         source.n_classes,
         n_bins=n_bins,
@@ -221,14 +294,25 @@ def summarize_with_classwise(
     )
     kind, mode, m, k = acc.kind, acc.binary_mode, acc.n_bins, source.n_classes
     totals = np.zeros((2, k * m))
+    gaps: list[NDArray[np.float64]] = []
+    soft = SoftLabelAccumulator(n_bins=n_bins, binning=binning) if source.soft_labels else None
 
-    def sums(chunk: Chunk) -> tuple[ChunkSums, NDArray[np.float64]]:
+    def sums(chunk: Chunk) -> tuple[Any, ...]:
         stats = example_stats(chunk.scores, chunk.labels, kind, binary_mode=mode)
-        return acc.sums(stats, chunk.labels), _classwise_sums(chunk.scores, chunk.labels, kind, m)
+        return (
+            acc.sums(stats, chunk.labels),
+            _classwise_sums(chunk.scores, chunk.labels, kind, m),
+            correct_gaps(chunk.scores, chunk.labels, kind),
+            # the top-label statistics (mode is "top-label" here) serve the soft labels too
+            soft_label_sums(chunk.scores, chunk.labels, kind, stats=stats) if soft else None,
+        )
 
-    def merge(part: tuple[ChunkSums, NDArray[np.float64]]) -> None:
+    def merge(part: tuple[Any, ...]) -> None:
         acc.merge(part[0])  # in chunk order: independent of the executor
         totals[...] += part[1]
+        gaps.append(part[2])
+        if soft is not None:
+            soft.merge(part[3])
 
     run_pass(source, sums, merge, chunk_rows=chunk_rows, description=f"{source.source}: metrics")
     summary = acc.result(
@@ -236,7 +320,7 @@ def summarize_with_classwise(
     )
     rows = summary.zero_prob_rows
     if rows and calibrated_by is None:
-        _warnings.warn(zero_prob_message(source.source, rows), UserWarning, stacklevel=2)
+        _warnings.warn(zero_prob_message(source.source, rows), UserWarning, stacklevel=3)
     elif rows:
         _warnings.warn(
             f"{source.source}: after {calibrated_by}, {rows} "
@@ -244,10 +328,15 @@ def summarize_with_classwise(
             + " the label a probability of exactly 0; -log 0 is taken at the smallest positive "
             "float64, so the NLL is a lower bound",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     per_class = np.abs(totals[1] - totals[0]).reshape(k, m).sum(axis=1) / summary.n
-    return summary, float(per_class.mean())
+    return Evaluation(
+        summary=summary,
+        classwise_ece=float(per_class.mean()),
+        implied=from_gaps(np.concatenate(gaps) if gaps else np.zeros(0), k),
+        soft=soft.result(source.source) if soft is not None else None,
+    )
 
 
 def parse_methods(specs: Sequence[str] | str) -> tuple[str, ...]:
@@ -462,6 +551,12 @@ class ModelResult:
     calibrations: tuple[MethodResult, ...] = ()
     #: A long comparison: the class-wise ECE of the evaluated predictions.
     classwise_ece: float | None = None
+    #: The implied label smoothing of the evaluated predictions, and after calibration.
+    implied: ImpliedSmoothing | None = None
+    calibrated_implied: ImpliedSmoothing | None = None
+    #: Soft labels: the metrics against the label distribution, before and after calibration.
+    soft: SoftLabelMetrics | None = None
+    calibrated_soft: SoftLabelMetrics | None = None
 
     @property
     def parameters(self) -> dict[str, float]:
@@ -511,10 +606,20 @@ class ModelResult:
             "zero_prob_rows": s.zero_prob_rows,
         }
         out.update({m: _value(s, m) for m in compared_metrics()})
+        out.update(_diagnostic_values(self.implied, self.soft, DIAGNOSTICS))
         out.update({p: params.get(p) for p in cls.symbols})
         out[f"{key}_fitted_on"] = self.fitted_where
         out[f"{key}_source"] = self.fit_source
-        out[key] = {m: _value(cal, m) for m in calibrated_metrics(cls)} if cal else None
+        out[key] = (
+            {
+                **{m: _value(cal, m) for m in calibrated_metrics(cls)},
+                **_diagnostic_values(
+                    self.calibrated_implied, self.calibrated_soft, CALIBRATED_DIAGNOSTICS
+                ),
+            }
+            if cal
+            else None
+        )
         out["ci"] = {k: list(v) for k, v in self.ci.items()} if self.ci else None
         out[f"{key}_ci"] = (
             {k: list(v) for k, v in self.calibrated_ci.items()} if self.calibrated_ci else None
@@ -721,12 +826,16 @@ class Comparison:
         for m in self.models:
             d = m.to_dict()
             cal = d.pop(key) or {}
+            soft = d.pop("label_distribution") or {}  # nested: its numbers as columns
+            d.update({f"soft_{k}": v for k, v in soft.items() if k not in ("n", "n_bins")})
+            d.pop("soft_binning", None)
             intervals = {}
             for prefix, table in (("", d.pop("ci")), (f"{key}_", d.pop(f"{key}_ci"))):
                 for k, (lo, hi) in (table or {}).items():
                     intervals[f"{prefix}{k}_ci_low"] = lo
                     intervals[f"{prefix}{k}_ci_high"] = hi
-            calibrated = {f"{key}_{k}": cal.get(k, np.nan) for k in calibrated_metrics(cls)}
+            shown = (*calibrated_metrics(cls), "median_logit_gap", "implied_ls_alpha")
+            calibrated = {f"{key}_{k}": _nan(cal.get(k)) for k in shown}
             rows.append({**d, **calibrated, **intervals})
         return pd.DataFrame(rows).set_index("name")
 
@@ -750,6 +859,11 @@ class Comparison:
                 rec[f"{k}_ci_low"], rec[f"{k}_ci_high"] = lo, hi
             records.append(rec)
         return pd.DataFrame(records).set_index(["name", "method"])
+
+
+def _nan(value: Any) -> Any:
+    """A frame's cell: ``None`` (nothing measured) as NaN."""
+    return np.nan if value is None else value
 
 
 def _intervals(
@@ -832,17 +946,26 @@ def compare_models(
     results = []
     kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
     for name, source in models.items():
-        summary = summarize(source, **kw)
+        first = evaluate(source, **kw)  # one pass: the summary and the diagnostics
+        summary, implied, soft = first.summary, first.implied, first.soft
         fit_on: PredictionSource | None = val.get(name)
         where: Literal["val", "test"] | None = "val" if fit_on is not None else None
         if fit_on is None and ts_on_test:
             fit_on, where = source, "test"
         if fit_on is None:
-            plain = ModelResult(name=name, summary=summary, ci=intervals(source), method=method)
+            plain = ModelResult(
+                name=name,
+                summary=summary,
+                ci=intervals(source),
+                method=method,
+                implied=implied,
+                soft=soft,
+            )
             results.append(plain)
             continue
         calibrator = cls.fit_source(fit_on, chunk_rows=chunk_rows)
         calibrated = CalibratedPredictions(source, calibrator)
+        after = evaluate(calibrated, **kw)
         results.append(
             ModelResult(
                 name=name,
@@ -850,10 +973,14 @@ def compare_models(
                 calibrator=calibrator,
                 fitted_where=where,
                 fit_source=fit_on.source,
-                calibrated=summarize(calibrated, **kw),
+                calibrated=after.summary,
                 ci=intervals(source),
                 calibrated_ci=intervals(calibrated),
                 method=method,
+                implied=implied,
+                calibrated_implied=after.implied,
+                soft=soft,
+                calibrated_soft=after.soft,
             )
         )
     warnings: list[str | Message] = []
@@ -937,7 +1064,9 @@ def _compare_long(
         models = {name: LabelDigest(src) for name, src in given.items()}
     results = []
     for name, source in models.items():
-        summary, classwise = summarize_with_classwise(source, **kw)
+        first = evaluate(source, **kw)  # one pass: the summary and the diagnostics
+        summary, classwise = first.summary, first.classwise_ece
+        ts_after: Evaluation | None = None
         fit_on: PredictionSource | None = val.get(name)
         where: Literal["val", "test"] | None = "val" if fit_on is not None else None
         if fit_on is None and ts_on_test:
@@ -952,7 +1081,8 @@ def _compare_long(
                     raise _does_not_apply(err, fit_on.source, name, method, "fitted") from None
                 view = CalibratedPredictions(source, calibrator)
                 try:
-                    after, cw = summarize_with_classwise(view, **kw, calibrated_by=method)
+                    evaluated = evaluate(view, **kw, calibrated_by=method)
+                    after, cw = evaluated.summary, evaluated.classwise_ece
                     after_ci = intervals(view)
                 except (UsageError, InputError) as err:
                     raise _does_not_apply(err, source.source, name, method, "applied") from None
@@ -969,6 +1099,8 @@ def _compare_long(
                         accuracy_changed=after.accuracy != summary.accuracy,
                     )
                 )
+                if method == "temperature":
+                    ts_after = evaluated
         ts = next((r for r in done if r.method == "temperature"), None)
         results.append(
             ModelResult(
@@ -983,6 +1115,10 @@ def _compare_long(
                 method="temperature" if "temperature" in methods else methods[0],
                 calibrations=tuple(done),
                 classwise_ece=classwise,
+                implied=first.implied,
+                calibrated_implied=ts_after.implied if ts_after is not None else None,
+                soft=first.soft,
+                calibrated_soft=ts_after.soft if ts_after is not None else None,
             )
         )
     warnings: list[str | Message] = []

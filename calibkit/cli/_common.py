@@ -64,6 +64,7 @@ FLAGS: dict[str, str] = {
     "device": "--device",
     "features_key": "--features-key",
     "kind": "--input",
+    "labels_from_counts": "--labels-from-counts",
     "labels_key": "--labels-key",
     "logits_key": "--logits-key",
     "max_increase": "--max-increase",
@@ -308,6 +309,13 @@ ProbsKey = Annotated[
     ),
 ]
 LabelsKey = Annotated[str | None, typer.Option("--labels-key", help="Key/column holding labels.")]
+LabelsFromCounts = Annotated[
+    bool,
+    typer.Option(
+        "--labels-from-counts",
+        help="The labels are (N, K) counts (annotator votes): divide each row by its sum.",
+    ),
+]
 InputOpt = Annotated[
     InputKind | None,
     typer.Option("--input", help="Say what the scores are, whatever their name."),
@@ -328,6 +336,7 @@ def read_options(
     probs_key: str | None,
     labels_key: str | None,
     input_kind: InputKind | None,
+    labels_from_counts: bool = False,
 ) -> Any:
     """Build :class:`~calibkit.loaders.ReadOptions` from the shared flags."""
     from calibkit.errors import UsageError
@@ -342,7 +351,11 @@ def read_options(
     if logits_key or probs_key:
         key_kind = "logits" if logits_key else "probs"
     return ReadOptions(
-        scores_key=logits_key or probs_key, labels_key=labels_key, kind=kind, key_kind=key_kind
+        scores_key=logits_key or probs_key,
+        labels_key=labels_key,
+        kind=kind,
+        key_kind=key_kind,
+        labels_from_counts=labels_from_counts,
     )
 
 

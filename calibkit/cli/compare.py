@@ -17,6 +17,7 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     InputOpt,
+    LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
@@ -101,6 +102,7 @@ def compare_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    labels_from_counts: LabelsFromCounts = False,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
@@ -124,7 +126,10 @@ def compare_command(
 
         check_report_dir(out_dir, inputs)  # refused now, not after the work
     read = read_options(logits_key, probs_key, labels_key, input_kind)
-    sources = {name: read_predictions(p, read) for name, p in named}
+    # --labels-from-counts: the evaluated files' labels are counts; --val files are read as
+    # they are (temperature scaling fits on hard or soft labels alike)
+    counted = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    sources = {name: read_predictions(p, counted) for name, p in named}
     vals = {name: read_predictions(p, read) for name, p in named_val}
     for name, v in vals.items():
         check_class_count(v.source, v.n_classes, sources[name].source, sources[name].n_classes)
@@ -159,6 +164,8 @@ def compare_command(
 
         typer.echo(comparison_markdown(comp, words), nl=False)
     else:
-        from calibkit.report.compare_report import comparison_table
+        from calibkit.report.compare_report import comparison_table, diagnostics_table
 
-        stdout().print(comparison_table(comp))
+        console = stdout()
+        console.print(comparison_table(comp))
+        console.print(diagnostics_table(comp))

@@ -1,4 +1,10 @@
-"""`calibkit ece`: the metrics of one predictions file."""
+"""`calibkit ece`: the metrics of one predictions file.
+
+The JSON is :func:`calibkit.report.summary_json.summary_to_dict` with ``convention``; soft labels
+add ``label_distribution`` (:class:`calibkit.metrics.soft_labels.SoftLabelMetrics`), and
+``--all`` the keys of :func:`calibkit.stats.extended.extended_metrics` (with the implied label
+smoothing, :mod:`calibkit.metrics.implied`).
+"""
 
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +20,7 @@ from calibkit.cli._common import (
     ChunkRows,
     Device,
     InputOpt,
+    LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
@@ -73,6 +80,7 @@ def ece_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    labels_from_counts: LabelsFromCounts = False,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
     device: Device = None,
@@ -89,7 +97,9 @@ def ece_command(
         raise UsageError("--ci, --bootstrap and --seed go with --all")
     if all_estimators and convention != "calibkit":
         raise UsageError("--all uses calibkit's binning; run --convention without --all")
-    preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
+    preds = read_predictions(
+        path, read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    )
     summary = summarize(
         preds,
         n_bins=bins,
@@ -119,6 +129,12 @@ def ece_command(
         )
     doc = summary_to_dict(summary)
     doc["convention"] = convention
+    soft = None
+    if summary.soft_labels and summary.kind != "confidence":
+        from calibkit.metrics.soft_labels import soft_label_metrics
+
+        soft = soft_label_metrics(preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows)
+        doc["label_distribution"] = soft.to_dict()
     extra = None
     if all_estimators:
         from calibkit.stats.extended import extended_metrics
@@ -146,6 +162,10 @@ def ece_command(
 
         console = stdout()
         console.print(summary_renderable(summary, show_bins=not no_bins and not plot))
+        if soft is not None:
+            from calibkit.report.tables import soft_label_table
+
+            console.print(soft_label_table(soft))
         if plot:
             from calibkit.report.text_chart import reliability_text
 

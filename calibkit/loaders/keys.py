@@ -96,12 +96,17 @@ class ReadOptions:
     key_kind
         What ``scores_key`` is named as (``--logits-key`` / ``--probs-key``): like a key's own
         name, so probabilities under a logits name are still detected.
+    labels_from_counts
+        The labels are ``(N, K)`` counts (annotator votes), divided by their row sums
+        (``--labels-from-counts``;
+        :func:`~calibkit.sources.predictions.counts_to_distributions`).
     """
 
     scores_key: str | None = None
     labels_key: str | None = None
     kind: ScoreKind | None = None
     key_kind: ScoreKind | None = None
+    labels_from_counts: bool = False
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in SCORE_KINDS:
@@ -261,6 +266,7 @@ def keyed_predictions(
         source=source,
         score_key=scores_key,
         label_key=labels_key,
+        labels_from_counts=options.labels_from_counts,
         **extra,
     )
 

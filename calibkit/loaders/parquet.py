@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Param
 from calibkit.loaders.keys import ReadOptions, choose_columns, confidence_keys, families_of
 from calibkit.readers.names import quoted
 from calibkit.readers.parquet import (
@@ -82,6 +82,8 @@ class ParquetPredictions:
     score_key: str
     label_key: str
     kind_reason: str = ""
+    #: ``--labels-from-counts``: the label lists are counts, divided by their row sums
+    labels_from_counts: bool = False
 
     def chunks(
         self, chunk_rows: int | None = None
@@ -132,7 +134,13 @@ class ParquetPredictions:
             labels = list_column(lab_col, self.label_column, self.n_classes, self.source, offset)
         else:
             labels = scalar_column(lab_col, self.label_column, self.source, offset)
-        return scores, validate_labels(labels, self.n_classes, self.source, row_offset=offset)
+        return scores, validate_labels(
+            labels,
+            self.n_classes,
+            self.source,
+            row_offset=offset,
+            from_counts=self.labels_from_counts,
+        )
 
 
 def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredictions:
@@ -200,6 +208,13 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
                 raise InputError(
                     source, f"soft labels in {quoted(labels_key)} have {lk} values, scores have {k}"
                 )
+        elif options.labels_from_counts:
+            raise InputError(
+                source,
+                Param("labels_from_counts", True)
+                + f" needs a list column of counts per class; {quoted(labels_key)} holds one "
+                "value per row",
+            )
     preds = ParquetPredictions(
         path=path,
         source=source,
@@ -213,6 +228,7 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
         wide=cols.wide,
         score_key=scores_key,
         label_key=labels_key,
+        labels_from_counts=options.labels_from_counts,
     )
     # --input forces the kind; else the name says, and the first batch read shows whether the
     # scores are probabilities in practice (later batches must agree: validation says so)

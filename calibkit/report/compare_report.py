@@ -49,6 +49,7 @@ __all__ = [
     "check_report_dir",
     "comparison_markdown",
     "comparison_table",
+    "diagnostics_table",
     "write_report_dir",
 ]
 
@@ -547,3 +548,47 @@ def _write_long_report(
         atomic_write_text(build / "report.json", dumps(comp.to_dict(flags)), inputs=inputs)
         atomic_write_text(build / "report.md", md, inputs=inputs)
     return [out / name for name in (*names, "report.json", "report.md")]
+
+
+def diagnostics_table(comp: Comparison) -> Table:
+    """The implied label smoothing of each model (and after its calibrator, which divides the
+    gaps by ``T`` for temperature scaling) and, for soft labels, KL and the entropies: printed
+    under the comparison table (``compare --json``: the same numbers per model)."""
+    from calibkit.report.tables import alpha_text
+
+    cls = _method(comp)
+    abbr = cls.abbreviation
+    calibrated = any(m.calibrated is not None for m in comp.models)
+    soft = any(m.soft is not None for m in comp.models)
+    t = Table(
+        title="implied label smoothing" + ("; soft labels (nats)" if soft else ""),
+        title_justify="left",
+        header_style="bold",
+    )
+    heads = ["model", "median gap", "LS alpha"]
+    if calibrated:
+        heads += [f"{abbr} median gap", f"{abbr} LS alpha"]
+    if soft:
+        heads += ["KL", "H(p)", "H(t)"] + ([f"{abbr} KL", f"{abbr} H(p)"] if calibrated else [])
+    for i, head in enumerate(heads):
+        t.add_column(head, justify="left" if i == 0 else "right")
+    for m in comp.models:
+        row = [m.name]
+        parts = [m.implied] + ([m.calibrated_implied] if calibrated else [])
+        for implied in parts:
+            row += [
+                _fmt(implied.median_gap) if implied is not None else "-",
+                alpha_text(implied.alpha) if implied is not None else "-",
+            ]
+        if soft:
+            for metrics, keys in (
+                (m.soft, ("kl_divergence", "entropy_predictions", "entropy_labels")),
+                *(
+                    ((m.calibrated_soft, ("kl_divergence", "entropy_predictions")),)
+                    if calibrated
+                    else ()
+                ),
+            ):
+                row += [_fmt(getattr(metrics, k)) if metrics is not None else "-" for k in keys]
+        t.add_row(*row)
+    return t

@@ -9,15 +9,60 @@ from rich.table import Table
 
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.calibration import BinTable
+from calibkit.metrics.soft_labels import SoftLabelMetrics
 from calibkit.metrics.summary import CalibrationSummary
 
-__all__ = ["bins_table", "extended_table", "fmt", "metrics_table", "summary_renderable"]
+__all__ = [
+    "alpha_text",
+    "bins_table",
+    "extended_table",
+    "fmt",
+    "metrics_table",
+    "soft_label_table",
+    "summary_renderable",
+]
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return f"{x:.{digits}f}"
+
+
+def alpha_text(alpha: float | None) -> str:
+    """An implied smoothing ``alpha``: 4 decimals, or 3 significant digits below 0.001 (a
+    hard-label model's ``2.5e-10`` would read ``0.0000``); ``-`` when there is none."""
+    if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
+        return "-"
+    return f"{alpha:.4f}" if alpha == 0 or alpha >= 1e-3 else f"{alpha:.3g}"
+
+
+def soft_label_table(m: SoftLabelMetrics) -> Table:
+    """The metrics against the label distribution (``calibkit ece`` with soft labels)."""
+    t = Table(
+        title="against the label distribution (soft labels)",
+        title_justify="left",
+        header_style="bold",
+    )
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("meaning", style="dim")
+    rows = [
+        ("cross-entropy", fmt(m.cross_entropy), "mean -sum_k t_k log p_k, nats (= NLL)"),
+        ("KL(t || p)", fmt(m.kl_divergence), "cross-entropy - H(t), nats"),
+        ("H(p)", fmt(m.entropy_predictions), "mean entropy of the predictions, nats"),
+        ("H(t)", fmt(m.entropy_labels), "mean entropy of the labels, nats"),
+        (
+            "ECE (argmax t)",
+            fmt(m.ece_label_argmax),
+            f"correct = argmax p == argmax t, {m.n_bins} {m.binning} bins",
+        ),
+        ("ECE (label mass)", fmt(m.ece_label_mass), "outcome = t of the predicted class"),
+        ("tied argmax t", str(m.tied_label_argmax), "rows whose label maximum is shared"),
+    ]
+    for row in rows:
+        t.add_row(*row)
+    return t
 
 
 def metrics_table(s: CalibrationSummary) -> Table:
@@ -140,6 +185,23 @@ def extended_table(s: CalibrationSummary, extra: dict[str, object]) -> Group:
         for k, v in top_k.items():
             if k != "1":
                 t.add_row(f"top-{k} accuracy", fmt(v), "-", "label among the k highest scores")
+    if "implied_ls_alpha" in extra:
+        gap, alpha = extra.get("median_logit_gap"), extra.get("implied_ls_alpha")
+        reason = extra.get("implied_ls_reason")
+        t.add_row(
+            "median logit gap",
+            fmt(gap if isinstance(gap, float) else None),
+            "-",
+            f"z_y - mean other z, {extra.get('implied_ls_correct')} correct rows"
+            if reason is None
+            else str(reason),
+        )
+        t.add_row(
+            "implied LS alpha",
+            alpha_text(alpha if isinstance(alpha, float) else None),
+            "-",
+            "label smoothing whose optimum has that gap",
+        )
     parts: list[Table] = [t]
     sens = extra.get("bin_sensitivity")
     if isinstance(sens, list):

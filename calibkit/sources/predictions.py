@@ -44,6 +44,7 @@ __all__ = [
     "ScoreKind",
     "SourceView",
     "choose_kind",
+    "counts_to_distributions",
     "default_chunk_rows",
     "expand_binary",
     "input_reason",
@@ -432,14 +433,70 @@ def _check_logit_spread(scores: NDArray[Any], source: str, row_offset: int) -> N
         )
 
 
+def counts_to_distributions(
+    counts: NDArray[Any], n_classes: int, source: str, *, row_offset: int = 0
+) -> NDArray[np.float64]:
+    """``(n, K)`` non-negative finite counts (votes) as float64 rows that sum to 1: each row
+    divided by its sum. Labels of another shape, a non-finite or negative count, or a row with
+    no votes are an :class:`~calibkit.errors.InputError` naming the row.
+
+    >>> counts_to_distributions(np.array([[3, 1], [0, 2]]), 2, "votes.npz").tolist()
+    [[0.75, 0.25], [0.0, 1.0]]
+    """
+    if counts.dtype == np.bool_:
+        counts = counts.astype(np.int64)
+    if not _is_real_dtype(counts.dtype):
+        raise InputError(source, f"label counts must be numbers; found dtype {counts.dtype}")
+    if counts.ndim != 2 or counts.shape[1] != n_classes or n_classes < 2:
+        raise InputError(
+            source,
+            Param("labels_from_counts", True)
+            + f" needs labels of shape (N, {n_classes}) (a count per class and row); "
+            f"found shape {counts.shape}",
+        )
+    c = counts.astype(np.float64)  # a copy: the division below must not touch the caller's
+    finite = np.isfinite(c)
+    if not finite.all():
+        row = _first_bad_row(~finite)
+        raise InputError(source, f"label counts contain NaN or inf at row {row + row_offset}")
+    if (c < 0).any():
+        row = _first_bad_row(c < 0)
+        raise InputError(source, f"label counts are negative at row {row + row_offset}")
+    with np.errstate(over="ignore"):
+        sums = c.sum(axis=1)
+    if not np.isfinite(sums).all():
+        row = int(np.argmax(~np.isfinite(sums)))
+        raise InputError(source, f"label counts of row {row + row_offset} overflow float64")
+    empty = sums == 0
+    if empty.any():
+        row = int(np.argmax(empty))
+        raise InputError(source, f"row {row + row_offset} has no votes (its label counts sum to 0)")
+    c /= sums[:, None]
+    return c
+
+
 def validate_labels(
-    labels: NDArray[Any], n_classes: int, source: str, *, row_offset: int = 0
+    labels: NDArray[Any],
+    n_classes: int,
+    source: str,
+    *,
+    row_offset: int = 0,
+    from_counts: bool = False,
 ) -> NDArray[Any]:
-    """Validate labels and return them as int64 ``(n,)`` or float64 ``(n, K)`` soft labels."""
+    """Validate labels and return them as int64 ``(n,)`` or float64 ``(n, K)`` soft labels.
+
+    ``from_counts`` (``--labels-from-counts``): the labels are ``(n, K)`` non-negative finite
+    counts (annotator votes, integers or reals), each row divided by its sum in float64; a row
+    with no votes, a negative or non-finite count, or labels of shape ``(n,)`` are refused.
+    Without it, ``(n, K)`` rows must already sum to 1; whole-number rows that do not are
+    refused with a hint at ``from_counts``.
+    """
     if labels.dtype == np.bool_:
         labels = labels.astype(np.int64)
     if not _is_real_dtype(labels.dtype):
         raise InputError(source, f"labels must be numbers; found dtype {labels.dtype}")
+    if from_counts:
+        return counts_to_distributions(labels, n_classes, source, row_offset=row_offset)
     if labels.ndim == 2 and labels.shape[1] == n_classes and n_classes >= 2:
         soft = labels.astype(np.float64, copy=False)
         if not np.isfinite(soft).all():
@@ -452,10 +509,18 @@ def validate_labels(
         off = np.abs(sums - 1) > 1e-4
         if off.any():
             row = int(np.argmax(off))
-            raise InputError(
-                source,
-                f"soft-label rows must sum to 1; row {row + row_offset} sums to {sums[row]:.6g}",
+            problem = (
+                f"soft-label rows must sum to 1; row {row + row_offset} sums to {sums[row]:.6g}"
             )
+            if labels.dtype.kind in "iu" or bool((soft == np.round(soft)).all()):
+                raise InputError(
+                    source,
+                    problem
+                    + " (whole numbers: if they are vote counts, give "
+                    + Param("labels_from_counts", True)
+                    + ")",
+                )
+            raise InputError(source, problem)
         return soft
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels.reshape(-1)
@@ -521,6 +586,7 @@ class Predictions:
         label_key: str | None = None,
         sum_atol: float | None = None,
         forced_by: str = "kind",
+        labels_from_counts: bool = False,
     ) -> Predictions:
         """Validate ``scores`` and ``labels`` and build :class:`Predictions`.
 
@@ -529,6 +595,8 @@ class Predictions:
         1, else logits. Readers pass ``named``, what the key's name says (``score_key`` is that
         key), and ``forced_by="--input"``. ``sum_atol`` overrides the tolerance on probability row
         sums (for inputs whose original dtype, such as bfloat16, is coarser than the array's).
+        ``labels_from_counts``: the labels are ``(N, K)`` counts, turned into distributions
+        (:func:`counts_to_distributions`).
 
         >>> Predictions.from_arrays([[0.9, 0.1], [0.2, 0.8]], [0, 1]).kind
         'probs'
@@ -573,7 +641,7 @@ class Predictions:
             s = expand_binary(s, choice.kind)
         if y.ndim == 0 or len(y) != len(s):
             raise InputError(source, f"{len(s)} rows of scores but labels have shape {y.shape}")
-        y = validate_labels(y, s.shape[1], source)
+        y = validate_labels(y, s.shape[1], source, from_counts=labels_from_counts)
         if choice.warning:  # only for valid input: a bad file gets its one error line alone
             warnings.warn(f"{source}: {choice.warning}", UserWarning, stacklevel=2)
         return cls(s, y, choice.kind, source, binary, score_key, label_key, choice.reason)

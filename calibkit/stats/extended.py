@@ -12,7 +12,9 @@ that resampling per-example statistics can recompute: accuracy, ECE, MCE, RMSCE,
 the over/under split and the debiased error. A metric registered in
 :mod:`calibkit.metrics.table` with ``from_sums`` (and not a headline one) gets its point value
 here, from the sums the bootstrap resamples (weights all 1), under its name, and its interval in
-``ci``. Definitions: :mod:`calibkit.metrics.estimators`,
+``ci``. ``median_logit_gap``, ``implied_ls_alpha``, ``implied_ls_correct`` and
+``implied_ls_reason``: the label smoothing the logits imply (no interval;
+:mod:`calibkit.metrics.implied`). Definitions: :mod:`calibkit.metrics.estimators`,
 :mod:`calibkit.metrics.classwise`, :mod:`calibkit.stats.bootstrap`.
 """
 
@@ -32,6 +34,7 @@ from calibkit.metrics.estimators import (
     smooth_ece,
 )
 from calibkit.metrics.examples import BinaryMode
+from calibkit.metrics.implied import implied_smoothing
 from calibkit.metrics.summary import CalibrationSummary, collect_example_stats
 from calibkit.sources.predictions import PredictionSource
 from calibkit.stats.bootstrap import bootstrap_metrics
@@ -87,6 +90,7 @@ def extended_metrics(
                 "brier_binning": f"{b.n_bins} equal-width bins of each class probability",
             }
         )
+    out.update(implied_smoothing(source, chunk_rows=chunk_rows).to_dict())
     boot = bootstrap_metrics(
         stats, n_bins=n_bins, binning=_binning(binning), replicates=bootstrap, seed=seed
     )

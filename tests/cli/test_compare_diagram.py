@@ -47,6 +47,11 @@ TOP_KEYS = {
     "models",
 }
 MODEL_KEYS = {
+    "median_logit_gap",  # the implied label smoothing (#16)
+    "implied_ls_alpha",
+    "implied_ls_correct",
+    "implied_ls_reason",
+    "label_distribution",
     "name",
     "source",
     "n",
@@ -181,7 +186,8 @@ def test_compare_json_schema_and_numbers(runner: CliRunner, reference: dict[str,
             assert model["temperature"] == pytest.approx(ref["t"], rel=TOL)
             assert model["ts_fitted_on"] == "val"
             assert model["ts_source"] == str(sample(name, "val"))
-            assert set(model["ts"]) == set(TS_METRICS)
+            diagnostics = {"median_logit_gap", "implied_ls_alpha", "label_distribution"}  # #16
+            assert set(model["ts"]) == set(TS_METRICS) | diagnostics
             for m in TS_METRICS:
                 assert model["ts"][m] == pytest.approx(getattr(ref["ts"], m), abs=TOL), (name, m)
         else:
@@ -717,6 +723,10 @@ def test_api_compare_returns_a_frame(reference: dict[str, Any]) -> None:
         "mce",
         "nll",
         "brier",
+        "median_logit_gap",  # the implied label smoothing (#16)
+        "implied_ls_alpha",
+        "implied_ls_correct",
+        "implied_ls_reason",
         "temperature",
         "ts_fitted_on",
         "ts_source",
@@ -724,6 +734,8 @@ def test_api_compare_returns_a_frame(reference: dict[str, Any]) -> None:
         "ts_mce",
         "ts_nll",
         "ts_brier",
+        "ts_median_logit_gap",
+        "ts_implied_ls_alpha",
     ]
     for name in ("hard", "ls05"):
         s = reference[name]["summary"]

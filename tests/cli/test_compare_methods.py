@@ -73,7 +73,8 @@ def test_several_methods_give_a_row_per_model_and_method(runner: CliRunner) -> N
     header = next(line for line in lines if "model" in line and "method" in line)
     for head in ("parameters", "accuracy", "ECE", "class-wise ECE", "MCE", "NLL", "Brier"):
         assert head in header
-    rows = [line for line in lines if line.startswith("│")]
+    first = lines[: next(i for i, line in enumerate(lines) if line.startswith("└"))]
+    rows = [line for line in first if line.startswith("│")]  # (the diagnostics table follows)
     got = [tuple(c.strip() for c in line.strip("│").split("│")[:2]) for line in rows]
     assert got == [
         ("hard", "uncalibrated"), ("hard", "temperature"), ("hard", "toy-bias"),

@@ -303,9 +303,10 @@ def test_compare_fits_and_reports_the_method(tmp_path: Path) -> None:
     assert "temperature" not in d and "ts" not in d
     assert d["bias"] == m.parameters["bias"] and o.to_dict()["bias"] is None
     assert (d["cb_fitted_on"], d["cb_source"], d["cb_ci"]) == ("val", "val", None)
-    assert d["cb"] == {
-        k: getattr(m.calibrated, k) for k in ("accuracy", "ece", "mce", "nll", "brier")
-    }
+    metrics = ("accuracy", "ece", "mce", "nll", "brier")
+    assert {k: d["cb"][k] for k in metrics} == {k: getattr(m.calibrated, k) for k in metrics}
+    diagnostics = ["median_logit_gap", "implied_ls_alpha", "label_distribution"]  # #16
+    assert list(d["cb"]) == [*metrics, *diagnostics]
     assert json.loads(json.dumps(comp.to_dict()))["models"][0]["bias"] == d["bias"]
 
     md = comparison_markdown(comp)

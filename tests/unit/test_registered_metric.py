@@ -174,7 +174,10 @@ def test_a_compare_metric_reaches_compare(headline_overconf: Metric) -> None:
     for model, path in ((hard, HARD), (ls10, LS10)):
         s = summarize(read_predictions(path))
         assert model["overconfidence"] == pytest.approx(s.mean_confidence - s.accuracy, rel=1e-12)
-    assert list(hard["ts"]) == ["ece", "mce", "nll", "brier", "overconfidence"]
+    assert list(hard["ts"]) == [
+        "ece", "mce", "nll", "brier", "overconfidence",
+        "median_logit_gap", "implied_ls_alpha", "label_distribution",  # the diagnostics (#16)
+    ]  # fmt: skip
     assert ls10["ts"] is None
 
     comp = compare_models(
@@ -296,7 +299,9 @@ def test_a_calibrator_whose_keys_collide_is_refused(cls: type[Any], message: str
 def test_the_model_keys_of_temperature_scaling() -> None:
     assert model_keys(TemperatureScaler) == (
         "name", "source", "n", "input", "input_reason", "zero_prob_rows", "accuracy", "ece",
-        "mce", "nll", "brier", "temperature", "ts_fitted_on", "ts_source", "ts", "ci", "ts_ci",
+        "mce", "nll", "brier", "median_logit_gap", "implied_ls_alpha", "implied_ls_correct",
+        "implied_ls_reason", "label_distribution", "temperature", "ts_fitted_on", "ts_source",
+        "ts", "ci", "ts_ci",
     )  # fmt: skip
     comp = compare_models({"a": read_predictions(HARD)}, ts_on_test=True)
     assert tuple(comp.models[0].to_dict()) == model_keys(TemperatureScaler)
