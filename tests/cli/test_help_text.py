@@ -30,6 +30,8 @@ USAGE = {
     "ece": "calibkit ece [OPTIONS] PRED",
     "fit-temp": "calibkit fit-temp [OPTIONS] VAL",
     "sweep-temp": "calibkit sweep-temp [OPTIONS] NAME=PRED...",
+    "soft-targets": "calibkit soft-targets [OPTIONS] TEACHER",
+    "teacher": "calibkit teacher [OPTIONS] NAME=TEACHER...",
 }
 
 

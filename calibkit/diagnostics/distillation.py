@@ -1,0 +1,342 @@
+"""Distillation from saved teacher outputs: Hinton's soft targets and what a teacher passes on.
+
+Soft targets (Hinton, Vinyals & Dean 2015) are the teacher's probabilities at temperature
+``T``::
+
+    p(T) = softmax(z / T)                 (logits z)
+    p(T) = softmax(log p / T)             (probabilities p; an exact 0 stays 0: 0^(1/T) = 0)
+
+computed with the float64 log-sum-exp of :mod:`calibkit.metrics.softmax` (each row centred on
+its maximum, so ``|z| = 1e4`` cannot overflow). :class:`SoftTargetScaler` is that map in the
+shape of a probability-output calibrator, so :func:`calibkit.report.rewrite.write_calibrated`
+(what ``calibkit apply`` uses) writes them, and every calibkit command reads the file as the
+teacher's predictions at ``T``.
+
+What a teacher at ``T`` passes on (Müller, Kornblith & Hinton 2019, §3), per example ``i`` with
+soft targets ``p_i(T)`` over ``K`` classes and label ``y_i`` (one-hot, or a soft-label row):
+
+* entropy ``H_i(T) = -sum_k p_ik log p_ik`` in nats, in ``[0, log K]``;
+* top-1 mass ``max_k p_ik(T)``, in ``[1/K, 1]``;
+* wrong-class mass ``w_i(T) = sum_k (1 - y_ik) p_ik(T)`` (hard labels: ``1 - p_i,y_i``).
+
+:func:`teacher_curves` reports their means over the ``N`` examples and the paper's equivalent
+smoothing ``gamma(T) = mean_i w_i(T) * K / (K - 1)``: a label-smoothed target at ``alpha``
+(``(1 - alpha) one_hot + alpha / K``) has ``w = alpha (K - 1) / K``, so its ``gamma`` is
+``alpha``, which makes ``gamma`` comparable to an LS ``alpha``. ``gamma`` lies in
+``[0, K / (K - 1)]``: above 1 when the teacher puts more than the uniform share ``1 - 1/K`` on
+wrong classes (misclassified examples). As ``T -> inf`` every ``p_i -> 1/K`` and ``gamma -> 1``.
+``H`` rises and the top-1 mass falls with ``T``; ``gamma`` rises with ``T`` on every correctly
+classified example (its label is the top class), but not necessarily on a misclassified one.
+
+One read of the data serves every temperature (as the temperature sweep does,
+:mod:`calibkit.calibrators.sweep`): each chunk is centred once and, for each ``T``, one
+multiply, one ``exp`` and three row sums give ``s = sum_k e_k``, ``sum_k e_k a_k`` and the
+wrong-class sum (``a = zc / T``, ``e = exp(a)``): ``H = log s - sum_k e_k a_k / s``, top-1
+mass ``1 / s``. The sums over rows are float64, added chunk after chunk in order; a different
+chunk size changes them only by rounding (a few units in the 16th digit).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from calibkit.calibrators.base import require_scores
+from calibkit.calibrators.temperature import TemperatureScaler
+from calibkit.engine.passes import Chunk, run_pass
+from calibkit.errors import UsageError
+from calibkit.metrics.examples import log_probs
+from calibkit.metrics.softmax import softmax
+from calibkit.sources.predictions import PredictionSource, ScoreKind
+
+__all__ = [
+    "SoftTargetScaler",
+    "SoftTargetSummary",
+    "TeacherCurve",
+    "check_temperature",
+    "soft_target_summary",
+    "soft_targets",
+    "teacher_curves",
+]
+
+
+def check_temperature(t: Any, what: str = "temperature") -> float:
+    """``t`` as a float, refused unless it is a finite number > 0."""
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)):
+        raise UsageError(f"{what} must be a finite number > 0; got {t!r}")
+    value = float(t)
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{what} must be a finite number > 0; got {t!r}")
+    return value
+
+
+def _logits(scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
+    """Float64 logits of a chunk: the scores, or ``log p`` with exact zeros as ``-inf`` (their
+    soft target is exactly 0, whatever ``T``)."""
+    if kind == "logits":
+        return np.asarray(scores, dtype=np.float64)
+    z = log_probs(scores)
+    z[scores == 0] = -np.inf  # every valid row has a positive entry, so its max stays finite
+    return z
+
+
+def soft_targets(
+    scores: ArrayLike, temperature: float, kind: str = "logits"
+) -> NDArray[np.float64]:
+    """Hinton's soft targets of ``(N, K)`` scores at ``temperature``, float64, rows summing to 1.
+
+    >>> soft_targets([[0.0, np.log(3.0)]], 1.0).round(12).tolist()
+    [[0.25, 0.75]]
+    >>> soft_targets([[2.0, 0.0]], 2.0).round(6).tolist()
+    [[0.731059, 0.268941]]
+    >>> soft_targets([[0.8, 0.2, 0.0]], 2.0, kind="probs").round(4).tolist()
+    [[0.6667, 0.3333, 0.0]]
+    """
+    t = check_temperature(temperature)
+    z = _logits(np.asarray(scores), kind)
+    if z.ndim != 2:
+        raise UsageError(f"soft targets need (N, K) scores; got shape {z.shape}")
+    out: NDArray[np.float64] = softmax(z / t, overwrite=True)  # z / t: the caller's array stays
+    return out
+
+
+@dataclass(frozen=True)
+class SoftTargetScaler(TemperatureScaler):
+    """The soft-target map ``softmax(z / T)`` as a probability-output calibrator, for the
+    writer of calibrated predictions (:func:`calibkit.report.rewrite.write_calibrated`): it is
+    given, never fitted, and never saved."""
+
+    method: ClassVar[str] = "soft-targets"
+    title: ClassVar[str] = "soft targets"
+    calibrated_as: ClassVar[str] = "soft targets"
+    output_kind: ClassVar[ScoreKind] = "probs"
+
+    def transform(self, scores: ArrayLike, kind: str = "logits") -> NDArray[np.float64]:
+        """:func:`soft_targets` of ``(N, K)`` scores of ``kind``."""
+        return soft_targets(scores, self.temperature, kind)
+
+    def calibrated_scores(self, scores: NDArray[Any], kind: str) -> NDArray[np.float64]:
+        return self.transform(scores, kind)
+
+
+def _chunk_sums(
+    z: NDArray[np.float64], labels: NDArray[Any], betas: Sequence[float]
+) -> NDArray[np.float64]:
+    """``(3, S)`` sums over the rows of a chunk of float64 logits: entropy (nats), top-1 mass
+    and wrong-class mass of ``softmax(beta z)`` for each ``beta = 1 / T``."""
+    n, k = z.shape
+    out = np.zeros((3, len(betas)))
+    if n == 0:
+        return out
+    zc = z - z.max(axis=1, keepdims=True)  # each row's maximum is 0: exp cannot overflow
+    soft = labels.ndim == 2
+    rows = np.arange(n)
+    if soft:
+        others = 1.0 - labels  # (1 - y_k), the weight of class k in the wrong-class mass
+    log_k = math.log(k)
+    a = np.empty_like(zc)
+    e = np.empty_like(zc)
+    for j, beta in enumerate(betas):
+        np.multiply(zc, beta, out=a)
+        np.exp(a, out=e)
+        s = e.sum(axis=1)  # >= 1: the maximum contributes exp(0)
+        ea = e * a
+        ea[e == 0] = 0.0  # p log p -> 0 (also where a = -inf: a stored probability of 0)
+        entropy = np.log(s) - ea.sum(axis=1) / s
+        np.clip(entropy, 0.0, log_k, out=entropy)  # the true value lies there; rounding aside
+        if soft:
+            wrong = np.einsum("ij,ij->i", e, others) / s
+        else:
+            e[rows, labels] = 0.0  # summed directly, not as 1 - p_y (no cancellation)
+            wrong = e.sum(axis=1) / s
+        out[0, j] = float(entropy.sum())
+        out[1, j] = float((1.0 / s).sum())
+        out[2, j] = float(wrong.sum())
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class TeacherCurve:
+    """What one teacher passes on at each temperature (arrays of shape ``(S,)``; module
+    docstring)."""
+
+    name: str
+    source: str
+    kind: str
+    n: int
+    n_classes: int
+    soft_labels: bool
+    temperatures: NDArray[np.float64]
+    entropy: NDArray[np.float64]
+    top1: NDArray[np.float64]
+    gamma: NDArray[np.float64]
+
+    def rows(self) -> list[dict[str, float]]:
+        """One ``{"temperature", "entropy", "top1", "gamma"}`` per temperature."""
+        return [
+            {"temperature": float(t), "entropy": float(h), "top1": float(m), "gamma": float(g)}
+            for t, h, m, g in zip(
+                self.temperatures, self.entropy, self.top1, self.gamma, strict=True
+            )
+        ]
+
+
+def _temperatures(temperatures: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
+    temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
+    if temps.size == 0 or not np.isfinite(temps).all() or (temps <= 0).any():
+        raise UsageError("temperatures must be finite numbers > 0")
+    return temps
+
+
+def teacher_curve(
+    source: PredictionSource,
+    temperatures: Sequence[float] | NDArray[np.float64],
+    *,
+    name: str | None = None,
+    chunk_rows: int | None = None,
+) -> TeacherCurve:
+    """Mean entropy, mean top-1 mass and ``gamma(T)`` of ``source``'s soft targets at every
+    temperature; one read of the data.
+
+    >>> from calibkit.sources.predictions import Predictions
+    >>> p = Predictions.from_arrays([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]], [0, 2])
+    >>> c = teacher_curve(p, [1.0])
+    >>> round(float(c.gamma[0]), 6)  # ((1 - e^2/(e^2+2)) + (1 - 1/(e+2))) / 2 * 3/2
+    0.750804
+    """
+    require_scores(source, "a teacher diagnostic")
+    temps = _temperatures(temperatures)
+    betas = (1.0 / temps).tolist()
+    kind = source.kind
+    total = np.zeros((3, temps.size))
+    n = 0
+
+    def chunk(part: Chunk) -> tuple[int, NDArray[np.float64]]:
+        return part.rows, _chunk_sums(_logits(part.scores, kind), part.labels, betas)
+
+    def merge(result: tuple[int, NDArray[np.float64]]) -> None:
+        nonlocal n
+        n += result[0]
+        total[...] += result[1]
+
+    run_pass(
+        source,
+        chunk,
+        merge,
+        chunk_rows=chunk_rows,
+        description=f"{source.source}: teacher at {temps.size} T",
+    )
+    k = source.n_classes
+    mean = total / n if n else np.full_like(total, np.nan)
+    return TeacherCurve(
+        name=name or source.source,
+        source=source.source,
+        kind=kind,
+        n=n,
+        n_classes=k,
+        soft_labels=bool(source.soft_labels),
+        temperatures=temps,
+        entropy=mean[0],
+        top1=mean[1],
+        gamma=mean[2] * k / (k - 1),
+    )
+
+
+def teacher_curves(
+    sources: dict[str, PredictionSource],
+    temperatures: Sequence[float] | NDArray[np.float64],
+    *,
+    chunk_rows: int | None = None,
+) -> list[TeacherCurve]:
+    """:func:`teacher_curve` of every named teacher, in the order given."""
+    return [
+        teacher_curve(src, temperatures, name=name, chunk_rows=chunk_rows)
+        for name, src in sources.items()
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class SoftTargetSummary:
+    """The soft targets at ``temperature`` as :func:`soft_target_summary` found them: the
+    teacher's numbers at that ``T`` (:class:`TeacherCurve`, float64) and how many rows' argmax
+    differs, once the targets are rounded to ``dtype``, from the teacher's argmax (that of its
+    stored scores: ``argmax_changed``; each ``np.argmax``, the first maximum on ties)."""
+
+    curve: TeacherCurve
+    dtype: str
+    argmax_changed: int
+    examples: tuple[int, ...] = field(default=())
+
+    @property
+    def temperature(self) -> float:
+        return float(self.curve.temperatures[0])
+
+
+def soft_target_summary(
+    source: PredictionSource,
+    temperature: float,
+    *,
+    dtype: DTypeLike = np.float64,
+    chunk_rows: int | None = None,
+) -> SoftTargetSummary:
+    """Mean entropy, top-1 mass and ``gamma`` of the soft targets at ``temperature``, and the
+    rows whose argmax the rounding to ``dtype`` changes (the first few in ``examples``); one
+    read of the data.
+
+    >>> from calibkit.sources.predictions import Predictions
+    >>> p = Predictions.from_arrays([[1.0, 1.0 + 1e-9, 0.0]], [1])
+    >>> s = soft_target_summary(p, 1.0, dtype=np.float32)
+    >>> s.argmax_changed, s.examples  # 1e-9 apart: one float32 number, class 0 wins the tie
+    (1, (0,))
+    """
+    t = check_temperature(temperature)
+    out_dtype = np.dtype(dtype)
+    if out_dtype.kind != "f" or out_dtype.itemsize not in (4, 8):
+        raise UsageError(f"soft targets can be written as float32 or float64; got {out_dtype}")
+    require_scores(source, "soft targets")
+    kind = source.kind
+    total = np.zeros((3, 1))
+    n = changed = 0
+    examples: list[int] = []
+
+    def chunk(part: Chunk) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
+        z = _logits(part.scores, kind)
+        sums = _chunk_sums(z, part.labels, [1.0 / t])
+        stored = np.argmax(part.scores, axis=1)  # the teacher's own prediction
+        written = np.argmax(soft_targets(z, t).astype(out_dtype), axis=1)
+        return part.rows, sums, part.start + np.flatnonzero(written != stored)
+
+    def merge(result: tuple[int, NDArray[np.float64], NDArray[np.int64]]) -> None:
+        nonlocal n, changed
+        n += result[0]
+        total[...] += result[1]
+        changed += int(result[2].size)
+        examples.extend(int(i) for i in result[2][: max(0, 5 - len(examples))])
+
+    run_pass(
+        source,
+        chunk,
+        merge,
+        chunk_rows=chunk_rows,
+        description=f"{source.source}: soft targets at T = {t:g}",
+    )
+    k = source.n_classes
+    mean = total / n if n else np.full_like(total, np.nan)
+    curve = TeacherCurve(
+        name=source.source,
+        source=source.source,
+        kind=kind,
+        n=n,
+        n_classes=k,
+        soft_labels=bool(source.soft_labels),
+        temperatures=np.array([t]),
+        entropy=mean[0],
+        top1=mean[1],
+        gamma=mean[2] * k / (k - 1),
+    )
+    return SoftTargetSummary(curve, out_dtype.name, changed, tuple(examples))
