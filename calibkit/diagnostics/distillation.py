@@ -32,8 +32,9 @@ One read of the data serves every temperature (as the temperature sweep does,
 :mod:`calibkit.calibrators.sweep`): each chunk is centred once and, for each ``T``, one
 multiply, one ``exp`` and three row sums give ``s = sum_k e_k``, ``sum_k e_k a_k`` and the
 wrong-class sum (``a = zc / T``, ``e = exp(a)``): ``H = log s - sum_k e_k a_k / s``, top-1
-mass ``1 / s``. The sums over rows are float64, added chunk after chunk in order; a different
-chunk size changes them only by rounding (a few units in the 16th digit).
+mass ``1 / s``. Each row's numbers depend on that row alone, and the sums over rows are
+correctly rounded float64 sums of fixed blocks of rows (:class:`_RowSums`), so every result is
+the same, bit for bit, whatever the chunk size.
 """
 
 from __future__ import annotations
@@ -124,20 +125,20 @@ class SoftTargetScaler(TemperatureScaler):
         return self.transform(scores, kind)
 
 
-def _chunk_sums(
+def _row_values(
     z: NDArray[np.float64], labels: NDArray[Any], betas: Sequence[float]
 ) -> NDArray[np.float64]:
-    """``(3, S)`` sums over the rows of a chunk of float64 logits: entropy (nats), top-1 mass
-    and wrong-class mass of ``softmax(beta z)`` for each ``beta = 1 / T``."""
+    """``(3, S, n)`` per-row values of a chunk of float64 logits: entropy (nats), top-1 mass
+    and wrong-class mass of ``softmax(beta z)`` for each ``beta = 1 / T``. Each row's values
+    depend on that row alone (row-wise operations only)."""
     n, k = z.shape
-    out = np.zeros((3, len(betas)))
+    out = np.empty((3, len(betas), n))
     if n == 0:
         return out
     zc = z - z.max(axis=1, keepdims=True)  # each row's maximum is 0: exp cannot overflow
     soft = labels.ndim == 2
     rows = np.arange(n)
-    if soft:
-        others = 1.0 - labels  # (1 - y_k), the weight of class k in the wrong-class mass
+    others = 1.0 - labels if soft else None  # (1 - y_k): class k's weight in the wrong mass
     log_k = math.log(k)
     a = np.empty_like(zc)
     e = np.empty_like(zc)
@@ -145,19 +146,86 @@ def _chunk_sums(
         np.multiply(zc, beta, out=a)
         np.exp(a, out=e)
         s = e.sum(axis=1)  # >= 1: the maximum contributes exp(0)
-        ea = e * a
+        with np.errstate(invalid="ignore"):  # 0 * -inf, set to 0 below
+            ea = e * a
         ea[e == 0] = 0.0  # p log p -> 0 (also where a = -inf: a stored probability of 0)
         entropy = np.log(s) - ea.sum(axis=1) / s
-        np.clip(entropy, 0.0, log_k, out=entropy)  # the true value lies there; rounding aside
-        if soft:
-            wrong = np.einsum("ij,ij->i", e, others) / s
+        np.clip(entropy, 0.0, log_k, out=out[0, j])  # the true value lies there (rounding)
+        np.divide(1.0, s, out=out[1, j])
+        if others is not None:
+            wrong = np.einsum("ij,ij->i", e, others)
         else:
             e[rows, labels] = 0.0  # summed directly, not as 1 - p_y (no cancellation)
-            wrong = e.sum(axis=1) / s
-        out[0, j] = float(entropy.sum())
-        out[1, j] = float((1.0 / s).sum())
-        out[2, j] = float(wrong.sum())
+            wrong = e.sum(axis=1)
+        np.divide(wrong, s, out=out[2, j])
     return out
+
+
+#: Rows per block of :class:`_RowSums` (blocks start at row 0, whatever the chunks).
+SUM_BLOCK_ROWS = 4096
+
+
+class _RowSums:
+    """Sums over all rows of per-row values of shape ``(..., n)``, the same bit for bit for
+    every chunk size: the rows are cut into blocks of :data:`SUM_BLOCK_ROWS` counted from row 0
+    (a block split between two chunks is completed first), each block's sum is
+    :func:`math.fsum` (correctly rounded, so it does not depend on how the block was
+    assembled) and the total is the :func:`math.fsum` of the block sums."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.n = 0
+        self._pending = np.empty((*shape, 0))
+        self._blocks: list[NDArray[np.float64]] = []
+
+    def add(self, values: NDArray[np.float64]) -> None:
+        """Add the values of the next rows, in row order."""
+        self.n += values.shape[-1]
+        rows = np.concatenate([self._pending, values], axis=-1)
+        full = rows.shape[-1] // SUM_BLOCK_ROWS * SUM_BLOCK_ROWS
+        for b in range(0, full, SUM_BLOCK_ROWS):
+            self._blocks.append(_fsums(rows[..., b : b + SUM_BLOCK_ROWS]))
+        self._pending = rows[..., full:].copy()
+
+    def totals(self) -> NDArray[np.float64]:
+        """The sums, shape ``shape``."""
+        parts = [*self._blocks, _fsums(self._pending)]
+        flat = np.stack([p.reshape(-1) for p in parts], axis=-1)
+        return _fsums(flat).reshape(self.shape)
+
+
+def _fsums(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """:func:`math.fsum` along the last axis."""
+    flat = values.reshape(-1, values.shape[-1])
+    return np.array([math.fsum(row) for row in flat.tolist()]).reshape(values.shape[:-1])
+
+
+def _means(
+    source: PredictionSource,
+    temperatures: NDArray[np.float64],
+    chunk_rows: int | None,
+    description: str,
+    extra: Any = None,
+) -> tuple[int, NDArray[np.float64]]:
+    """``(n, (3, S) means)`` of the per-row values of :func:`_row_values` over ``source``; one
+    read. ``extra(part, z)``, when given, is called on every chunk too (in the map) and its
+    result handed to ``extra.merge`` in chunk order."""
+    betas = (1.0 / temperatures).tolist()
+    kind = source.kind
+    sums = _RowSums((3, len(betas)))
+
+    def chunk(part: Chunk) -> tuple[NDArray[np.float64], Any]:
+        z = _logits(part.scores, kind)
+        return _row_values(z, part.labels, betas), (extra(part, z) if extra else None)
+
+    def merge(result: tuple[NDArray[np.float64], Any]) -> None:
+        sums.add(result[0])
+        if extra is not None:
+            extra.merge(result[1])
+
+    run_pass(source, chunk, merge, chunk_rows=chunk_rows, description=description)
+    n = sums.n
+    return n, (sums.totals() / n if n else np.full((3, len(betas)), np.nan))
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,10 +255,10 @@ class TeacherCurve:
 
 
 def _temperatures(temperatures: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]:
-    temps = np.asarray(temperatures, dtype=np.float64).reshape(-1)
-    if temps.size == 0 or not np.isfinite(temps).all() or (temps <= 0).any():
-        raise UsageError("temperatures must be finite numbers > 0")
-    return temps
+    values = np.asarray(temperatures, dtype=object).reshape(-1).tolist()
+    if not values:
+        raise UsageError("give at least one temperature")
+    return np.array([check_temperature(t) for t in values], dtype=np.float64)
 
 
 def teacher_curve(
@@ -211,32 +279,23 @@ def teacher_curve(
     """
     require_scores(source, "a teacher diagnostic")
     temps = _temperatures(temperatures)
-    betas = (1.0 / temps).tolist()
-    kind = source.kind
-    total = np.zeros((3, temps.size))
-    n = 0
+    description = f"{source.source}: teacher at {temps.size} T"
+    n, mean = _means(source, temps, chunk_rows, description)
+    return _curve(source, name or source.source, n, temps, mean)
 
-    def chunk(part: Chunk) -> tuple[int, NDArray[np.float64]]:
-        return part.rows, _chunk_sums(_logits(part.scores, kind), part.labels, betas)
 
-    def merge(result: tuple[int, NDArray[np.float64]]) -> None:
-        nonlocal n
-        n += result[0]
-        total[...] += result[1]
-
-    run_pass(
-        source,
-        chunk,
-        merge,
-        chunk_rows=chunk_rows,
-        description=f"{source.source}: teacher at {temps.size} T",
-    )
+def _curve(
+    source: PredictionSource,
+    name: str,
+    n: int,
+    temps: NDArray[np.float64],
+    mean: NDArray[np.float64],
+) -> TeacherCurve:
     k = source.n_classes
-    mean = total / n if n else np.full_like(total, np.nan)
     return TeacherCurve(
-        name=name or source.source,
+        name=name,
         source=source.source,
-        kind=kind,
+        kind=source.kind,
         n=n,
         n_classes=k,
         soft_labels=bool(source.soft_labels),
@@ -299,44 +358,31 @@ def soft_target_summary(
     if out_dtype.kind != "f" or out_dtype.itemsize not in (4, 8):
         raise UsageError(f"soft targets can be written as float32 or float64; got {out_dtype}")
     require_scores(source, "soft targets")
-    kind = source.kind
-    total = np.zeros((3, 1))
-    n = changed = 0
-    examples: list[int] = []
+    changed = _ArgmaxChanges(t, out_dtype)
+    description = f"{source.source}: soft targets at T = {t:g}"
+    n, mean = _means(source, np.array([t]), chunk_rows, description, extra=changed)
+    curve = _curve(source, source.source, n, np.array([t]), mean)
+    return SoftTargetSummary(curve, out_dtype.name, changed.count, tuple(changed.examples))
 
-    def chunk(part: Chunk) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
-        z = _logits(part.scores, kind)
-        sums = _chunk_sums(z, part.labels, [1.0 / t])
+
+class _ArgmaxChanges:
+    """Counts the rows whose argmax, once the soft targets are rounded to ``dtype``, differs
+    from that of the stored scores (the first :data:`_EXAMPLES` rows kept)."""
+
+    def __init__(self, temperature: float, dtype: np.dtype[Any]) -> None:
+        self.temperature, self.dtype = temperature, dtype
+        self.count = 0
+        self.examples: list[int] = []
+
+    def __call__(self, part: Chunk, z: NDArray[np.float64]) -> NDArray[np.int64]:
         stored = np.argmax(part.scores, axis=1)  # the teacher's own prediction
-        written = np.argmax(soft_targets(z, t).astype(out_dtype), axis=1)
-        return part.rows, sums, part.start + np.flatnonzero(written != stored)
+        written = np.argmax(soft_targets(z, self.temperature).astype(self.dtype), axis=1)
+        return part.start + np.flatnonzero(written != stored)
 
-    def merge(result: tuple[int, NDArray[np.float64], NDArray[np.int64]]) -> None:
-        nonlocal n, changed
-        n += result[0]
-        total[...] += result[1]
-        changed += int(result[2].size)
-        examples.extend(int(i) for i in result[2][: max(0, 5 - len(examples))])
+    def merge(self, rows: NDArray[np.int64]) -> None:
+        self.count += int(rows.size)
+        self.examples.extend(int(i) for i in rows[: max(0, _EXAMPLES - len(self.examples))])
 
-    run_pass(
-        source,
-        chunk,
-        merge,
-        chunk_rows=chunk_rows,
-        description=f"{source.source}: soft targets at T = {t:g}",
-    )
-    k = source.n_classes
-    mean = total / n if n else np.full_like(total, np.nan)
-    curve = TeacherCurve(
-        name=source.source,
-        source=source.source,
-        kind=kind,
-        n=n,
-        n_classes=k,
-        soft_labels=bool(source.soft_labels),
-        temperatures=np.array([t]),
-        entropy=mean[0],
-        top1=mean[1],
-        gamma=mean[2] * k / (k - 1),
-    )
-    return SoftTargetSummary(curve, out_dtype.name, changed, tuple(examples))
+
+#: Rows whose argmax changed that a summary names.
+_EXAMPLES = 5
