@@ -51,7 +51,7 @@ def teacher_command(
     alpha: Annotated[
         list[str] | None,
         typer.Option(
-            "--alpha",
+            "--ls-alpha",
             metavar="<NAME=ALPHA>",
             help="NAME=ALPHA: the LS alpha teacher NAME was trained with, shown next to its "
             "gamma (repeatable).",
@@ -136,7 +136,7 @@ def parse_temperatures(spec: str) -> Any:
 
 
 def _alphas(specs: list[str], names: list[str]) -> dict[str, float]:
-    """``--alpha NAME=ALPHA`` -> ``{name: alpha}``; every NAME must be a teacher, each ALPHA a
+    """``--ls-alpha NAME=ALPHA`` -> ``{name: alpha}``; every NAME must be a teacher, each ALPHA a
     number in [0, 1]."""
     import math
 
@@ -146,16 +146,16 @@ def _alphas(specs: list[str], names: list[str]) -> dict[str, float]:
     for spec in specs:
         name, sep, text = spec.partition("=")
         if not sep or not name:
-            raise UsageError(f"--alpha {spec!r}: expected NAME=ALPHA, e.g. ls10=0.1")
+            raise UsageError(f"--ls-alpha {spec!r}: expected NAME=ALPHA, e.g. ls10=0.1")
         if name not in names:
-            raise UsageError(f"--alpha names {name!r}, which is not one of the teachers")
+            raise UsageError(f"--ls-alpha names {name!r}, which is not one of the teachers")
         try:
             value = float(text)
         except ValueError:
             value = math.nan
         if not (0.0 <= value <= 1.0):
-            raise UsageError(f"--alpha {spec!r}: ALPHA must be a number in [0, 1]")
+            raise UsageError(f"--ls-alpha {spec!r}: ALPHA must be a number in [0, 1]")
         if name in out:
-            raise UsageError(f"--alpha gives {name!r} more than once")
+            raise UsageError(f"--ls-alpha gives {name!r} more than once")
         out[name] = value
     return out

@@ -4,8 +4,9 @@ Two panels side by side sharing the temperature axis: the equivalent smoothing `
 and the mean entropy of the soft targets (nats), one line per teacher in its model colour
 (:func:`calibkit.plotting.style.model_colors`), a marker at each grid temperature. Reference
 lines only where they belong to the data or the user: ``gamma = 1`` and ``log K`` (the limits as
-``T -> inf``, dotted grey) and, for a teacher given a training alpha (``--alpha NAME=ALPHA``), a
-dashed horizontal line at that alpha in its colour on the ``gamma`` panel. The legend sits under
+``T -> inf``, dotted grey) and, for a teacher given its training alpha
+(``--ls-alpha NAME=ALPHA``), a dashed horizontal line at that alpha in its colour on the
+``gamma`` panel. The legend sits under
 the panels, where it covers no curve.
 """
 

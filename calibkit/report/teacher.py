@@ -32,9 +32,9 @@ def _labels(curve: TeacherCurve) -> str:
 def teacher_json(
     curves: Sequence[TeacherCurve], alphas: Mapping[str, float] | None = None
 ) -> dict[str, Any]:
-    """``{"teachers": [{"name", "source", "input", "labels", "n", "n_classes", "alpha",
-    "temperatures", "entropy", "top1", "gamma"}]}``; ``alpha`` is the training alpha the user
-    gave for that teacher (``--alpha``), else ``null``."""
+    """``{"teachers": [{"name", "source", "input", "labels", "n", "n_classes", "ls_alpha",
+    "temperatures", "entropy", "top1", "gamma"}]}``; ``ls_alpha`` is the training alpha the user
+    gave for that teacher (``--ls-alpha``), else ``null``."""
     alphas = alphas or {}
     return {
         "teachers": [
@@ -45,7 +45,7 @@ def teacher_json(
                 "labels": _labels(c),
                 "n": c.n,
                 "n_classes": c.n_classes,
-                "alpha": alphas.get(c.name),
+                "ls_alpha": alphas.get(c.name),
                 "temperatures": c.temperatures.tolist(),
                 "entropy": c.entropy.tolist(),
                 "top1": c.top1.tolist(),
@@ -106,7 +106,7 @@ def teacher_tables(
             t.add_row(f"{temp:g}", *cells)
         if metric == "gamma" and any(c.name in alphas for c in curves):
             t.add_row(
-                "alpha given",
+                "LS alpha given",
                 *[_cell(alphas[c.name]) if c.name in alphas else "-" for c in curves],
                 style="dim",
             )
