@@ -63,9 +63,7 @@ def teacher_csv(curves: Sequence[TeacherCurve]) -> str:
     for c in curves:
         name = c.name if not any(ch in c.name for ch in ',"\n') else _quoted(c.name)
         for row in c.rows():
-            values = ",".join(
-                repr(row[key]) for key in ("temperature", "entropy", "top1", "gamma")
-            )
+            values = ",".join(repr(row[key]) for key in ("temperature", "entropy", "top1", "gamma"))
             lines.append(f"{name},{values}")
     return "\n".join(lines) + "\n"
 
