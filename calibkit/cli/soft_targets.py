@@ -70,10 +70,10 @@ def soft_targets_command(
     t = check_temperature(temperature, what="--temperature")
     check_output_path(out, [path])
     preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
-    summary = soft_target_summary(preds, t, dtype=dtype.value, chunk_rows=chunk_rows)
-    write_calibrated(
+    write_calibrated(  # first: a wrong --out is refused before any pass over the data
         preds, SoftTargetScaler(t), out, chunk_rows=chunk_rows, probs_dtype=dtype.value
     )
+    summary = soft_target_summary(preds, t, dtype=dtype.value, chunk_rows=chunk_rows)
     wrote(out, f"soft targets at T = {t:g}, {dtype.value}; {probs_layout(preds)}")
     if summary.argmax_changed:
         rows = ", ".join(map(str, summary.examples))

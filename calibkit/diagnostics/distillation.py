@@ -32,15 +32,15 @@ One read of the data serves every temperature (as the temperature sweep does,
 :mod:`calibkit.calibrators.sweep`): each chunk is centred once and, for each ``T``, one
 multiply, one ``exp`` and three row sums give ``s = sum_k e_k``, ``sum_k e_k a_k`` and the
 wrong-class sum (``a = zc / T``, ``e = exp(a)``): ``H = log s - sum_k e_k a_k / s``, top-1
-mass ``1 / s``. Each row's numbers depend on that row alone, and the sums over rows are
-correctly rounded float64 sums of fixed blocks of rows (:class:`_RowSums`), so every result is
-the same, bit for bit, whatever the chunk size.
+mass ``1 / s``. Each row's numbers depend on that row alone, and the sums over rows are exact
+(Python integers in units of ``2^-1080``, :func:`exact_sums`), each mean rounded to float64
+once, so every result is the same, bit for bit, whatever the chunk size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -60,6 +60,8 @@ __all__ = [
     "SoftTargetSummary",
     "TeacherCurve",
     "check_temperature",
+    "exact_mean",
+    "exact_sums",
     "soft_target_summary",
     "soft_targets",
     "teacher_curves",
@@ -127,14 +129,12 @@ class SoftTargetScaler(TemperatureScaler):
 
 def _row_values(
     z: NDArray[np.float64], labels: NDArray[Any], betas: Sequence[float]
-) -> NDArray[np.float64]:
-    """``(3, S, n)`` per-row values of a chunk of float64 logits: entropy (nats), top-1 mass
-    and wrong-class mass of ``softmax(beta z)`` for each ``beta = 1 / T``. Each row's values
-    depend on that row alone (row-wise operations only)."""
+) -> Iterator[NDArray[np.float64]]:
+    """For each ``beta = 1 / T`` in turn, the ``(3, n)`` per-row values of a chunk of float64
+    logits: entropy (nats), top-1 mass and wrong-class mass of ``softmax(beta z)``. Each row's
+    values depend on that row alone (row-wise operations only). Memory: a few ``(n, K)`` work
+    arrays, whatever the number of temperatures."""
     n, k = z.shape
-    out = np.empty((3, len(betas), n))
-    if n == 0:
-        return out
     zc = z - z.max(axis=1, keepdims=True)  # each row's maximum is 0: exp cannot overflow
     soft = labels.ndim == 2
     rows = np.arange(n)
@@ -142,7 +142,8 @@ def _row_values(
     log_k = math.log(k)
     a = np.empty_like(zc)
     e = np.empty_like(zc)
-    for j, beta in enumerate(betas):
+    out = np.empty((3, n))
+    for beta in betas:
         np.multiply(zc, beta, out=a)
         np.exp(a, out=e)
         s = e.sum(axis=1)  # >= 1: the maximum contributes exp(0)
@@ -150,54 +151,61 @@ def _row_values(
             ea = e * a
         ea[e == 0] = 0.0  # p log p -> 0 (also where a = -inf: a stored probability of 0)
         entropy = np.log(s) - ea.sum(axis=1) / s
-        np.clip(entropy, 0.0, log_k, out=out[0, j])  # the true value lies there (rounding)
-        np.divide(1.0, s, out=out[1, j])
+        np.clip(entropy, 0.0, log_k, out=out[0])  # the true value lies there (rounding)
+        np.divide(1.0, s, out=out[1])
         if others is not None:
             wrong = np.einsum("ij,ij->i", e, others)
         else:
             e[rows, labels] = 0.0  # summed directly, not as 1 - p_y (no cancellation)
             wrong = e.sum(axis=1)
-        np.divide(wrong, s, out=out[2, j])
-    return out
+        np.divide(wrong, s, out=out[2])
+        yield out
 
 
-#: Rows per block of :class:`_RowSums` (blocks start at row 0, whatever the chunks).
-SUM_BLOCK_ROWS = 4096
+#: Bits per limb of the exact sums (:func:`exact_sums`), and the limbs that reach below the
+#: smallest float64 (2^-1074): 36 x 30 = 1080 bits after the binary point.
+_LIMB_BITS = 30
+_LIMBS = 36
+_FRACTION_BITS = _LIMB_BITS * _LIMBS
 
 
-class _RowSums:
-    """Sums over all rows of per-row values of shape ``(..., n)``, the same bit for bit for
-    every chunk size: the rows are cut into blocks of :data:`SUM_BLOCK_ROWS` counted from row 0
-    (a block split between two chunks is completed first), each block's sum is
-    :func:`math.fsum` (correctly rounded, so it does not depend on how the block was
-    assembled) and the total is the :func:`math.fsum` of the block sums."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        self.shape = shape
-        self.n = 0
-        self._pending = np.empty((*shape, 0))
-        self._blocks: list[NDArray[np.float64]] = []
-
-    def add(self, values: NDArray[np.float64]) -> None:
-        """Add the values of the next rows, in row order."""
-        self.n += values.shape[-1]
-        rows = np.concatenate([self._pending, values], axis=-1)
-        full = rows.shape[-1] // SUM_BLOCK_ROWS * SUM_BLOCK_ROWS
-        for b in range(0, full, SUM_BLOCK_ROWS):
-            self._blocks.append(_fsums(rows[..., b : b + SUM_BLOCK_ROWS]))
-        self._pending = rows[..., full:].copy()
-
-    def totals(self) -> NDArray[np.float64]:
-        """The sums, shape ``shape``."""
-        parts = [*self._blocks, _fsums(self._pending)]
-        flat = np.stack([p.reshape(-1) for p in parts], axis=-1)
-        return _fsums(flat).reshape(self.shape)
+def exact_sums(values: NDArray[np.float64]) -> list[int]:
+    """The exact sums over the last axis of ``(R, n)`` non-negative float64 values below
+    ``2**33``, as Python integers in units of ``2^-1080`` (every float64 is a whole number of
+    those). Each value is cut into 30-bit limbs by exact float64 operations (scale by ``2^30``,
+    take the whole part, keep the rest), the limbs are summed as int64 (exact for up to 2^28
+    rows) and the limb sums combined as Python integers; the loop stops once no value has bits
+    left. Exact sums add up exactly, so the total over a file does not depend on how it was
+    cut into chunks."""
+    scale = float(2**_LIMB_BITS)
+    x = values * scale
+    totals = [0] * values.shape[0]
+    for i in range(_LIMBS):
+        whole = np.floor(x)
+        shift = _FRACTION_BITS - _LIMB_BITS * (i + 1)
+        for r, part in enumerate(whole.astype(np.int64).sum(axis=-1).tolist()):
+            totals[r] += part << shift
+        x -= whole
+        if not x.any():
+            break
+        x *= scale
+    return totals
 
 
-def _fsums(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """:func:`math.fsum` along the last axis."""
-    flat = values.reshape(-1, values.shape[-1])
-    return np.array([math.fsum(row) for row in flat.tolist()]).reshape(values.shape[:-1])
+def exact_mean(total: int, n: int) -> float:
+    """``total * 2^-1080 / n`` (an :func:`exact_sums` total over ``n`` rows), rounded once."""
+    return total / (n << _FRACTION_BITS) if n else math.nan
+
+
+def _chunk_sums(
+    z: NDArray[np.float64], labels: NDArray[Any], betas: Sequence[float]
+) -> list[list[int]]:
+    """``[3][S]``: the exact sums (:func:`exact_sums`) of the three per-row values at each
+    temperature."""
+    per_t = [exact_sums(values) for values in _row_values(z, labels, betas)]
+    if z.shape[0] == 0:
+        per_t = [[0, 0, 0] for _ in betas]
+    return [[per_t[j][i] for j in range(len(betas))] for i in range(3)]
 
 
 def _means(
@@ -208,24 +216,29 @@ def _means(
     extra: Any = None,
 ) -> tuple[int, NDArray[np.float64]]:
     """``(n, (3, S) means)`` of the per-row values of :func:`_row_values` over ``source``; one
-    read. ``extra(part, z)``, when given, is called on every chunk too (in the map) and its
-    result handed to ``extra.merge`` in chunk order."""
+    read. The sums are exact (:func:`exact_sums`) and each mean is rounded once, so they are the
+    same bit for bit for every chunk size. ``extra(part, z)``, when given, is called on every
+    chunk too (in the map) and its result handed to ``extra.merge`` in chunk order."""
     betas = (1.0 / temperatures).tolist()
     kind = source.kind
-    sums = _RowSums((3, len(betas)))
+    totals = [[0] * len(betas) for _ in range(3)]  # Python integers: exact, never overflow
+    n = 0
 
-    def chunk(part: Chunk) -> tuple[NDArray[np.float64], Any]:
+    def chunk(part: Chunk) -> tuple[int, list[list[int]], Any]:
         z = _logits(part.scores, kind)
-        return _row_values(z, part.labels, betas), (extra(part, z) if extra else None)
+        return part.rows, _chunk_sums(z, part.labels, betas), (extra(part, z) if extra else None)
 
-    def merge(result: tuple[NDArray[np.float64], Any]) -> None:
-        sums.add(result[0])
+    def merge(result: tuple[int, list[list[int]], Any]) -> None:
+        nonlocal n
+        n += result[0]
+        for i, row in enumerate(result[1]):
+            for j, value in enumerate(row):
+                totals[i][j] += value
         if extra is not None:
-            extra.merge(result[1])
+            extra.merge(result[2])
 
     run_pass(source, chunk, merge, chunk_rows=chunk_rows, description=description)
-    n = sums.n
-    return n, (sums.totals() / n if n else np.full((3, len(betas)), np.nan))
+    return n, np.array([[exact_mean(t, n) for t in row] for row in totals])
 
 
 @dataclass(frozen=True, eq=False)

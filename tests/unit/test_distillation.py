@@ -15,7 +15,6 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import entr, logsumexp
 
 from calibkit.diagnostics.distillation import (
-    SUM_BLOCK_ROWS,
     SoftTargetScaler,
     soft_target_summary,
     soft_targets,
@@ -165,12 +164,12 @@ def test_gamma_rises_with_t_when_the_label_is_the_top_class(z: np.ndarray) -> No
 
 
 def test_chunk_size_does_not_change_a_bit(rng: np.random.Generator) -> None:
-    n = 2 * SUM_BLOCK_ROWS + 1234  # blocks split across chunks in every way below
+    n = 9426
     z = rng.normal(scale=3.0, size=(n, 5))
     y = rng.integers(0, 5, n)
     temps = [1.0, 2.0, 3.5]
     ref = curve(z, y, temps, chunk_rows=n)
-    for rows in (1000, 333, SUM_BLOCK_ROWS - 1, SUM_BLOCK_ROWS + 1, 7919):
+    for rows in (1, 1000, 333, 4095, 4097, 7919):
         c = curve(z, y, temps, chunk_rows=rows)
         assert np.array_equal(c.gamma, ref.gamma)
         assert np.array_equal(c.entropy, ref.entropy)
@@ -246,3 +245,19 @@ def test_golden_gamma_on_sample_data(model: str) -> None:
         assert c.entropy[j] == pytest.approx(h, rel=1e-12)
         assert c.top1[j] == pytest.approx(top1, rel=1e-12)
     assert np.round(c.gamma, 4).tolist() == list(GOLDEN[model])
+
+
+def test_exact_sums(rng: np.random.Generator) -> None:
+    from fractions import Fraction
+
+    from calibkit.diagnostics.distillation import exact_mean, exact_sums
+
+    values = rng.random(10_000) * 20
+    values[:8] = [0.0, 1e-300, 5e-324, 19.999999999, 2.0**-89, 0.1, 3.7e-42, 7.25]
+    exact = sum(Fraction(v) for v in values.tolist())
+    (total,) = exact_sums(values[None, :])
+    assert Fraction(total, 2**1080) == exact
+    assert exact_mean(total, values.size) == float(exact / values.size)
+    parts = exact_sums(values[None, :3333])[0] + exact_sums(values[None, 3333:])[0]
+    assert parts == total
+    assert math.isnan(exact_mean(0, 0))
