@@ -169,26 +169,37 @@ _LIMBS = 36
 _FRACTION_BITS = _LIMB_BITS * _LIMBS
 
 
+#: Rows whose limbs one int64 sum adds: below 2^24 rows of values below 2^8 (limbs below
+#: 2^38), no sum reaches 2^63.
+_SUM_ROWS = 1 << 24
+
+
 def exact_sums(values: NDArray[np.float64]) -> list[int]:
     """The exact sums over the last axis of ``(R, n)`` non-negative float64 values below
-    ``2**33``, as Python integers in units of ``2^-1080`` (every float64 is a whole number of
-    those). Each value is cut into 30-bit limbs by exact float64 operations (scale by ``2^30``,
-    take the whole part, keep the rest), the limbs are summed as int64 (exact for up to 2^28
-    rows) and the limb sums combined as Python integers; the loop stops once no value has bits
-    left. Exact sums add up exactly, so the total over a file does not depend on how it was
-    cut into chunks."""
+    ``2**8`` (entropies below ``log K``, masses below 1), as Python integers in units of
+    ``2^-1080`` (every float64 is a whole number of those). Each value is cut into 30-bit limbs
+    by exact float64 operations (scale by ``2^30``, take the whole part, keep the rest), the
+    limbs are summed as int64 over at most :data:`_SUM_ROWS` rows at a time (exact) and the
+    limb sums combined as Python integers; the loop stops once no value has bits left. Exact
+    sums add up exactly, so the total over a file does not depend on how it was cut into
+    chunks.
+
+    >>> exact_sums(np.array([[0.5, 0.25, 2.0**-1074]])) == [(3 << 1078) + (1 << 6)]
+    True
+    """
     scale = float(2**_LIMB_BITS)
-    x = values * scale
     totals = [0] * values.shape[0]
-    for i in range(_LIMBS):
-        whole = np.floor(x)
-        shift = _FRACTION_BITS - _LIMB_BITS * (i + 1)
-        for r, part in enumerate(whole.astype(np.int64).sum(axis=-1).tolist()):
-            totals[r] += part << shift
-        x -= whole
-        if not x.any():
-            break
-        x *= scale
+    for start in range(0, values.shape[-1], _SUM_ROWS):
+        x = values[..., start : start + _SUM_ROWS] * scale
+        for i in range(_LIMBS):
+            whole = np.floor(x)
+            shift = _FRACTION_BITS - _LIMB_BITS * (i + 1)
+            for r, part in enumerate(whole.astype(np.int64).sum(axis=-1).tolist()):
+                totals[r] += part << shift
+            x -= whole
+            if not x.any():
+                break
+            x *= scale
     return totals
 
 
