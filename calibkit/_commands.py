@@ -104,8 +104,20 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "et al. 2019): cluster spread, centre distances, tightness.",
     ),
     (
+        "soft-targets",
+        "soft_targets",
+        "Write a teacher's soft targets softmax(z / T) (probabilities: softmax(log p / T)) as "
+        "probabilities, same format; mean entropy and top-1 mass.",
+    ),
+    (
         "sweep-temp",
         "sweep_temp",
         "Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model and each T.",
+    ),
+    (
+        "teacher",
+        "teacher",
+        "Teacher diagnostics over T: mean entropy, top-1 mass and equivalent smoothing gamma(T) "
+        "of softmax(z / T), for each teacher (Müller et al. 2019).",
     ),
 )

@@ -33,7 +33,9 @@ Binary inputs get both columns (``K = 2``). Probabilities are always written in 
 whatever the input's type: a calibrator that keeps the argmax (top-versus-all binning) may
 leave the top class only a float64 ulp above the runner-up, and rounding to float32 would tie
 them and change the argmax of a few percent of the rows (measured: 2.7% of the sample digits
-after isotonic regression), a silent change of accuracy.
+after isotonic regression), a silent change of accuracy. Only a caller that asks for it
+(``probs_dtype``: ``calibkit soft-targets --dtype float32``, which counts and reports the rows
+whose argmax the rounding changes) gets float32.
 
 An input that turns out to be unreadable while it is copied is an
 :class:`~calibkit.errors.InputError` naming the input (and the member), never an error of the
@@ -112,9 +114,15 @@ def _out_dtype(dtype: Any) -> np.dtype[Any]:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
-def _probs_dtype(dtype: Any) -> np.dtype[Any]:
-    """Probabilities: float64 whatever the input's type (module docstring)."""
-    return np.dtype(np.float64)
+def _probs_dtype(dtype: Any, override: Any = None) -> np.dtype[Any]:
+    """Probabilities: float64 whatever the input's type (module docstring), unless the caller
+    asks for another floating dtype (``probs_dtype`` of :func:`write_calibrated`)."""
+    if override is None:
+        return np.dtype(np.float64)
+    chosen: np.dtype[Any] = np.dtype(override)
+    if chosen.kind != "f" or chosen.itemsize not in (4, 8):
+        raise UsageError(f"probabilities can be written as float32 or float64; got {chosen}")
+    return chosen
 
 
 def _writes_probs(scaler: Calibrator) -> bool:
@@ -171,11 +179,14 @@ def write_calibrated(
     out: str | Path,
     *,
     chunk_rows: int | None = None,
+    probs_dtype: Any = None,
 ) -> Path:
     """Write ``source`` with its scores calibrated by ``scaler`` to ``out`` (same format as
     input).
 
     ``chunk_rows`` rows are calibrated at a time (default: about 4 MiB of float64 per chunk).
+    ``probs_dtype`` (``float32`` or ``float64``; ``None``: float64) is the dtype of the
+    probabilities of a probability-output ``scaler``; it changes nothing for logit outputs.
     """
     require_scores(source, scaler.title)
     if isinstance(source, ShardedParquet):
@@ -190,11 +201,11 @@ def write_calibrated(
             "(the output keeps the input's format)"
         )
     if isinstance(source, ParquetPredictions):
-        _write_parquet(source, scaler, out, chunk_rows)
+        _write_parquet(source, scaler, out, chunk_rows, probs_dtype)
     elif isinstance(source, Predictions) and in_path.suffix.lower() == ".npz":
-        _write_npz(source, scaler, out, chunk_rows)
+        _write_npz(source, scaler, out, chunk_rows, probs_dtype)
     elif isinstance(source, Predictions) and in_path.suffix.lower() in (".pt", ".pth"):
-        _write_pt(source, scaler, out, chunk_rows)
+        _write_pt(source, scaler, out, chunk_rows, probs_dtype)
     else:
         raise UsageError(f"cannot write {in_path.suffix!r} predictions")
     return out
@@ -323,7 +334,13 @@ def _scores_member_writer(
         yield append
 
 
-def _write_npz(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: int | None) -> None:
+def _write_npz(
+    source: Predictions,
+    scaler: Calibrator,
+    out: Path,
+    chunk_rows: int | None,
+    probs_dtype: Any = None,
+) -> None:
     in_path = Path(source.source)
     try:
         zin = zipfile.ZipFile(in_path)
@@ -344,7 +361,7 @@ def _write_npz(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: i
         name: str | None = None
         left_out: set[str] = set()
         if _writes_probs(scaler):  # (N, K) probabilities under "probs.npy" (module docstring)
-            out_dtype = _probs_dtype(dtype)
+            out_dtype = _probs_dtype(dtype, probs_dtype)
             shape, name = (source.n_rows, source.n_classes), f"{PROBS_KEY}.npy"
             labels = _member_name(zin, source.label_key)
             left_out = set(score_names(zin.namelist(), (info.filename,), labels))
@@ -389,7 +406,13 @@ def _pt_storages(path: Path) -> tuple[bool, int]:
     return stored, sum(i.file_size for i in infos)
 
 
-def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: int | None) -> None:
+def _write_pt(
+    source: Predictions,
+    scaler: Calibrator,
+    out: Path,
+    chunk_rows: int | None,
+    probs_dtype: Any = None,
+) -> None:
     import torch
 
     in_path = Path(source.source)
@@ -411,7 +434,7 @@ def _write_pt(source: Predictions, scaler: Calibrator, out: Path, chunk_rows: in
     shape = tuple(original.shape)
     probs = _writes_probs(scaler)
     if probs:  # (N, K) float64 probabilities under "probs" (module docstring)
-        target = torch.float64
+        target = torch.from_numpy(np.empty(0, dtype=_probs_dtype(None, probs_dtype))).dtype
         shape = (source.n_rows, source.n_classes)
     # numpy has no bfloat16; float32 has the same range, so the overflow check is exact
     check = np.float32 if target == torch.bfloat16 else torch.empty(0, dtype=target).numpy().dtype
@@ -498,7 +521,11 @@ def _float_scores(schema: Any, names: tuple[str, ...]) -> Any:
 
 
 def _write_parquet(
-    source: ParquetPredictions, scaler: Calibrator, out: Path, chunk_rows: int | None
+    source: ParquetPredictions,
+    scaler: Calibrator,
+    out: Path,
+    chunk_rows: int | None,
+    probs_dtype: Any = None,
 ) -> None:
     """Rewrite a parquet file batch by batch. This loop reads the file's record batches itself
     instead of the source's chunks (:func:`~calibkit.engine.passes.run_pass`): every column of a
@@ -518,7 +545,7 @@ def _write_parquet(
         raise InputError(source.source, f"not a readable parquet file ({describe(err)})") from None
     if _writes_probs(scaler):
         with pf:
-            _write_parquet_probs(source, scaler, out, rows, pf, schema)
+            _write_parquet_probs(source, scaler, out, rows, pf, schema, probs_dtype)
         return
     with (
         pf,
@@ -556,7 +583,9 @@ def _write_parquet(
             raise InputError(source.source, count_mismatch(source.n_rows, str(offset)))
 
 
-def _parquet_probs_schema(source: ParquetPredictions, schema: Any) -> tuple[Any, list[str]]:
+def _parquet_probs_schema(
+    source: ParquetPredictions, schema: Any, probs_dtype: Any = None
+) -> tuple[Any, list[str]]:
     """The output schema of a probability output (module docstring) and the input columns it
     leaves out: ``prob_0 .. prob_{K-1}`` where the first score column was, in the scores'
     float type (:func:`_probs_dtype`)."""
@@ -565,7 +594,7 @@ def _parquet_probs_schema(source: ParquetPredictions, schema: Any) -> tuple[Any,
     left_out = score_names(list(schema.names), source.score_columns, source.label_column)
     ftype = schema.field(source.score_columns[0]).type
     value_type = ftype.value_type if hasattr(ftype, "value_type") else ftype
-    dtype = _probs_dtype(value_type.to_pandas_dtype())
+    dtype = _probs_dtype(value_type.to_pandas_dtype(), probs_dtype)
     arrow = pa.from_numpy_dtype(dtype)
     fields: list[Any] = []
     for field in schema:
@@ -577,14 +606,20 @@ def _parquet_probs_schema(source: ParquetPredictions, schema: Any) -> tuple[Any,
 
 
 def _write_parquet_probs(
-    source: ParquetPredictions, scaler: Calibrator, out: Path, rows: int, pf: Any, schema: Any
+    source: ParquetPredictions,
+    scaler: Calibrator,
+    out: Path,
+    rows: int,
+    pf: Any,
+    schema: Any,
+    probs_dtype: Any = None,
 ) -> None:
     """:func:`_write_parquet` for a probability-output method: the other columns copied as
     read, the probabilities in ``prob_0 .. prob_{K-1}``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out_schema, _ = _parquet_probs_schema(source, schema)
+    out_schema, _ = _parquet_probs_schema(source, schema, probs_dtype)
     columns_out = prob_columns(source.n_classes)
     dtype = out_schema.field(columns_out[0]).type.to_pandas_dtype()
     with (

@@ -31,6 +31,8 @@ USAGE = {
     "fit-temp": "calibkit fit-temp [OPTIONS] VAL",
     "penultimate": "calibkit penultimate [OPTIONS] NAME=LAYER...",
     "sweep-temp": "calibkit sweep-temp [OPTIONS] NAME=PRED...",
+    "soft-targets": "calibkit soft-targets [OPTIONS] TEACHER",
+    "teacher": "calibkit teacher [OPTIONS] NAME=TEACHER...",
 }
 
 
