@@ -98,6 +98,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "lowest ECE or NLL on a grid.",
     ),
     (
+        "mutual-info",
+        "mutual_info",
+        "Mutual information between the input and the gap of two logits, from logits saved "
+        "under L augmentations (N, L, K).",
+    ),
+    (
         "sweep-temp",
         "sweep_temp",
         "Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model and each T.",

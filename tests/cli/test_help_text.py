@@ -29,6 +29,7 @@ USAGE = {
     "diagram": "calibkit diagram [OPTIONS] NAME=PRED...",
     "ece": "calibkit ece [OPTIONS] PRED",
     "fit-temp": "calibkit fit-temp [OPTIONS] VAL",
+    "mutual-info": "calibkit mutual-info [OPTIONS] NAME=LOGITS...",
     "sweep-temp": "calibkit sweep-temp [OPTIONS] NAME=PRED...",
 }
 
