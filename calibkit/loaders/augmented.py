@@ -128,7 +128,7 @@ def read_augmented(
             source,
             f"logits {quoted(z_key)} have K = {k} class (shape {logits.shape}); needs K >= 2",
         )
-    if labels.ndim == 2 and labels.shape[1] == k and labels.shape[1] != 1:
+    if labels.ndim == 2 and labels.shape[1] == k:  # k >= 2: not an (N, 1) column
         raise InputError(
             source,
             f"labels {quoted(y_key)} are soft labels (shape {labels.shape}); the mutual "

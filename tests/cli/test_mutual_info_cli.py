@@ -213,9 +213,9 @@ def test_wrong_number_of_class_names(runner: CliRunner, tmp_path: Path) -> None:
 def test_a_device_as_class_names_is_refused(runner: CliRunner, tmp_path: Path) -> None:
     import os
 
-    fifo_free = tmp_path / "chr"
-    os.symlink("/dev/null", fifo_free)  # read only, never written
-    got = one_error_line(invoke(runner, "mutual-info", HARD, "--class-names", fifo_free), fifo_free)
+    device = tmp_path / "chr"
+    os.symlink("/dev/null", device)  # only opened for reading, and refused before a read
+    got = one_error_line(invoke(runner, "mutual-info", HARD, "--class-names", device), device)
     assert got == "is a character device; a class-names file must be a file"
 
 
