@@ -98,6 +98,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "lowest ECE or NLL on a grid.",
     ),
     (
+        "mutual-info",
+        "mutual_info",
+        "Mutual information between the input and the gap of two logits, from logits saved "
+        "under L augmentations (N, L, K).",
+    ),
+    (
         "penultimate",
         "penultimate",
         "Project penultimate-layer activations onto the plane of three class templates (Müller "

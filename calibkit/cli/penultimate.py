@@ -30,20 +30,22 @@ def penultimate_command(
     train: Annotated[
         list[str] | None,
         typer.Option(
-            "--train", metavar="NAME=LAYER", help="The same model's training split (a second row)."
+            "--train",
+            metavar="<NAME=LAYER>",
+            help="The same model's training split (a second row).",
         ),
     ] = None,
     classes: Annotated[
         str | None,
         typer.Option(
             "--classes",
-            metavar="A,B,C",
+            metavar="<A,B,C>",
             help="Three classes, by index or name (default: the three most frequent labels).",
         ),
     ] = None,
     class_names: Annotated[
         Path | None,
-        typer.Option("--class-names", metavar="FILE", help="Class names, one per line."),
+        typer.Option("--class-names", help="Class names, one per line."),
     ] = None,
     per_class: Annotated[
         int, typer.Option("--per-class", min=1, help="Examples drawn per class (all if fewer).")
@@ -79,7 +81,7 @@ def penultimate_command(
         list[str] | None,
         typer.Option(
             "--weights",
-            metavar="NAME=FILE",
+            metavar="<[NAME=]FILE>",
             help="Take weight and bias from this file (e.g. a .pt state dict); a bare FILE "
             "with one model is that model's.",
         ),
@@ -91,7 +93,8 @@ def penultimate_command(
     from calibkit.diagnostics.penultimate import affine_plane, project, sample_indices, templates
     from calibkit.errors import InputError, UsageError
     from calibkit.io.atomic import check_output_path
-    from calibkit.loaders.layer import LayerKeys, read_class_names, read_layer
+    from calibkit.loaders.class_names import read_class_names
+    from calibkit.loaders.layer import LayerKeys, read_layer
     from calibkit.report.penultimate import penultimate_doc, penultimate_table
     from calibkit.report.summary_json import dumps
 
@@ -148,9 +151,7 @@ def penultimate_command(
             )
     names: tuple[str, ...]
     if class_names is not None:
-        names = read_class_names(class_names)
-        if len(names) != k:
-            raise InputError(str(class_names), f"has {len(names)} names for K = {k} classes")
+        names = read_class_names(class_names, k)
     else:
         found = next((ly.class_names for ly in test_layers.values() if ly.class_names), None)
         names = found if found is not None else tuple(str(i) for i in range(k))

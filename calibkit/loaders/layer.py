@@ -43,7 +43,6 @@ __all__ = [
     "Layer",
     "LayerKeys",
     "logits_mismatch",
-    "read_class_names",
     "read_layer",
 ]
 
@@ -190,25 +189,6 @@ def logits_mismatch(
         return None
     row, col = np.unravel_index(int(np.argmax(np.where(over, diff, -1.0))), diff.shape)
     return float(diff[row, col]), int(row), int(col)
-
-
-def read_class_names(path: str | os.PathLike[str], source: str | None = None) -> tuple[str, ...]:
-    """One class name per line of a UTF-8 text file (blank lines at the end ignored)."""
-    source = str(path) if source is None else source
-    p = Path(path)
-    check_file(p, source, what="class-names file")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(source, "is not UTF-8 text (one class name per line)") from None
-    except OSError as err:
-        raise InputError(source, f"cannot be read ({err.strerror or err})") from None
-    names = [line.strip() for line in text.rstrip("\n").split("\n")]
-    if not names or any(not n for n in names):
-        raise InputError(source, "has an empty class name (one name per line, no blank lines)")
-    if len(set(names)) != len(names):
-        raise InputError(source, "names a class twice")
-    return tuple(names)
 
 
 def _features(

@@ -29,6 +29,7 @@ USAGE = {
     "diagram": "calibkit diagram [OPTIONS] NAME=PRED...",
     "ece": "calibkit ece [OPTIONS] PRED",
     "fit-temp": "calibkit fit-temp [OPTIONS] VAL",
+    "mutual-info": "calibkit mutual-info [OPTIONS] NAME=LOGITS...",
     "penultimate": "calibkit penultimate [OPTIONS] NAME=LAYER...",
     "sweep-temp": "calibkit sweep-temp [OPTIONS] NAME=PRED...",
     "soft-targets": "calibkit soft-targets [OPTIONS] TEACHER",
@@ -88,6 +89,7 @@ DIFFERENT_MEANINGS = {
     "--plot": ["", "<path>"],  # ece: a text chart (flag); sweep-temp: a figure
     "--method": ["<METHOD,...>", "<METHOD>"],  # compare: several methods; fit: one
     "--param": ["<NAME=VALUE>", "<[METHOD.]NAME=VALUE>"],  # compare: also one method's option
+    "--classes": ["<A,B,C>", "<A,B>"],  # penultimate: three classes; mutual-info: two
 }
 
 

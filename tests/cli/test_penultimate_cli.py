@@ -158,7 +158,7 @@ def test_class_names_of_the_wrong_count(runner: CliRunner, tmp_path: Path) -> No
     names = tmp_path / "n.txt"
     names.write_text("a\nb\nc\n")
     result = invoke(runner, "penultimate", _sample("hard"), "--class-names", names)
-    assert one_error_line(result, names) == "has 3 names for K = 10 classes"
+    assert one_error_line(result, names) == "holds 3 class names for 10 classes"
 
 
 def test_the_figure_never_replaces_an_input(runner: CliRunner, tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ from calibkit.diagnostics.penultimate import (
     templates,
 )
 from calibkit.errors import InputError, UsageError
-from calibkit.loaders.layer import LayerKeys, logits_mismatch, read_class_names, read_layer
+from calibkit.loaders.class_names import read_class_names
+from calibkit.loaders.layer import LayerKeys, logits_mismatch, read_layer
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -277,7 +278,7 @@ def test_class_names_key_is_a_plain_string_array(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="must be 4 strings"):
         read_layer(tmp_path / "b.npz")
     (tmp_path / "n.txt").write_text("a\nb\n\nc\n")
-    with pytest.raises(InputError, match="empty class name"):
+    with pytest.raises(InputError, match="line 3 is empty"):
         read_class_names(tmp_path / "n.txt")
 
 
