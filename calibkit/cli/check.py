@@ -11,6 +11,7 @@ from calibkit.cli._common import (
     BinaryOpt,
     ChunkRows,
     InputOpt,
+    LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
@@ -115,6 +116,7 @@ def check_command(
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
+    labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
 ) -> None:
     from calibkit.errors import UsageError
@@ -158,7 +160,7 @@ def check_command(
         raise UsageError(f"nothing to check: give --max-ece, --max-increase, ...{where}")
 
     allow_unpaired = unpaired or bool(merged.get("unpaired", False))
-    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
     candidate = read_predictions(path, options)
     if baseline_path is not None and Path(baseline_path).suffix.lower() != ".json":
         candidate = LabelDigest(candidate)  # labels hashed in passing, to pair with the baseline

@@ -14,6 +14,7 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     InputOpt,
+    LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
@@ -69,6 +70,7 @@ def diagram_command(
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
+    labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
 ) -> None:
     from calibkit.errors import UsageError
@@ -85,7 +87,7 @@ def diagram_command(
     named = parse_named(models)
     inputs = [p for _, p in named]
     check_output_path(check_figure_path(out), inputs)
-    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
     sources = {name: read_predictions(p, options) for name, p in named}
     summaries = {
         name: summarize(

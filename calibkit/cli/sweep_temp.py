@@ -11,6 +11,7 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     InputOpt,
+    LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
@@ -65,6 +66,7 @@ def sweep_temp_command(
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
+    labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
 ) -> None:
     from calibkit.calibrators.sweep_report import run_sweeps, sweep_csv, sweep_json
@@ -89,7 +91,7 @@ def sweep_temp_command(
             f"{len(grid)} temperatures x {bins} bins is {len(grid) * bins:.2g} per-bin sums per "
             f"model, above the limit of {MAX_SWEEP_CELLS:.0e}; use fewer temperatures or bins"
         )
-    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
     sources = {name: read_predictions(p, options) for name, p in named}
     vals = {name: read_predictions(p, options) for name, p in named_val}
     results = run_sweeps(

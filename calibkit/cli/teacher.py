@@ -9,6 +9,7 @@ import typer
 from calibkit.cli._common import (
     ChunkRows,
     InputOpt,
+    LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
@@ -67,6 +68,7 @@ def teacher_command(
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
+    labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
 ) -> None:
     from calibkit.diagnostics.distillation import teacher_curves
@@ -88,7 +90,7 @@ def teacher_command(
     if csv is not None:
         check_output_path(csv, inputs)
     grid = parse_temperatures(temperatures)
-    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
     sources = {name: read_predictions(p, options) for name, p in named}
     curves = teacher_curves(sources, grid, chunk_rows=chunk_rows)
     if csv is not None:

@@ -178,3 +178,58 @@ def test_compare_without_the_flag_hints_at_it() -> None:
     result = invoke(CliRunner(), "compare", f"ls10={VOTES}")
     message = one_error_line(result, VOTES)
     assert message.endswith("give --labels-from-counts)")
+
+
+# --------------------------------------------------------------------------------------------
+# the other commands that evaluate predictions take the flag too
+
+
+def _distributions(tmp_path: Path) -> Path:
+    """The sample votes with their counts divided by the row sums: what the flag must read."""
+    with np.load(VOTES, allow_pickle=False) as f:
+        z, votes = f["logits"], f["labels"]
+    return write_npz(tmp_path / "dist.npz", logits=z, labels=votes / votes.sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("check", "{}", "--max-ece", "0.5"),
+        ("sweep-temp", "v={}", "--steps", "3"),
+        ("teacher", "v={}", "--temperatures", "1,2"),
+    ],
+)
+def test_evaluating_commands_read_counts_as_the_distributions(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    name, spec, *rest = command
+    runner = CliRunner()
+    counted = run_json(runner, name, spec.format(VOTES), *rest, "--labels-from-counts")
+    direct = run_json(runner, name, spec.format(_distributions(tmp_path)), *rest)
+    strip = {"source", "path", "file", "inputs", "calibkit_version"}
+
+    def same(a: object, b: object) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            assert a.keys() == b.keys()
+            for key in a:
+                if key not in strip:
+                    same(a[key], b[key])
+        elif isinstance(a, list) and isinstance(b, list):
+            assert len(a) == len(b)
+            for x, y in zip(a, b, strict=True):
+                same(x, y)
+        elif isinstance(a, str) and isinstance(b, str) and str(VOTES) in a:
+            pass
+        else:
+            assert a == b
+
+    same(counted, direct)
+    without = invoke(runner, name, spec.format(VOTES), *rest)
+    assert "--labels-from-counts" in one_error_line(without, VOTES)
+
+
+def test_diagram_reads_counts(tmp_path: Path) -> None:
+    out = tmp_path / "d.png"
+    result = invoke(CliRunner(), "diagram", f"v={VOTES}", "--labels-from-counts", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0
