@@ -290,28 +290,44 @@ def atomic_path(
         yield tmp
 
 
+def _token() -> str:
+    """A random name part (64 bits): a clash with an existing file is not expected, and is
+    retried."""
+    return os.urandom(8).hex()
+
+
 @contextlib.contextmanager
 def _atomic(t: OutputTarget) -> Iterator[Path]:
-    """:func:`atomic_path` for a target already planned (see :func:`plan_output`)."""
-    private: str | None = None
+    """:func:`atomic_path` for a target already planned (see :func:`plan_output`).
+
+    The temporary file's (or private folder's) name is chosen and recorded *before* it is
+    created, inside the ``try`` whose ``finally`` removes it: a Ctrl-C (or SIGTERM) at any
+    moment, even between the creation and the first write, leaves nothing behind. (Python's
+    ``mkstemp`` returns the name only after creating the file, which leaves a window.)
+    """
+    private: Path | None = None
+    tmp: Path | None = None
     try:
-        if t.in_place:
-            private = tempfile.mkdtemp(prefix="calibkit-")
-            tmp = Path(private) / f"output{t.path.suffix}"
-            tmp.touch(mode=0o600)
-        else:
-            fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{t.real.name}.", suffix=f".tmp{t.real.suffix}", dir=t.real.parent
-            )
-            os.close(fd)
-            tmp = Path(tmp_name)
-    except OSError as err:
-        if private is not None:
-            with contextlib.suppress(OSError):
-                os.rmdir(private)
-        where = "a temporary file" if t.in_place else "a file there"
-        raise OutputError(str(t.path), f"cannot create {where} ({_reason(err)})") from None
-    try:
+        try:
+            if t.in_place:
+                while private is None:
+                    private = Path(tempfile.gettempdir()) / f"calibkit-{_token()}"
+                    try:
+                        os.mkdir(private, 0o700)
+                    except FileExistsError:
+                        private = None  # not ours: never removed
+                tmp = private / f"output{t.path.suffix}"
+                tmp.touch(mode=0o600)
+            else:
+                while tmp is None:
+                    tmp = t.real.parent / f".{t.real.name}.{_token()}.tmp{t.real.suffix}"
+                    try:
+                        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                    except FileExistsError:
+                        tmp = None  # not ours: never removed
+        except OSError as err:
+            where = "a temporary file" if t.in_place else "a file there"
+            raise OutputError(str(t.path), f"cannot create {where} ({_reason(err)})") from None
         try:
             yield tmp
         except OSError as err:
@@ -323,8 +339,9 @@ def _atomic(t: OutputTarget) -> Iterator[Path]:
         else:
             _replace(t, tmp)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         if private is not None:
             with contextlib.suppress(OSError):
                 os.rmdir(private)
@@ -483,16 +500,19 @@ def atomic_directory(
     """
     path = Path(target)
     real = check_output_dir(path, list(inputs), owned=owned)
-    try:
-        real.parent.mkdir(parents=True, exist_ok=True)
-        built: Path | None = Path(
-            tempfile.mkdtemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
-        )
-    except OSError as err:
-        raise OutputError(str(path), f"cannot create the folder ({_reason(err)})") from None
-    assert built is not None
+    built: Path | None = None
     replaced: Path | None = None
     try:
+        try:  # the name is recorded before the folder exists (see _atomic): no leak on Ctrl-C
+            real.parent.mkdir(parents=True, exist_ok=True)
+            while built is None:
+                built = real.parent / f".{real.name}.{_token()}.tmp"
+                try:
+                    os.mkdir(built, 0o700)
+                except FileExistsError:
+                    built = None  # not ours: never removed
+        except OSError as err:
+            raise OutputError(str(path), f"cannot create the folder ({_reason(err)})") from None
         yield built
         try:
             old = os.stat(real) if os.path.lexists(real) else None
