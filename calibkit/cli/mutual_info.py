@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from calibkit.cli._common import LabelsKey, LogitsKey, parse_named, reports_errors, stdout
+from calibkit.cli._common import LabelsKey, parse_named, reports_errors, stdout
 from calibkit.cli.app import app
 
 #: The help of `calibkit mutual-info --help`; its first paragraph is the summary in
@@ -44,7 +44,10 @@ def mutual_info_command(
         Path | None,
         typer.Option("--class-names", help="Text file of class names, one a line."),
     ] = None,
-    logits_key: LogitsKey = None,
+    logits_key: Annotated[
+        str | None,
+        typer.Option("--logits-key", help="Key holding the (N, L, K) logits (.npz, .pt)."),
+    ] = None,
     labels_key: LabelsKey = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

@@ -10,6 +10,7 @@ import typer
 from calibkit.cli._common import (
     ChunkRows,
     InputOpt,
+    LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
@@ -52,6 +53,7 @@ def soft_targets_command(
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
+    labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
 ) -> None:
     import warnings
@@ -69,7 +71,9 @@ def soft_targets_command(
 
     t = check_temperature(temperature, what="--temperature")
     check_output_path(out, [path])
-    preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
+    preds = read_predictions(
+        path, read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    )
     write_calibrated(  # first: a wrong --out is refused before any pass over the data
         preds, SoftTargetScaler(t), out, chunk_rows=chunk_rows, probs_dtype=dtype.value
     )

@@ -48,7 +48,14 @@ def select_classes(
             return tuple(range(count))
         if len(frequencies) != n_classes:
             raise ValueError(f"{len(frequencies)} frequencies for {n_classes} classes")
-        return most_frequent(frequencies, count)
+        top = most_frequent(frequencies, count)
+        if any(float(frequencies[k]) <= 0 for k in top):
+            present = sum(1 for f in frequencies if float(f) > 0)
+            raise UsageError(
+                f"needs {count} classes that occur in the labels; only {present} do (name the "
+                "classes with " + Param("classes") + ")"
+            )
+        return top
     tokens = [t.strip() for t in spec.split(",")] if isinstance(spec, str) else list(spec)
     if len(tokens) != count:
         raise UsageError(

@@ -40,6 +40,7 @@ once, so every result is the same, bit for bit, whatever the chunk size.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -69,12 +70,17 @@ __all__ = [
 
 
 def check_temperature(t: Any, what: str = "temperature") -> float:
-    """``t`` as a float, refused unless it is a finite number > 0."""
+    """``t`` as a float, refused unless it is a finite number > 0 whose inverse is finite."""
     if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)):
         raise UsageError(f"{what} must be a finite number > 0; got {t!r}")
     value = float(t)
     if not (math.isfinite(value) and value > 0):
         raise UsageError(f"{what} must be a finite number > 0; got {t!r}")
+    if not math.isfinite(1.0 / value):  # below ~5.6e-309: z / T would be inf or nan
+        raise UsageError(
+            f"{what} must be at least {1 / sys.float_info.max:.3g} (1/T overflows float64 "
+            f"below it); got {t!r}"
+        )
     return value
 
 

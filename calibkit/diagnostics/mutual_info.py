@@ -146,11 +146,12 @@ def logit_differences(
         )
     rows_a, rows_b = np.flatnonzero(labels == a), np.flatnonzero(labels == b)
     counts = (int(rows_a.size), int(rows_b.size))
-    if counts[0] + counts[1] < 2:
-        raise InputError(
+    if min(counts) < 1 or counts[0] + counts[1] < 2:  # an estimate over one class only is
+        raise InputError(  # not the paper's (the gap of two classes' examples)
             source,
             Message(
-                f"needs at least 2 examples of classes {a} and {b}; found {counts[0]} of {a} "
+                f"needs examples of both classes {a} and {b} (at least 2 in all); found "
+                f"{counts[0]} of {a} "
                 f"and {counts[1]} of {b} (choose others with ",
                 Param("classes"),
                 ")",

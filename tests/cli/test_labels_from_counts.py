@@ -233,3 +233,18 @@ def test_diagram_reads_counts(tmp_path: Path) -> None:
     result = invoke(CliRunner(), "diagram", f"v={VOTES}", "--labels-from-counts", "--out", out)
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 0
+
+
+def test_soft_targets_reads_counts_and_copies_them(tmp_path: Path) -> None:
+    runner = CliRunner()
+    counted = run_json(
+        runner, "soft-targets", VOTES, "--temperature", "2", "--out", tmp_path / "a.npz",
+        "--labels-from-counts", quiet=False,
+    )  # fmt: skip
+    direct = run_json(
+        runner, "soft-targets", _distributions(tmp_path), "--temperature", "2",
+        "--out", tmp_path / "b.npz", quiet=False,
+    )  # fmt: skip
+    assert counted["gamma"] == direct["gamma"] and counted["entropy"] == direct["entropy"]
+    with np.load(tmp_path / "a.npz") as f, np.load(VOTES) as v:
+        np.testing.assert_array_equal(f["labels"], v["labels"])  # the file's labels, unchanged

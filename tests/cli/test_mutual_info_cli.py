@@ -144,8 +144,8 @@ def test_too_few_examples_of_the_pair(runner: CliRunner, tmp_path: Path) -> None
     path = _file(tmp_path, np.random.default_rng(0).normal(size=(4, 2, 3)), np.array([0, 2, 2, 2]))
     got = one_error_line(invoke(runner, "mutual-info", path, "--classes", "0,1"), path)
     assert got == (
-        "needs at least 2 examples of classes 0 and 1; found 1 of 0 and 0 of 1 (choose others "
-        "with --classes)"
+        "needs examples of both classes 0 and 1 (at least 2 in all); found 1 of 0 and 0 of 1 "
+        "(choose others with --classes)"
     )
 
 
@@ -222,3 +222,18 @@ def test_a_device_as_class_names_is_refused(runner: CliRunner, tmp_path: Path) -
 def test_missing_file(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "nope.npz"
     assert one_error_line(invoke(runner, "mutual-info", path), path) == "no such file"
+
+
+def test_a_class_without_examples_is_never_one_of_the_pair(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Regression: with one class present the default pair took an absent second class and
+    printed an estimate over 20 + 0 examples (class entropy -0.0)."""
+    z = np.random.default_rng(1).normal(size=(20, 3, 4))
+    path = _file(tmp_path, z, np.zeros(20, dtype=np.int64))
+    got = one_error_line(invoke(runner, "mutual-info", path))
+    assert got == (
+        "needs 2 classes that occur in the labels; only 1 do (name the classes with --classes)"
+    )
+    got = one_error_line(invoke(runner, "mutual-info", path, "--classes", "0,3"), path)
+    assert got.startswith("needs examples of both classes 0 and 3 (at least 2 in all)")

@@ -16,6 +16,7 @@ from scipy.special import entr, logsumexp
 
 from calibkit.diagnostics.distillation import (
     SoftTargetScaler,
+    check_temperature,
     soft_target_summary,
     soft_targets,
     teacher_curve,
@@ -261,3 +262,16 @@ def test_exact_sums(rng: np.random.Generator) -> None:
     parts = exact_sums(values[None, :3333])[0] + exact_sums(values[None, 3333:])[0]
     assert parts == total
     assert math.isnan(exact_mean(0, 0))
+
+
+@pytest.mark.parametrize("t", [1e-320, 5e-309])
+def test_a_temperature_whose_inverse_overflows_is_refused(t: float) -> None:
+    """Regression: T = 1e-320 gave top-1 mass 0 (below 1/K, impossible) and gamma 0, exit 0."""
+    z = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0]])
+    y = np.array([0, 2])
+    with pytest.raises(UsageError, match="1/T overflows"):
+        teacher_curve(Predictions.from_arrays(z, y), [t])
+    with pytest.raises(UsageError, match="1/T overflows"):
+        check_temperature(t)
+    tiny = teacher_curve(Predictions.from_arrays(z, y), [1e-308])  # the smallest allowed: argmax
+    assert tiny.top1.tolist() == [1.0] and tiny.gamma.tolist() == [pytest.approx(0.75)]
