@@ -67,6 +67,7 @@ FLAGS: dict[str, str] = {
     "labels_from_counts": "--labels-from-counts",
     "labels_key": "--labels-key",
     "logits_key": "--logits-key",
+    "logits_precision": "--logits-precision",
     "max_increase": "--max-increase",
     "max_values": "--max",
     "methods": "--method",

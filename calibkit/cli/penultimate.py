@@ -77,6 +77,16 @@ def penultimate_command(
         str | None, typer.Option("--logits-key", help="Key/column holding logits.")
     ] = None,
     labels_key: LabelsKey = None,
+    logits_precision: Annotated[
+        str,
+        typer.Option(
+            "--logits-precision",
+            metavar="<auto|float32|tf32|float16|bfloat16|float64>",
+            help="Arithmetic the stored logits were computed in, which sets the tolerance of "
+            "their check (auto: the least precise stored dtype; tf32/float16/bfloat16: GPU "
+            "TF32 matmuls or autocast).",
+        ),
+    ] = "auto",
     weights: Annotated[
         list[str] | None,
         typer.Option(
@@ -90,7 +100,13 @@ def penultimate_command(
     import numpy as np
 
     from calibkit.diagnostics.classes import select_classes
-    from calibkit.diagnostics.penultimate import affine_plane, project, sample_indices, templates
+    from calibkit.diagnostics.penultimate import (
+        affine_plane,
+        project,
+        require_examples,
+        sample_indices,
+        templates,
+    )
     from calibkit.errors import InputError, UsageError
     from calibkit.io.atomic import check_output_path
     from calibkit.loaders.class_names import read_class_names
@@ -99,7 +115,7 @@ def penultimate_command(
     from calibkit.report.summary_json import dumps
 
     named = parse_named(models)
-    named_train = parse_named(train or [])
+    named_train = _named("--train", train or [])
     model_names = [n for n, _ in named]
     unknown = [n for n, _ in named_train if n not in model_names]
     if unknown:
@@ -109,7 +125,7 @@ def penultimate_command(
         if len(named) == 1 and len(weights) == 1 and "=" not in weights[0]:
             weight_files = {model_names[0]: weights[0]}
         else:
-            weight_files = dict(parse_named(weights))
+            weight_files = dict(_named("--weights", weights))
             stray = [n for n in weight_files if n not in model_names]
             if stray:
                 raise UsageError(f"--weights names {stray[0]!r}, which is not one of the models")
@@ -125,10 +141,15 @@ def penultimate_command(
         labels=labels_key,
     )  # fmt: skip
     test_layers = {
-        name: read_layer(path, keys, weights_path=weight_files.get(name)) for name, path in named
+        name: read_layer(
+            path, keys, weights_path=weight_files.get(name), logits_precision=logits_precision
+        )
+        for name, path in named
     }
     train_layers = {
-        name: read_layer(path, keys, weights_path=weight_files.get(name))
+        name: read_layer(
+            path, keys, weights_path=weight_files.get(name), logits_precision=logits_precision
+        )
         for name, path in named_train
     }
     first = test_layers[model_names[0]]
@@ -168,11 +189,16 @@ def penultimate_command(
     for name, path in named:
         layer = test_layers[name]
         t = templates(layer.weight, layer.bias)
-        plane = affine_plane(t, chosen)
+        plane = affine_plane(t, chosen, unit=layer.weight_unit, source=layer.weights_source)
         splits = {"train": train_layers[name]} if name in train_layers else {}
         splits["test"] = layer
         results[name], sources[name] = {}, {}
         for split, ly in splits.items():
+            # a class without examples: its cluster and the tightness would be undefined
+            require_examples(
+                ly.labels, chosen, source=ly.source, names=names,
+                split="--train" if split == "train" else None,
+            )  # fmt: skip
             rows = sample_indices(ly.labels, chosen, per_class, seed)
             available = [int(np.count_nonzero(ly.labels == c)) for c in chosen]
             results[name][split] = project(plane, t, ly.features, rows, available=available)
@@ -193,3 +219,13 @@ def penultimate_command(
         typer.echo(dumps(doc), nl=False)
     else:
         stdout().print(penultimate_table(results, class_names=chosen_names))
+
+
+def _named(option: str, specs: list[str]) -> list[tuple[str, str]]:
+    """:func:`parse_named` of an option's values; its errors name the option."""
+    from calibkit.errors import UsageError
+
+    try:
+        return parse_named(specs)
+    except UsageError as e:
+        raise UsageError(f"{option}: {e}") from None

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.errors import Message, Param, UsageError
+from calibkit.errors import InputError, Message, Param, UsageError
 
 __all__ = [
     "PAIRS",
@@ -45,6 +45,7 @@ __all__ = [
     "cluster_stats",
     "project",
     "project_layer",
+    "require_examples",
     "sample_indices",
     "templates",
 ]
@@ -88,13 +89,25 @@ class Plane:
         return self.coordinates(all_templates[list(self.classes)])
 
 
-def affine_plane(all_templates: Any, classes: Sequence[int]) -> Plane:
+def affine_plane(
+    all_templates: Any,
+    classes: Sequence[int],
+    *,
+    unit: float | None = None,
+    source: str | None = None,
+) -> Plane:
     """The plane through the templates of the three ``classes`` (rows of ``all_templates``).
 
-    Raises :class:`~calibkit.errors.UsageError` naming ``classes`` when the three templates are
-    (numerically) on one line, where no plane is defined.
+    ``unit`` is the unit roundoff of the precision the weights were stored in (``2**-24`` for
+    float32; default: that of ``all_templates``' dtype, float64 for integers). Raises
+    :class:`~calibkit.errors.InputError` naming ``source`` (else
+    :class:`~calibkit.errors.UsageError`), naming ``classes``, when the three templates are on
+    one line within that rounding, where no plane is defined.
     """
-    t = np.asarray(all_templates, dtype=np.float64)
+    raw = np.asarray(all_templates)
+    if unit is None:
+        unit = float(np.finfo(raw.dtype if raw.dtype.kind == "f" else np.float64).eps / 2)
+    t = raw.astype(np.float64)
     a, b, c = (int(k) for k in classes)
     origin = t[a]
     span = np.stack([t[b] - origin, t[c] - origin], axis=1)
@@ -102,13 +115,57 @@ def affine_plane(all_templates: Any, classes: Sequence[int]) -> Plane:
     signs = np.where(np.diag(r) < 0, -1.0, 1.0)
     q = q * signs
     r = r * signs[:, None]
+    # Rounding the stored weights to unit roundoff u moves each template t_k by at most
+    # u |t_k| (entrywise |e_i| <= u |t_k,i|, so in norm too). The second direction
+    # R_22 = distance of t_c - t_a from the line along t_b - t_a then moves by at most
+    # |e_c - e_a| + |t_c - t_a| |e_b - e_a| / |t_b - t_a|
+    #   <= u (|t_a| + |t_c|) + u (|t_a| + |t_b|) |t_c - t_a| / |t_b - t_a|
+    # (the first: t_c - t_a itself; the second: the tilt of the line). An R_22 within that
+    # bound (times 8 for the rounding of the computation that produced the weights) may be
+    # rounding noise of three templates on one line: the "plane" would be noise. The same
+    # bound (first term) applies to R_11 = |t_b - t_a|; float64 QR adds a few ulps of |span|.
+    na, nb, nc = (float(np.linalg.norm(t[k])) for k in (a, b, c))
+    r11, r22 = float(r[0, 0]), float(abs(r[1, 1]))
     scale = max(float(np.linalg.norm(span[:, 0])), float(np.linalg.norm(span[:, 1])))
-    if scale == 0 or abs(r[1, 1]) <= 1e-12 * scale or r[0, 0] <= 1e-12 * scale:
-        raise UsageError(
-            Message(f"the templates of classes {a}, {b}, {c} lie on one line: no plane; choose ")
-            + Param("classes")
-        )
+    floor = 8 * float(np.finfo(np.float64).eps) * scale
+    tol11 = 8 * unit * (na + nb) + floor
+    tilt = float(np.linalg.norm(span[:, 1])) / r11 if r11 > 0 else np.inf
+    tol22 = 8 * unit * ((na + nc) + (na + nb) * tilt) + floor
+    if scale == 0 or r11 <= tol11 or r22 <= tol22:
+        bits = {2.0**-24: "float32", 2.0**-53: "float64", 2.0**-11: "float16",
+                2.0**-8: "bfloat16"}.get(unit, f"unit roundoff {unit:.3g}")  # fmt: skip
+        problem = Message(
+            f"the templates of classes {a}, {b}, {c} lie on one line (within the rounding "
+            f"of {bits} weights): no plane; choose other "
+        ) + Param("classes")
+        if source is not None:
+            raise InputError(source, problem)
+        raise UsageError(problem)
     return Plane(classes=(a, b, c), origin=origin, basis=np.ascontiguousarray(q))
+
+
+def require_examples(
+    labels: Any,
+    classes: Sequence[int],
+    *,
+    source: str | None = None,
+    names: Sequence[str] | None = None,
+    split: str | None = None,
+) -> None:
+    """Refuse (one message naming ``source``, the ``split`` when given, and the class) when one
+    of ``classes`` has no example in ``labels``: its cluster, the distances to it and the
+    tightness would be undefined, and a table of ``-`` says nothing of why."""
+    y = np.asarray(labels)
+    for k in classes:
+        if not np.any(y == k):
+            name = str(k) if names is None else names[int(k)]
+            label = name if name == str(k) else f"{name} (index {k})"
+            where = "" if split is None else f"the {split} split "
+            text = f"{where}has no examples of class {label}; choose classes present in every file"
+            problem = Message(text + " with ") + Param("classes")
+            if source is not None:
+                raise InputError(source, problem)
+            raise UsageError(problem)
 
 
 def sample_indices(
@@ -241,8 +298,11 @@ def project_layer(
     """The whole §2 projection of one split: plane of ``classes``, ``per_class`` seeded examples
     of each, their coordinates and the cluster numbers."""
     t = templates(weight, bias)
-    plane = affine_plane(t, classes)
+    raw = [np.asarray(a) for a in (weight, bias)]
+    units = [float(np.finfo(a.dtype).eps / 2) for a in raw if a.dtype.kind == "f"]
+    plane = affine_plane(t, classes, unit=max(units, default=float(np.finfo(np.float64).eps / 2)))
     y = np.asarray(labels)
+    require_examples(y, classes)
     rows = sample_indices(y, classes, per_class, seed)
     available = [int(np.count_nonzero(y == k)) for k in classes]
     return project(plane, t, features, rows, available=available)

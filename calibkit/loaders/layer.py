@@ -14,10 +14,11 @@ bias, labels, and (optionally) the logits and class names, checked against one a
   else ``labels``, ``label``, ``targets``, ...; class names: a string array ``class_names``.
 
 Two or more candidates for one role are an error that lists them and names the option to choose.
-Checks, each one line naming the file: features 2-D, weight ``(K, D)`` with the features' ``D``
-(``(D, K)`` "looks transposed"), bias ``(K,)``, ``K >= 3``, labels integers in ``[0, K)``,
-finite values, and when the file holds logits, that ``features @ weight.T + bias`` reproduces
-them (:func:`logits_mismatch`).
+Checks, each one line naming the file: features 2-D with ``N >= 1`` rows and ``D >= 1``, weight
+``(K, D)`` with the features' ``D`` (``(D, K)`` "looks transposed"), bias ``(K,)``, ``K >= 3``,
+labels integers in ``[0, K)``, finite values, and when the file holds logits, that
+``features @ weight.T + bias`` reproduces them (:func:`logits_mismatch`) within the rounding of
+the precision they were computed in (``logits_precision``: :data:`LOGITS_PRECISIONS`).
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from calibkit.errors import InputError, Message, Param
+from calibkit.errors import InputError, Message, Param, UsageError
 from calibkit.loaders.keys import LABEL_ALIASES, LOGIT_ALIASES
 from calibkit.readers import check_file, format_for, read_arrays
 from calibkit.readers.names import listing, quoted
 
 __all__ = [
     "FEATURE_ALIASES",
+    "LOGITS_PRECISIONS",
     "WEIGHT_ALIASES",
     "Layer",
     "LayerKeys",
@@ -57,6 +59,14 @@ WEIGHT_ALIASES = (
     "out.weight", "output.weight",
 )  # fmt: skip
 CLASS_NAMES_KEY = "class_names"
+#: ``logits_precision`` -> the unit roundoff ``u`` of the arithmetic the logits were computed in
+#: (``"auto"``: the least precise floating dtype among the stored arrays). TF32 keeps float16's
+#: 10-bit mantissa (u = 2**-11), bfloat16 7 bits (u = 2**-8).
+LOGITS_PRECISIONS: dict[str, float | None] = {
+    "auto": None, "float32": 2.0**-24, "tf32": 2.0**-11, "float16": 2.0**-11,
+    "bfloat16": 2.0**-8, "float64": 2.0**-53,
+}  # fmt: skip
+_UNIT_NAMES = {2.0**-24: "float32", 2.0**-11: "float16", 2.0**-8: "bfloat16", 2.0**-53: "float64"}
 #: Wide parquet columns of features: ``PREFIX_<i>``.
 _WIDE = re.compile(r"^(.*?)_?(\d+)$")
 
@@ -87,6 +97,8 @@ class Layer:
     #: role -> key (or ``"PREFIX_0..PREFIX_{D-1}"``), and the file the final layer came from
     keys: Mapping[str, str] = field(default_factory=dict)
     weights_source: str = ""
+    #: the unit roundoff of the precision weight and bias were stored in (2**-24: float32)
+    weight_unit: float = 2.0**-53
 
     @property
     def n_classes(self) -> int:
@@ -126,8 +138,11 @@ def _pick(
     return found[0]
 
 
-def _wide_columns(keys: Sequence[str], prefix: str | None) -> tuple[str, list[str]] | None:
-    """Wide feature columns ``PREFIX_0 .. PREFIX_{D-1}`` (prefix given, or a features alias)."""
+def _wide_columns(
+    keys: Sequence[str], prefix: str | None, source: str
+) -> tuple[str, list[str]] | None:
+    """Wide feature columns ``PREFIX_0 .. PREFIX_{D-1}`` (prefix given, or a features alias);
+    a prefix whose numbers have a gap is an error naming the first missing column."""
     groups: dict[str, dict[int, str]] = {}
     for k in keys:
         m = _WIDE.match(k)
@@ -136,8 +151,17 @@ def _wide_columns(keys: Sequence[str], prefix: str | None) -> tuple[str, list[st
     prefixes = [prefix] if prefix is not None else [p for p in FEATURE_ALIASES if p in groups]
     for p in prefixes:
         cols = groups.get(p)
-        if cols and sorted(cols) == list(range(len(cols))):
-            return p, [cols[i] for i in range(len(cols))]
+        if not cols:
+            continue
+        missing = [i for i in range(max(cols) + 1) if i not in cols]
+        if missing:
+            last = cols[max(cols)]
+            raise InputError(
+                source,
+                f"feature columns {p}_0 ... {last} found, but column {p}_{missing[0]} is missing"
+                + (f" ({len(missing)} missing in all)" if len(missing) > 1 else ""),
+            )
+        return p, [cols[i] for i in range(len(cols))]
     return None
 
 
@@ -148,9 +172,9 @@ def _float(name: str, array: Any, source: str) -> NDArray[np.float64]:
     out = a.astype(np.float64)
     bad = ~np.isfinite(out)
     if bad.any():
-        first = np.argwhere(bad)[0]
+        first = tuple(int(i) for i in np.argwhere(bad)[0])  # plain ints, not np.int64 reprs
         raise InputError(
-            source, f"{name} holds {int(bad.sum())} non-finite values (first at {tuple(first)})"
+            source, f"{name} holds {int(bad.sum())} non-finite values (first at {first})"
         )
     return out
 
@@ -201,7 +225,7 @@ def _features(
         key = _pick("features", None, FEATURE_ALIASES, keys, source, Param("features_key"))
         assert key is not None
         return key, np.asarray(read_arrays(path, key, source=source)[key])
-    wide = _wide_columns(keys, given)
+    wide = _wide_columns(keys, given, source)
     if wide is not None:
         prefix, cols = wide
         arrays = read_arrays(path, cols, source=source)
@@ -278,9 +302,21 @@ def read_layer(
     *,
     weights_path: str | os.PathLike[str] | None = None,
     source: str | None = None,
+    logits_precision: str = "auto",
 ) -> Layer:
     """The checked :class:`Layer` of the file at ``path`` (final layer from ``weights_path``
-    when given). Raises :class:`~calibkit.errors.InputError` naming the file for any problem."""
+    when given). Raises :class:`~calibkit.errors.InputError` naming the file for any problem.
+
+    ``logits_precision`` (a key of :data:`LOGITS_PRECISIONS`) is the arithmetic the stored
+    logits were computed in, which sets the tolerance of :func:`logits_mismatch`: ``"auto"``
+    the least precise dtype among the stored arrays; ``"tf32"``, ``"float16"``, ``"bfloat16"``
+    for logits computed on a GPU with TF32 matmuls or under autocast, whose error is far
+    above that of the float32 arrays they are stored in."""
+    if logits_precision not in LOGITS_PRECISIONS:
+        raise UsageError(
+            Param("logits_precision", logits_precision)
+            + f" must be one of {', '.join(LOGITS_PRECISIONS)}"
+        )
     names = names or LayerKeys()
     source = str(path) if source is None else source
     p = Path(path)
@@ -291,6 +327,10 @@ def read_layer(
             source, f"features {quoted(fkey)} have shape {raw_x.shape}; expected (N, D)"
         )
     n, d = raw_x.shape
+    if n == 0:
+        raise InputError(source, f"features {quoted(fkey)} have no rows (N = 0): no examples")
+    if d == 0:
+        raise InputError(source, f"features {quoted(fkey)} have shape {raw_x.shape}: D = 0")
     if weights_path is None:
         wsource, wpath, wkeys = source, p, keys
     else:
@@ -333,14 +373,21 @@ def read_layer(
                 source, f"logits {quoted(zkey)} have shape {raw_z.shape}; expected ({n}, {k})"
             )
         z = _float(f"logits {quoted(zkey)}", raw_z, source)
-        miss = logits_mismatch(x, w, b, z, unit=_unit_roundoff(raw_x, raw_w, raw_b, raw_z))
+        given = LOGITS_PRECISIONS[logits_precision]
+        unit = _unit_roundoff(raw_x, raw_w, raw_b, raw_z) if given is None else given
+        miss = logits_mismatch(x, w, b, z, unit=unit)
         if miss is not None:
             diff, row, col = miss
+            now = logits_precision if given is not None else _UNIT_NAMES.get(unit, "auto")
             raise InputError(
                 source,
-                f"features @ weight.T + bias does not reproduce the logits {quoted(zkey)} (max "
-                f"difference {diff:.3g} at row {row}, class {col}): wrong layer or transposed "
-                "weights",
+                Message(
+                    f"features @ weight.T + bias does not reproduce the logits {quoted(zkey)} "
+                    f"(max difference {diff:.3g} at row {row}, class {col}, checked at {now} "
+                    "precision): wrong layer or transposed weights; logits computed in lower "
+                    "precision (TF32, autocast): give ",
+                    Param("logits_precision"),
+                ),
             )
     class_names = None
     if CLASS_NAMES_KEY in keys:
@@ -365,6 +412,7 @@ def read_layer(
         has_logits=zkey is not None,
         keys=used,
         weights_source=wsource,
+        weight_unit=_unit_roundoff(raw_w, raw_b),
     )
 
 

@@ -2,8 +2,9 @@
 projected onto the plane of their templates, one panel per model (columns) and split (rows:
 train above test when both are given).
 
-Each class has its colour (Okabe-Ito, colour-blind safe) and marker; its template is a large
-star of the same colour with a black edge; the panel's corner says its tightness and
+Each class has its colour (Okabe-Ito, colour-blind safe) and marker; its template is a hollow
+star outlined in the class's colour cased in black, drawn under the points (so a tight cluster
+next to it stays visible); the panel's corner says its tightness and
 equidistance CV (:mod:`calibkit.diagnostics.penultimate`). Axes are shared across all panels by
 default, so the sizes of the clusters compare directly; ``shared=False`` gives each model (column)
 axes of its own, shared by its train and test panels (they lie in the same plane), so a model
@@ -23,6 +24,10 @@ __all__ = ["plot_penultimate"]
 
 _MARKERS = ("o", "s", "^")
 _SPLIT_ORDER = ("train", "test")
+#: Templates are drawn under the example points (the points of a small cluster next to its
+#: template stay visible), as hollow stars of the class's colour.
+_TEMPLATE_Z, _POINTS_Z = 2, 3
+_STAR_SIZE = 95
 
 
 def plot_penultimate(
@@ -53,11 +58,16 @@ def plot_penultimate(
             for k in range(3):
                 pts = p.coords[k]
                 ax.scatter(pts[:, 0], pts[:, 1], s=9, alpha=0.55, color=colors[k],
-                           marker=_MARKERS[k], linewidths=0, rasterized=True)  # fmt: skip
+                           marker=_MARKERS[k], linewidths=0, rasterized=True,
+                           zorder=_POINTS_Z)  # fmt: skip
             tc = p.template_coords
             for k in range(3):
-                ax.scatter([tc[k, 0]], [tc[k, 1]], s=170, marker="*", color=colors[k],
-                           edgecolors="black", linewidths=0.9, zorder=5)  # fmt: skip
+                # hollow and below the points: a cluster sitting on its template stays visible
+                # a coloured outline (which class) cased in black (visible on its cluster)
+                for edge, width in (("black", 1.9), (colors[k], 0.9)):
+                    ax.scatter([tc[k, 0]], [tc[k, 1]], s=_STAR_SIZE, marker="*",
+                               facecolors="none", edgecolors=edge, linewidths=width,
+                               zorder=_TEMPLATE_Z)  # fmt: skip
             s = p.plane_stats
             ax.text(
                 0.03, 0.97, f"tightness {s.tightness:.3f}\nequidist. CV {s.equidistance_cv:.3f}",
@@ -81,8 +91,8 @@ def plot_penultimate(
         Line2D([], [], linestyle="", marker=_MARKERS[k], color=colors[k], markersize=6,
                label=f"class {class_names[k]}")
         for k in range(3)
-    ] + [Line2D([], [], linestyle="", marker="*", color="0.5", markeredgecolor="black",
-                markersize=11, label="template [w_k; b_k]")]  # fmt: skip
+    ] + [Line2D([], [], linestyle="", marker="*", markerfacecolor="none", markeredgecolor="black",
+                markeredgewidth=1.2, markersize=10, label="template [w_k; b_k]")]  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     fig.suptitle(
         title or "Penultimate-layer activations on the plane of three class templates",

@@ -75,7 +75,7 @@ def penultimate_table(results: Results, *, class_names: Sequence[str]) -> Table:
     t.add_column("split")
     t.add_column("n per class", justify="right")
     t.add_column(f"spread {a} / {b} / {c}", justify="right")
-    t.add_column("centre dist ab / ac / bc", justify="right")
+    t.add_column(f"centre dist {a}-{b} / {a}-{c} / {b}-{c}", justify="right")
     t.add_column("tightness", justify="right")
     t.add_column("equidist CV", justify="right")
     t.add_column("full tightness", justify="right")

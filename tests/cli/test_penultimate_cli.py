@@ -111,7 +111,7 @@ def test_a_wrong_layer_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
     path = _layer(tmp_path / "w.npz", features=np.ones((60, 8), np.float32))
     msg = one_error_line(invoke(runner, "penultimate", path), path)
     assert msg.startswith("features @ weight.T + bias does not reproduce the logits 'logits'")
-    assert msg.endswith("wrong layer or transposed weights")
+    assert "wrong layer or transposed weights; logits computed in lower precision" in msg
 
 
 def test_ambiguous_features_name_the_option(runner: CliRunner, tmp_path: Path) -> None:
@@ -168,3 +168,95 @@ def test_the_figure_never_replaces_an_input(runner: CliRunner, tmp_path: Path) -
     result = invoke(runner, "penultimate", _sample("hard"), "--class-names", names, "--out", names)
     one_error_line(result)
     assert names.read_bytes() == before
+
+
+# --- the reviewer's cases (#16) ---------------------------------------------------------------
+
+
+def test_a_file_without_examples_is_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    path = _layer(tmp_path / "empty.npz", n=0)
+    msg = one_error_line(invoke(runner, "penultimate", path), path)
+    assert msg == "features 'features' have no rows (N = 0): no examples"
+    # also as the second model or a --train split
+    result = invoke(
+        runner, "penultimate", _sample("hard"), "--train", f"{_sample('hard').stem}={path}"
+    )
+    assert one_error_line(result, path).startswith("features 'features' have no rows")
+
+
+def test_templates_on_one_line_name_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n, d = 60, 8
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    w = rng.normal(size=(4, d)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+    w[2] = ((w[0].astype(np.float64) + w[1]) / 2).astype(np.float32)
+    b[2] = np.float32((float(b[0]) + float(b[1])) / 2)
+    good = _layer(tmp_path / "good.npz")
+    line = tmp_path / "line.npz"
+    np.savez(line, features=x, weight=w, bias=b, labels=np.arange(n) % 4)
+    result = invoke(runner, "penultimate", good, line, "--classes", "0,1,2")
+    msg = one_error_line(result, line)
+    assert msg == (
+        "the templates of classes 0, 1, 2 lie on one line (within the rounding of float32 "
+        "weights): no plane; choose other --classes"
+    )
+    assert invoke(runner, "penultimate", good, line, "--classes", "0,1,3").exit_code == 0
+
+
+def test_tf32_logits_are_accepted_with_the_logits_precision(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    n, d = 60, 64
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    w = rng.normal(size=(4, d)).astype(np.float32)
+    b = rng.normal(size=4).astype(np.float32)
+
+    def tf32(a: np.ndarray) -> np.ndarray:  # round to a 10-bit mantissa, to nearest
+        bits = a.view(np.uint32)
+        return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+    z = (tf32(x).astype(np.float64) @ tf32(w).astype(np.float64).T + b).astype(np.float32)
+    path = tmp_path / "tf32.npz"
+    np.savez(path, features=x, weight=w, bias=b, logits=z, labels=np.arange(n) % 4)
+    msg = one_error_line(invoke(runner, "penultimate", path), path)
+    assert msg.startswith("features @ weight.T + bias does not reproduce the logits 'logits'")
+    assert msg.endswith(
+        "checked at float32 precision): wrong layer or transposed weights; logits computed in "
+        "lower precision (TF32, autocast): give --logits-precision"
+    )
+    result = invoke(runner, "penultimate", path, "--logits-precision", "tf32")
+    assert result.exit_code == 0, result.output
+    bad = invoke(runner, "penultimate", path, "--logits-precision", "fp8")
+    assert one_error_line(bad).startswith("--logits-precision fp8 must be one of auto, float32")
+
+
+def test_a_class_without_examples_names_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    full = _layer(tmp_path / "full.npz")
+    labels = np.arange(60) % 3  # classes 0, 1, 2 only: no 3
+    short = _layer(tmp_path / "short.npz", labels=labels)
+    msg = one_error_line(invoke(runner, "penultimate", full, short, "--classes", "0,1,3"), short)
+    assert msg == (
+        "has no examples of class 3; choose classes present in every file with --classes"
+    )
+    train = _layer(tmp_path / "train.npz", labels=labels)
+    result = invoke(
+        runner, "penultimate", f"m={full}", "--train", f"m={train}", "--classes", "3,0,1"
+    )
+    assert one_error_line(result, train).startswith("the --train split has no examples of class 3")
+
+
+def test_a_repeated_weights_file_names_the_option(runner: CliRunner, tmp_path: Path) -> None:
+    a = _layer(tmp_path / "a.npz")
+    result = invoke(runner, "penultimate", a, "--weights", a, "--weights", a)
+    assert one_error_line(result) == (
+        "--weights: model name 'a' is given more than once; name them NAME=PATH"
+    )
+
+
+def test_the_table_names_the_pairs_by_class(runner: CliRunner) -> None:
+    result = invoke(runner, "penultimate", _sample("hard"))
+    assert result.exit_code == 0, result.output
+    assert "centre dist 1-3 / 1-4 / 3-4" in result.stdout
+    assert "ab / ac / bc" not in result.stdout

@@ -22,6 +22,7 @@ from calibkit.diagnostics.penultimate import (
     cluster_stats,
     project,
     project_layer,
+    require_examples,
     sample_indices,
     templates,
 )
@@ -51,23 +52,32 @@ def test_the_plane_is_affine_not_through_the_origin() -> None:
     t = templates(W, B)
     plane = affine_plane(t, (0, 1, 2))
     xt = augment(np.array([[2.5, -1.0]]))
-    ours = plane.coordinates(xt)
-    through_origin = xt @ plane.basis  # what a plane through the origin would give: B^T x~
-    np.testing.assert_allclose(ours, [[1.5, -2.0]])
-    np.testing.assert_allclose(through_origin, [[2.5, -1.0]])
-    assert not np.allclose(ours, through_origin)
+    np.testing.assert_allclose(plane.coordinates(xt), [[1.5, -2.0]])
     # the affine plane holds all three templates: w~_a + B c_k == w~_k
     rng = np.random.default_rng(3)
     t = rng.normal(size=(5, 7))
     plane = affine_plane(t, (4, 0, 2))
     back = plane.origin + plane.template_coordinates(t) @ plane.basis.T
     np.testing.assert_allclose(back, t[[4, 0, 2]], atol=1e-12)
-    # a plane through the origin spanned by two templates is another plane: other distances
-    q, _ = np.linalg.qr(np.stack([t[0], t[2]], axis=1))
     pts = [rng.normal(size=(20, 7)) + t[k] for k in (4, 0, 2)]
     affine = cluster_stats([plane.coordinates(p) for p in pts])
-    origin = cluster_stats([p @ q for p in pts])
-    assert not np.isclose(affine.tightness, origin.tightness, rtol=1e-3)
+    # With the same B, B^T x~ (no "- w~_a") only shifts every point by B^T w~_a: every spread,
+    # distance and ratio is the same. It is not the mistake.
+    shifted = [p @ plane.basis for p in pts]
+    for p, s in zip(pts, shifted, strict=True):
+        np.testing.assert_allclose(s - plane.coordinates(p), [plane.origin @ plane.basis] * 20)
+    same = cluster_stats(shifted)
+    np.testing.assert_allclose(same.spread, affine.spread, rtol=1e-12)
+    np.testing.assert_allclose(same.distances, affine.distances, rtol=1e-12)
+    # The mistake is another plane: the span of the templates through the origin, the QR of
+    # [w~_a, w~_b] (or the first two axes of the QR of all three templates, w~_a not
+    # subtracted). Points project differently onto it: other numbers.
+    for span in (np.stack([t[4], t[0]], axis=1), np.stack([t[4], t[0], t[2]], axis=1)):
+        q = np.linalg.qr(span)[0][:, :2]
+        assert not np.allclose(np.abs(q.T @ plane.basis), np.eye(2), atol=1e-3)  # another plane
+        origin = cluster_stats([p @ q for p in pts])
+        assert not np.isclose(affine.tightness, origin.tightness, rtol=1e-3)
+        assert not np.allclose(affine.distances, origin.distances, rtol=1e-3)
 
 
 @settings(max_examples=40, deadline=None)
@@ -90,6 +100,37 @@ def test_collinear_templates_are_refused() -> None:
     t = np.array([[0.0, 0, 1], [1, 1, 1], [2, 2, 1]])
     with pytest.raises(UsageError, match="lie on one line"):
         affine_plane(t, (0, 1, 2))
+    with pytest.raises(InputError, match=r"^w\.npz: the templates of classes 0, 1, 2 lie on one"):
+        affine_plane(t, (0, 1, 2), source="w.npz")
+
+
+def _midpoint_templates(d: int = 64) -> np.ndarray:
+    """Float32 templates where c is the float32 midpoint of a and b: on one line but for the
+    rounding of c to float32."""
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=(2, d + 1)).astype(np.float32)
+    c = ((a.astype(np.float64) + b) / 2).astype(np.float32)
+    return np.stack([a, b, c, rng.normal(size=d + 1).astype(np.float32)])
+
+
+def test_templates_on_one_line_within_float32_rounding_are_refused() -> None:
+    t = _midpoint_templates()
+    r = np.linalg.qr(np.stack([t[1] - t[0], t[2] - t[0]], axis=1).astype(np.float64))[1]
+    assert 0 < abs(r[1, 1]) / abs(r[0, 0]) < 1e-6  # not 0: float32 rounding noise
+    with pytest.raises(UsageError, match=r"lie on one line \(within the rounding of float32"):
+        affine_plane(t, (0, 1, 2))  # the unit roundoff of the float32 array
+    with pytest.raises(UsageError, match="lie on one line"):
+        affine_plane(t.astype(np.float64), (0, 1, 2), unit=2.0**-24)
+    # a real (if narrow) plane of float32 templates is kept: c off the line by 1e-3 |b - a|
+    off = t.astype(np.float64)
+    normal = np.linalg.qr(np.stack([off[1] - off[0], off[3]], axis=1))[0][:, 1]
+    off[2] += 1e-3 * np.linalg.norm(off[1] - off[0]) * normal
+    plane = affine_plane(off.astype(np.float32), (0, 1, 2))
+    np.testing.assert_allclose(plane.basis.T @ plane.basis, np.eye(2), atol=1e-12)
+    # and through the layer functions: the float32 weights' unit roundoff is used
+    rng = np.random.default_rng(0)
+    with pytest.raises(UsageError, match="lie on one line"):
+        project_layer(rng.normal(size=(9, 64)), t[:, :-1], t[:, -1], np.arange(9) % 4, (0, 1, 2))
 
 
 def test_cluster_numbers_by_hand() -> None:
@@ -108,7 +149,7 @@ def test_cluster_numbers_by_hand() -> None:
     np.testing.assert_allclose(s.distances, [3, 4, 5])
     assert s.spread == (0.0, 0.0, 0.0)
     assert s.equidistance_cv == pytest.approx(np.std([3, 4, 5]) / 4)
-    # an empty class: its numbers are NaN, never a silent 0
+    # an empty class: its numbers are NaN, never a silent 0 (project_layer refuses it)
     s = cluster_stats([np.zeros((0, 2)), np.ones((2, 2)), np.zeros((1, 2))])
     assert np.isnan(s.spread[0]) and np.isnan(s.distances[0]) and np.isnan(s.tightness)
 
@@ -345,3 +386,122 @@ def test_golden_tightness_on_the_sample_data(model: str) -> None:
     assert p.plane_stats.tightness == pytest.approx(tightness, rel=1e-10)
     assert p.plane_stats.equidistance_cv == pytest.approx(cv, rel=1e-10)
     assert (round(tightness, 5), round(cv, 5)) == GOLDEN[model]
+
+
+# --- the reviewer's cases (#16) ---------------------------------------------------------------
+
+
+def test_a_file_without_examples_is_refused(tmp_path: Path) -> None:
+    a = _layer()
+    np.savez(tmp_path / "a.npz", **{**a, "features": a["features"][:0], "logits": a["logits"][:0],
+                                   "labels": a["labels"][:0]})  # fmt: skip
+    with pytest.raises(InputError, match=r"a\.npz: features 'features' have no rows \(N = 0\)"):
+        read_layer(tmp_path / "a.npz")
+
+
+def test_the_nan_message_shows_plain_indices(tmp_path: Path) -> None:
+    a = _layer()
+    a["features"][3, 2] = np.nan
+    np.savez(tmp_path / "a.npz", **a)
+    with pytest.raises(InputError, match=r"1 non-finite values \(first at \(3, 2\)\)$"):
+        read_layer(tmp_path / "a.npz")
+
+
+def _tf32(a: np.ndarray) -> np.ndarray:
+    """Round float32 to TF32's 10-bit mantissa (to nearest, ties away), as a GPU's TF32 matmul
+    reads its inputs."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
+def _tf32_layer(d: int = 64) -> dict[str, np.ndarray]:
+    a = _layer(d=d)
+    x, w = (_tf32(a[k]).astype(np.float64) for k in ("features", "weight"))
+    a["logits"] = (x @ w.T + a["bias"]).astype(np.float32)  # stored float32, computed in TF32
+    return a
+
+
+def test_tf32_logits_need_the_logits_precision(tmp_path: Path) -> None:
+    a = _tf32_layer()
+    assert not np.array_equal(_tf32(a["features"]), a["features"])  # the rounding is real
+    np.savez(tmp_path / "a.npz", **a)
+    with pytest.raises(InputError, match=r"checked at float32 precision\): wrong layer or .*"
+                       r"lower precision \(TF32, autocast\): give logits_precision$"):  # fmt: skip
+        read_layer(tmp_path / "a.npz")
+    for precision in ("tf32", "float16", "bfloat16"):
+        assert read_layer(tmp_path / "a.npz", logits_precision=precision).has_logits
+    # a wrong layer is still caught at TF32's tolerance
+    np.savez(tmp_path / "b.npz", **{**a, "features": np.maximum(a["features"], 0)})
+    with pytest.raises(InputError, match=r"checked at tf32 precision"):
+        read_layer(tmp_path / "b.npz", logits_precision="tf32")
+    with pytest.raises(UsageError, match=r"logits_precision='fp8' must be one of auto, float32"):
+        read_layer(tmp_path / "a.npz", logits_precision="fp8")
+
+
+def test_the_logits_precision_sets_the_unit_roundoff(tmp_path: Path) -> None:
+    import calibkit.loaders.layer as layer_module
+
+    seen: list[float] = []
+    real = layer_module.logits_mismatch
+
+    def spy(*args: object, unit: float) -> object:
+        seen.append(unit)
+        return real(*args, unit=unit)  # type: ignore[arg-type]
+
+    np.savez(tmp_path / "a.npz", **_layer())
+    expected = {"auto": 2.0**-24, "float32": 2.0**-24, "tf32": 2.0**-11, "float16": 2.0**-11,
+                "bfloat16": 2.0**-8, "float64": 2.0**-53}  # fmt: skip
+    mp = pytest.MonkeyPatch()
+    mp.setattr(layer_module, "logits_mismatch", spy)
+    try:
+        for precision in expected:
+            try:
+                read_layer(tmp_path / "a.npz", logits_precision=precision)
+            except InputError:
+                assert precision == "float64"  # float32 logits are not float64-exact
+    finally:
+        mp.undo()
+    assert seen == list(expected.values())
+
+
+def test_a_class_without_examples_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(30, 5)), np.arange(30) % 3  # no class 3
+    w, b = rng.normal(size=(4, 5)), rng.normal(size=4)
+    with pytest.raises(UsageError, match="has no examples of class 3; choose classes present"):
+        project_layer(x, w, b, y, (0, 1, 3))
+    with pytest.raises(InputError, match=r"^f\.npz: the --train split has no examples of class "
+                       r"dog \(index 3\)"):  # fmt: skip
+        require_examples(y, (0, 3, 1), source="f.npz", names=["a", "b", "c", "dog"],
+                         split="--train")  # fmt: skip
+    require_examples(y, (0, 1, 2), source="f.npz")  # all present: nothing to say
+
+
+def test_sparse_wide_columns_name_the_missing_one(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    a = _layer(d=6)
+    cols = {f"feat_{i}": a["features"][:, i] for i in (0, 1, 2, 3, 5)}
+    pq.write_table(pa.table({**cols, "label": a["labels"]}), tmp_path / "f.parquet")
+    np.savez(tmp_path / "w.npz", weight=a["weight"][:, :5], bias=a["bias"])
+    with pytest.raises(InputError, match=r"columns feat_0 \.\.\. feat_5 found, but column "
+                       r"feat_4 is missing$"):  # fmt: skip
+        read_layer(
+            tmp_path / "f.parquet", LayerKeys(features="feat"), weights_path=tmp_path / "w.npz"
+        )
+
+
+def test_the_figure_draws_points_over_hollow_templates() -> None:
+    pytest.importorskip("matplotlib")
+    from calibkit.plotting.penultimate import plot_penultimate
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 5)), np.arange(60) % 3
+    p = project_layer(x, rng.normal(size=(3, 5)), rng.normal(size=3), y, (0, 1, 2))
+    fig = plot_penultimate({"m": {"test": p}}, class_names=["a", "b", "c"])
+    ax = fig.axes[0]
+    points = [c for c in ax.collections if len(c.get_offsets()) > 1]
+    stars = [c for c in ax.collections if len(c.get_offsets()) == 1]
+    assert len(points) == 3 and stars
+    assert min(c.get_zorder() for c in points) > max(c.get_zorder() for c in stars)
+    assert all(c.get_facecolor().size == 0 or c.get_facecolor()[0][3] == 0 for c in stars)
