@@ -2,16 +2,13 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import calibkit
 from calibkit.metrics import summarize
 from calibkit.sources.predictions import Predictions
-
-settings.register_profile("calibkit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("calibkit")
 
 METRICS = ("ece", "mce", "rmsce", "nll", "brier", "accuracy", "mean_confidence")
 
@@ -93,8 +90,10 @@ def test_probabilities_and_logits_agree(data) -> None:
     b = calibkit.evaluate(probs, labels, kind="probs", n_bins=10)
     if probs[np.arange(len(labels)), labels].min() > np.finfo(np.float64).eps:
         assert b.nll == pytest.approx(a.nll, rel=1e-9, abs=1e-9)
-    else:  # probabilities below the documented floor are raised to it
-        assert b.nll <= a.nll
+    else:  # an exact 0 is raised to the documented floor (a lower bound of the loss); a
+        # subnormal probability keeps fewer bits, so its log is that of the stored value
+        # (seen: logits [0, 718.75] give 718.7500000000011 from the probability)
+        assert b.nll <= a.nll * (1 + 1e-9) + 1e-9
     assert b.brier == pytest.approx(a.brier, abs=1e-12)
     if _clear_argmax(logits):  # softmax can round distinct logits to equal probabilities
         assert b.accuracy == a.accuracy
