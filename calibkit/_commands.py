@@ -68,7 +68,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     (
         "compare",
         "compare",
-        "Compare models: accuracy, ECE, MCE, NLL, Brier, before and after temperature scaling.",
+        "Compare models: accuracy, ECE, MCE, NLL, Brier and implied label smoothing, before and "
+        "after calibration (temperature scaling or --method).",
     ),
     (
         "completion",

@@ -33,7 +33,10 @@ from calibkit.cli.app import app
 
 #: The help of `calibkit compare --help`; its first paragraph is the summary in
 #: `calibkit --help` (calibkit/_commands.py lists it, tests/cli/test_fast_help.py checks).
-HELP = "Compare models: accuracy, ECE, MCE, NLL, Brier, before and after temperature scaling."
+HELP = (
+    "Compare models: accuracy, ECE, MCE, NLL, Brier and implied label smoothing, before and "
+    "after calibration (temperature scaling or --method)."
+)
 
 
 @app.command("compare", help=HELP)

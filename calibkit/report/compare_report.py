@@ -1,10 +1,11 @@
 """Rendering a :class:`~calibkit.comparison.Comparison`: Rich table, Markdown, report folder.
 
-The folder (``calibkit compare --out-dir``) holds ``report.md`` (the table, the figures and the
-warnings, readable on GitHub), ``report.json`` (:meth:`Comparison.to_dict`), ``reliability.png``
-(one panel per model, and one per calibrated model) and ``sweep.png`` (ECE and NLL against the
-temperature, fitted temperatures marked). The folder is replaced as a whole (built beside it,
-then renamed into place), so its files always come from one run.
+The folder (``calibkit compare --out-dir``) holds ``report.md`` (the table, the warnings, the
+implied label smoothing table and the figures, readable on GitHub), ``report.json``
+(:meth:`Comparison.to_dict`), ``reliability.png`` (one panel per model, and one per calibrated
+model) and ``sweep.png`` (ECE and NLL against the temperature, fitted temperatures marked).
+The folder is replaced as a whole (built beside it, then renamed into place), so its files
+always come from one run.
 
 Everything here formats what :mod:`calibkit.comparison` computed: the calibrator's columns,
 parameter columns (``T``), panel names and notes come from its registered class
@@ -49,6 +50,7 @@ __all__ = [
     "check_report_dir",
     "comparison_markdown",
     "comparison_table",
+    "diagnostics_markdown",
     "diagnostics_table",
     "write_report_dir",
 ]
@@ -299,7 +301,7 @@ def _long_markdown(comp: Comparison, flags: Mapping[str, str] | None) -> str:
     if comp.warnings:
         warned = comp.warning_texts(flags)
         text += "\n" + "\n".join(f"> **Warning:** {w}" for w in warned) + "\n"
-    return text
+    return text + "\n" + diagnostics_markdown(comp)
 
 
 def comparison_table(comp: Comparison) -> Table:
@@ -320,7 +322,8 @@ def comparison_table(comp: Comparison) -> Table:
 
 def comparison_markdown(comp: Comparison, flags: Mapping[str, str] | None = None) -> str:
     """The table as GitHub Markdown (best values in bold), followed by the warnings (their
-    parameters shown as ``flags`` gives them: the CLI passes its flags)."""
+    parameters shown as ``flags`` gives them: the CLI passes its flags) and by
+    :func:`diagnostics_markdown`, the implied label smoothing."""
     if comp.long:
         return _long_markdown(comp, flags)
     cls = _method(comp)
@@ -360,7 +363,7 @@ def comparison_markdown(comp: Comparison, flags: Mapping[str, str] | None = None
     if comp.warnings:
         warned = comp.warning_texts(flags)
         text += "\n" + "\n".join(f"> **Warning:** {w}" for w in warned) + "\n"
-    return text
+    return text + "\n" + diagnostics_markdown(comp)
 
 
 def check_report_dir(out_dir: str | Path, inputs: list[str] | None = None) -> Path:
@@ -550,28 +553,22 @@ def _write_long_report(
     return [out / name for name in (*names, "report.json", "report.md")]
 
 
-def diagnostics_table(comp: Comparison) -> Table:
-    """The implied label smoothing of each model (and after its calibrator, which divides the
-    gaps by ``T`` for temperature scaling) and, for soft labels, KL and the entropies: printed
-    under the comparison table (``compare --json``: the same numbers per model)."""
+def _diagnostics(comp: Comparison) -> tuple[str, list[str], list[list[str]]]:
+    """The title, headers and cells of the implied-label-smoothing table (terminal and
+    Markdown alike): 4 decimals, the implied alpha by :func:`~calibkit.report.tables.alpha_text`,
+    ``-`` where a value is null; the soft-label columns only when some model has soft labels."""
     from calibkit.report.tables import alpha_text
 
-    cls = _method(comp)
-    abbr = cls.abbreviation
+    abbr = _method(comp).abbreviation
     calibrated = any(m.calibrated is not None for m in comp.models)
     soft = any(m.soft is not None for m in comp.models)
-    t = Table(
-        title="implied label smoothing" + ("; soft labels (nats)" if soft else ""),
-        title_justify="left",
-        header_style="bold",
-    )
+    title = "implied label smoothing" + ("; soft labels (nats)" if soft else "")
     heads = ["model", "median gap", "LS alpha"]
     if calibrated:
         heads += [f"{abbr} median gap", f"{abbr} LS alpha"]
     if soft:
         heads += ["KL", "H(p)", "H(t)"] + ([f"{abbr} KL", f"{abbr} H(p)"] if calibrated else [])
-    for i, head in enumerate(heads):
-        t.add_column(head, justify="left" if i == 0 else "right")
+    rows = []
     for m in comp.models:
         row = [m.name]
         parts = [m.implied] + ([m.calibrated_implied] if calibrated else [])
@@ -590,5 +587,68 @@ def diagnostics_table(comp: Comparison) -> Table:
                 ),
             ):
                 row += [_fmt(getattr(metrics, k)) if metrics is not None else "-" for k in keys]
+        rows.append(row)
+    return title, heads, rows
+
+
+def diagnostics_table(comp: Comparison) -> Table:
+    """The implied label smoothing of each model (and after its calibrator, which divides the
+    gaps by ``T`` for temperature scaling) and, for soft labels, KL and the entropies: printed
+    under the comparison table (``compare --json``: the same numbers per model)."""
+    title, heads, rows = _diagnostics(comp)
+    t = Table(title=title, title_justify="left", header_style="bold")
+    for i, head in enumerate(heads):
+        t.add_column(head, justify="left" if i == 0 else "right")
+    for row in rows:
         t.add_row(*row)
     return t
+
+
+def diagnostics_markdown(comp: Comparison) -> str:
+    """:func:`diagnostics_table` as GitHub Markdown: a ``##`` heading, the same columns and
+    numbers, and a note defining them. :func:`comparison_markdown` ends with it (so
+    ``compare --markdown`` and the report folder's ``report.md`` show it after the main table
+    and its notes)."""
+    cls = _method(comp)
+    abbr = cls.abbreviation
+    calibrated = any(m.calibrated is not None for m in comp.models)
+    soft = any(m.soft is not None for m in comp.models)
+    title, heads, rows = _diagnostics(comp)
+    lines = [
+        f"## {title[0].upper()}{title[1:]}",
+        "",
+        "| " + " | ".join(heads) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(heads) - 1)) + "|",
+    ]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    note = (
+        "median gap: the median over correctly classified rows of `z_y - mean_{k≠y} z_k` "
+        "(nats of logit); LS alpha = `K / (exp(median gap) + K - 1)`, the label smoothing "
+        "whose optimum has that gap (Müller et al. 2019)"
+    )
+    if calibrated:
+        note += f"; {abbr} columns: after {cls.title}" + (
+            ", which divides every gap by T" if cls.sweep_parameter == "temperature" else ""
+        )
+    if soft:
+        note += "; KL = `KL(t‖p)`, H(p) and H(t): mean entropies of the predictions and the labels"
+    implied = [
+        i
+        for m in comp.models
+        for i in (m.implied, *((m.calibrated_implied,) if m.calibrated is not None else ()))
+    ]
+    dashes = [
+        text
+        for text, shown in (
+            (
+                "nothing measured (`implied_ls_reason` in the JSON)",
+                any(i is None or i.median_gap is None for i in implied),
+            ),
+            (f"no {abbr} fitted", calibrated and any(m.calibrated is None for m in comp.models)),
+            ("hard labels", soft and any(m.soft is None for m in comp.models)),
+        )
+        if shown
+    ]
+    if dashes and any(cell == "-" for row in rows for cell in row[1:]):
+        note += "; `-`: " + ", ".join(dashes)
+    return "\n".join(lines) + "\n\n- " + note + "\n"

@@ -123,12 +123,25 @@ def assert_real_png(path: Path) -> None:
     assert float(pixels[..., :3].std()) > 0.05
 
 
-def markdown_rows(text: str) -> list[list[str]]:
-    """The cells of every table row of a Markdown text."""
+def markdown_tables(text: str) -> list[list[str]]:
+    """The row lines of each table of a Markdown text, table by table."""
+    tables: list[list[str]] = []
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if not inside:
+                tables.append([])
+            tables[-1].append(line)
+        inside = line.startswith("|")
+    return tables
+
+
+def markdown_rows(text: str, table: int = 0) -> list[list[str]]:
+    """The cells of every row of one table of a Markdown text (the first: the comparison; the
+    second: the implied label smoothing, #16)."""
     return [
         [c.strip() for c in line.strip().strip("|").split("|")]
-        for line in text.splitlines()
-        if line.startswith("|")
+        for line in markdown_tables(text)[table]
     ]
 
 
@@ -479,9 +492,10 @@ def test_compare_table_marks_the_best(runner: CliRunner) -> None:
 def test_compare_markdown_escapes_pipes_in_names(runner: CliRunner) -> None:
     result = run(runner, "compare", f"a|b={sample('hard')}", named("ls05"), "--markdown")
     assert_ok(result)
-    rows = [line for line in result.stdout.splitlines() if line.startswith("|")]
-    counts = {line.replace("\\|", "").count("|") for line in rows}
-    assert counts == {8}, rows
+    main, implied = markdown_tables(result.stdout)
+    counts = [{line.replace("\\|", "").count("|") for line in rows} for rows in (main, implied)]
+    assert counts == [{8}, {4}], (main, implied)
+    assert implied[2].startswith("| a\\|b | ")
 
 
 # --------------------------------------------------------------------------------------------
