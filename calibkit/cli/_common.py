@@ -360,6 +360,26 @@ def read_options(
     )
 
 
+def parse_number_list(
+    spec: str, flag: str, *, expected: str = "comma-separated numbers"
+) -> list[float]:
+    """``--temps 0.5,1,2`` / ``--temperatures 1,2,4``: the numbers of a comma-separated list,
+    refused (one line naming ``flag``) when a part is not a number, when it is empty, and beyond
+    :data:`~calibkit.limits.MAX_TEMPERATURES` values. Ranges are the caller's to check."""
+    from calibkit.errors import UsageError
+    from calibkit.limits import MAX_TEMPERATURES
+
+    try:
+        values = [float(t) for t in spec.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} must be {expected}; got {spec!r}") from None
+    if not values:
+        raise UsageError(f"{flag} is empty")
+    if len(values) > MAX_TEMPERATURES:
+        raise UsageError(f"{flag}: at most {MAX_TEMPERATURES} temperatures; got {len(values)}")
+    return values
+
+
 def parse_named(specs: list[str]) -> list[tuple[str, str]]:
     """``NAME=PATH`` (or a bare ``PATH``, named after its stem) -> ``[(name, path), ...]``.
 

@@ -16,6 +16,7 @@ from calibkit.cli._common import (
     LogitsKey,
     ProbsKey,
     parse_models_and_val,
+    parse_number_list,
     read_options,
     reports_errors,
     stdout,
@@ -115,19 +116,10 @@ def sweep_temp_command(
 
 def _grid(temps: str | None, t_min: float, t_max: float, steps: int) -> Any:
     from calibkit.calibrators.sweep import temperature_grid
-    from calibkit.errors import UsageError
 
     if temps is None:
         return temperature_grid(t_min, t_max, steps)
-    try:
-        values = [float(t) for t in temps.split(",") if t.strip()]
-    except ValueError:
-        raise UsageError(f"--temps must be comma-separated numbers; got {temps!r}") from None
-    if not values:
-        raise UsageError("--temps is empty")
-    if len(values) > MAX_TEMPERATURES:
-        raise UsageError(f"--temps: at most {MAX_TEMPERATURES} temperatures; got {len(values)}")
-    return values
+    return parse_number_list(temps, "--temps")
 
 
 def _print(results: list[Any]) -> None:

@@ -14,6 +14,7 @@ from calibkit.cli._common import (
     LogitsKey,
     ProbsKey,
     parse_named,
+    parse_number_list,
     read_options,
     reports_errors,
     stdout,
@@ -115,25 +116,15 @@ def parse_temperatures(spec: str) -> Any:
 
     from calibkit.calibrators.grid import parse_grid
     from calibkit.errors import UsageError
-    from calibkit.limits import MAX_TEMPERATURES
 
     if ":" in spec:
         return list(parse_grid(spec).values)
-    try:
-        values = [float(t) for t in spec.split(",") if t.strip()]
-    except ValueError:
-        raise UsageError(
-            f"--temperatures must be comma-separated numbers or START:STOP:STEP; got {spec!r}"
-        ) from None
-    if not values:
-        raise UsageError("--temperatures is empty")
+    values = parse_number_list(
+        spec, "--temperatures", expected="comma-separated numbers or START:STOP:STEP"
+    )
     bad = next((v for v in values if not (math.isfinite(v) and v > 0)), None)
     if bad is not None:
         raise UsageError(f"--temperatures must be finite numbers > 0; got {bad:g}")
-    if len(values) > MAX_TEMPERATURES:
-        raise UsageError(
-            f"--temperatures: at most {MAX_TEMPERATURES} temperatures; got {len(values)}"
-        )
     return values
 
 
