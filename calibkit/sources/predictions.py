@@ -24,6 +24,7 @@ Conventions
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from calibkit.errors import InputError, Param
+from calibkit.sources.partitions import Part, Plan, aligned_ranges, plan_of
 
 __all__ = [
     "CONFIDENCE",
@@ -137,6 +139,19 @@ class SourceView:
         self, chunk_rows: int | None = None
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
         return self.base.chunks(chunk_rows)
+
+    def partitions(self, chunk_rows: int | None, hint: int) -> Plan | None:
+        """The parts of :attr:`base`, each re-wrapped by :meth:`rebase` (see
+        :mod:`calibkit.sources.partitions`); ``None`` when the base cannot be split."""
+        plan = plan_of(self.base, chunk_rows, hint)
+        return None if plan is None else plan.rebased(self.rebase)
+
+    def rebase(self, part: Part) -> Part:
+        """This view over one part of its base. A dataclass view whose chunks depend on nothing
+        but the base's rows is copied with ``base`` replaced; other views override this."""
+        if not dataclasses.is_dataclass(self):
+            raise TypeError(f"{type(self).__name__} does not say how to split itself")
+        return Part(part.start, part.rows, dataclasses.replace(self, base=part.source), part.taps)
 
 
 def _is_real_dtype(dtype: np.dtype) -> bool:
@@ -666,6 +681,21 @@ class Predictions:
         for start in range(0, self.n_rows, step):
             yield self.scores[start : start + step], self.labels[start : start + step]
 
+    def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
+        """About ``hint`` row ranges, each a whole number of chunks (see
+        :mod:`calibkit.sources.partitions`); each part holds its rows (views, pickled whole)."""
+        step = chunk_rows or default_chunk_rows(self.n_classes)
+        return Plan(
+            tuple(
+                Part(
+                    a,
+                    b - a,
+                    dataclasses.replace(self, scores=self.scores[a:b], labels=self.labels[a:b]),
+                )
+                for a, b in aligned_ranges(self.n_rows, step, hint)
+            )
+        )
+
 
 def validate_confidence(
     confidence: NDArray[Any], correct: NDArray[Any], source: str, *, row_offset: int = 0
@@ -735,3 +765,19 @@ class ConfidenceRows:
         step = chunk_rows or CHUNK_ELEMENTS
         for start in range(0, self.n_rows, step):
             yield self.confidence[start : start + step], self.correct[start : start + step]
+
+    def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
+        """As :meth:`Predictions.partitions`."""
+        step = chunk_rows or CHUNK_ELEMENTS
+        return Plan(
+            tuple(
+                Part(
+                    a,
+                    b - a,
+                    dataclasses.replace(
+                        self, confidence=self.confidence[a:b], correct=self.correct[a:b]
+                    ),
+                )
+                for a, b in aligned_ranges(self.n_rows, step, hint)
+            )
+        )
