@@ -58,6 +58,7 @@ __all__ = [
     "default_workers",
     "executor_names",
     "get_executor",
+    "is_distributed",
     "map_chunks",
     "register_executor",
     "scratch",
@@ -211,6 +212,13 @@ def current_executor() -> Executor:
     """The executor installed for this context, else a default :class:`ThreadExecutor`."""
     ex = _current.get()
     return ThreadExecutor() if ex is None else ex
+
+
+def is_distributed(executor: Executor | str | None = None) -> bool:
+    """Whether passes run by ``executor`` (default: the current one) run on other processes or
+    machines (its ``distributed`` attribute): their chunk functions are pickled and their
+    results sent back, so a pass there must return small sums, never per-row arrays."""
+    return bool(getattr(get_executor(executor), "distributed", False))
 
 
 class using_executor:  # used like a function: ``with using_executor("serial"): ...``
