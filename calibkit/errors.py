@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import IntEnum
+from typing import Any
 
 __all__ = [
     "CalibkitError",
@@ -41,6 +42,9 @@ class ExitStatus(IntEnum):
     CHECK_FAILED = 1
     #: Bad usage, a bad input, or an output that cannot be written: one ``calibkit: error:`` line.
     BAD_INPUT = 2
+    #: The distributed engine failed (no scheduler, no workers, a task that keeps killing its
+    #: workers): the inputs may be fine, and no check was decided.
+    ENGINE_FAILED = 3
     #: Ctrl-C (128 + SIGINT).
     INTERRUPTED = 130
     #: SIGTERM (128 + SIGTERM).
@@ -148,6 +152,9 @@ class CalibkitError(Exception):
         self.message = message
         super().__init__(str(message))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,))
+
     def render(self, flags: Mapping[str, str]) -> str:
         """The message with each :class:`Param` shown as its flag (the CLI's words)."""
         return render(self.message, flags)
@@ -165,7 +172,13 @@ class InputError(CalibkitError, ValueError):
     def __init__(self, source: str, problem: str | Message) -> None:
         self.source = source
         self.problem = str(problem)
+        self._problem = problem
         super().__init__(f"{source}: " + problem)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # picklable with its arguments, so an error raised on a worker of a distributed
+        # engine reaches the client as itself
+        return (type(self), (self.source, self._problem))
 
 
 class UsageError(CalibkitError, ValueError):
@@ -178,7 +191,11 @@ class OutputError(CalibkitError, OSError):
     def __init__(self, target: str, problem: str | Message) -> None:
         self.target = target
         self.problem = str(problem)
+        self._problem = problem
         super().__init__(f"{target}: " + problem)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.target, self._problem))
 
 
 def describe(err: BaseException, limit: int = 160) -> str:

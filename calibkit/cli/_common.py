@@ -62,6 +62,7 @@ FLAGS: dict[str, str] = {
     "ci": "--ci",
     "classes": "--classes",
     "device": "--device",
+    "engine": "--engine",
     "features_key": "--features-key",
     "kind": "--input",
     "labels_from_counts": "--labels-from-counts",
@@ -77,6 +78,7 @@ FLAGS: dict[str, str] = {
     "params": "--param",
     "per_class": "--per-class",
     "probs_key": "--probs-key",
+    "scheduler": "--scheduler",
     "scores_key": "--logits-key or --probs-key",
     "seed": "--seed",
     "ts_on_test": "--ts-on-test",
@@ -412,6 +414,57 @@ Device = Annotated[
     str | None,
     typer.Option("--device", help="Compute with torch on this device (cuda, cuda:1, cpu)."),
 ]
+
+
+class EngineChoice(str, Enum):
+    local = "local"
+    dask = "dask"
+
+
+EngineOpt = Annotated[
+    EngineChoice | None,
+    typer.Option(
+        "--engine",
+        help="Where the passes run: local (this machine; default) or dask (a Dask cluster). "
+        "CALIBKIT_ENGINE or [tool.calibkit] in pyproject.toml set it for every command.",
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="<address>",
+        help="Dask scheduler to attach to (tcp://host:8786); without it, --engine dask starts "
+        "a local cluster of one worker process per core.",
+    ),
+]
+
+
+def engine_scope(
+    engine: EngineChoice | None, scheduler: str | None, *, device: str | None = None
+) -> AbstractContextManager[None]:
+    """The passes of a command's ``with`` block on the engine its options, the environment
+    or ``[tool.calibkit]`` choose (:mod:`calibkit.engine.settings`)."""
+    from calibkit.engine.settings import engine_scope as scope
+    from calibkit.engine.settings import resolve_engine
+
+    settings = resolve_engine(None if engine is None else engine.value, scheduler)
+    return scope(settings, device=device)
+
+
+def uses_engine(command: F) -> F:
+    """Run ``command`` on the engine its ``engine`` / ``scheduler`` options (and ``device``),
+    the environment or ``[tool.calibkit]`` choose; goes under :func:`reports_errors`, so that
+    an engine that cannot start is one error line too."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with engine_scope(
+            kwargs.get("engine"), kwargs.get("scheduler"), device=kwargs.get("device")
+        ):
+            return command(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def parse_models_and_val(

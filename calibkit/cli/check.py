@@ -10,14 +10,17 @@ from calibkit.cli._common import (
     BinaryChoice,
     BinaryOpt,
     ChunkRows,
+    EngineOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    SchedulerOpt,
     read_options,
     reports_errors,
     stdout,
+    uses_engine,
     warning_line,
     wrote,
 )
@@ -51,6 +54,7 @@ LIMIT_FLAGS = (
 
 @app.command("check", help=HELP)
 @reports_errors
+@uses_engine
 def check_command(
     path: Annotated[Path, typer.Argument(metavar="PRED", help="Candidate predictions to gate.")],
     max_ece: Annotated[float | None, _limit("--max-ece", "Fail if ECE is above this.")] = None,
@@ -118,6 +122,8 @@ def check_command(
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     from calibkit.errors import UsageError
     from calibkit.gate.baseline import baseline_stats, open_baseline

@@ -16,16 +16,19 @@ from calibkit.cli._common import (
     BinningOpt,
     Bins,
     ChunkRows,
+    EngineOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    SchedulerOpt,
     flags,
     parse_models_and_val,
     read_options,
     reports_errors,
     stdout,
+    uses_engine,
     warning_line,
     wrote,
 )
@@ -41,6 +44,7 @@ HELP = (
 
 @app.command("compare", help=HELP)
 @reports_errors
+@uses_engine
 def compare_command(
     models: Annotated[
         list[str],
@@ -108,6 +112,8 @@ def compare_command(
     labels_from_counts: LabelsFromCounts = False,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     from calibkit.comparison import compare_models, method_options, parse_methods
     from calibkit.errors import UsageError

@@ -13,14 +13,17 @@ from calibkit.cli._common import (
     BinningOpt,
     Bins,
     ChunkRows,
+    EngineOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    SchedulerOpt,
     parse_named,
     read_options,
     reports_errors,
+    uses_engine,
     wrote,
 )
 from calibkit.cli.app import app
@@ -37,6 +40,7 @@ class IntervalChoice(str, Enum):
 
 @app.command("diagram", help=HELP)
 @reports_errors
+@uses_engine
 def diagram_command(
     models: Annotated[
         list[str],
@@ -72,6 +76,8 @@ def diagram_command(
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     from calibkit.errors import UsageError
     from calibkit.io.atomic import check_output_path

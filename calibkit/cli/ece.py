@@ -19,14 +19,17 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     Device,
+    EngineOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    SchedulerOpt,
     read_options,
     reports_errors,
     stdout,
+    uses_engine,
     warning_line,
     wrote,
 )
@@ -39,6 +42,7 @@ HELP = "Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved
 
 @app.command("ece", help=HELP)
 @reports_errors
+@uses_engine
 def ece_command(
     path: Annotated[
         Path, typer.Argument(metavar="PRED", help="Predictions file (.npz, .parquet, .pt).")
@@ -83,6 +87,8 @@ def ece_command(
     labels_from_counts: LabelsFromCounts = False,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     device: Device = None,
 ) -> None:
     from calibkit.errors import UsageError

@@ -11,13 +11,16 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     Device,
+    EngineOpt,
     InputOpt,
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    SchedulerOpt,
     read_options,
     reports_errors,
     stdout,
+    uses_engine,
     wrote,
 )
 from calibkit.cli.app import app
@@ -49,6 +52,7 @@ def parse_params(specs: list[str] | None) -> dict[str, str]:
 
 @app.command("fit", help=HELP)
 @reports_errors
+@uses_engine
 def fit_command(
     val: Annotated[
         Path, typer.Argument(metavar="VAL", help="Validation predictions to fit the method on.")
@@ -83,6 +87,8 @@ def fit_command(
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     device: Device = None,
 ) -> None:
     from calibkit.calibrators import registry

@@ -12,13 +12,16 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     Device,
+    EngineOpt,
     InputOpt,
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    SchedulerOpt,
     read_options,
     reports_errors,
     stdout,
+    uses_engine,
     wrote,
 )
 from calibkit.cli.app import app
@@ -38,6 +41,7 @@ class ObjectiveChoice(str, Enum):
 
 @app.command("fit-temp", help=HELP)
 @reports_errors
+@uses_engine
 def fit_temp_command(
     val: Annotated[Path, typer.Argument(metavar="VAL", help="Validation predictions to fit T on.")],
     eval_path: Annotated[
@@ -75,6 +79,8 @@ def fit_temp_command(
     labels_key: LabelsKey = None,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     device: Device = None,
 ) -> None:
     from calibkit.calibrators.base import Calibrator

@@ -10,16 +10,19 @@ from calibkit.cli._common import (
     BinningOpt,
     Bins,
     ChunkRows,
+    EngineOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
     LogitsKey,
     ProbsKey,
+    SchedulerOpt,
     parse_models_and_val,
     parse_number_list,
     read_options,
     reports_errors,
     stdout,
+    uses_engine,
     wrote,
 )
 from calibkit.cli.app import app
@@ -32,6 +35,7 @@ HELP = "Sweep temperatures: ECE, NLL and Brier of softmax(z / T) for each model 
 
 @app.command("sweep-temp", help=HELP)
 @reports_errors
+@uses_engine
 def sweep_temp_command(
     models: Annotated[
         list[str],
@@ -69,6 +73,8 @@ def sweep_temp_command(
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
 ) -> None:
     from calibkit.calibrators.sweep_report import run_sweeps, sweep_csv, sweep_json
     from calibkit.errors import UsageError

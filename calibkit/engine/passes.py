@@ -32,6 +32,8 @@ from numpy.typing import NDArray
 
 from calibkit import progress
 from calibkit.engine.executors import Executor, get_executor
+from calibkit.errors import InputError
+from calibkit.sources.partitions import Part, Plan, plan_of, tap_results
 
 if TYPE_CHECKING:
     from calibkit.sources.predictions import PredictionSource
@@ -146,6 +148,83 @@ def _rows(chunk: Chunk) -> int:
     return chunk.rows
 
 
+class _PartJob(Generic[R]):
+    """What a worker of a distributed executor runs for one part: ``fn`` of each chunk the part
+    streams (``Chunk.start`` its row number in the whole source, ``Chunk.index`` its ordinal in
+    the part), the results in chunk order, and the part's taps' results."""
+
+    __slots__ = ("chunk_rows", "fn")
+
+    def __init__(self, fn: Callable[[Chunk], R], chunk_rows: int | None) -> None:
+        self.fn, self.chunk_rows = fn, chunk_rows
+
+    def __call__(self, part: Part) -> tuple[list[R], dict[int, list[Any]]]:
+        results: list[R] = []
+        row = part.start
+        for i, (scores, labels) in enumerate(part.source.chunks(self.chunk_rows)):
+            chunk = Chunk(i, row, scores, labels)
+            row += chunk.rows
+            results.append(self.fn(chunk))
+        if row - part.start != part.rows:
+            raise InputError(
+                part.source.source,
+                f"rows {part.start} to {part.start + part.rows - 1} were expected, "
+                f"but {row - part.start} rows were read (the data changed while it was read?)",
+            )
+        return results, tap_results(part.source)
+
+
+def _part_rows(part: Part) -> int:
+    return part.rows
+
+
+class _OnWorkers:
+    """The executor that sends items to a distributed executor's workers (its ``map_remote``)."""
+
+    __slots__ = ("executor",)
+
+    def __init__(self, executor: Any) -> None:
+        self.executor = executor
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        out: Iterator[R] = self.executor.map_remote(fn, items)
+        return out
+
+
+def _run_plan(
+    plan: Plan,
+    fn: Callable[[Chunk], R],
+    merge: Callable[[R], None],
+    *,
+    chunk_rows: int | None,
+    executor: Any,
+    description: str | None,
+) -> int:
+    chunks = 0
+    taps: dict[int, list[Any]] = {}
+
+    def merge_part(out: tuple[list[R], dict[int, list[Any]]]) -> None:
+        nonlocal chunks
+        results, tapped = out
+        for result in results:
+            merge(result)
+        chunks += len(results)
+        for key, found in tapped.items():
+            taps.setdefault(key, []).extend(found)
+
+    map_reduce(
+        plan.parts,
+        _PartJob(fn, chunk_rows),
+        merge_part,
+        executor=_OnWorkers(executor),
+        description=description,
+        total=plan.n_rows if description is not None else None,
+        size=_part_rows,
+    )
+    plan.finished(taps)
+    return chunks
+
+
 def run_pass(
     source: PredictionSource,
     fn: Callable[[Chunk], R],
@@ -160,7 +239,23 @@ def run_pass(
     ``fn`` runs on ``executor`` (see :func:`map_reduce`); with a ``description`` the pass is a
     progress task over ``source.n_rows`` rows, advanced by each chunk's rows as it is merged.
     Returns the number of chunks.
+
+    On a *distributed* executor (one with ``distributed = True`` and a ``map_remote``, such as
+    :class:`~calibkit.engine.dask_executor.DaskExecutor`) the source is split into parts
+    (:mod:`calibkit.sources.partitions`), each part is streamed by a worker, which runs ``fn``
+    on each of its chunks and sends the results back, and they are merged here in row order,
+    so the merge sees the same sequence of results as on one machine (the same chunks, when
+    the parts are the local engine's shards or chunk-aligned row ranges). ``fn`` is pickled
+    for the workers: it must capture small parameters only, and return small sums. A source
+    that cannot be split is read here, on the executor's local threads.
     """
+    ex = get_executor(executor)
+    if getattr(ex, "distributed", False):
+        plan = plan_of(source, chunk_rows, ex.partition_hint())  # type: ignore[attr-defined]
+        if plan is not None:
+            return _run_plan(
+                plan, fn, merge, chunk_rows=chunk_rows, executor=ex, description=description
+            )
     total = source.n_rows if description is not None else None
     return map_reduce(
         _chunks(source, chunk_rows),

@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from calibkit.engine.settings import find_pyproject
 from calibkit.errors import InputError, Param, UsageError
 from calibkit.gate.checks import GateConfig
 from calibkit.limits import MAX_BINS, MAX_REPLICATES, MAX_SEED
@@ -68,16 +69,6 @@ def _toml(path: Path) -> dict[str, Any]:
 
     doc: dict[str, Any] = load_toml(path, "a TOML configuration")
     return doc
-
-
-def find_pyproject(start: Path | None = None) -> Path | None:
-    """The nearest ``pyproject.toml`` in ``start`` (default: the working directory) or above."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def parse_increase(

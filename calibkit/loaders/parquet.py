@@ -50,6 +50,7 @@ from calibkit.readers.parquet import (
     scalar_column,
     stream_batches,
 )
+from calibkit.sources.partitions import Part, Plan
 from calibkit.sources.predictions import (
     CONFIDENCE,
     ScoreKind,
@@ -293,6 +294,14 @@ class ShardedParquet:
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
         for shard in self.shards:
             yield from shard.chunks(chunk_rows)
+
+    def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
+        """One part per shard (the chunks a worker streams are the local engine's)."""
+        parts, start = [], 0
+        for shard in self.shards:
+            parts.append(Part(start, shard.n_rows, shard))
+            start += shard.n_rows
+        return Plan(tuple(parts))
 
 
 def open_shards(paths: list[Path], options: ReadOptions, source: str) -> ShardedParquet:

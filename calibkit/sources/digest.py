@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit.sources.partitions import Plan, TapView, plan_of
 from calibkit.sources.predictions import PredictionSource, SourceView
 
 __all__ = [
@@ -83,7 +84,7 @@ class PieceDigest:
     layout: str
     block_rows: int
     blocks: dict[int, bytes]
-    edges: list[tuple[int, int, int, memoryview]]
+    edges: list[tuple[int, int, int, memoryview | bytes]]
 
 
 def digest_piece(start: int, labels: NDArray[Any], block_rows: int | None = None) -> PieceDigest:
@@ -94,7 +95,7 @@ def digest_piece(start: int, labels: NDArray[Any], block_rows: int | None = None
     size = block_rows or block_rows_for(canon)
     stop = start + canon.shape[0]
     blocks: dict[int, bytes] = {}
-    edges: list[tuple[int, int, int, memoryview]] = []
+    edges: list[tuple[int, int, int, memoryview | bytes]] = []
     row = start
     while row < stop:
         block = row // size
@@ -123,7 +124,7 @@ class _Partial:
         self.rows = 0
         self.held: dict[int, tuple[int, bytes]] = {}
 
-    def add(self, row: int, n: int, data: memoryview) -> None:
+    def add(self, row: int, n: int, data: memoryview | bytes) -> None:
         if row != self.next:
             self.held[row] = (n, bytes(data))
             return
@@ -246,6 +247,45 @@ class LabelDigest(SourceView):
             d.add(d.rows, labels)
             yield scores, labels
         self._digest, self._rows = d.hexdigest(), d.rows
+
+    def partitions(self, chunk_rows: int | None, hint: int) -> Plan | None:
+        """The parts of ``base``, each streamed through a :class:`DigestTap` on its worker;
+        the digest is set when every part's pieces have been merged (see
+        :mod:`calibkit.sources.partitions`)."""
+        plan = plan_of(self.base, chunk_rows, hint)
+        if plan is None:
+            return None
+        self._digest = None
+
+        def finish(pieces: list[PieceDigest]) -> None:
+            d = BlockDigest()
+            for piece in pieces:
+                d.merge(piece)
+            self._digest, self._rows = d.hexdigest(), d.rows
+
+        return plan.tapped(lambda key, part: DigestTap(part.source, key, part.start), finish)
+
+
+@dataclass(frozen=True, eq=False)
+class DigestTap(TapView, SourceView):
+    """A part of a :class:`LabelDigest`'s base, whose worker keeps the :class:`PieceDigest` of
+    each chunk it streams (with bytes, not views, so that it can be sent back)."""
+
+    base: PredictionSource
+    key: int
+    start: int
+
+    def observe(self, start: int, scores: NDArray[Any], labels: NDArray[Any]) -> PieceDigest:
+        piece = digest_piece(start, labels)
+        edges: list[tuple[int, int, int, memoryview | bytes]] = [
+            (b, row, n, bytes(data)) for b, row, n, data in piece.edges
+        ]
+        return replace(piece, edges=edges)
+
+    def chunks(
+        self, chunk_rows: int | None = None
+    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
+        return TapView.chunks(self, chunk_rows)
 
 
 def same_labels(a: PredictionSource, b: PredictionSource) -> bool | None:

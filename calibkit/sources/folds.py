@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.errors import Param, UsageError
+from calibkit.sources.partitions import Part, Plan, plan_of
 from calibkit.sources.predictions import PredictionSource, SourceView
 
 __all__ = ["FoldView", "check_folds", "fold_of", "fold_sizes", "splitmix64"]
@@ -76,12 +77,13 @@ def _fold_range(start: int, stop: int, folds: int, seed: int) -> NDArray[np.int6
     return fold_of(np.arange(start, stop, dtype=np.uint64), folds=folds, seed=seed)
 
 
-def fold_sizes(n_rows: int, *, folds: int, seed: int = 0) -> tuple[int, ...]:
-    """The number of rows in each fold of a source of ``n_rows`` rows (no data read: the fold
-    of a row depends only on its number)."""
+def fold_sizes(n_rows: int, *, folds: int, seed: int = 0, first_row: int = 0) -> tuple[int, ...]:
+    """The number of rows in each fold of a source of ``n_rows`` rows, numbered from
+    ``first_row`` (no data read: the fold of a row depends only on its number)."""
     counts = np.zeros(folds, dtype=np.int64)
-    for start in range(0, n_rows, _BLOCK):
-        stop = min(n_rows, start + _BLOCK)
+    end = first_row + n_rows
+    for start in range(first_row, end, _BLOCK):
+        stop = min(end, start + _BLOCK)
         counts += np.bincount(_fold_range(start, stop, folds, seed), minlength=folds)
     return tuple(int(c) for c in counts)
 
@@ -119,14 +121,39 @@ class FoldView(SourceView):
     folds: int
     seed: int = 0
     keep_fold: bool = True
+    #: The number of ``base``'s first row in the whole data set (a part of it on a cluster).
+    first_row: int = 0
     _n_rows: int = field(default=-1, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.fold < self.folds:
             raise ValueError(f"fold {self.fold} is not in [0, {self.folds})")
         if self._n_rows < 0:
-            size = fold_sizes(self.base.n_rows, folds=self.folds, seed=self.seed)[self.fold]
-            object.__setattr__(self, "_n_rows", size if self.keep_fold else self.base.n_rows - size)
+            n = self.base.n_rows
+            size = fold_sizes(n, folds=self.folds, seed=self.seed, first_row=self.first_row)
+            object.__setattr__(
+                self, "_n_rows", size[self.fold] if self.keep_fold else n - size[self.fold]
+            )
+
+    def partitions(self, chunk_rows: int | None, hint: int) -> Plan | None:
+        """The kept rows of each part of ``base``; a part's ``start`` counts the kept rows
+        before it (see :mod:`calibkit.sources.partitions`)."""
+        plan = plan_of(self.base, chunk_rows, hint)
+        if plan is None:
+            return None
+        parts, start = [], 0
+        for part in plan.parts:
+            view = FoldView(
+                part.source,
+                self.fold,
+                self.folds,
+                self.seed,
+                self.keep_fold,
+                self.first_row + part.start,
+            )
+            parts.append(Part(start, view.n_rows, view))
+            start += view.n_rows
+        return Plan(tuple(parts), plan.finish)
 
     @classmethod
     def held_out(cls, base: PredictionSource, fold: int, *, folds: int, seed: int = 0) -> FoldView:
@@ -149,7 +176,7 @@ class FoldView(SourceView):
     def chunks(
         self, chunk_rows: int | None = None
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
-        start = 0
+        start = self.first_row
         for scores, labels in self.base.chunks(chunk_rows):
             n = int(labels.shape[0])
             in_fold = _fold_range(start, start + n, self.folds, self.seed) == self.fold

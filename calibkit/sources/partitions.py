@@ -17,11 +17,12 @@ A view of another source (:class:`~calibkit.sources.predictions.SourceView`) spl
 and re-wraps each part (:meth:`~calibkit.sources.predictions.SourceView.rebase`).
 
 A view that *observes* the rows it streams (the label digest,
-:class:`~calibkit.sources.digest.LabelDigest`) cannot keep its state on a worker: it adds a
-*tap* to every part, a picklable function ``tap(start, scores, labels)`` run by the worker on
-each chunk of the part, whose small results come back with the part's results; once every
-part has been merged, the plan's ``finish`` functions receive, tap by tap, those results of
-every chunk in row order (:meth:`Plan.finished`).
+:class:`~calibkit.sources.digest.LabelDigest`) cannot keep its state on a worker. It wraps each
+part's source in a *tap* (:class:`TapView`): a view that the worker's copy fills with small,
+picklable results of each chunk it streams (:meth:`TapView.observe`), which come back with the
+part's results (:func:`tap_results`). Once every part has been merged, the plan's ``finish``
+functions receive, tap by tap, those results of every chunk in row order
+(:meth:`Plan.finished`).
 
 >>> import numpy as np
 >>> from calibkit.sources.predictions import Predictions
@@ -33,17 +34,13 @@ every chunk in row order (:meth:`Plan.finished`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from numpy.typing import NDArray
 
-__all__ = ["Part", "Plan", "Tap", "aligned_ranges", "plan_of"]
-
-#: A function a worker runs on each chunk of a part: ``tap(start, scores, labels)`` (``start``
-#: the chunk's first row in the whole source) returning a small, picklable result.
-Tap = Callable[[int, NDArray[Any], NDArray[Any]], Any]
+__all__ = ["Part", "Plan", "TapView", "aligned_ranges", "plan_of", "tap_results"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,34 +50,84 @@ class Part:
     start: int
     rows: int
     source: Any  # a PredictionSource; Any: this module sits below the protocol's users
-    taps: tuple[Tap, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
 class Plan:
-    """The parts of a source, in row order, and what to do with the taps' results."""
+    """The parts of a source, in row order, and what to do with their taps' results."""
 
     parts: tuple[Part, ...]
-    #: ``finish[j](results)``: the results of ``taps[j]`` of every chunk, in row order
+    #: ``finish[key](results)``: the results of the taps with this key, every chunk, row order
     finish: tuple[Callable[[list[Any]], None], ...] = field(default=())
 
     @property
     def n_rows(self) -> int:
         return sum(p.rows for p in self.parts)
 
-    def with_tap(self, tap: Tap, finish: Callable[[list[Any]], None]) -> Plan:
-        """This plan with one more tap on every part."""
-        parts = tuple(replace(p, taps=(*p.taps, tap)) for p in self.parts)
-        return Plan(parts, (*self.finish, finish))
-
     def rebased(self, wrap: Callable[[Part], Part]) -> Plan:
         """This plan with every part re-wrapped (a view over each part of its base)."""
         return Plan(tuple(wrap(p) for p in self.parts), self.finish)
 
-    def finished(self, tap_results: Sequence[list[Any]]) -> None:
+    def tapped(
+        self,
+        tap: Callable[[int, Any], TapView],
+        finish: Callable[[list[Any]], None],
+    ) -> Plan:
+        """This plan with every part's source wrapped in ``tap(key, part)`` (a :class:`TapView`
+        with that ``key``), whose results go to ``finish``."""
+        key = len(self.finish)
+        parts = tuple(Part(p.start, p.rows, tap(key, p)) for p in self.parts)
+        return Plan(parts, (*self.finish, finish))
+
+    def finished(self, results: dict[int, list[Any]]) -> None:
         """Hand each tap's results (of every chunk, in row order) to its ``finish``."""
-        for done, results in zip(self.finish, tap_results, strict=True):
-            done(results)
+        for key, done in enumerate(self.finish):
+            done(results.get(key, []))
+
+
+class TapView:
+    """A view that streams ``base`` unchanged and keeps :meth:`observe`'s result of each chunk
+    in :attr:`results` (on the worker that streams it). Subclasses give ``base``, ``key`` and
+    ``start`` (the part's first row) and :meth:`observe`."""
+
+    base: Any
+    key: int
+    start: int
+
+    @property
+    def results(self) -> list[Any]:
+        found: list[Any] | None = self.__dict__.get("_results")
+        if found is None:
+            found = []
+            object.__setattr__(self, "_results", found)
+        return found
+
+    def observe(self, start: int, scores: NDArray[Any], labels: NDArray[Any]) -> Any:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:  # shape facts of the base (source, kind, ...)
+        if name.startswith("_") or name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def chunks(self, chunk_rows: int | None = None) -> Iterator[tuple[NDArray[Any], NDArray[Any]]]:
+        self.results.clear()
+        row = self.start
+        for scores, labels in self.base.chunks(chunk_rows):
+            self.results.append(self.observe(row, scores, labels))
+            row += int(labels.shape[0])
+            yield scores, labels
+
+
+def tap_results(source: Any) -> dict[int, list[Any]]:
+    """The results of every :class:`TapView` in ``source``'s chain of views (by key)."""
+    out: dict[int, list[Any]] = {}
+    node = source
+    while node is not None:
+        if isinstance(node, TapView):
+            out[node.key] = list(node.results)
+        node = getattr(node, "base", None)
+    return out
 
 
 def aligned_ranges(n_rows: int, chunk_rows: int, hint: int) -> list[tuple[int, int]]:

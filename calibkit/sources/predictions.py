@@ -151,7 +151,7 @@ class SourceView:
         but the base's rows is copied with ``base`` replaced; other views override this."""
         if not dataclasses.is_dataclass(self):
             raise TypeError(f"{type(self).__name__} does not say how to split itself")
-        return Part(part.start, part.rows, dataclasses.replace(self, base=part.source), part.taps)
+        return Part(part.start, part.rows, dataclasses.replace(self, base=part.source))
 
 
 def _is_real_dtype(dtype: np.dtype) -> bool:
