@@ -67,6 +67,11 @@ def find_pyproject(start: Path | None = None) -> Path | None:
 def _table(pyproject: Path) -> dict[str, Any]:
     from calibkit.io.textfile import load_toml
 
+    try:  # every command looks: a project that never mentions calibkit is not parsed at all
+        if b"calibkit" not in pyproject.read_bytes():
+            return {}
+    except OSError:
+        return {}
     doc = load_toml(pyproject, "a TOML configuration")
     tool = doc.get("tool", {})
     table = tool.get("calibkit", {}) if isinstance(tool, dict) else {}
