@@ -33,6 +33,7 @@ def test_the_values_are_the_readme_table() -> None:
         "OK": 0,
         "CHECK_FAILED": 1,
         "BAD_INPUT": 2,
+        "ENGINE_FAILED": 3,
         "INTERRUPTED": 130,
         "TERMINATED": 143,
     }
