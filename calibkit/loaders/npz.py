@@ -192,6 +192,8 @@ class NpzShard:
     def chunks(
         self, chunk_rows: int | None = None
     ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
+        if self.n_rows == 0:  # an empty shard (its headers said so): nothing to stream
+            return
         yield from self.read().chunks(chunk_rows)
 
 
@@ -252,24 +254,29 @@ class ShardedNpz:
 
 def open_npz_shards(paths: list[Location], options: ReadOptions, source: str) -> ShardedNpz:
     """Read every shard's headers and check that they share one layout; decide the kind (forced,
-    named, or from the first shard's values) for all of them."""
+    named, or from the first non-empty shard's values) for all of them. Shards of no rows are
+    allowed among others (they stream nothing); every shard empty is the error an empty file
+    is."""
     layouts = [_layout(p, options, str(p)) for p in paths]
-    first = layouts[0]
     names = [str(p) for p in paths]
-    for name, layout in zip(names[1:], layouts[1:], strict=True):
+    ref = next((i for i, layout in enumerate(layouts) if layout.n_rows), None)
+    if ref is None:
+        raise InputError(source, "no rows: every shard is empty")
+    first = layouts[ref]
+    for name, layout in zip(names, layouts, strict=True):
         for attr in ("kind", "n_classes", "binary", "soft_labels"):
             if attr == "kind" and CONFIDENCE not in (layout.kind, first.kind):
                 continue  # logits vs probs names: the kind decided below applies to both
             if getattr(layout, attr) != getattr(first, attr):
                 raise InputError(
                     name,
-                    f"{_shown(attr, getattr(layout, attr))}, but {names[0]} has "
+                    f"{_shown(attr, getattr(layout, attr))}, but {names[ref]} has "
                     f"{_shown(attr, getattr(first, attr))} (shards must share one layout)",
                 )
         if (layout.score_key, layout.label_key) != (first.score_key, first.label_key):
             raise InputError(
                 name,
-                f"holds keys {layout.score_key!r}, {layout.label_key!r}, but {names[0]} holds "
+                f"holds keys {layout.score_key!r}, {layout.label_key!r}, but {names[ref]} holds "
                 f"{first.score_key!r}, {first.label_key!r} (shards must share one layout)",
             )
     decided_by = ""
@@ -286,9 +293,9 @@ def open_npz_shards(paths: list[Location], options: ReadOptions, source: str) ->
         )
         kind, reason = choice.kind, choice.reason
     else:  # named like logits: the first shard's values say whether they are probabilities
-        head = read_npz(paths[0], options, names[0])
+        head = read_npz(paths[ref], options, names[ref])
         kind, reason = head.kind, getattr(head, "kind_reason", "")
-        decided_by = names[0]
+        decided_by = names[ref]
     shards = tuple(
         NpzShard(
             path=p,

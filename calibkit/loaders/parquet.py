@@ -356,26 +356,39 @@ class ShardedParquet:
             yield from shard.chunks(chunk_rows)
 
     def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
-        """One part per shard, in order (``hint`` is ignored): a worker streams a shard's
-        chunks exactly as the local engine does."""
+        """One part per shard (but empty ones), in order (``hint`` is ignored): a worker
+        streams a shard's chunks exactly as the local engine does."""
         return Plan(shard_parts(self.shards))
 
 
 def shard_parts(shards: tuple[Any, ...]) -> tuple[Part, ...]:
     """One :class:`Part` per shard (each a source with ``n_rows``), starting where the shards
-    before it end."""
+    before it end; an empty shard streams nothing and has no part."""
     parts, start = [], 0
     for shard in shards:
-        parts.append(Part(start, shard.n_rows, shard))
+        if shard.n_rows:
+            parts.append(Part(start, shard.n_rows, shard))
         start += shard.n_rows
     return tuple(parts)
 
 
 def open_shards(paths: list[Location], options: ReadOptions, source: str) -> ShardedParquet:
-    """Open every shard and check that they share one layout."""
-    shards = tuple(open_parquet(p, options, str(p)) for p in paths)
-    first = shards[0]
-    for shard in shards[1:]:
+    """Open every shard and check that they share one layout.
+
+    A shard whose footer counts no rows (a writer's empty output) is allowed among others: it
+    takes their layout, must hold their columns, and streams nothing; every shard empty is the
+    error an empty file is.
+    """
+    empty: dict[int, tuple[list[str], tuple[int, ...]]] = {}
+    for i, p in enumerate(paths):
+        with open_parquet_file(p, str(p)) as pf:
+            if pf.n_rows == 0:
+                empty[i] = (pf.names, pf.group_rows)
+    if len(empty) == len(paths):
+        raise InputError(source, "no rows: every shard is empty")
+    opened = {i: open_parquet(p, options, str(p)) for i, p in enumerate(paths) if i not in empty}
+    first = opened[min(opened)]
+    for shard in opened.values():
         for attr in ("kind", "n_classes", "binary", "soft_labels"):
             if getattr(shard, attr) != getattr(first, attr):
                 raise InputError(
@@ -383,4 +396,20 @@ def open_shards(paths: list[Location], options: ReadOptions, source: str) -> Sha
                     f"{attr} is {getattr(shard, attr)!r}, but "
                     f"{first.source} has {getattr(first, attr)!r} (shards must share one layout)",
                 )
-    return ShardedParquet(shards, source)
+    shards = []
+    for i, p in enumerate(paths):
+        if i in opened:
+            shards.append(opened[i])
+            continue
+        names, groups = empty[i]
+        for column in (*first.score_columns, first.label_column):
+            if column not in names:
+                raise InputError(
+                    str(p),
+                    f"column {quoted(column)} not found, but {first.source} has it "
+                    "(shards must share one layout)",
+                )
+        shards.append(
+            replace(first, path=p, source=str(p), n_rows=0, group_rows=groups, row_groups=None)
+        )
+    return ShardedParquet(tuple(shards), source)

@@ -209,3 +209,27 @@ def test_corrupt_shard_named_at_open_and_while_streaming(tmp_path: Path, runner:
     with pytest.raises(InputError) as err:
         list(part.source.chunks())
     assert err.value.source == str(bad)
+
+
+def test_empty_shards_among_others(tmp_path: Path) -> None:
+    """A writer's empty shard (0 rows) takes the others' layout, streams nothing and has no
+    part; one without their columns is named; every shard empty is refused."""
+    table, z = _table(30)
+    pq.write_table(table.slice(0, 0), tmp_path / "a.parquet")  # empty first
+    pq.write_table(table.slice(0, 20), tmp_path / "b.parquet")
+    pq.write_table(table.slice(0, 0), tmp_path / "c.parquet")
+    pq.write_table(table.slice(20, 10), tmp_path / "d.parquet")
+    src = read_predictions(tmp_path)
+    assert src.n_rows == 30 and [s.n_rows for s in src.shards] == [0, 20, 0, 10]
+    np.testing.assert_array_equal(_whole(src, 7)[0], z)
+    plan = src.partitions(7, 4)
+    assert [(p.start, p.rows) for p in plan.parts] == [(0, 20), (20, 10)]
+    np.testing.assert_array_equal(_rows(plan, 7)[0], z)
+    pq.write_table(pa.table({"other": pa.array([], pa.float64())}), tmp_path / "c.parquet")
+    with pytest.raises(InputError, match="not found") as err:
+        read_predictions(tmp_path)
+    assert err.value.source == str(tmp_path / "c.parquet")
+    for name in ("b", "c", "d"):
+        pq.write_table(table.slice(0, 0), tmp_path / f"{name}.parquet")
+    with pytest.raises(InputError, match="every shard is empty"):
+        read_predictions(tmp_path)

@@ -295,3 +295,21 @@ def test_json_of_shards_names_the_directory(tmp_path: Path, runner: CliRunner) -
     out = invoke(runner, "ece", tmp_path / "s", "--json")
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["n"] == len(arrays["labels"])
+
+
+def test_empty_npz_shards_among_others(tmp_path: Path, runner: CliRunner) -> None:
+    arrays = _sample()
+    n = len(arrays["labels"])
+    _cut(tmp_path / "s", [0, 0, 200, 200, n, n], **arrays)  # empty first, middle and last
+    src = read_predictions(tmp_path / "s")
+    assert [s.n_rows for s in src.shards] == [0, 200, 0, n - 200, 0]
+    plan = src.partitions(None, 4)
+    assert [(p.start, p.rows) for p in plan.parts] == [(0, 200), (200, n - 200)]
+    whole = run_json(runner, "ece", SAMPLE)
+    sharded = run_json(runner, "ece", tmp_path / "s")
+    whole.pop("source"), sharded.pop("source")
+    _close(sharded, whole)
+    folder = tmp_path / "e"
+    _cut(folder, [0, 0, 0], **arrays)
+    with pytest.raises(InputError, match="every shard is empty"):
+        read_predictions(folder)
