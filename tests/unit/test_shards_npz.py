@@ -313,3 +313,12 @@ def test_empty_npz_shards_among_others(tmp_path: Path, runner: CliRunner) -> Non
     _cut(folder, [0, 0, 0], **arrays)
     with pytest.raises(InputError, match="every shard is empty"):
         read_predictions(folder)
+
+
+def test_apply_temp_refuses_npz_shards(tmp_path: Path, runner: CliRunner) -> None:
+    """Regression: a directory of npz shards got "--out must have the input's extension ''"."""
+    arrays = _sample()
+    _cut(tmp_path / "s", [0, 100, len(arrays["labels"])], **arrays)
+    result = invoke(runner, "apply-temp", tmp_path / "s", "-t", "1.5", "--out", tmp_path / "o.npz")
+    assert "apply-temp rewrites one file" in result.stderr
+    assert result.exit_code != 0 and not (tmp_path / "o.npz").exists()
