@@ -8,6 +8,13 @@ pyarrow), ``.pt`` / ``.pth`` (a dict of tensors, with the ``torch`` extra, loade
 Each of these formats has its own validator (:mod:`~calibkit.loaders.npz`,
 :mod:`~calibkit.loaders.parquet`, :mod:`~calibkit.loaders.torch_pt`); a format registered
 without one is read through its named arrays (:func:`read_named_arrays`).
+
+Several files are one data set: a directory, or a glob pattern, of parquet shards
+(:class:`~calibkit.loaders.parquet.ShardedParquet`) or of ``.npz`` archives
+(:class:`~calibkit.loaders.npz.ShardedNpz`), never both, read in sorted order. A URL
+(``s3://bucket/preds/``, ``gs://...``, ``file:///...``; :mod:`calibkit.io.urls`) of a parquet or
+``.npz`` file, a directory or a pattern is read through fsspec (imported only then; a missing
+filesystem package is a one-line error naming it).
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import os
 from pathlib import Path
 
 from calibkit.errors import InputError
-from calibkit.io.paths import PARQUET_SUFFIXES, parquet_shards
+from calibkit.io.paths import NPZ_SUFFIXES, PARQUET_SUFFIXES, SHARD_SUFFIXES, shard_files
+from calibkit.io.urls import Location, as_url, check_url, is_url, list_url
 from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys, keyed_predictions
 from calibkit.readers import Format, check_file, format_for, suffixes
 from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
@@ -64,28 +72,48 @@ def read_named_arrays(
     return keyed_predictions(arrays[keys[0]], arrays[keys[1]], keys, options, source)
 
 
-def _parquet_shards(spec: str) -> list[Path] | None:
-    """The parquet files a directory or glob pattern names; ``None`` for a single file.
+def _shards(spec: str) -> tuple[str, list[Location]] | None:
+    """The format (``"parquet"`` or ``"npz"``) and the files a directory or glob pattern (or a
+    URL of either) names; ``None`` for a single file.
 
-    The listing is :func:`calibkit.io.paths.parquet_shards`, the one that output checks use too.
+    The local listing is :func:`calibkit.io.paths.shard_files`, the one that output checks use
+    too; a URL's is :func:`calibkit.io.urls.list_url`.
     """
-    try:
-        found = parquet_shards(spec)
-    except OSError as err:
-        raise InputError(spec, f"cannot list the shards ({err.strerror or err})") from None
+    found: tuple[str, list[Location]] | None
+    if is_url(spec):
+        listed = list_url(spec, spec, SHARD_SUFFIXES)
+        found = None if listed is None else (listed[0], list(listed[1]))
+    else:
+        try:
+            local = shard_files(spec)
+        except OSError as err:
+            raise InputError(spec, f"cannot list the shards ({err.strerror or err})") from None
+        found = None if local is None else (local[0], list(local[1]))
     if found is None:
         return None
     how, files = found
-    if how == "directory":
-        if not files:
-            raise InputError(spec, "is a directory with no .parquet files")
-        return files
     if not files:
+        if how == "directory":
+            raise InputError(spec, "is a directory with no .parquet or .npz files")
         raise InputError(spec, "no files match this pattern")
-    bad = [p for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    bad = [f for f in files if _suffix(f) not in SHARD_SUFFIXES]
     if bad:
-        raise InputError(str(bad[0]), "a pattern may only match .parquet shards")
-    return files
+        raise InputError(str(bad[0]), "a pattern may only match .parquet or .npz shards")
+    parquet = [f for f in files if _suffix(f) in PARQUET_SUFFIXES]
+    if parquet and len(parquet) < len(files):
+        npz = next(f for f in files if _suffix(f) in NPZ_SUFFIXES)
+        raise InputError(
+            spec,
+            f"mixes .parquet and .npz shards ({parquet[0]}, {npz}); "
+            "shards of one data set share one format",
+        )
+    return ("parquet" if parquet else "npz"), files
+
+
+def _suffix(location: Location) -> str:
+    name = str(location).rstrip("/").rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else ""
 
 
 def read_predictions(
@@ -95,24 +123,42 @@ def read_predictions(
 
     ``.npz`` and ``.pt`` files are read and validated at once; ``.parquet`` files are checked
     for layout now and validated batch by batch as they are read. A directory, or a glob pattern
-    such as ``preds/*.parquet``, names parquet shards that are read as one data set, in sorted
-    order, shard by shard.
+    such as ``preds/*.parquet``, names parquet shards, or ``.npz`` archives, that are read as one
+    data set, in sorted order, shard by shard (an ``.npz`` shard only when it is streamed). A
+    URL such as ``s3://bucket/preds.parquet`` (or of a directory, or a pattern) is read through
+    fsspec (:func:`calibkit.io.urls.as_url`: also when it was parsed into a ``Path``).
     """
-    source = str(path)
+    url = as_url(path)  # a URL, even one a Path has collapsed (command-line arguments)
+    source = url if url is not None else os.fspath(path)
     options = options or ReadOptions()
-    shards = _parquet_shards(source)
+    shards = _shards(source)
     if shards is not None:
+        fmt_name, files = shards
+        if fmt_name == "npz":
+            from calibkit.loaders.npz import open_npz_shards
+
+            return open_npz_shards(files, options, source)
         from calibkit.loaders.parquet import open_shards
 
-        return open_shards(shards, options, source)
-    path = Path(path)
-    fmt = format_for(path, source)  # by the suffix: an unknown one is refused before any check
-    check_file(path, source)
+        return open_shards(files, options, source)
+    if is_url(source):
+        fmt = format_for(source, source)
+        if fmt.name not in ("npz", "parquet"):
+            raise InputError(
+                source, f"{fmt.suffixes[0]} files cannot be read from a URL; copy it locally"
+            )
+        check_url(source, source)
+        module, function = _VALIDATORS[fmt.name]
+        read = getattr(importlib.import_module(module), function)
+        return read(source, options, source)  # type: ignore[no-any-return]
+    local = Path(path)
+    fmt = format_for(local, source)  # by the suffix: an unknown one is refused before any check
+    check_file(local, source)
     if fmt.name not in _VALIDATORS:
-        return read_named_arrays(fmt, path, options, source)
+        return read_named_arrays(fmt, local, options, source)
     module, function = _VALIDATORS[fmt.name]
     read = getattr(importlib.import_module(module), function)
-    return read(path, options, source)  # type: ignore[no-any-return]
+    return read(local, options, source)  # type: ignore[no-any-return]
 
 
 def load_predictions(

@@ -26,19 +26,26 @@ reader's: page checksums (CRC-32) are verified where the writer stored them (pya
 footer's row count must equal the sum of its row groups' counts when the file is opened, and the
 number of rows actually read when it has been streamed. Either mismatch is an
 :class:`~calibkit.errors.InputError`, never a count taken on trust.
+
+Splitting for a distributed engine (:mod:`calibkit.sources.partitions`): a file splits into
+parts of whole row groups (:meth:`ParquetPredictions.partitions`; each part is the same source
+restricted to those groups, their rows counted by the footer and checked as they are read, its
+errors naming rows of the whole file); shards split one part per shard
+(:meth:`ShardedParquet.partitions`). Parts hold paths or URLs, never open files: a worker opens
+its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.errors import InputError, Param
+from calibkit.io.urls import Location
 from calibkit.loaders.keys import ReadOptions, choose_columns, confidence_keys, families_of
 from calibkit.readers.names import quoted
 from calibkit.readers.parquet import (
@@ -68,9 +75,13 @@ __all__ = ["ParquetPredictions", "ShardedParquet", "open_parquet", "open_shards"
 
 @dataclass(kw_only=True, frozen=True, eq=False)
 class ParquetPredictions:
-    """A parquet file of predictions, validated chunk by chunk as it is streamed."""
+    """A parquet file of predictions, validated chunk by chunk as it is streamed.
 
-    path: Path
+    ``row_groups`` restricts it to some of its row groups (a part, see :meth:`partitions`):
+    ``n_rows`` is then theirs and ``first_row`` the file's row the first of them starts at.
+    """
+
+    path: Location
     source: str
     kind: SourceKind
     n_classes: int
@@ -85,6 +96,12 @@ class ParquetPredictions:
     kind_reason: str = ""
     #: ``--labels-from-counts``: the label lists are counts, divided by their row sums
     labels_from_counts: bool = False
+    #: each row group's rows, as the footer counts them (every group of the file)
+    group_rows: tuple[int, ...] = ()
+    #: the row groups read (``None``: all of them)
+    row_groups: tuple[int, ...] | None = None
+    #: the file's row at which the first row read lies (row numbers in errors count from it)
+    first_row: int = 0
 
     def chunks(
         self, chunk_rows: int | None = None
@@ -93,12 +110,52 @@ class ParquetPredictions:
         counts (checked as they come, and at the end of a complete pass)."""
         rows = chunk_rows or default_chunk_rows(max(self.n_classes, 1))
         columns = [*self.score_columns, self.label_column]
-        offset = 0
+        offset = self.first_row
         with parquet_errors(self.source):  # an InputError already names the file and the row
-            for batch in stream_batches(self.path, columns, rows, self.n_rows, self.source):
+            batches = stream_batches(
+                self.path, columns, rows, self.n_rows, self.source, row_groups=self.row_groups
+            )
+            for batch in batches:
                 scores, labels = self.convert_batch(batch, offset)
                 offset += len(labels)
                 yield scores, labels
+
+    def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
+        """About ``hint`` parts of whole row groups, in file order (fewer when the file has
+        fewer groups); each is this source restricted to its groups (see
+        :mod:`calibkit.sources.partitions`). A part of a part splits its own groups."""
+        groups = (
+            list(range(len(self.group_rows))) if self.row_groups is None else list(self.row_groups)
+        )
+        if not groups:  # no footer counts known: the file is one part
+            return Plan((Part(0, self.n_rows, self),))
+        hint = max(1, hint)
+        runs: list[list[int]] = []  # the groups of each part
+        rows: list[int] = []
+        before, last = 0, -1
+        for g in groups:
+            n = self.group_rows[g]
+            # the share of the rows the middle of this group lies in; an empty group joins the
+            # part before it (or the first part)
+            share = min(hint - 1, (2 * before + n) * hint // max(1, 2 * self.n_rows))
+            if share != last and (n or not runs):
+                runs.append([])
+                rows.append(0)
+                last = share
+            runs[-1].append(g)
+            rows[-1] += n
+            before += n
+        parts: list[Part] = []
+        start = 0
+        for run, n in zip(runs, rows, strict=True):
+            parts.append(self._part(start, self.first_row + start, run, n))
+            start += n
+        return Plan(tuple(parts))
+
+    def _part(self, start: int, first_row: int, groups: list[int], rows: int) -> Part:
+        return Part(
+            start, rows, replace(self, row_groups=tuple(groups), n_rows=rows, first_row=first_row)
+        )
 
     def stored_scores(self, batch: Any, offset: int) -> NDArray[Any]:
         """A batch's scores as stored, ``(n, K)`` (``(n, 1)`` for a binary model), not yet
@@ -144,10 +201,11 @@ class ParquetPredictions:
         )
 
 
-def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredictions:
+def open_parquet(path: Location, options: ReadOptions, source: str) -> ParquetPredictions:
     """Read the schema of a parquet file and decide which columns hold what (no data read)."""
     with open_parquet_file(path, source) as pf:
         names, schema, n_rows = pf.names, pf.schema, pf.n_rows
+        group_rows = pf.group_rows
         pair = confidence_keys(names, options, families_of(names))
         if pair is not None:
             if n_rows == 0:
@@ -171,6 +229,7 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
                 wide=False,
                 score_key=pair[0],
                 label_key=pair[1],
+                group_rows=group_rows,
             )
         cols = choose_columns(names, options, source)
         # What the scores are: options.kind, else what the name says; None means the name does
@@ -230,6 +289,7 @@ def open_parquet(path: Path, options: ReadOptions, source: str) -> ParquetPredic
         score_key=scores_key,
         label_key=labels_key,
         labels_from_counts=options.labels_from_counts,
+        group_rows=group_rows,
     )
     # --input forces the kind; else the name says, and the first batch read shows whether the
     # scores are probabilities in practice (later batches must agree: validation says so)
@@ -296,19 +356,39 @@ class ShardedParquet:
             yield from shard.chunks(chunk_rows)
 
     def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
-        """One part per shard (the chunks a worker streams are the local engine's)."""
-        parts, start = [], 0
-        for shard in self.shards:
+        """One part per shard (but empty ones), in order (``hint`` is ignored): a worker
+        streams a shard's chunks exactly as the local engine does."""
+        return Plan(shard_parts(self.shards))
+
+
+def shard_parts(shards: tuple[Any, ...]) -> tuple[Part, ...]:
+    """One :class:`Part` per shard (each a source with ``n_rows``), starting where the shards
+    before it end; an empty shard streams nothing and has no part."""
+    parts, start = [], 0
+    for shard in shards:
+        if shard.n_rows:
             parts.append(Part(start, shard.n_rows, shard))
-            start += shard.n_rows
-        return Plan(tuple(parts))
+        start += shard.n_rows
+    return tuple(parts)
 
 
-def open_shards(paths: list[Path], options: ReadOptions, source: str) -> ShardedParquet:
-    """Open every shard and check that they share one layout."""
-    shards = tuple(open_parquet(p, options, str(p)) for p in paths)
-    first = shards[0]
-    for shard in shards[1:]:
+def open_shards(paths: list[Location], options: ReadOptions, source: str) -> ShardedParquet:
+    """Open every shard and check that they share one layout.
+
+    A shard whose footer counts no rows (a writer's empty output) is allowed among others: it
+    takes their layout, must hold their columns, and streams nothing; every shard empty is the
+    error an empty file is.
+    """
+    empty: dict[int, tuple[list[str], tuple[int, ...]]] = {}
+    for i, p in enumerate(paths):
+        with open_parquet_file(p, str(p)) as pf:
+            if pf.n_rows == 0:
+                empty[i] = (pf.names, pf.group_rows)
+    if len(empty) == len(paths):
+        raise InputError(source, "no rows: every shard is empty")
+    opened = {i: open_parquet(p, options, str(p)) for i, p in enumerate(paths) if i not in empty}
+    first = opened[min(opened)]
+    for shard in opened.values():
         for attr in ("kind", "n_classes", "binary", "soft_labels"):
             if getattr(shard, attr) != getattr(first, attr):
                 raise InputError(
@@ -316,4 +396,20 @@ def open_shards(paths: list[Path], options: ReadOptions, source: str) -> Sharded
                     f"{attr} is {getattr(shard, attr)!r}, but "
                     f"{first.source} has {getattr(first, attr)!r} (shards must share one layout)",
                 )
-    return ShardedParquet(shards, source)
+    shards = []
+    for i, p in enumerate(paths):
+        if i in opened:
+            shards.append(opened[i])
+            continue
+        names, groups = empty[i]
+        for column in (*first.score_columns, first.label_column):
+            if column not in names:
+                raise InputError(
+                    str(p),
+                    f"column {quoted(column)} not found, but {first.source} has it "
+                    "(shards must share one layout)",
+                )
+        shards.append(
+            replace(first, path=p, source=str(p), n_rows=0, group_rows=groups, row_groups=None)
+        )
+    return ShardedParquet(tuple(shards), source)

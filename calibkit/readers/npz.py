@@ -11,6 +11,11 @@ checks the CRC-32 when it reaches a member's end.
 refused before numpy could fall back to unpickling) as an :class:`NpzArchive`, whose
 :meth:`~NpzArchive.load` and :meth:`~NpzArchive.mapped` give one array each;
 :func:`read_arrays` gives several at once. Nothing here knows what the arrays mean.
+
+An archive may also be named by URL (:mod:`calibkit.io.urls`): it is then read through its
+fsspec file object, with the same checks (``allow_pickle=False``, headers before data, the
+declared sizes against the memory available), except that no member is memory-mapped: each is
+read into memory by numpy's zip reader, which checks its CRC-32 as it reaches the member's end.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import io
 import re
 import zipfile
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -28,6 +33,7 @@ from typing import IO, Any
 import numpy as np
 
 from calibkit.errors import InputError, describe
+from calibkit.io.urls import Location, is_url, open_input
 from calibkit.readers.memory import STREAMING_HINT, check_fits, format_bytes
 from calibkit.readers.names import listing, quoted
 from calibkit.readers.zipfiles import (
@@ -119,7 +125,7 @@ class NpzMember:
 
 
 def npz_members(
-    path: Path, source: str, names: Collection[str] | None = None
+    path: Location, source: str, names: Collection[str] | None = None
 ) -> dict[str, NpzMember]:
     """The members of the archive at ``path`` by zip name (``"logits.npy"``), without their data.
 
@@ -128,12 +134,18 @@ def npz_members(
     :class:`InputError` when the zip directory itself cannot be read.
     """
     try:
-        with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        with (
+            open_input(path, source) as zfh,
+            zipfile.ZipFile(zfh) as zf,
+            open_input(path, source) as fh,
+        ):
             infos = zf.infolist()
             if names is not None:
                 wanted = set(names)
                 infos = [info for info in infos if info.filename in wanted]
             return {info.filename: _describe(zf, fh, info) for info in infos}
+    except InputError:
+        raise
     except Exception as err:  # an untrusted file: any parser failure is the file's problem
         raise InputError(source, f"not a readable .npz archive ({describe(err)})") from None
 
@@ -238,8 +250,10 @@ def held_bytes(member: NpzMember | None, mapped: bool) -> int:
 class NpzArchive:
     """An open ``.npz`` archive (see :func:`open_npz`): its keys, and each key's array."""
 
-    def __init__(self, path: Path, source: str, archive: Any) -> None:
+    def __init__(self, path: Location, source: str, archive: Any) -> None:
         self.path = path
+        #: whether the archive is a local file (whose uncompressed members can be mapped)
+        self.local = not is_url(path)
         self.source = source
         self._archive = archive
         self._names = set(archive.zip.namelist()) if archive.zip is not None else set()
@@ -271,10 +285,10 @@ class NpzArchive:
         into memory whole. Compressed members (``np.savez_compressed``) are read normally.
         Raises :class:`InputError` when the member fails its CRC-32 check.
         """
-        if member is None or not member.mappable:
+        if member is None or not member.mappable or not self.local:
             return None
         assert member.shape is not None and member.dtype is not None
-        raw = verify_crc(self.path, member, self.source)
+        raw = verify_crc(Path(self.path), member, self.source)
         return np.ndarray(
             member.shape,
             dtype=member.dtype,
@@ -308,23 +322,33 @@ class NpzArchive:
 
 
 @contextmanager
-def open_npz(path: Path, source: str) -> Iterator[NpzArchive]:
-    """Open the archive at ``path`` with ``allow_pickle=False``; closed when the block ends."""
-    with open(path, "rb") as fh:
+def open_npz(path: Location, source: str) -> Iterator[NpzArchive]:
+    """Open the archive at ``path`` (a local path or a URL) with ``allow_pickle=False``; closed
+    when the block ends."""
+    with ExitStack() as stack:
+        fh = stack.enter_context(open_input(path, source))
         head = fh.read(6)
-    if head.startswith(NPY_MAGIC):
-        raise InputError(source, "holds a single .npy array, not an .npz archive of named arrays")
-    if not head.startswith(ZIP_MAGIC):
-        # checked here because numpy would fall back to unpickling (refused, but misreported)
-        raise InputError(source, "not a readable .npz archive (not a zip file)")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as err:  # an untrusted file: any parser failure is the file's problem
-        raise InputError(source, f"not a readable .npz archive ({describe(err)})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise InputError(source, "not a readable .npz archive")
-    with archive:
-        yield NpzArchive(path, source, archive)
+        if head.startswith(NPY_MAGIC):
+            raise InputError(
+                source, "holds a single .npy array, not an .npz archive of named arrays"
+            )
+        if not head.startswith(ZIP_MAGIC):
+            # checked here because numpy would fall back to unpickling (refused, but misreported)
+            raise InputError(source, "not a readable .npz archive (not a zip file)")
+        if is_url(path):
+            fh.seek(0)
+            target: Any = fh  # kept open until the archive is closed
+        else:
+            stack.close()
+            target = path
+        try:
+            archive = np.load(target, allow_pickle=False)
+        except Exception as err:  # an untrusted file: any parser failure is the file's problem
+            raise InputError(source, f"not a readable .npz archive ({describe(err)})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise InputError(source, "not a readable .npz archive")
+        with archive:
+            yield NpzArchive(path, source, archive)
 
 
 def sniff(path: Path) -> bool:
@@ -339,7 +363,7 @@ def sniff(path: Path) -> bool:
 
 
 def read_arrays(
-    path: Path, keys: Collection[str] | None, source: str
+    path: Location, keys: Collection[str] | None, source: str
 ) -> dict[str, np.ndarray[Any, Any]]:
     """The arrays under ``keys`` (every ``.npy`` member when ``None``), by key.
 
@@ -358,7 +382,7 @@ def read_arrays(
         for member in members.values():
             check_declared(member, source)
         needed = sum(
-            held_bytes(member, member is not None and member.mappable)
+            held_bytes(member, member is not None and member.mappable and archive.local)
             for member in members.values()
         )
         check_fits(source, needed, hint=STREAMING_HINT)

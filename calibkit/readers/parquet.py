@@ -9,6 +9,10 @@ at the end of a complete pass; :func:`scalar_column` and :func:`list_column` tur
 batch into a numpy array (``(n,)``, or ``(n, k)`` for lists of length ``k``), refusing nulls and
 non-numeric types. :func:`column_batches` and :func:`read_arrays` combine them.
 
+A file is a local path or a URL (:mod:`calibkit.io.urls`; read through fsspec, wrapped in a
+pyarrow filesystem). :func:`stream_batches` can read a selection of row groups only (the parts
+a distributed engine hands to its workers), checking the rows read against those groups' counts.
+
 Page checksums (CRC-32) are verified where the writer stored them (pyarrow >= 15:
 :func:`parquet_file`). Any mismatch is an :class:`~calibkit.errors.InputError`, never a count
 taken on trust. Nothing here knows what the columns mean.
@@ -28,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.errors import InputError, describe
+from calibkit.io.urls import Location, filesystem, is_url
 from calibkit.readers.memory import check_fits
 from calibkit.readers.names import listing, quoted
 
@@ -64,13 +69,20 @@ def _verifies_checksums() -> bool:
     return "page_checksum_verification" in inspect.signature(pq.ParquetFile).parameters
 
 
-def parquet_file(path: Path | str, **kwargs: Any) -> Any:
+def parquet_file(path: Location, source: str | None = None, **kwargs: Any) -> Any:
     """``pyarrow.parquet.ParquetFile(path, **kwargs)`` that verifies the CRC-32 of every page
-    that stores one (pages without a checksum are read as before)."""
+    that stores one (pages without a checksum are read as before). A URL ``path`` is opened
+    through its fsspec filesystem (``source`` names it in the error when that is missing)."""
     import pyarrow.parquet as pq
 
     if _verifies_checksums():
         kwargs.setdefault("page_checksum_verification", True)
+    if is_url(path):
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        fs, inner = filesystem(str(path), str(path) if source is None else source)
+        kwargs.pop("memory_map", None)  # a local-file option
+        return pq.ParquetFile(inner, filesystem=PyFileSystem(FSSpecHandler(fs)), **kwargs)
     return pq.ParquetFile(path, **kwargs)
 
 
@@ -174,13 +186,19 @@ def _check_row_counts(pf: Any, source: str) -> int:
 class ParquetFile:
     """An open parquet file (see :func:`open_parquet_file`): its schema and checked row count."""
 
-    path: Path
+    path: Location
     source: str
     #: the open ``pyarrow.parquet.ParquetFile``
     handle: Any
     schema: Any
     names: list[str]
     n_rows: int
+
+    @property
+    def group_rows(self) -> tuple[int, ...]:
+        """Each row group's row count, as the footer states it."""
+        meta = self.handle.metadata
+        return tuple(int(meta.row_group(i).num_rows) for i in range(meta.num_row_groups))
 
     def field_type(self, name: str) -> Any:
         return self.schema.field(name).type
@@ -229,13 +247,15 @@ class ParquetFile:
 
 
 @contextmanager
-def open_parquet_file(path: Path, source: str) -> Iterator[ParquetFile]:
+def open_parquet_file(path: Location, source: str) -> Iterator[ParquetFile]:
     """Read the footer and the schema of a parquet file (no data), checking the footer's row
     count against its row groups; closed when the block ends."""
     import pyarrow as pa
 
     try:
-        pf = parquet_file(path)
+        pf = parquet_file(path, source)
+    except InputError:
+        raise
     except (OSError, ValueError, pa.ArrowException) as err:  # ValueError: names not UTF-8
         raise InputError(source, f"not a readable parquet file ({describe(err)})") from None
     with pf:
@@ -249,15 +269,31 @@ def open_parquet_file(path: Path, source: str) -> Iterator[ParquetFile]:
 
 
 def stream_batches(
-    path: Path, columns: list[str], batch_size: int, n_rows: int, source: str
+    path: Location,
+    columns: list[str],
+    batch_size: int,
+    n_rows: int,
+    source: str,
+    *,
+    row_groups: tuple[int, ...] | None = None,
 ) -> Iterator[Any]:
     """Record batches of ``columns`` only, of at most ``batch_size`` rows; the rows read must
     be the ``n_rows`` the footer counts (checked as they come, and at the end of a complete
-    pass). Wrap the loop that consumes them in :func:`parquet_errors`."""
+    pass). ``row_groups``: read only these row groups, in this order (``n_rows`` is then the
+    sum of their counts). Wrap the loop that consumes them in :func:`parquet_errors`."""
     offset = 0
+    groups = None if row_groups is None else list(row_groups)
     # pre_buffer=False: the default read-ahead keeps every row group it has read
-    with parquet_file(path, memory_map=False, pre_buffer=False) as pf:
-        for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+    with parquet_file(path, source, memory_map=False, pre_buffer=False) as pf:
+        if groups is not None and any(
+            not 0 <= g < pf.metadata.num_row_groups for g in groups
+        ):  # the file changed since it was opened
+            raise InputError(
+                source,
+                f"has {pf.metadata.num_row_groups} row groups, no longer "
+                f"the ones it had when it was opened",
+            )
+        for batch in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=groups):
             if offset + batch.num_rows > n_rows:
                 raise InputError(source, count_mismatch(n_rows, "more"))
             offset += batch.num_rows
@@ -266,14 +302,16 @@ def stream_batches(
         raise InputError(source, count_mismatch(n_rows, str(offset)))
 
 
-def first_batch(path: Path, columns: list[str], batch_size: int, source: str) -> Any | None:
+def first_batch(path: Location, columns: list[str], batch_size: int, source: str) -> Any | None:
     """The first record batch of ``columns`` (``None`` when the file holds no rows)."""
     import pyarrow as pa
 
     try:
-        with parquet_file(path, memory_map=False, pre_buffer=False) as pf:
+        with parquet_file(path, source, memory_map=False, pre_buffer=False) as pf:
             batches = pf.iter_batches(batch_size=batch_size, columns=columns)
             return next(iter(batches), None)
+    except InputError:
+        raise
     except (OSError, ValueError, pa.ArrowException) as err:
         raise read_error(source, err) from None
 

@@ -59,6 +59,7 @@ from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, OutputError, Param, UsageError, describe
 from calibkit.io.atomic import atomic_path
 from calibkit.loaders.keys import LOGIT_FAMILIES, PROB_FAMILIES, families_of, kind_of_name
+from calibkit.loaders.npz import ShardedNpz
 from calibkit.loaders.parquet import ParquetPredictions, ShardedParquet
 from calibkit.readers.memory import STREAMING_HINT, check_fits
 from calibkit.readers.npz import npz_members
@@ -189,7 +190,7 @@ def write_calibrated(
     probabilities of a probability-output ``scaler``; it changes nothing for logit outputs.
     """
     require_scores(source, scaler.title)
-    if isinstance(source, ShardedParquet):
+    if isinstance(source, (ShardedParquet, ShardedNpz)):
         raise UsageError(
             f"{source.source}: apply-temp rewrites one file; give each shard on its own"
         )

@@ -228,7 +228,7 @@ def _logit_columns(z: np.ndarray = _z) -> dict[str, Any]:
 BAD_INPUTS = [
     # --- the file itself
     pytest.param(missing_file, "no such file", id="missing-file"),
-    pytest.param(directory, "is a directory with no .parquet files", id="directory"),
+    pytest.param(directory, "is a directory with no .parquet or .npz files", id="directory"),
     pytest.param(raw("preds.npz", b""), "file is empty (0 bytes)", id="npz-zero-bytes"),
     pytest.param(
         raw("preds.csv", b"logit_0,logit_1,label\n0.5,0.1,0\n"),

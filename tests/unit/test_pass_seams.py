@@ -158,6 +158,8 @@ READS_CHUNKS = {
     "loaders/__init__.py": "load_predictions concatenates a whole source into memory; loaders "
     "sit below the engine in the layer order",
     "loaders/parquet.py": "ShardedParquet.chunks is a source: the chunks of its shards in turn",
+    "loaders/npz.py": "ShardedNpz.chunks (and NpzShard.chunks, one shard read when streamed) "
+    "are sources: the chunks of their shards in turn",
     "calibrators/base.py": "the calibrated view's chunks() is a source over its base's chunks",
 }
 

@@ -131,7 +131,10 @@ def test_shards_with_different_layouts_are_refused(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("empty", "is a directory with no .parquet files"), ("none-*.parquet", "no files match")],
+    [
+        ("empty", "is a directory with no .parquet or .npz files"),
+        ("none-*.parquet", "no files match"),
+    ],
 )
 def test_empty_shard_specs(tmp_path, spec, message) -> None:
     (tmp_path / "empty").mkdir()
