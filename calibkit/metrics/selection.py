@@ -225,9 +225,9 @@ def order_statistics(
     ``size_hint``: an upper bound of ``n`` known beforehand (e.g. the rows), which lets data of
     at most :data:`COLLECT_MAX` values be collected in one pass.
 
-    >>> from calibkit.sources.predictions import Predictions
-    >>> p = Predictions.from_arrays([0.9, 0.2, 0.4, 0.6, 0.4], [1, 0, 1, 1, 0])
-    >>> s = order_statistics(p, lambda c: c.scores.astype(float), lambda n: [0, n // 2, n - 1])
+    >>> from calibkit.sources.predictions import ConfidenceRows
+    >>> p = ConfidenceRows.from_arrays([0.9, 0.2, 0.4, 0.6, 0.4], [1, 0, 1, 1, 0])
+    >>> s = order_statistics(p, lambda c: c.scores, lambda n: [0, n // 2, n - 1])
     >>> s.n, s.values.tolist()
     (5, [0.2, 0.4, 0.9])
     """
