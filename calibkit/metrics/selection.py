@@ -25,9 +25,11 @@ every requested rank refined at once, in a few :func:`~calibkit.engine.passes.ru
 The result equals ``np.sort(values)[ranks]`` bit for bit (with the two readings above).
 Cost: each pass reads the source once and recomputes the quantity. For continuous data of
 ``N`` rows a bucket after ``b`` bits of a value in ``[0.5, 1)`` holds about ``N / 2**(b - 12)``
-values, so with 15 ranks one histogram pass and the collecting pass suffice up to ``N ~ 10**6``
-and two up to ``N ~ 10**10`` (measured: 2 passes for 200 000 uniform values); heavy ties need up to 4 histogram passes (20 + 16 + 16 + 12 bits) and no collecting
-one. Data known to hold at most :data:`COLLECT_MAX` values (``size_hint``) take one pass.
+values, so with 15 ranks one histogram pass and the collecting pass suffice up to
+``N ~ 10**6`` and two up to ``N ~ 10**10`` (measured: 2 passes for 200 000 uniform values);
+heavy ties need up to 4 histogram passes (20 + 16 + 16 + 12 bits) and no collecting one, and
+more than 16 distinct buckets narrower passes. Data known to hold at most
+:data:`COLLECT_MAX` values (``size_hint``) take one pass.
 """
 
 from __future__ import annotations
@@ -268,7 +270,7 @@ def order_statistics(
     inverse: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
     while level < 64:
         p = prefixes.size
-        room = max(_MIN_BITS, int(np.log2(HISTOGRAM_MAX // p)))
+        room = max(_MIN_BITS, int(np.log2(max(1, HISTOGRAM_MAX // p))))
         width = min(64 - level, _FIRST_BITS if level == 0 else room, room)
         counts = _Counts(p << width)
         run(_Histogram(quantity, prefixes, level, width), counts.add)
