@@ -80,9 +80,11 @@ from calibkit.calibrators.base import (
     require_scores,
 )
 from calibkit.calibrators.outcome import GRADIENT_TOLERANCE, FitOutcome
+from calibkit.engine.executors import is_distributed
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.engine.sums import prob_floor
 from calibkit.errors import InputError, Param, UsageError
+from calibkit.metrics.selection import refuse_distributed
 from calibkit.sources.predictions import PredictionSource, ScoreKind
 
 __all__ = [
@@ -317,7 +319,12 @@ def collect_columns(
     source: PredictionSource, reduction: Reduction, *, chunk_rows: int | None, logs: bool = False
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Every row's ``(p, target)`` of ``source`` (``(N, M)`` each; with ``logs`` the log-odds
-    instead of ``p``): the in-memory data of the binning methods (O(N M) memory)."""
+    instead of ``p``): the in-memory data of the binning methods (O(N M) memory); refused on a
+    cluster (:func:`~calibkit.engine.executors.is_distributed`)."""
+    refuse_distributed(
+        f"{source.source}: the binning calibrators (isotonic, histogram) fit on every row's "
+        "score and target in memory"
+    )
     parts: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
 
     def work(chunk: Chunk) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -421,7 +428,9 @@ def fit_logistic(
         size = int(source.n_rows) * n_prob * (d + 1)
     except (TypeError, ValueError):  # pragma: no cover - every source says
         size = IN_MEMORY_ELEMENTS + 1
-    if size <= IN_MEMORY_ELEMENTS:  # small: one pass keeps the features, the fit runs in memory
+    # small: one pass keeps the features, the fit runs in memory (never on a cluster, whose
+    # passes send back sums only: there every iteration is a pass)
+    if size <= IN_MEMORY_ELEMENTS and not is_distributed():
         parts: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
 
         def keep(chunk: Chunk) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -39,6 +39,7 @@ from calibkit.engine.executors import scratch
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
+from calibkit.metrics.selection import refuse_distributed
 from calibkit.sources.predictions import PredictionSource
 
 __all__ = ["TemperatureSweep", "sweep_temperatures", "temperature_grid"]
@@ -109,6 +110,11 @@ def sweep_temperatures(
         raise UsageError("temperatures must be finite numbers > 0")
     n_bins = check_n_bins(n_bins)
     binning = check_binning(binning)
+    if binning == "mass":  # every temperature's bins need its own edges
+        refuse_distributed(
+            f"{source.source}: a sweep's equal-mass bins keep every row's confidence at every "
+            "temperature"
+        )
     betas = 1.0 / temps
     beta_list = betas.tolist()
     kind = source.kind

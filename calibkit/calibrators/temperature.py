@@ -76,6 +76,7 @@ from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import ConvergenceWarning, InputError, UsageError
 from calibkit.metrics.binning import Binning, check_binning, check_n_bins
 from calibkit.metrics.examples import center_logits, log_probs, prob_stats
+from calibkit.metrics.selection import refuse_distributed
 from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import (
     CalibrationSummary,
@@ -366,6 +367,11 @@ def _pass(
     if plan.after is not None:
         after = MetricAccumulator(n_classes, n_bins=plan.after[0], binning=plan.after[1])
     samples: list[Sample] = []
+    if device is None and "mass" in (spec[1] for spec in (plan.before, plan.after) if spec):
+        refuse_distributed(
+            f"{source.source}: the metrics of a temperature fit with equal-mass bins keep every "
+            "row's confidence"
+        )
 
     def work(item: Chunk) -> _ChunkResult:
         if device is not None:

@@ -250,8 +250,9 @@ def run_pass(
     that cannot be split is read here, on the executor's local threads.
     """
     ex = get_executor(executor)
-    if getattr(ex, "distributed", False):
-        plan = plan_of(source, chunk_rows, ex.partition_hint())  # type: ignore[attr-defined]
+    hint = getattr(ex, "partition_hint", None)  # an executor that maps chunks only has none
+    if getattr(ex, "distributed", False) and hint is not None:
+        plan = plan_of(source, chunk_rows, hint())
         if plan is not None:
             return _run_plan(
                 plan, fn, merge, chunk_rows=chunk_rows, executor=ex, description=description

@@ -15,7 +15,9 @@ Two binnings are supported, both over [0, 1]:
     edge of bin ``b`` is the confidence of rank ``ceil(b*N/M) - 1`` (0-based); bin ``b`` holds the
     confidences in ``(upper_{b-1}, upper_b]``. Equal confidences are never split between bins, so
     the result does not depend on the order of the rows; with many ties, some bins hold more than
-    ``N/M`` examples and some none.
+    ``N/M`` examples and some none. An edge of zero is ``+0.0`` (a confidence of ``-0.0`` equals
+    it). On a cluster the edges are found exactly without sorting, by radix selection in a few
+    extra passes (:func:`calibkit.metrics.selection.mass_edges`): the same edges, bit for bit.
 
 Either binning takes ``1 <= M <=`` :data:`MAX_BINS` (10 000) bins. More bins than that leave
 a handful of examples per bin for any realistic ``N``, so a binned estimate is noise, while every
@@ -42,6 +44,7 @@ __all__ = [
     "check_binning",
     "check_n_bins",
     "mass_bin_edges",
+    "mass_ranks",
     "width_bin_edges",
 ]
 
@@ -98,20 +101,33 @@ def assign_width_bins(confidences: ArrayLike, n_bins: int) -> NDArray[np.intp]:
     return idx
 
 
+def mass_ranks(n: int, n_bins: int) -> NDArray[np.int64]:
+    """The 0-based ranks ``ceil(b*N/M) - 1`` (``b = 1..M``) of the sorted confidences that are
+    the upper edges of equal-mass bins (none for ``N = 0``).
+
+    >>> mass_ranks(10, 4).tolist()
+    [2, 4, 7, 9]
+    """
+    m = check_n_bins(n_bins)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    ranks = -(-np.arange(1, m + 1, dtype=np.int64) * n // m) - 1  # exact integer arithmetic
+    return np.clip(ranks, 0, n - 1)
+
+
 def mass_bin_edges(confidences: ArrayLike, n_bins: int) -> NDArray[np.float64]:
-    """Upper edges of equal-mass bins: ``M`` values, the last one the largest confidence.
+    """Upper edges of equal-mass bins: ``M`` values, the last one the largest confidence (all
+    1.0 without confidences); an edge of zero is ``+0.0``.
 
     >>> mass_bin_edges([0.9, 0.2, 0.4, 0.6], 2).tolist()
     [0.4, 0.9]
     """
     m = check_n_bins(n_bins)
     conf = np.sort(np.asarray(confidences, dtype=np.float64).ravel())
-    n = conf.size
-    if n == 0:
+    if conf.size == 0:
         return np.ones(m, dtype=np.float64)
-    ranks = -(-np.arange(1, m + 1) * n // m) - 1  # ceil(b*N/M) - 1, exact integer arithmetic
-    ranks = np.clip(ranks, 0, n - 1)
-    return conf[ranks]
+    edges: NDArray[np.float64] = conf[mass_ranks(conf.size, m)] + 0.0  # -0.0 reads as +0.0
+    return edges
 
 
 def assign_mass_bins(confidences: ArrayLike, upper_edges: ArrayLike) -> NDArray[np.intp]:

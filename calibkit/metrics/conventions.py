@@ -37,6 +37,12 @@ convention below reproduces one rule; ``calibkit`` is the default, documented in
     with ``numpy.histogramdd`` / ``scipy.stats.binned_statistic_dd`` on float64 ``linspace``
     edges: bins ``[lo, hi)``, the last one closed; for binary models it bins ``p(y = 1)``.
 
+``sklearn`` and ``netcal`` sum each chunk into the bins (float64), so they also run on a
+cluster; ``guo`` and ``torchmetrics`` add their float32 sums over the rows in row order, which
+needs every row in one place: on a cluster
+(:func:`~calibkit.engine.executors.is_distributed`) they are a one-line
+:class:`~calibkit.errors.UsageError` that names the local engine.
+
 Results match the originals to float32 rounding (about 1e-6) for the float32 conventions; the
 bin counts match exactly except for confidences within a float32 ulp of an edge, where the
 softmax implementations themselves may differ.
@@ -45,7 +51,7 @@ softmax implementations themselves may differ.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -55,6 +61,7 @@ from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import check_n_bins
 from calibkit.metrics.calibration import BinTable
+from calibkit.metrics.selection import refuse_distributed
 from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import CalibrationSummary
 from calibkit.sources.predictions import PredictionSource
@@ -111,9 +118,76 @@ def _top_label(
     return np.concatenate(confs), np.concatenate(outs)
 
 
-def _hard_labels(source: PredictionSource, labels: NDArray[Any]) -> None:
+def _hard_labels(source: PredictionSource | str, labels: NDArray[Any]) -> None:
     if labels.ndim != 1:
-        raise UsageError(f"{source.source}: conventions other than calibkit need hard labels")
+        name = source if isinstance(source, str) else source.source
+        raise UsageError(f"{name}: conventions other than calibkit need hard labels")
+
+
+@dataclass(frozen=True, eq=False)
+class _Float64Bins:
+    """One chunk's float64 bin sums ``(count, confidence, outcome)`` under the ``sklearn`` or
+    ``netcal`` rule (small parameters only: it travels to a cluster's workers)."""
+
+    name: str
+    kind: str
+    positive: bool
+    n_bins: int
+    netcal: bool
+
+    def __call__(self, chunk: Chunk) -> NDArray[np.float64]:
+        scores, labels = chunk.scores, chunk.labels
+        m = self.n_bins
+        if self.kind == "confidence":
+            conf: NDArray[np.float64] = np.asarray(scores, dtype=np.float64)
+            out = np.asarray(labels, dtype=np.float64)
+        else:
+            _hard_labels(self.name, labels)
+            p = softmax(scores) if self.kind == "logits" else scores.astype(np.float64)
+            if self.positive:
+                conf, out = p[:, 1], (labels == 1).astype(np.float64)
+            else:
+                pred = p.argmax(axis=1)
+                conf, out = p[np.arange(len(pred)), pred], (pred == labels).astype(np.float64)
+        edges = np.linspace(0.0, 1.0, m + 1)
+        if self.netcal:
+            eps = np.finfo(conf.dtype).eps
+            conf = np.clip(conf, eps, 1.0 - eps)
+            idx = np.minimum(np.searchsorted(edges, conf, side="right") - 1, m - 1)
+        else:
+            idx = np.searchsorted(edges[1:-1], conf)
+        return np.stack(
+            [
+                np.bincount(idx, minlength=m).astype(np.float64),
+                np.bincount(idx, weights=conf, minlength=m),
+                np.bincount(idx, weights=out, minlength=m),
+            ]
+        )
+
+
+def _float64_bins(
+    source: PredictionSource, convention: Convention, m: int, positive: bool
+) -> BinTable:
+    total = np.zeros((3, m))
+    rows = 0
+
+    def add(part: NDArray[np.float64]) -> None:  # in chunk order
+        nonlocal total, rows
+        total += part
+        rows += round(float(part[0].sum()))
+
+    job = _Float64Bins(source.source, source.kind, positive, m, convention == "netcal")
+    run_pass(source, job, add)
+    edges = np.linspace(0.0, 1.0, m + 1)
+    return BinTable(
+        lower=edges[:-1],
+        upper=edges[1:],
+        count=total[0].astype(np.int64),
+        sum_confidence=total[1],
+        sum_outcome=total[2],
+        binning="width",
+        total=rows,
+    )
 
 
 def convention_bins(
@@ -129,42 +203,32 @@ def convention_bins(
     if convention not in CONVENTIONS or convention == "calibkit":
         raise UsageError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
     positive = _positive(source, convention)
-    float32 = convention in ("guo", "torchmetrics")
-    conf, out = _top_label(source, float32=float32, positive=positive)
+    if convention in ("sklearn", "netcal"):
+        return _float64_bins(source, convention, m, positive)
+    refuse_distributed(
+        f"{source.source}: the {convention} convention adds float32 sums over every row in "
+        "row order"
+    )
+    conf, out = _top_label(source, float32=True, positive=positive)
     n = conf.size
-    if convention == "sklearn":
-        edges = np.linspace(0.0, 1.0, m + 1)
-        idx = np.searchsorted(edges[1:-1], conf)
+    edges32 = np.linspace(0, 1, m + 1, dtype=np.float32)  # as torch.linspace(0, 1, M+1)
+    c32 = conf.astype(np.float32)
+    if convention == "torchmetrics":
+        idx = np.searchsorted(edges32, c32, side="right") - 1  # bucketize(right=True) - 1
+        size = m + 1
+        lower = np.append(edges32[:-1], 1.0).astype(np.float64)
+        upper = np.append(edges32[1:], 1.0).astype(np.float64)
+    else:  # guo: conf > lower and conf <= upper
+        idx = np.searchsorted(edges32, c32, side="left") - 1
+        keep = idx >= 0  # exactly 0: in no bin
+        idx, c32, out = idx[keep], c32[keep], out[keep]
         size = m
-        lower, upper = edges[:-1], edges[1:]
-    elif convention == "netcal":
-        eps = np.finfo(conf.dtype).eps
-        conf = np.clip(conf, eps, 1.0 - eps)
-        edges = np.linspace(0.0, 1.0, m + 1)
-        idx = np.minimum(np.searchsorted(edges, conf, side="right") - 1, m - 1)
-        size = m
-        lower, upper = edges[:-1], edges[1:]
-    else:
-        edges32 = np.linspace(0, 1, m + 1, dtype=np.float32)  # as torch.linspace(0, 1, M+1)
-        c32 = conf.astype(np.float32)
-        if convention == "torchmetrics":
-            idx = np.searchsorted(edges32, c32, side="right") - 1  # bucketize(right=True) - 1
-            size = m + 1
-            lower = np.append(edges32[:-1], 1.0).astype(np.float64)
-            upper = np.append(edges32[1:], 1.0).astype(np.float64)
-        else:  # guo: conf > lower and conf <= upper
-            idx = np.searchsorted(edges32, c32, side="left") - 1
-            keep = idx >= 0  # exactly 0: in no bin
-            idx, c32, out = idx[keep], c32[keep], out[keep]
-            size = m
-            lower, upper = edges32[:-1].astype(np.float64), edges32[1:].astype(np.float64)
-        conf = c32
+        lower, upper = edges32[:-1].astype(np.float64), edges32[1:].astype(np.float64)
     count = np.bincount(idx, minlength=size).astype(np.int64)
-    dtype = np.float32 if float32 else np.float64
-    sum_conf = np.zeros(size, dtype=dtype)
-    sum_out = np.zeros(size, dtype=dtype)
-    np.add.at(sum_conf, idx, conf.astype(dtype))
-    np.add.at(sum_out, idx, out.astype(dtype))
+    sum_conf = np.zeros(size, dtype=np.float32)
+    sum_out = np.zeros(size, dtype=np.float32)
+    np.add.at(sum_conf, idx, c32)
+    np.add.at(sum_out, idx, out.astype(np.float32))
     return BinTable(
         lower=lower,
         upper=upper,

@@ -22,7 +22,10 @@ nothing about how far the model pushes its winners. The mean over the other clas
 gap to the runner-up, is used because it is what the optimum pins down (at the optimum every
 other logit sits at the same gap, so both agree there), and because it uses every class, so one
 near-tie does not decide it. The **median** gap of the correct examples (exact: one float64 is
-kept per correct example, as equal-mass binning keeps two per example) gives
+kept per correct example, as equal-mass binning keeps two per example; on a cluster, where a
+pass may not send rows back, the two middle gaps are found exactly by radix selection in a few
+extra passes, :func:`calibkit.metrics.selection.order_statistics`, and their mean is the same
+number bit for bit) gives
 ``implied_ls_alpha = alpha(median gap)`` — the median is unchanged by a few extreme examples,
 and as ``alpha(g)`` is monotone it is also the median of the per-example implied alphas.
 
@@ -37,14 +40,17 @@ a reason.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from calibkit.engine.executors import is_distributed
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.metrics.examples import log_probs
+from calibkit.metrics.selection import order_statistics
 from calibkit.sources.predictions import PredictionSource
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "from_gaps",
     "implied_alpha",
     "implied_smoothing",
+    "median_ranks",
     "smoothing_gap",
 ]
 
@@ -147,9 +154,8 @@ class ImpliedSmoothing:
         }
 
 
-def from_gaps(gaps: NDArray[np.float64], n_classes: int) -> ImpliedSmoothing:
-    """:class:`ImpliedSmoothing` of the gaps of every correctly classified row."""
-    if gaps.size == 0:
+def _from_median(n_correct: int, median: float, n_classes: int) -> ImpliedSmoothing:
+    if n_correct == 0:
         return ImpliedSmoothing(
             n_classes=n_classes,
             n_correct=0,
@@ -157,20 +163,48 @@ def from_gaps(gaps: NDArray[np.float64], n_classes: int) -> ImpliedSmoothing:
             alpha=None,
             reason="no correctly classified example: no gap to measure",
         )
-    median = float(np.median(gaps))
     return ImpliedSmoothing(
         n_classes=n_classes,
-        n_correct=int(gaps.size),
+        n_correct=n_correct,
         median_gap=median,
         alpha=float(implied_alpha(median, n_classes)),
     )
+
+
+def from_gaps(gaps: NDArray[np.float64], n_classes: int) -> ImpliedSmoothing:
+    """:class:`ImpliedSmoothing` of the gaps of every correctly classified row."""
+    median = float(np.median(gaps)) if gaps.size else math.nan
+    return _from_median(int(gaps.size), median, n_classes)
+
+
+def median_ranks(n: int) -> list[int]:
+    """The ranks whose values' mean is the median of ``n`` sorted values (as ``np.median``).
+
+    >>> median_ranks(5), median_ranks(4), median_ranks(0)
+    ([2], [1, 2], [])
+    """
+    if n == 0:
+        return []
+    return [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+
+
+@dataclass(frozen=True)
+class _Gaps:
+    """A chunk's :func:`correct_gaps` (a quantity for the selection passes)."""
+
+    kind: str
+
+    def __call__(self, chunk: Chunk) -> NDArray[np.float64]:
+        return correct_gaps(chunk.scores, chunk.labels, self.kind)
 
 
 def implied_smoothing(
     source: PredictionSource, *, chunk_rows: int | None = None
 ) -> ImpliedSmoothing:
     """The implied label smoothing of ``source`` from one pass over its chunks (any chunk
-    size gives the same numbers: the median of the same gaps).
+    size gives the same numbers: the median of the same gaps). On a cluster
+    (:func:`~calibkit.engine.executors.is_distributed`) the median is found by exact selection
+    in a few passes instead (module docstring): the same number.
 
     >>> from calibkit.sources.predictions import Predictions
     >>> p = Predictions.from_arrays([[np.log(91.0), 0.0] + [0.0] * 8], [0])
@@ -186,6 +220,18 @@ def implied_smoothing(
             reason="confidence-only input: no class scores to measure a logit gap",
         )
     kind = source.kind
+    if is_distributed():
+        sel = order_statistics(
+            source,
+            _Gaps(kind),
+            median_ranks,
+            chunk_rows=chunk_rows,
+            description="logit gaps",
+            size_hint=int(source.n_rows),
+        )
+        # np.median's own arithmetic: the mean of the middle value(s)
+        median = float(np.mean(sel.values)) if sel.n else math.nan
+        return _from_median(sel.n, median, source.n_classes)
     parts: list[NDArray[np.float64]] = []
 
     def gaps(chunk: Chunk) -> NDArray[np.float64]:

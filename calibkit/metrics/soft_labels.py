@@ -26,9 +26,11 @@ the ``N`` examples:
   arbitrary choice that ``ece_label_argmax`` and the accuracy depend on
 
 Everything is accumulated in float64 over the chunks of one pass (:func:`soft_label_metrics`);
-equal-width bins keep ``O(M)`` sums, equal-mass bins the confidences and two outcomes per
-example, as the summary does. The result does not depend on the chunk size beyond float64
-summation order.
+equal-width bins keep ``O(M)`` sums (each chunk sums its rows into the bins), equal-mass bins
+the confidences and two outcomes per example, as the summary does; on a cluster
+(:func:`~calibkit.engine.executors.is_distributed`) equal-mass bins find their edges exactly
+in a few extra passes (:func:`calibkit.metrics.selection.mass_edges`) and then sum chunks into
+them. The result does not depend on the chunk size beyond float64 summation order.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from calibkit.engine.executors import is_distributed
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError
 from calibkit.metrics.binning import (
@@ -50,6 +53,7 @@ from calibkit.metrics.binning import (
     mass_bin_edges,
 )
 from calibkit.metrics.examples import ExampleStats, example_stats, log_probs
+from calibkit.metrics.selection import Confidence, mass_edges
 from calibkit.metrics.softmax import log_softmax
 from calibkit.sources.predictions import PredictionSource
 
@@ -70,9 +74,11 @@ def _xlogx(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class SoftLabelSums:
-    """Sums over the examples of one chunk (see :func:`soft_label_sums`)."""
+    """Sums over the examples of one chunk (see :func:`soft_label_sums`): either the per-bin
+    sums ``bins`` (``(3, M)``: confidence, argmax outcome, mass outcome) or the per-example
+    confidences and outcomes (``None`` when binned)."""
 
     n: int
     cross_entropy: float
@@ -80,9 +86,16 @@ class SoftLabelSums:
     entropy_predictions: float
     entropy_labels: float
     ties: int
-    confidence: NDArray[np.float64]
-    argmax_outcome: NDArray[np.float64]
-    mass_outcome: NDArray[np.float64]
+    confidence: NDArray[np.float64] | None
+    argmax_outcome: NDArray[np.float64] | None
+    mass_outcome: NDArray[np.float64] | None
+    bins: NDArray[np.float64] | None = None
+
+
+def _bin_sums(
+    idx: NDArray[np.intp], m: int, conf: NDArray[np.float64], *outcomes: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    return np.stack([np.bincount(idx, weights=w, minlength=m) for w in (conf, *outcomes)])
 
 
 def soft_label_sums(
@@ -91,10 +104,14 @@ def soft_label_sums(
     kind: str,
     *,
     stats: ExampleStats | None = None,
+    n_bins: int | None = None,
+    upper_edges: NDArray[np.float64] | None = None,
 ) -> SoftLabelSums:
     """The per-example terms of one validated chunk with soft labels ``(n, K)``, summed; the
-    confidences and both outcomes are kept per example (for the bins). ``stats``: the chunk's
-    top-label :func:`~calibkit.metrics.examples.example_stats`, when the caller has them."""
+    confidences and both outcomes are kept per example (for the bins), unless ``n_bins`` is
+    given: then they are summed into ``n_bins`` equal-width bins, or the equal-mass bins of
+    ``upper_edges``. ``stats``: the chunk's top-label
+    :func:`~calibkit.metrics.examples.example_stats`, when the caller has them."""
     if labels.ndim != 2:
         raise ValueError("soft-label metrics need (n, K) label distributions")
     t = labels.astype(np.float64, copy=False)
@@ -117,6 +134,16 @@ def soft_label_sums(
     with np.errstate(over="ignore", invalid="ignore"):
         ce = float(-stats.log_prob.sum())
         kl = float(per_kl.sum())
+    argmax_outcome = stats.correct.astype(np.float64)
+    mass_outcome = t[rows, pred]
+    bins = None
+    if n_bins is not None:
+        if upper_edges is None:
+            idx = assign_width_bins(stats.confidence, n_bins)
+        else:
+            idx = assign_mass_bins(stats.confidence, upper_edges)
+        bins = _bin_sums(idx, n_bins, stats.confidence, argmax_outcome, mass_outcome)
+    keep = bins is None
     return SoftLabelSums(
         n=int(t.shape[0]),
         cross_entropy=ce,
@@ -124,9 +151,10 @@ def soft_label_sums(
         entropy_predictions=float(-_xlogx(p).sum()),
         entropy_labels=float(-_xlogx(t).sum()),
         ties=ties,
-        confidence=stats.confidence,
-        argmax_outcome=stats.correct.astype(np.float64),
-        mass_outcome=t[rows, pred],
+        confidence=stats.confidence if keep else None,
+        argmax_outcome=argmax_outcome if keep else None,
+        mass_outcome=mass_outcome if keep else None,
+        bins=bins,
     )
 
 
@@ -178,11 +206,21 @@ def _binned_ece(
 
 class SoftLabelAccumulator:
     """Float64 running sums of :func:`soft_label_sums` parts, merged in chunk order; the bins
-    are the summary's (``n_bins`` of ``binning``)."""
+    are the summary's (``n_bins`` of ``binning``; for equal-mass bins fixed ``upper_edges``
+    when they are known beforehand, else every part's confidences are kept)."""
 
-    def __init__(self, *, n_bins: int = 15, binning: Binning = "width") -> None:
+    def __init__(
+        self,
+        *,
+        n_bins: int = 15,
+        binning: Binning = "width",
+        upper_edges: NDArray[np.float64] | None = None,
+    ) -> None:
         self.n_bins = check_n_bins(n_bins)
         self.binning: Binning = check_binning(binning)
+        if upper_edges is not None and (binning != "mass" or len(upper_edges) != self.n_bins):
+            raise ValueError(f"upper_edges must be {self.n_bins} edges of equal-mass bins")
+        self.upper_edges = upper_edges
         self.n = 0
         self.ties = 0
         self.cross_entropy = 0.0
@@ -200,6 +238,12 @@ class SoftLabelAccumulator:
         self.kl += part.kl
         self.entropy_predictions += part.entropy_predictions
         self.entropy_labels += part.entropy_labels
+        if part.bins is not None:
+            self.bin_confidence += part.bins[0]
+            self.bin_outcome += part.bins[1:]
+            return
+        assert part.confidence is not None
+        assert part.argmax_outcome is not None and part.mass_outcome is not None
         if self.binning == "width":
             m = self.n_bins
             idx = assign_width_bins(part.confidence, m)
@@ -214,7 +258,7 @@ class SoftLabelAccumulator:
         if n == 0:
             raise InputError(source, "no rows: the predictions are empty")
         gaps: tuple[NDArray[np.float64], ...]
-        if self.binning == "width":
+        if self.binning == "width" or self.upper_edges is not None:
             gaps = tuple(np.abs(self.bin_confidence - o) for o in self.bin_outcome)
         else:
             conf = np.concatenate([k[0] for k in self._kept])
@@ -249,15 +293,37 @@ def soft_label_metrics(
     >>> m.kl_divergence, round(m.cross_entropy - m.entropy_labels, 12), m.ece_label_mass
     (0.0, 0.0, 0.0)
     """
-    acc = SoftLabelAccumulator(n_bins=n_bins, binning=binning)
+    m = check_n_bins(n_bins)
     if not source.soft_labels or source.kind not in ("logits", "probs"):
         raise InputError(source.source, "soft-label metrics need (N, K) label distributions")
     kind = source.kind
-
-    def fn(chunk: Chunk) -> SoftLabelSums:
-        return soft_label_sums(chunk.scores, chunk.labels, kind)
-
+    upper = None
+    selected = -1
+    if check_binning(binning) == "mass" and is_distributed():
+        upper, selected = mass_edges(source, Confidence(kind), m, chunk_rows=chunk_rows)
+    acc = SoftLabelAccumulator(n_bins=m, binning=binning, upper_edges=upper)
+    fn = _SoftSums(kind, m if binning == "width" or upper is not None else None, upper)
     run_pass(
         source, fn, acc.merge, chunk_rows=chunk_rows, description=f"{source.source}: soft labels"
     )
+    if selected >= 0 and acc.n != selected:
+        raise InputError(source.source, "the data changed between two reads (soft labels)")
     return acc.result(source.source)
+
+
+@dataclass(frozen=True, eq=False)
+class _SoftSums:
+    """A chunk's :func:`soft_label_sums` (small parameters only: it travels to a cluster)."""
+
+    kind: str
+    n_bins: int | None
+    upper_edges: NDArray[np.float64] | None
+
+    def __call__(self, chunk: Chunk) -> SoftLabelSums:
+        return soft_label_sums(
+            chunk.scores,
+            chunk.labels,
+            self.kind,
+            n_bins=self.n_bins,
+            upper_edges=self.upper_edges,
+        )

@@ -3,8 +3,12 @@
 :func:`summarize` reads each chunk of scores once, turns it into per-example statistics
 (:func:`~calibkit.metrics.examples.example_stats`) and folds those into float64 accumulators whose
 size does not depend on ``N`` (for equal-width bins; equal-mass bins need the sorted confidences,
-so that binning keeps two float64 numbers per example). The result does not depend on the chunk
-size beyond float64 summation order.
+so that binning keeps two float64 numbers per example). On a cluster
+(:func:`~calibkit.engine.executors.is_distributed`) equal-mass bins instead find their edges
+exactly in a few extra passes (:func:`calibkit.metrics.selection.mass_edges`) and then sum each
+chunk into those fixed bins like equal-width ones: the same edges bit for bit, the same counts,
+sums equal to float64 summation order. The result does not depend on the chunk size beyond
+float64 summation order.
 
 Definitions (natural logarithms; ``p`` the softmax of the logits, ``y`` the label):
 
@@ -23,13 +27,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from calibkit.engine.executors import Executor, SerialExecutor, ThreadExecutor
+from calibkit.engine.executors import Executor, SerialExecutor, ThreadExecutor, is_distributed
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.engine.sums import ChunkSums, SumsAccumulator
 from calibkit.errors import InputError, Param, UsageError
@@ -44,6 +49,7 @@ from calibkit.metrics.binning import (
 )
 from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.examples import BinaryMode, ExampleStats, example_stats
+from calibkit.metrics.selection import Confidence, mass_edges, refuse_distributed
 from calibkit.sources.predictions import PredictionSource, input_reason
 
 __all__ = [
@@ -96,9 +102,17 @@ def _sum(x: NDArray[np.float64]) -> float:
 
 
 def chunk_sums(
-    stats: ExampleStats, labels: NDArray[Any], *, n_classes: int, n_bins: int, binning: Binning
+    stats: ExampleStats,
+    labels: NDArray[Any],
+    *,
+    n_classes: int,
+    n_bins: int,
+    binning: Binning,
+    upper_edges: NDArray[np.float64] | None = None,
 ) -> ChunkSums:
-    """Reduce a chunk's per-example statistics to the accumulator's sums."""
+    """Reduce a chunk's per-example statistics to the accumulator's sums. Equal-mass bins keep
+    the chunk's confidences and outcomes, unless their ``upper_edges`` are given (fixed: then
+    the chunk is summed into them)."""
     if n_classes == 0:  # confidence-only rows: there are no classes
         class_mass = np.zeros(0)
     elif labels.ndim == 1:
@@ -109,8 +123,11 @@ def chunk_sums(
     bin_conf: NDArray[np.float64] | None = None
     bin_out: NDArray[np.float64] | None = None
     mass_part = None
-    if binning == "width":
-        idx = assign_width_bins(stats.confidence, n_bins)
+    if binning == "width" or upper_edges is not None:
+        if upper_edges is None:
+            idx = assign_width_bins(stats.confidence, n_bins)
+        else:
+            idx = assign_mass_bins(stats.confidence, upper_edges)
         count = np.bincount(idx, minlength=n_bins).astype(np.int64)
         bin_conf = np.bincount(idx, weights=stats.confidence, minlength=n_bins).astype(np.float64)
         bin_out = np.bincount(idx, weights=stats.outcome, minlength=n_bins).astype(np.float64)
@@ -151,7 +168,11 @@ class MetricAccumulator(SumsAccumulator):
         binning: Binning = "width",
         kind: str = "logits",
         binary_mode: BinaryMode = "top-label",
+        upper_edges: ArrayLike | None = None,
     ) -> None:
+        """``upper_edges``: fixed upper edges of the equal-mass bins (found beforehand, e.g. by
+        :func:`~calibkit.metrics.selection.mass_edges`), so chunks are summed into them and no
+        row is kept."""
         self.n_classes = n_classes
         self.n_bins = check_n_bins(n_bins)
         self.binning = check_binning(binning)
@@ -170,6 +191,12 @@ class MetricAccumulator(SumsAccumulator):
         self.bin_outcome = np.zeros(self.n_bins, dtype=np.float64)
         self._mass_parts: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
         self.soft_labels = False
+        self.upper_edges: NDArray[np.float64] | None = None
+        if upper_edges is not None:
+            edges = np.asarray(upper_edges, dtype=np.float64)
+            if self.binning != "mass" or edges.shape != (self.n_bins,):
+                raise ValueError(f"upper_edges must be {self.n_bins} edges of equal-mass bins")
+            self.upper_edges = edges
 
     def update(self, scores: NDArray[np.floating], labels: NDArray[Any]) -> ExampleStats:
         """Fold one validated chunk in; returns its per-example statistics."""
@@ -184,7 +211,12 @@ class MetricAccumulator(SumsAccumulator):
     def sums(self, stats: ExampleStats, labels: NDArray[Any]) -> ChunkSums:
         """This accumulator's :func:`chunk_sums` of a chunk (thread-safe: reads no state)."""
         return chunk_sums(
-            stats, labels, n_classes=self.n_classes, n_bins=self.n_bins, binning=self.binning
+            stats,
+            labels,
+            n_classes=self.n_classes,
+            n_bins=self.n_bins,
+            binning=self.binning,
+            upper_edges=self.upper_edges,
         )
 
     def _add_to_bins(
@@ -199,6 +231,9 @@ class MetricAccumulator(SumsAccumulator):
         if self.binning == "width":
             edges = width_bin_edges(self.n_bins)
             lower, upper = edges[:-1].copy(), edges[1:].copy()
+        elif self.upper_edges is not None:
+            upper = self.upper_edges.copy()
+            lower = np.concatenate(([0.0], upper[:-1]))
         else:
             conf = np.concatenate([c for c, _ in self._mass_parts]) if self._mass_parts else None
             upper = mass_bin_edges(conf if conf is not None else [], self.n_bins)
@@ -262,6 +297,29 @@ class MetricAccumulator(SumsAccumulator):
         )
 
 
+@dataclass(frozen=True, eq=False)
+class _Sums:
+    """A chunk's :func:`chunk_sums` (small parameters only: it travels to a cluster's workers)."""
+
+    kind: str
+    binary_mode: BinaryMode
+    n_classes: int
+    n_bins: int
+    binning: Binning
+    upper_edges: NDArray[np.float64] | None
+
+    def __call__(self, chunk: Chunk) -> ChunkSums:
+        stats = example_stats(chunk.scores, chunk.labels, self.kind, binary_mode=self.binary_mode)
+        return chunk_sums(
+            stats,
+            chunk.labels,
+            n_classes=self.n_classes,
+            n_bins=self.n_bins,
+            binning=self.binning,
+            upper_edges=self.upper_edges,
+        )
+
+
 def binary_mode_for(predictions: PredictionSource, binary_mode: str) -> BinaryMode:
     """The binary mode to use for ``predictions``: ``"positive"`` needs exactly two classes.
 
@@ -320,32 +378,48 @@ def summarize(
     The summary's ``n`` counts the rows actually read. Probability rows whose label has
     probability exactly 0 are counted in ``zero_prob_rows`` and named in a warning.
 
+    Equal-mass bins on a cluster (:func:`~calibkit.engine.executors.is_distributed`) take a
+    few extra passes that find the edges exactly (:func:`calibkit.metrics.selection.mass_edges`)
+    before the metrics pass sums every chunk into them: the same numbers as in memory.
+
     >>> from calibkit.sources.predictions import Predictions
     >>> p = Predictions.from_arrays([[0.0, 0.0], [2.0, 0.0]], [1, 0])
     >>> s = summarize(p, n_bins=10)
     >>> s.n, s.accuracy, round(s.nll, 4)
     (2, 0.5, 0.4100)
     """
+    kind = predictions.kind
+    mode = binary_mode_for(predictions, binary_mode)
+    executor: Executor | None = None if workers is None else ThreadExecutor(workers)
+    on_device = device is not None and kind in ("logits", "probs")
+    upper: NDArray[np.float64] | None = None
+    selected = -1
+    if check_binning(binning) == "mass" and not on_device and is_distributed(executor):
+        upper, selected = mass_edges(
+            predictions,
+            Confidence(kind, mode),
+            n_bins,
+            chunk_rows=chunk_rows,
+            executor=executor,
+        )
     acc = MetricAccumulator(
         predictions.n_classes,
         n_bins=n_bins,
         binning=binning,
-        kind=predictions.kind,
-        binary_mode=binary_mode_for(predictions, binary_mode),
+        kind=kind,
+        binary_mode=mode,
+        upper_edges=upper,
     )
-    kind, mode = acc.kind, acc.binary_mode
-
-    def sums(chunk: Chunk) -> ChunkSums:
-        stats = example_stats(chunk.scores, chunk.labels, kind, binary_mode=mode)
-        return acc.sums(stats, chunk.labels)
-
-    executor: Executor | None = None if workers is None else ThreadExecutor(workers)
-    if device is not None and kind in ("logits", "probs"):
+    sums: Callable[[Chunk], ChunkSums] = _Sums(
+        kind, mode, acc.n_classes, acc.n_bins, acc.binning, upper
+    )
+    if on_device:
+        assert device is not None
         from calibkit.engine.torch_backend import check_device, torch_chunk_sums
 
         dev = check_device(device)
 
-        def sums(chunk: Chunk) -> ChunkSums:
+        def on_device_sums(chunk: Chunk) -> ChunkSums:
             return torch_chunk_sums(
                 chunk.scores,
                 chunk.labels,
@@ -357,6 +431,7 @@ def summarize(
                 device=dev,
             )
 
+        sums = on_device_sums
         executor = SerialExecutor()  # torch parallelises within a chunk
 
     run_pass(
@@ -367,6 +442,8 @@ def summarize(
         executor=executor,
         description=f"{predictions.source}: metrics",
     )
+    if selected >= 0 and acc.n != selected:
+        raise InputError(predictions.source, "the data changed between two reads (metrics pass)")
     summary = acc.result(
         source=predictions.source,
         binary=predictions.n_classes == 2,
@@ -392,7 +469,15 @@ def collect_example_stats(
     The input for resampling methods (bootstrap intervals, paired tests): replicates reuse
     these numbers instead of recomputing a softmax. ``binary_mode`` as in :func:`summarize`;
     ``warn=False`` leaves the zero-probability warning to a :func:`summarize` of the same data.
+    On a cluster (:func:`~calibkit.engine.executors.is_distributed`) it is a
+    :class:`~calibkit.errors.UsageError`: these are per-row arrays.
     """
+    executor = None if workers is None else ThreadExecutor(workers)
+    refuse_distributed(
+        f"{predictions.source}: the per-example statistics (bootstrap, paired tests, "
+        "per-example outputs) keep every row's numbers",
+        executor,
+    )
     kind = predictions.kind
     mode = binary_mode_for(predictions, binary_mode)
 
@@ -405,7 +490,7 @@ def collect_example_stats(
         stats,
         parts.append,
         chunk_rows=chunk_rows,
-        executor=None if workers is None else ThreadExecutor(workers),
+        executor=executor,
         description=f"{predictions.source}: per-example",
     )
     if not parts:
