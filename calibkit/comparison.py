@@ -44,13 +44,19 @@ from numpy.typing import NDArray
 from calibkit.calibrators import registry
 from calibkit.calibrators.base import CalibratedPredictions, Calibrator
 from calibkit.calibrators.sweep import TemperatureSweep, sweep_temperatures
+from calibkit.engine.executors import is_distributed
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import CalibkitError, InputError, Message, Param, UsageError, render
 from calibkit.metrics import table as metric_table
-from calibkit.metrics.binning import Binning, assign_width_bins
+from calibkit.metrics.binning import Binning, assign_width_bins, check_n_bins
 from calibkit.metrics.examples import example_stats
 from calibkit.metrics.implied import ImpliedSmoothing, correct_gaps, from_gaps, implied_smoothing
-from calibkit.metrics.soft_labels import SoftLabelAccumulator, SoftLabelMetrics, soft_label_sums
+from calibkit.metrics.soft_labels import (
+    SoftLabelAccumulator,
+    SoftLabelMetrics,
+    soft_label_metrics,
+    soft_label_sums,
+)
 from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import (
     CalibrationSummary,
@@ -285,6 +291,8 @@ def evaluate(
     kw: dict[str, Any] = {"n_bins": n_bins, "binning": binning, "chunk_rows": chunk_rows}
     if source.kind not in ("logits", "probs"):
         return Evaluation(summarize(source, **kw), None, implied_smoothing(source), None)
+    if is_distributed():
+        return _evaluate_on_cluster(source, calibrated_by=calibrated_by, **kw)
     acc = MetricAccumulator(
         source.n_classes,
         n_bins=n_bins,
@@ -318,9 +326,19 @@ def evaluate(
     summary = acc.result(
         source=source.source, binary=source.n_classes == 2, input_reason=input_reason(source)
     )
-    rows = summary.zero_prob_rows
+    _warn_zero_probs(source, summary.zero_prob_rows, calibrated_by)
+    per_class = np.abs(totals[1] - totals[0]).reshape(k, m).sum(axis=1) / summary.n
+    return Evaluation(
+        summary=summary,
+        classwise_ece=float(per_class.mean()),
+        implied=from_gaps(np.concatenate(gaps) if gaps else np.zeros(0), k),
+        soft=soft.result(source.source) if soft is not None else None,
+    )
+
+
+def _warn_zero_probs(source: PredictionSource, rows: int, calibrated_by: str | None) -> None:
     if rows and calibrated_by is None:
-        _warnings.warn(zero_prob_message(source.source, rows), UserWarning, stacklevel=3)
+        _warnings.warn(zero_prob_message(source.source, rows), UserWarning, stacklevel=4)
     elif rows:
         _warnings.warn(
             f"{source.source}: after {calibrated_by}, {rows} "
@@ -328,14 +346,56 @@ def evaluate(
             + " the label a probability of exactly 0; -log 0 is taken at the smallest positive "
             "float64, so the NLL is a lower bound",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
+
+
+class _ClasswiseSums:
+    """The class-wise bin sums of a chunk (picklable, for the workers of a cluster)."""
+
+    def __init__(self, kind: str, n_bins: int) -> None:
+        self.kind, self.n_bins = kind, n_bins
+
+    def __call__(self, chunk: Chunk) -> NDArray[np.float64]:
+        return _classwise_sums(chunk.scores, chunk.labels, self.kind, self.n_bins)
+
+
+def _evaluate_on_cluster(
+    source: PredictionSource,
+    *,
+    n_bins: int,
+    binning: Binning,
+    chunk_rows: int | None,
+    calibrated_by: str | None,
+) -> Evaluation:
+    """:func:`evaluate` on a distributed engine: the same numbers from passes whose chunks send
+    back small sums only (the one-pass form keeps every correct row's logit gap, and
+    equal-mass bins every confidence): the summary, the class-wise sums, the implied smoothing
+    (its median by exact selection) and the soft-label metrics, each its own pass."""
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        summary = summarize(source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows)
+    zero = zero_prob_message(source.source, summary.zero_prob_rows)
+    for w in caught:  # every warning but the zero-probability one, which is re-worded below
+        if str(w.message) != zero:
+            _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    _warn_zero_probs(source, summary.zero_prob_rows, calibrated_by)
+    k, m = source.n_classes, check_n_bins(n_bins)
+    totals = np.zeros((2, k * m))
+
+    def add(part: NDArray[np.float64]) -> None:
+        totals[...] += part
+
+    run_pass(source, _ClasswiseSums(source.kind, m), add, chunk_rows=chunk_rows)
     per_class = np.abs(totals[1] - totals[0]).reshape(k, m).sum(axis=1) / summary.n
+    soft = None
+    if source.soft_labels:
+        soft = soft_label_metrics(source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows)
     return Evaluation(
         summary=summary,
         classwise_ece=float(per_class.mean()),
-        implied=from_gaps(np.concatenate(gaps) if gaps else np.zeros(0), k),
-        soft=soft.result(source.source) if soft is not None else None,
+        implied=implied_smoothing(source, chunk_rows=chunk_rows),
+        soft=soft,
     )
 
 

@@ -180,6 +180,9 @@ def dask_executor(
                 threads_per_worker=threads_per_worker,
                 processes=processes,
                 dashboard_address=None,
+                # the scheduler's HTTP server on any free port: never "8787 is in use" when two
+                # commands run at once
+                scheduler_kwargs={"dashboard_address": ":0"},
                 silence_logs=logging.CRITICAL,
             )
             client = distributed.Client(cluster, set_as_default=False)
