@@ -45,7 +45,12 @@ HELP = "Expected calibration error, MCE, RMSCE, NLL, Brier and accuracy of saved
 @uses_engine
 def ece_command(
     path: Annotated[
-        Path, typer.Argument(metavar="PRED", help="Predictions file (.npz, .parquet, .pt).")
+        Path,
+        typer.Argument(
+            metavar="PRED",
+            help="Predictions: a .npz, .parquet or .pt file, a directory or quoted glob of "
+            "shards, or a URL (s3://, gs://, file://).",
+        ),
     ],
     bins: Bins = 15,
     binning: BinningOpt = BinningChoice.width,
