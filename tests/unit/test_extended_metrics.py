@@ -35,7 +35,7 @@ from calibkit.metrics import table
 from calibkit.metrics.estimators import smooth_ece
 from calibkit.metrics.summary import summarize
 from calibkit.sources.predictions import Predictions
-from calibkit.stats.bootstrap import replicate_weights
+from calibkit.stats.bootstrap import poisson_weights
 from calibkit.stats.extended import extended_metrics
 
 P = np.array(
@@ -160,8 +160,8 @@ def _weighted_metrics(w: np.ndarray) -> dict[str, float]:
 
 
 def test_intervals_are_percentiles_of_directly_computed_replicates(extra: dict[str, Any]) -> None:
-    # one batch of REPLICATES weight vectors, seeded by the first child of SeedSequence(SEED)
-    weights = replicate_weights(N, REPLICATES, np.random.SeedSequence(SEED).spawn(1)[0])
+    # the Poisson weights of rows 0 .. N-1 in replicates 0 .. REPLICATES-1 with SEED
+    weights = poisson_weights(range(N), range(REPLICATES), seed=SEED)
     reps = [_weighted_metrics(w) for w in weights]
     assert extra["ci_level"] == 0.9 and extra["bootstrap"] == REPLICATES and extra["seed"] == SEED
     for metric in ("accuracy", "ece", "ece_over", "ece_under", "nll", "brier"):
