@@ -136,9 +136,7 @@ def test_bin_sensitivity_width_rows_follow_the_direct_formula(extra: dict[str, A
     assert rows
     for row in rows:
         b = _bin(CONF, row["n_bins"])
-        direct = sum(
-            abs(CONF[b == j].sum() - CORRECT[b == j].sum()) for j in range(row["n_bins"])
-        )
+        direct = sum(abs(CONF[b == j].sum() - CORRECT[b == j].sum()) for j in range(row["n_bins"]))
         assert row["ece"] == pytest.approx(direct / N, **EXACT), row
 
 
@@ -169,7 +167,14 @@ def test_intervals_are_percentiles_of_directly_computed_replicates(extra: dict[s
         lo, hi = np.quantile(values, [0.05, 0.95])
         assert extra["ci"][metric] == pytest.approx([lo, hi], **EXACT), metric
     assert {m for m in extra["ci"] if m in table.BUILTIN} == {
-        "accuracy", "ece", "mce", "rmsce", "nll", "brier", "ece_over", "ece_under",
+        "accuracy",
+        "ece",
+        "mce",
+        "rmsce",
+        "nll",
+        "brier",
+        "ece_over",
+        "ece_under",
         "ece_debiased",
     }  # fmt: skip  (the built-ins, by name: a metric registered at import is left out)
     assert not math.isnan(extra["ci"]["mce"][0])
