@@ -128,7 +128,7 @@ def check_command(
     from calibkit.report.check_report import verdict_junit, verdict_markdown, verdict_table
     from calibkit.report.summary_json import dumps
     from calibkit.sources.digest import LabelDigest
-    from calibkit.stats.bootstrap import model_sums
+    from calibkit.stats.bootstrap import check_replicates, model_sums
 
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")
@@ -176,6 +176,9 @@ def check_command(
             unpaired=allow_unpaired,
         )
     resampled = opened is not None and not isinstance(opened, dict) and gate_cfg.max_increase
+    if resampled:  # both models' rows count, before either is read
+        rows = candidate.n_rows + getattr(opened, "n_rows", 0)
+        check_replicates(gate_cfg.bootstrap, gate_cfg.seed, rows)
     cand_sums = model_sums(  # one streamed pass: point values, and the bootstrap if needed
         candidate,
         n_bins=gate_cfg.n_bins,

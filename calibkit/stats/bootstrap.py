@@ -85,6 +85,7 @@ __all__ = [
     "BootstrapResult",
     "ModelSums",
     "bootstrap_metrics",
+    "check_replicates",
     "model_sums",
     "paired_bootstrap",
     "point_metrics",
@@ -367,7 +368,7 @@ class ModelSums:
         return out
 
 
-def _check(replicates: int, seed: int, rows: int) -> None:
+def check_replicates(replicates: int, seed: int, rows: int) -> None:
     """Refuse a replicate count or seed out of range, or a bootstrap that would resample more
     than :data:`~calibkit.limits.MAX_RESAMPLED_ROWS` rows (``replicates`` x ``rows``) in all."""
     if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)):
@@ -500,7 +501,7 @@ def model_sums(
     is_stats = isinstance(data, ExampleStats)
     rows = int(data.confidence.size) if isinstance(data, ExampleStats) else data.n_rows
     if replicates != 0:
-        _check(replicates, seed, rows)
+        check_replicates(replicates, seed, rows)
     elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UsageError(f"the bootstrap seed must be an integer from 0 to 2**63 - 1; got {seed!r}")
 
@@ -593,7 +594,7 @@ def bootstrap_metrics(
     streamed in one pass, per-example statistics, or sums already made by :func:`model_sums`)."""
     if not isinstance(data, ModelSums):
         rows = data.confidence.size if isinstance(data, ExampleStats) else data.n_rows
-        _check(replicates, seed, int(rows))
+        check_replicates(replicates, seed, int(rows))
         data = model_sums(
             data,
             n_bins=n_bins,
@@ -652,7 +653,7 @@ def paired_bootstrap(
 
     if paired and rows(candidate) != rows(baseline):
         raise UsageError("a paired bootstrap needs the same examples in both models")
-    _check(replicates, seed, rows(candidate) + rows(baseline))
+    check_replicates(replicates, seed, rows(candidate) + rows(baseline))
     kw: dict[str, Any] = {
         "n_bins": n_bins,
         "binning": binning,
