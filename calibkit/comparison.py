@@ -62,7 +62,6 @@ from calibkit.metrics.summary import (
     CalibrationSummary,
     MetricAccumulator,
     binary_mode_for,
-    collect_example_stats,
     summarize,
     zero_prob_message,
 )
@@ -935,12 +934,13 @@ def _intervals(
     bootstrap: int,
     seed: int,
 ) -> dict[str, tuple[float, float]] | None:
-    """The ``ci`` percentile bootstrap interval of each compared metric of ``src`` (one pass
-    for the per-example statistics; ``None`` without ``ci``)."""
+    """The ``ci`` percentile bootstrap interval of each compared metric of ``src`` (the streamed
+    Poisson bootstrap of :mod:`calibkit.stats.bootstrap`; ``None`` without ``ci``)."""
     if ci is None:
         return None
-    stats = collect_example_stats(src, chunk_rows=chunk_rows, warn=False)
-    boot = bootstrap_metrics(stats, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed)
+    boot = bootstrap_metrics(  # one streamed pass (two for equal-mass bins: their edges first)
+        src, n_bins=n_bins, binning=binning, replicates=bootstrap, seed=seed, chunk_rows=chunk_rows
+    )
     return {
         m: boot.interval(m, ci)
         for m in compared_metrics()

@@ -131,10 +131,10 @@ def check_command(
     from calibkit.gate.config import gate_config, load_check_config, parse_increase, parse_limits
     from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
-    from calibkit.metrics.summary import collect_example_stats
     from calibkit.report.check_report import verdict_junit, verdict_markdown, verdict_table
     from calibkit.report.summary_json import dumps
     from calibkit.sources.digest import LabelDigest
+    from calibkit.stats.bootstrap import check_replicates, model_sums
 
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")
@@ -181,13 +181,27 @@ def check_command(
             binary_mode=base_mode,
             unpaired=allow_unpaired,
         )
-    cand_stats = collect_example_stats(candidate, binary_mode=binary.value, chunk_rows=chunk_rows)
+    resampled = opened is not None and not isinstance(opened, dict) and gate_cfg.max_increase
+    if resampled:  # both models' rows count, before either is read
+        rows = candidate.n_rows + getattr(opened, "n_rows", 0)
+        check_replicates(gate_cfg.bootstrap, gate_cfg.seed, rows)
+    cand_sums = model_sums(  # one streamed pass: point values, and the bootstrap if needed
+        candidate,
+        n_bins=gate_cfg.n_bins,
+        binning=gate_cfg.binning,
+        replicates=gate_cfg.bootstrap if resampled else 0,
+        seed=gate_cfg.seed,
+        binary_mode=binary.value,
+        chunk_rows=chunk_rows,
+        warn=True,
+    )
     base: Any = None
     paired, notes = True, list[str]()
     if opened is not None:
         base, paired, notes = baseline_stats(
             opened,
             candidate,
+            config=gate_cfg,
             binary_mode=base_mode,
             chunk_rows=chunk_rows,
             unpaired=allow_unpaired,
@@ -195,7 +209,7 @@ def check_command(
     if cfg_path is not None:
         notes.append(f"settings from {cfg_path}")
     verdict = run_gate(
-        cand_stats,
+        cand_sums,
         gate_cfg,
         baseline=base,
         paired=paired,

@@ -33,14 +33,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from calibkit.errors import Message, Param, UsageError
+from calibkit.errors import InputError, Message, Param, UsageError
 
-__all__ = ["ENGINES", "EngineSettings", "engine_scope", "find_pyproject", "resolve_engine"]
+__all__ = [
+    "ENGINES",
+    "EngineSettings",
+    "clip_repr",
+    "engine_scope",
+    "find_pyproject",
+    "resolve_engine",
+]
 
 Engine = Literal["local", "dask"]
 ENGINES: tuple[Engine, ...] = ("local", "dask")
 #: The keys of ``[tool.calibkit]`` itself (its sub-tables, such as ``check``, are other tools').
 CONFIG_KEYS = ("engine", "scheduler", "dask-workers")
+#: The sub-tables of ``[tool.calibkit]`` that other parts read (``calibkit.gate.config``).
+SECTIONS = ("check",)
 
 
 @dataclass(frozen=True)
@@ -74,10 +83,19 @@ def _table(pyproject: Path) -> dict[str, Any]:
         return {}
     doc = load_toml(pyproject, "a TOML configuration")
     tool = doc.get("tool", {})
-    table = tool.get("calibkit", {}) if isinstance(tool, dict) else {}
+    if not isinstance(tool, dict):
+        raise InputError(str(pyproject), f"[tool] must be a table; got {clip_repr(tool)}")
+    table = tool.get("calibkit", {})
     if not isinstance(table, dict):
-        raise UsageError(f"{pyproject}: [tool.calibkit] must be a table")
-    return {k: v for k, v in table.items() if not isinstance(v, dict)}
+        raise InputError(str(pyproject), f"[tool.calibkit] must be a table; got {clip_repr(table)}")
+    # sub-tables (and the names of sub-tables, whatever they hold) are other commands' settings
+    return {k: v for k, v in table.items() if not isinstance(v, dict) and k not in SECTIONS}
+
+
+def clip_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for a message, clipped to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _engine(value: object, origin: str | Param | Message) -> Engine:

@@ -15,15 +15,18 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calibkit.errors import InputError, Message, Param
 from calibkit.gate.checks import GateConfig
 from calibkit.loaders.keys import ReadOptions
-from calibkit.metrics.examples import BinaryMode, ExampleStats
+from calibkit.metrics.examples import BinaryMode
 from calibkit.sources.checks import check_class_count, same_examples
 from calibkit.sources.digest import LabelDigest
 from calibkit.sources.predictions import PredictionSource
+
+if TYPE_CHECKING:
+    from calibkit.stats.bootstrap import ModelSums
 
 __all__ = [
     "UNPAIRED_NOTE",
@@ -189,31 +192,55 @@ def baseline_stats(
     baseline: PredictionSource | dict[str, float],
     candidate: PredictionSource,
     *,
+    config: GateConfig | None = None,
     binary_mode: BinaryMode | None = "top-label",
     chunk_rows: int | None = None,
     unpaired: bool = False,
-) -> tuple[ExampleStats | dict[str, float], bool, list[str]]:
-    """``(per-example stats or point values, paired, notes)`` of a baseline from
-    :func:`open_baseline`, once the candidate has been streamed (its label digest is used)."""
-    from calibkit.metrics.summary import collect_example_stats
+) -> tuple[ModelSums | dict[str, float], bool, list[str]]:
+    """``(bootstrap sums or point values, paired, notes)`` of a baseline from
+    :func:`open_baseline`, once the candidate has been streamed (its label digest is used).
+
+    The baseline is streamed once (:func:`calibkit.stats.bootstrap.model_sums`, with the
+    ``bootstrap`` replicates, ``seed`` and bins of ``config``): with the candidate's weights
+    (stream 0) when it may hold the same examples, which its label digest then confirms. If it
+    turns out to hold other examples and ``unpaired`` allows that, it is streamed a second time
+    with independent weights (stream 1); a baseline of another N gets those at once.
+    """
+    from calibkit.stats.bootstrap import model_sums
 
     if isinstance(baseline, dict):
         return baseline, False, []
+    config = config or GateConfig()
     source = baseline
     if isinstance(candidate, LabelDigest) and candidate.digest is not None:
         source = LabelDigest(source)  # labels compared by digest: no second read of either
-    stats = collect_example_stats(
-        source, binary_mode=binary_mode or "top-label", chunk_rows=chunk_rows
-    )
+
+    def sums(stream: int) -> ModelSums:
+        return model_sums(
+            source,
+            n_bins=config.n_bins,
+            binning=config.binning,
+            replicates=config.bootstrap if config.max_increase else 0,
+            seed=config.seed,
+            stream=stream,
+            binary_mode=binary_mode or "top-label",
+            chunk_rows=chunk_rows,
+            warn=stream == 0 or other_n,
+        )
+
+    other_n = source.n_rows != candidate.n_rows  # open_baseline allowed it: unpaired
+    if other_n:
+        return sums(1), False, [UNPAIRED_NOTE]
+    first = sums(0)
     if same_examples(candidate, source):
-        return stats, True, []
+        return first, True, []
     if not unpaired:
         raise InputError(
             baseline.source,
             f"holds as many examples as the candidate {candidate.source} ({candidate.n_rows}) "
             "but other labels (other examples, or the same in another order); " + UNPAIRED_HINT,
         )
-    return stats, False, [UNPAIRED_NOTE]
+    return sums(1), False, [UNPAIRED_NOTE]
 
 
 def load_baseline(
@@ -225,11 +252,11 @@ def load_baseline(
     binary_mode: BinaryMode | None = "top-label",
     chunk_rows: int | None = None,
     unpaired: bool = False,
-) -> tuple[ExampleStats | dict[str, float], bool, list[str]]:
-    """The baseline for ``calibkit check``: ``(per-example stats or point values, paired, notes)``.
+) -> tuple[ModelSums | dict[str, float], bool, list[str]]:
+    """The baseline for ``calibkit check``: ``(bootstrap sums or point values, paired, notes)``.
 
     :func:`open_baseline` then :func:`baseline_stats`. A ``.json`` file gives point values (see
-    :func:`read_baseline_json`); any predictions file gives per-example statistics, paired with
+    :func:`read_baseline_json`); any predictions file gives bootstrap sums, paired with
     the candidate when both hold the same examples. A baseline with another number of classes
     is refused; one of other examples (another N, or other labels) is refused unless
     ``unpaired`` allows an unpaired bootstrap.
@@ -238,5 +265,10 @@ def load_baseline(
         path, candidate, config, options, binary_mode=binary_mode, unpaired=unpaired
     )
     return baseline_stats(
-        opened, candidate, binary_mode=binary_mode, chunk_rows=chunk_rows, unpaired=unpaired
+        opened,
+        candidate,
+        config=config,
+        binary_mode=binary_mode,
+        chunk_rows=chunk_rows,
+        unpaired=unpaired,
     )

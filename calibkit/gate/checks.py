@@ -8,7 +8,10 @@ Two kinds of checks:
   positive number is always a regression.
 
   - With a **predictions** baseline, calibkit bootstraps the worsening (``bootstrap`` replicates,
-    ``seed``), paired when both files hold the same examples (same N and the same label vector).
+    ``seed``; the streamed Poisson bootstrap of :mod:`calibkit.stats.bootstrap`, whose weights
+    depend only on the seed, the replicate and the row number, so the verdict is the same on
+    every engine and shard layout), paired when both files hold the same examples (same N and
+    the same label vector): then both models give row ``i`` the same weights.
     A baseline of other examples gives an unpaired bootstrap, much less sensitive, only when the
     user allows it (``calibkit check --unpaired``); a baseline with another number of classes is
     another task and is always refused (both in :mod:`calibkit.gate.baseline`). A check
@@ -38,7 +41,7 @@ from calibkit.errors import InputError, Param, UsageError
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import BINNINGS, Binning
 from calibkit.metrics.examples import ExampleStats
-from calibkit.stats.bootstrap import paired_bootstrap, point_metrics
+from calibkit.stats.bootstrap import ModelSums, model_sums, worsening_bootstrap
 
 __all__ = [
     "Check",
@@ -205,28 +208,51 @@ def absolute_checks(values: Mapping[str, float], config: GateConfig) -> list[Che
     return out
 
 
+Model = ExampleStats | ModelSums
+
+
+def gate_sums(
+    model: ExampleStats | ModelSums,
+    config: GateConfig,
+    *,
+    stream: int = 0,
+    replicates: int | None = None,
+) -> ModelSums:
+    """The bootstrap sums the gate uses for a model: ``config.bootstrap`` replicates (or
+    ``replicates``; 0 for the point values only) of ``stream`` with ``config.seed``; sums
+    already made are returned as they are."""
+    if isinstance(model, ModelSums):
+        return model
+    return model_sums(
+        model,
+        n_bins=config.n_bins,
+        binning=config.binning,
+        replicates=config.bootstrap if replicates is None else replicates,
+        seed=config.seed,
+        stream=stream,
+    )
+
+
+def _bootstrapped(baseline: object) -> bool:
+    return isinstance(baseline, (ExampleStats, ModelSums))
+
+
 def regression_checks(
-    candidate: ExampleStats,
-    baseline: ExampleStats | Mapping[str, float],
+    candidate: Model,
+    baseline: Model | Mapping[str, float],
     config: GateConfig,
     *,
     paired: bool = True,
 ) -> list[Check]:
-    """Regression checks against per-example baseline statistics (bootstrap) or point values."""
+    """Regression checks against a bootstrapped baseline (per-example statistics, or the
+    :class:`~calibkit.stats.bootstrap.ModelSums` of a streamed pass) or point values."""
     if not config.max_increase:
         return []
-    values = point_metrics(candidate, n_bins=config.n_bins, binning=config.binning)
     out = []
-    if isinstance(baseline, ExampleStats):
-        boot = paired_bootstrap(
-            candidate,
-            baseline,
-            n_bins=config.n_bins,
-            binning=config.binning,
-            replicates=config.bootstrap,
-            seed=config.seed,
-            paired=paired,
-        )
+    if isinstance(baseline, (ExampleStats, ModelSums)):
+        cand = gate_sums(candidate, config)
+        boot = worsening_bootstrap(cand, gate_sums(baseline, config, stream=0 if paired else 1))
+        values = cand.point()
         level = 1 - 2 * config.alpha
         for metric, tol in config.max_increase.items():
             delta = boot.point[metric]
@@ -263,6 +289,7 @@ def regression_checks(
                 )
             )
         return out
+    values = gate_sums(candidate, config, replicates=0).point()
     for metric, tol in config.max_increase.items():
         if metric not in baseline:
             raise InputError("baseline", f"has no value for {metric!r}")
@@ -286,10 +313,10 @@ def regression_checks(
 
 
 def run_gate(
-    candidate: ExampleStats,
+    candidate: Model,
     config: GateConfig,
     *,
-    baseline: ExampleStats | Mapping[str, float] | None = None,
+    baseline: Model | Mapping[str, float] | None = None,
     paired: bool = True,
     baseline_name: str | None = None,
     notes: tuple[str, ...] = (),
@@ -306,7 +333,11 @@ def run_gate(
         )
     if config.max_increase and baseline is None:
         raise UsageError(Param("max_increase") + " needs " + Param("baseline"))
-    values = point_metrics(candidate, n_bins=config.n_bins, binning=config.binning)
+    if isinstance(baseline, (ExampleStats, ModelSums)) and config.max_increase:
+        # each model once, for the point values and the bootstrap
+        candidate = gate_sums(candidate, config)
+        baseline = gate_sums(baseline, config, stream=0 if paired else 1)
+    values = gate_sums(candidate, config, replicates=0).point()
     wanted = {*config.max_values, *config.min_values, *config.max_increase}
     unknown = sorted(m for m in wanted if math.isnan(values[m]))
     if unknown:
@@ -315,15 +346,31 @@ def run_gate(
             "hold only confidences and correctness"
         )
     checks = absolute_checks(values, config)
-    if baseline is not None:
-        checks += regression_checks(candidate, baseline, config, paired=paired)
     notes = tuple(notes)
-    if baseline is not None and not isinstance(baseline, ExampleStats) and config.max_increase:
+    if baseline is not None:
+        regression = regression_checks(candidate, baseline, config, paired=paired)
+        checks += regression
+        dropped = _dropped(candidate, baseline, config, paired)
+        if dropped:
+            notes += (
+                f"{dropped} of {config.bootstrap} bootstrap replicates dropped: a model's total "
+                "weight in them was 0 (too few examples); the p-values use the others",
+            )
+    if baseline is not None and not _bootstrapped(baseline) and config.max_increase:
         notes += ("baseline is a JSON of point values: no significance test was possible",)
     return Verdict(
         passed=all(c.passed for c in checks),
         checks=tuple(checks),
         notes=notes,
         baseline=baseline_name,
-        paired=paired if isinstance(baseline, ExampleStats) else None,
+        paired=paired if _bootstrapped(baseline) else None,
     )
+
+
+def _dropped(candidate: Model, baseline: object, config: GateConfig, paired: bool) -> int:
+    """Replicates a regression check left out (a model's total weight 0 in them)."""
+    if not (config.max_increase and isinstance(baseline, (ExampleStats, ModelSums))):
+        return 0
+    cand = gate_sums(candidate, config)
+    base = gate_sums(baseline, config, stream=0 if paired else 1)
+    return int(np.count_nonzero(cand.empty | base.empty))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from calibkit.engine.settings import find_pyproject
+from calibkit.engine.settings import clip_repr, find_pyproject
 from calibkit.errors import InputError, Param, UsageError
 from calibkit.gate.checks import GateConfig
 from calibkit.limits import MAX_BINS, MAX_REPLICATES, MAX_SEED
@@ -139,7 +139,7 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
             break
         if not isinstance(table, dict):
             where = ".".join(levels[:depth])
-            raise InputError(str(file), f"[{where}] must be a table; got {_clip(table)}")
+            raise InputError(str(file), f"[{where}] must be a table; got {clip_repr(table)}")
     if table is None:
         if not explicit:
             return {}, None
@@ -161,7 +161,7 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
             value = float(value)
         wrong_bool = isinstance(value, bool) and want is not bool  # True is an int too
         if wrong_bool or not isinstance(value, want):
-            raise InputError(str(file), f"{key} has the wrong type: {_clip(value)}")
+            raise InputError(str(file), f"{key} has the wrong type: {clip_repr(value)}")
         if norm in INT_RANGES and not INT_RANGES[norm][0] <= value <= INT_RANGES[norm][1]:
             low, high = INT_RANGES[norm]
             raise InputError(str(file), f"{key} must be from {low} to {high}; got {value}")
@@ -171,12 +171,6 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
             value = str((file.parent / value) if not Path(value).is_absolute() else Path(value))
         out[norm] = value
     return out, file
-
-
-def _clip(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` for a message, clipped to ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def gate_config(settings: dict[str, Any]) -> GateConfig:

@@ -7,8 +7,9 @@ ECE), ``classwise_ece`` with ``worst_classes``, ``top_k_accuracy``, ``brier_reli
 ``brier_resolution``, ``brier_uncertainty``, ``brier_within_bin_variance``,
 ``brier_within_bin_covariance`` (they add up to ``brier`` exactly: REL - RES + UNC + WBV - 2 WBC)
 with ``brier_binning``, ``bin_sensitivity``, and ``ci``: ``{metric: [low, high]}``, the
-percentile bootstrap interval (``ci_level``, ``bootstrap`` replicates, ``seed``) of every metric
-that resampling per-example statistics can recompute: accuracy, ECE, MCE, RMSCE, NLL, Brier,
+percentile bootstrap interval (``ci_level``, ``bootstrap`` replicates, ``seed``; the streamed
+Poisson bootstrap of :mod:`calibkit.stats.bootstrap`) of every metric that reweighting
+per-example statistics can recompute: accuracy, ECE, MCE, RMSCE, NLL, Brier,
 the over/under split and the debiased error. A metric registered in
 :mod:`calibkit.metrics.table` with ``from_sums`` (and not a headline one) gets its point value
 here, from the sums the bootstrap resamples (weights all 1), under its name, and its interval in
@@ -58,6 +59,8 @@ def extended_metrics(
     if bootstrap < 100:
         raise UsageError(Param("bootstrap") + f" must be >= 100 replicates; got {bootstrap}")
     n_bins, binning = summary.n_bins, summary.binning
+    # the smooth ECE and the bin sensitivity need every row's confidence and outcome (O(N) on
+    # the client); the bootstrap below does not
     stats = collect_example_stats(  # the summary has warned about zero probabilities
         source, binary_mode=binary_mode, chunk_rows=chunk_rows, warn=False
     )
@@ -91,8 +94,15 @@ def extended_metrics(
             }
         )
     out.update(implied_smoothing(source, chunk_rows=chunk_rows).to_dict())
-    boot = bootstrap_metrics(
-        stats, n_bins=n_bins, binning=_binning(binning), replicates=bootstrap, seed=seed
+    boot = bootstrap_metrics(  # streamed over the source, in the summary's bins
+        source,
+        n_bins=n_bins,
+        binning=_binning(binning),
+        upper_edges=summary.bins.upper if binning == "mass" else None,
+        replicates=bootstrap,
+        seed=seed,
+        binary_mode=binary_mode,
+        chunk_rows=chunk_rows,
     )
     for metric in metric_table.bootstrapped():  # a registered metric: its value from the sums
         if not metric.summary and metric.name not in out:

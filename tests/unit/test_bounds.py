@@ -171,8 +171,13 @@ def test_a_batch_of_replicates_is_bounded_in_bins_too() -> None:
     """Regression: the per-bin sums of a batch are (replicates x M x 6) floats: 10 000 bins and
     1 000 replicates held 480 MB at once (2 GB for ``check``)."""
     for n, m in ((360, MAX_BINS), (10**6, 15), (10, 15)):
-        for size, _ in bs._batches(n, 2000, 0, m):
-            assert size * max(n, 6 * m) <= bs._BATCH_CELLS
+        size = bs._batch_size(n, 2000, m)
+        assert size * max(n, 6 * m) <= bs._BATCH_CELLS
+        # and a chunk's result (replicates x (3M + 3)) is bounded: more replicates, more passes
+        plans = bs._plans(m, None, 2000, 0, 0)
+        assert all(p.rows_out * (3 * m + 3) <= bs._RESULT_CELLS for p in plans)
+        assert sum(p.stop - p.first for p in plans) == 2000
+        assert [p.first for p in plans] == sorted({p.first for p in plans})
 
 
 def test_many_bins_give_the_point_metrics_of_the_summary() -> None:

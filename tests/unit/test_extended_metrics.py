@@ -35,7 +35,7 @@ from calibkit.metrics import table
 from calibkit.metrics.estimators import smooth_ece
 from calibkit.metrics.summary import summarize
 from calibkit.sources.predictions import Predictions
-from calibkit.stats.bootstrap import replicate_weights
+from calibkit.stats.bootstrap import poisson_weights
 from calibkit.stats.extended import extended_metrics
 
 P = np.array(
@@ -136,9 +136,7 @@ def test_bin_sensitivity_width_rows_follow_the_direct_formula(extra: dict[str, A
     assert rows
     for row in rows:
         b = _bin(CONF, row["n_bins"])
-        direct = sum(
-            abs(CONF[b == j].sum() - CORRECT[b == j].sum()) for j in range(row["n_bins"])
-        )
+        direct = sum(abs(CONF[b == j].sum() - CORRECT[b == j].sum()) for j in range(row["n_bins"]))
         assert row["ece"] == pytest.approx(direct / N, **EXACT), row
 
 
@@ -160,8 +158,8 @@ def _weighted_metrics(w: np.ndarray) -> dict[str, float]:
 
 
 def test_intervals_are_percentiles_of_directly_computed_replicates(extra: dict[str, Any]) -> None:
-    # one batch of REPLICATES weight vectors, seeded by the first child of SeedSequence(SEED)
-    weights = replicate_weights(N, REPLICATES, np.random.SeedSequence(SEED).spawn(1)[0])
+    # the Poisson weights of rows 0 .. N-1 in replicates 0 .. REPLICATES-1 with SEED
+    weights = poisson_weights(range(N), range(REPLICATES), seed=SEED)
     reps = [_weighted_metrics(w) for w in weights]
     assert extra["ci_level"] == 0.9 and extra["bootstrap"] == REPLICATES and extra["seed"] == SEED
     for metric in ("accuracy", "ece", "ece_over", "ece_under", "nll", "brier"):
@@ -169,7 +167,14 @@ def test_intervals_are_percentiles_of_directly_computed_replicates(extra: dict[s
         lo, hi = np.quantile(values, [0.05, 0.95])
         assert extra["ci"][metric] == pytest.approx([lo, hi], **EXACT), metric
     assert {m for m in extra["ci"] if m in table.BUILTIN} == {
-        "accuracy", "ece", "mce", "rmsce", "nll", "brier", "ece_over", "ece_under",
+        "accuracy",
+        "ece",
+        "mce",
+        "rmsce",
+        "nll",
+        "brier",
+        "ece_over",
+        "ece_under",
         "ece_debiased",
     }  # fmt: skip  (the built-ins, by name: a metric registered at import is left out)
     assert not math.isnan(extra["ci"]["mce"][0])

@@ -127,19 +127,22 @@ def test_a_sweep_reports_its_rows(source: Any) -> None:
     assert "3 T" in task.description
 
 
-def test_bootstraps_report_their_replicates(arrays: Any) -> None:
+def test_bootstraps_report_their_rows(arrays: Any) -> None:
+    """A bootstrap is a pass over the rows (one per model; the replicates are drawn per row)."""
     z, y = arrays
-    stats = collect_example_stats(Predictions.from_arrays(z, y), chunk_rows=CHUNK)
+    source = Predictions.from_arrays(z, y)
+    stats = collect_example_stats(source, chunk_rows=CHUNK)
     other = collect_example_stats(Predictions.from_arrays(z * 0.5, y), chunk_rows=CHUNK)
     rec = ThreadRecorder()
-    # N = 3000 rows: batches of 2666 replicates, so 6000 replicates come in 3 batches
     with progress.reporting(rec):
-        bootstrap_metrics(stats, replicates=6000, seed=1)
+        bootstrap_metrics(stats, replicates=6000, seed=1, chunk_rows=CHUNK)
         paired_bootstrap(stats, other, replicates=300, seed=2)
         paired_bootstrap(stats, other, replicates=300, seed=2, paired=False)
-    assert [t.unit for t in rec.tasks] == ["replicates"] * 3
-    assert [(t.total, t.done) for t in rec.tasks] == [(6000, 6000), (300, 300), (300, 300)]
-    assert len(rec.tasks[0].advances) == 3
+        bootstrap_metrics(source, replicates=300, seed=1, chunk_rows=CHUNK)
+    assert [t.unit for t in rec.tasks] == ["rows"] * 6
+    assert [(t.total, t.done) for t in rec.tasks] == [(N, N)] * 6
+    assert len(rec.tasks[0].advances) == -(-N // CHUNK)
+    assert "bootstrap" in rec.tasks[-1].description
     assert rec.threads == {threading.get_ident()}
 
 
