@@ -16,7 +16,7 @@ temperatures as arrays, and :class:`BatchAccumulator` adds them up in chunk orde
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -315,11 +315,22 @@ class BatchAccumulator(SumsAccumulator):
             bin_outcome=self.bin_outcome if width else None,
             mass_part=None,  # (the j-th temperature's rows are gathered below, not all S)
         )
-        mass_part = None
-        if self._mass_parts:
-            mass_part = (
-                np.concatenate([c[j] for c, _ in self._mass_parts]),
-                np.concatenate([o for _, o in self._mass_parts]),
+        acc.merge(totals.chunk_sums(j))
+        for c, o in self._mass_parts:  # chunk by chunk, as summarize bins them
+            acc.merge(
+                ChunkSums(
+                    n=0,
+                    n_correct=0,
+                    n_saturated=0,
+                    sum_log_prob=0.0,
+                    sum_brier=0.0,
+                    sum_confidence=0.0,
+                    class_mass=np.zeros_like(acc.class_mass),
+                    soft_labels=self.soft_labels,
+                    count=None,
+                    bin_confidence=None,
+                    bin_outcome=None,
+                    mass_part=(c[j], o),
+                )
             )
-        acc.merge(replace(totals.chunk_sums(j), mass_part=mass_part))
         return acc

@@ -238,10 +238,11 @@ class MetricAccumulator(SumsAccumulator):
             conf = np.concatenate([c for c, _ in self._mass_parts]) if self._mass_parts else None
             upper = mass_bin_edges(conf if conf is not None else [], self.n_bins)
             lower = np.concatenate(([0.0], upper[:-1]))
-            if conf is not None:
-                outcome = np.concatenate([o for _, o in self._mass_parts])
-                self._add_to_bins(assign_mass_bins(conf, upper), conf, outcome)
-                self._mass_parts = []
+            # chunk by chunk, in chunk order: the sums a cluster's chunks make with these
+            # edges (calibkit.metrics.selection), the same floats
+            for c, o in self._mass_parts:
+                self._add_to_bins(assign_mass_bins(c, upper), c, o)
+            self._mass_parts = []
         return BinTable(
             lower=lower,
             upper=upper,

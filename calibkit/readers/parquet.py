@@ -277,7 +277,8 @@ def stream_batches(
     *,
     row_groups: tuple[int, ...] | None = None,
 ) -> Iterator[Any]:
-    """Record batches of ``columns`` only, of at most ``batch_size`` rows; the rows read must
+    """Record batches of ``columns`` only, of at most ``batch_size`` rows, none spanning two row
+    groups; the rows read must
     be the ``n_rows`` the footer counts (checked as they come, and at the end of a complete
     pass). ``row_groups``: read only these row groups, in this order (``n_rows`` is then the
     sum of their counts). Wrap the loop that consumes them in :func:`parquet_errors`."""
@@ -293,11 +294,17 @@ def stream_batches(
                 f"has {pf.metadata.num_row_groups} row groups, no longer "
                 f"the ones it had when it was opened",
             )
-        for batch in pf.iter_batches(batch_size=batch_size, columns=columns, row_groups=groups):
-            if offset + batch.num_rows > n_rows:
-                raise InputError(source, count_mismatch(n_rows, "more"))
-            offset += batch.num_rows
-            yield batch
+        # group by group, so that no batch spans two row groups: the batches of a run of groups
+        # are then the same whether the whole file or only that run is read (a part on a
+        # cluster streams the chunks the local engine streams, and gives the same sums)
+        for group in range(pf.metadata.num_row_groups) if groups is None else groups:
+            for batch in pf.iter_batches(
+                batch_size=batch_size, columns=columns, row_groups=[group]
+            ):
+                if offset + batch.num_rows > n_rows:
+                    raise InputError(source, count_mismatch(n_rows, "more"))
+                offset += batch.num_rows
+                yield batch
     if offset != n_rows:
         raise InputError(source, count_mismatch(n_rows, str(offset)))
 
