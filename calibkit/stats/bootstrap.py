@@ -73,7 +73,7 @@ from calibkit.metrics.binning import (
     mass_bin_edges,
 )
 from calibkit.metrics.examples import BinaryMode, ExampleStats, example_stats
-from calibkit.sources.folds import splitmix64
+from calibkit.sources.folds import _GAMMA, _M1, _M2, splitmix64  # the one splitmix64
 
 if TYPE_CHECKING:
     from calibkit.sources.predictions import PredictionSource
@@ -108,7 +108,6 @@ _RESULT_CELLS = 8_000_000
 #: Rows per piece when per-example statistics held in memory are bootstrapped.
 _STATS_CHUNK = 1 << 16
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 #: Weights above this are lumped at it (``P(Poisson(1) >= 20) = 4e-20``).
 _KMAX = 20
 
@@ -142,11 +141,54 @@ def _replicate_keys(seed: int, stream: int, replicates: NDArray[np.uint64]) -> N
     return splitmix64(base + replicates * _GAMMA)
 
 
+#: uint64 hashes computed at a time (256 KiB per work array: they stay in the core's cache).
+_HASH_BLOCK = 1 << 15
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+def _mix(z: NDArray[np.uint64], t: NDArray[np.uint64]) -> None:
+    """splitmix64's output function of ``z`` (already advanced by the gamma), in place; ``t``
+    a work array of the same shape (:func:`calibkit.sources.folds.splitmix64`, without the
+    allocations of its 9 temporaries)."""
+    np.right_shift(z, _S30, out=t)
+    z ^= t
+    z *= _M1
+    np.right_shift(z, _S27, out=t)
+    z ^= t
+    z *= _M2
+    np.right_shift(z, _S31, out=t)
+    z ^= t
+
+
 def _weights(keys: NDArray[np.uint64], rows: NDArray[np.uint64]) -> NDArray[np.float64]:
-    h = splitmix64(keys[:, None] + rows[None, :] * _GAMMA)
-    out: NDArray[np.float64] = np.searchsorted(POISSON_THRESHOLDS, h, side="right").astype(
-        np.float64
-    )
+    """``w[b, i]``: the Poisson(1) weight of ``rows[i]`` in the replicate of ``keys[b]``,
+    ``searchsorted(T, splitmix64(key_b + row_i * g), "right")``, hashed in cache-sized blocks
+    (4-5x faster than whole-array temporaries; the same numbers)."""
+    b, n = keys.size, rows.size
+    out = np.empty((b, n))
+    if b == 0 or n == 0:
+        return out
+    base = rows * _GAMMA + _GAMMA  # splitmix64 advances its state by the gamma first
+    if n >= _HASH_BLOCK:  # long chunks: blocks of one replicate's row numbers
+        z = np.empty(_HASH_BLOCK, dtype=np.uint64)
+        t = np.empty_like(z)
+        for r in range(b):
+            for c in range(0, n, _HASH_BLOCK):
+                d = min(n, c + _HASH_BLOCK)
+                zz, tt = z[: d - c], t[: d - c]
+                np.add(base[c:d], keys[r], out=zz)
+                _mix(zz, tt)
+                out[r, c:d] = np.searchsorted(POISSON_THRESHOLDS, zz, side="right")
+        return out
+    step = max(1, _HASH_BLOCK // n)  # short chunks: blocks of several replicates
+    z2 = np.empty((min(b, step), n), dtype=np.uint64)
+    t2 = np.empty_like(z2)
+    for r in range(0, b, step):
+        e = min(b, r + step)
+        zz2, tt2 = z2[: e - r], t2[: e - r]
+        np.add(keys[r:e, None], base[None, :], out=zz2)
+        _mix(zz2, tt2)
+        out[r:e] = np.searchsorted(POISSON_THRESHOLDS, zz2, side="right")
     return out
 
 
