@@ -162,7 +162,7 @@ def _summary_numbers(s: Any) -> dict[str, Any]:
     return out
 
 
-def _instrument(ex: Any, sizes: dict[str, list[int]]) -> None:
+def _instrument(ex: Any, sizes: dict[str, list[Any]]) -> None:
     """Record the pickled size of each task sent (job + part) and of each result received."""
     import cloudpickle
 
@@ -171,14 +171,14 @@ def _instrument(ex: Any, sizes: dict[str, list[int]]) -> None:
     def _submit(fn: Any, item: Any) -> Any:
         t0 = time.perf_counter()
         sizes["task"].append(len(cloudpickle.dumps((fn, item))))
-        sizes["pickle_s"].append(time.perf_counter() - t0)  # type: ignore[arg-type]
+        sizes["pickle_s"].append(time.perf_counter() - t0)
         return submit(fn, item)
 
     def _result(future: Any) -> Any:
         out = result(future)
         t0 = time.perf_counter()
         sizes["result"].append(len(cloudpickle.dumps(out)))
-        sizes["pickle_s"].append(time.perf_counter() - t0)  # type: ignore[arg-type]
+        sizes["pickle_s"].append(time.perf_counter() - t0)
         return out
 
     ex._submit, ex._result = _submit, _result
@@ -228,7 +228,7 @@ def run_child(args: argparse.Namespace) -> None:
 
     config = CONFIGS[args.child]
     out: dict[str, Any] = {"config": args.child}
-    sizes: dict[str, list[int]] = {"task": [], "result": [], "pickle_s": []}
+    sizes: dict[str, list[Any]] = {"task": [], "result": [], "pickle_s": []}
     t0 = time.perf_counter()
     if config:
         from calibkit.engine.dask_executor import dask_executor
@@ -327,8 +327,12 @@ def max_rel_diff(a: dict[str, Any], b: dict[str, Any]) -> float:
                 raise AssertionError(f"{key}: {x} != {y}")
             continue
         for u, v in zip(np.ravel(x), np.ravel(y), strict=True):
-            if u is None or v is None or (math.isnan(u) and math.isnan(v)):
-                if not (u is None and v is None) and not (u is not None and v is not None):
+            if u is None or v is None:
+                if u is not v:
+                    raise AssertionError(f"{key}: {u} != {v}")
+                continue
+            if math.isnan(u) or math.isnan(v):
+                if not (math.isnan(u) and math.isnan(v)):
                     raise AssertionError(f"{key}: {u} != {v}")
                 continue
             scale = max(abs(u), abs(v))
@@ -413,8 +417,9 @@ def estimate(name: str, shards: int, runs: list[dict[str, Any]], jobs: list[str]
         return
     print(f"\n### {name}: estimated time on W workers (an estimate from the measured numbers)\n")
     print(
-        f"T(W) = T_open + passes x (ceil({shards}/W) x t_part + t_round); t_part = the median "
-        f"compute time of a task on dask-proc-1; t_round = {over['round_s']:.3f} s (a measured "
+        f"T(W) = T_open + passes x (ceil({shards}/W) x t_part + t_round); t_part, from "
+        "dask-proc-1: the median wall time of a task, or the worker CPU seconds per task (its "
+        f"cost on a core of its own); t_round = {over['round_s']:.3f} s (a measured "
         f"round of {shards} no-work tasks on 2 workers); scheduler overhead per task "
         f"{over['per_task_s'] * 1e3:.2f} ms through the engine's map_remote, "
         f"{over['bulk_per_task_s'] * 1e3:.2f} ms submitted at once ({over['tasks']} trivial "
