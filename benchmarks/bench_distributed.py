@@ -488,6 +488,12 @@ def main() -> None:
     ap.add_argument("--layout", choices=("wide", "list"), default="wide")
     ap.add_argument("--configs", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS))
     ap.add_argument("--skip", nargs="*", choices=("confidence", "logits"), default=[])
+    ap.add_argument(
+        "--logits-jobs",
+        nargs="+",
+        choices=("summarize", "fit_temperature"),
+        default=["summarize", "fit_temperature"],
+    )
     ap.add_argument("--compare-layouts", type=int, default=0, metavar="N")
     # internal: one configuration in a fresh process
     ap.add_argument("--child", choices=tuple(CONFIGS), help=argparse.SUPPRESS)
@@ -530,7 +536,7 @@ def main() -> None:
             (
                 f"{args.rows:,} x {args.classes} float32 logits ({args.layout})",
                 d,
-                ["summarize", "fit_temperature"],
+                args.logits_jobs,
             )
         )
     for name, d, jobs in sets:
@@ -542,8 +548,8 @@ def main() -> None:
             tasks = (100 if args.quick else 1000) if c == "dask-proc-2" else 0
             runs.append(run_config(d, c, jobs, tasks, args.shards))
             print(f"  {c}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-        out = args.data_dir / f"results-{d.name}.json"
-        out.write_text(json.dumps(runs))
+            out = args.data_dir / f"results-{d.name}.json"
+            out.write_text(json.dumps(runs))  # so far
         print(f"  raw results: {out}", file=sys.stderr, flush=True)
         n = runs[0]["n"]
         report(name, n, runs, jobs)
