@@ -4,6 +4,9 @@
                                               # every calibrator against its peers
     python benchmarks/bench_all.py --quick    # small sizes, no slow baselines (~30 s)
     python benchmarks/bench_all.py --scale    # also the multi-GB parquet files (bench_scale.py)
+    python benchmarks/bench_all.py --distributed  # also local vs Dask engines over 50 parquet
+                                              # shards (bench_distributed.py; needs the dask
+                                              # extra; with --quick: 10^6 rows, 10^5 x 100)
 
 Each script runs in its own process (so one's memory does not inflate another's RSS) and its
 table is printed as it comes. Extra arguments after ``--`` go to every script that takes them,
@@ -27,6 +30,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, no slow baselines")
     ap.add_argument("--scale", action="store_true", help="also stream the multi-GB parquet files")
+    ap.add_argument(
+        "--distributed",
+        action="store_true",
+        help="also local vs Dask engines over parquet shards (slow; needs calibkit[dask])",
+    )
     ap.add_argument("extra", nargs="*", help="arguments after -- for bench_metrics/temperature")
     args = ap.parse_args()
 
@@ -51,6 +59,8 @@ def main() -> None:
     ]
     if args.scale:
         runs.append(["bench_scale.py"])
+    if args.distributed:
+        runs.append(["bench_distributed.py", *(["--quick"] if args.quick else [])])
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cpu = platform.processor() or platform.machine()
     print(f"calibkit benchmarks, {stamp}, {platform.node()}, {cpu}")

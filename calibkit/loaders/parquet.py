@@ -356,9 +356,20 @@ class ShardedParquet:
             yield from shard.chunks(chunk_rows)
 
     def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
-        """One part per shard (but empty ones), in order (``hint`` is ignored): a worker
-        streams a shard's chunks exactly as the local engine does."""
-        return Plan(shard_parts(self.shards))
+        """One part per shard (but empty ones), in order; with fewer shards than ``hint``, each
+        shard splits further into runs of whole row groups (about ``hint / shards`` each), so a
+        cluster larger than the number of shards has work for every worker. Either way a worker
+        streams exactly the chunks the local engine does (no batch spans two row groups)."""
+        if len(self.shards) >= hint:
+            return Plan(shard_parts(self.shards))
+        per = -(-hint // max(1, len(self.shards)))
+        parts, start = [], 0
+        for shard in self.shards:
+            if shard.n_rows:
+                for part in shard.partitions(chunk_rows, per).parts:
+                    parts.append(Part(start + part.start, part.rows, part.source))
+            start += shard.n_rows
+        return Plan(tuple(parts))
 
 
 def shard_parts(shards: tuple[Any, ...]) -> tuple[Part, ...]:

@@ -142,6 +142,23 @@ def test_a_single_file_splits_into_several_parts(inputs: dict[str, tuple[str, st
     assert sum(p.rows for p in plan.parts) == src.n_rows
 
 
+def test_few_shards_split_into_row_group_runs(inputs: dict[str, tuple[str, str]]) -> None:
+    src = read_predictions(inputs["shard directories"][1])  # 2 shards of 100-row groups
+    assert len(src.partitions(None, 2).parts) == 2  # one per shard
+    plan = src.partitions(None, 8)  # a larger cluster: runs of row groups within each shard
+    assert len(plan.parts) == 8
+    assert [p.start for p in plan.parts] == sorted(p.start for p in plan.parts)
+    assert sum(p.rows for p in plan.parts) == src.n_rows
+    local = summarize(src, chunk_rows=30)
+    with using_executor(PicklingCluster(hint=8)):
+        split = summarize(src, chunk_rows=30)
+    assert (split.ece, split.nll, split.bins.count.tolist()) == (
+        local.ece,
+        local.nll,
+        local.bins.count.tolist(),
+    )
+
+
 def test_in_memory_parts_are_chunk_aligned() -> None:
     z, y = _logits(101, 3, 1)
     p = Predictions.from_arrays(z, y)
