@@ -232,3 +232,26 @@ def test_no_output_when_the_last_shard_fails(
     one_error_line(result, last)
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]  # no temporary file left either
+
+
+def test_a_cluster_without_workers_is_one_engine_error() -> None:
+    import logging
+
+    from calibkit.engine.dask_executor import DaskExecutor, EngineError
+    from calibkit.engine.passes import run_pass
+
+    with (
+        distributed.LocalCluster(
+            n_workers=0, processes=False, dashboard_address=None, silence_logs=logging.CRITICAL
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+        pytest.raises(EngineError) as err,
+    ):
+        run_pass(
+            _predictions(),
+            lambda c: c.rows,
+            lambda r: None,
+            chunk_rows=100,
+            executor=DaskExecutor(client),
+        )
+    assert str(err.value) == f"dask: the scheduler at {cluster.scheduler_address} has no workers"
