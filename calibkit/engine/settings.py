@@ -41,6 +41,8 @@ Engine = Literal["local", "dask"]
 ENGINES: tuple[Engine, ...] = ("local", "dask")
 #: The keys of ``[tool.calibkit]`` itself (its sub-tables, such as ``check``, are other tools').
 CONFIG_KEYS = ("engine", "scheduler", "dask-workers")
+#: The sub-tables of ``[tool.calibkit]`` that other parts of calibkit read (and check).
+SUBTABLES = ("check",)
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,14 @@ def _table(pyproject: Path) -> dict[str, Any]:
     from calibkit.io.textfile import load_toml
 
     doc = load_toml(pyproject, "a TOML configuration")
-    tool = doc.get("tool", {})
-    table = tool.get("calibkit", {}) if isinstance(tool, dict) else {}
-    if not isinstance(table, dict):
-        raise UsageError(f"{pyproject}: [tool.calibkit] must be a table")
-    return {k: v for k, v in table.items() if not isinstance(v, dict)}
+    table: Any = doc
+    for where in ("tool", "tool.calibkit"):  # each level, where present, must be a table
+        table = table.get(where.rpartition(".")[2], {})
+        if not isinstance(table, dict):
+            shown = repr(table) if len(repr(table)) <= 60 else repr(table)[:57] + "..."
+            raise UsageError(f"{pyproject}: [{where}] must be a table; got {shown}")
+    # the sub-tables (``[tool.calibkit.check]``) are other commands' to read and to check
+    return {k: v for k, v in table.items() if not isinstance(v, dict) and k not in SUBTABLES}
 
 
 def _engine(value: object, origin: str | Param | Message) -> Engine:

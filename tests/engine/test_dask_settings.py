@@ -230,3 +230,27 @@ def test_engine_help_names_the_config_table(runner: Any) -> None:
     result = invoke(runner, "ece", "--help", env={"COLUMNS": "300"})
     assert_exit(result, ExitStatus.OK)
     assert "CALIBKIT_ENGINE or [tool.calibkit] in pyproject.toml" in result.stdout  # not markup
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('[tool]\ncalibkit = "x"\n', "[tool.calibkit] must be a table; got 'x'"),
+        ("tool = 5\n", "[tool] must be a table; got 5"),
+    ],
+)
+def test_config_levels_of_the_wrong_type(tmp_path: Path, body: str, message: str) -> None:
+    """Regression: ``[tool] calibkit = "x"`` lost check's "; got 'x'" (the engine's settings,
+    read first, said it without), and ``tool = 5`` was ignored by every command but check."""
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_text(body)
+    with pytest.raises(UsageError) as err:
+        resolve_engine(None, None, environ={}, pyproject=cfg)
+    assert str(err.value) == f"{cfg}: {message}"
+
+
+def test_the_check_sub_table_is_checks_to_read(tmp_path: Path) -> None:
+    """Regression: ``check = [1, 2]`` in [tool.calibkit] was an unknown key of the engine's
+    settings; it is check's ([tool.calibkit.check] must be a table: check says so)."""
+    cfg = _pyproject(tmp_path, "check = [1, 2]\n")
+    assert resolve_engine(None, None, environ={}, pyproject=cfg).engine == "local"
