@@ -426,7 +426,7 @@ EngineOpt = Annotated[
     typer.Option(
         "--engine",
         help="Where the passes run: local (this machine; default) or dask (a Dask cluster). "
-        "CALIBKIT_ENGINE or [tool.calibkit] in pyproject.toml set it for every command.",
+        "CALIBKIT_ENGINE or \\[tool.calibkit] in pyproject.toml set it for every command.",
     ),
 ]
 SchedulerOpt = Annotated[

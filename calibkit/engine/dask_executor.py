@@ -142,9 +142,14 @@ class DaskExecutor:
         try:
             return future.result()
         except KilledWorker as err:
+            # last_worker is the scheduler's WorkerState of the worker (its repr is a page of
+            # state): name the worker by its address
+            last = getattr(err, "last_worker", None)
+            where = getattr(last, "address", last)
+            worker = f"its worker ({where})" if isinstance(where, str) and where else "its worker"
             raise EngineError(
-                f"dask: a task of this pass killed {getattr(err, 'last_worker', None) or 'its'} "
-                "worker again and again (out of memory?); the scheduler gave up on it"
+                f"dask: a task of this pass killed {worker} again and again (out of memory?); "
+                "the scheduler gave up on it"
             ) from None
         except CalibkitError:
             raise

@@ -9,6 +9,7 @@ would receive them), runs the parts in shuffled order, and returns the results.
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -80,7 +81,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str
     (d / "shards").mkdir()
     (d / "shards_b").mkdir()
     cuts = [0, 1, 2, 300, 301, 777, 1003]
-    for i, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+    for i, (a, b) in enumerate(itertools.pairwise(cuts)):
         _parquet(d / "shards" / f"p{i:02d}.parquet", z[a:b], y[a:b], 64)
     for i, (a, b) in enumerate(zip([0, 500], [500, 1003], strict=True)):  # another layout
         _parquet(d / "shards_b" / f"q{i}.parquet", zb[a:b], y[a:b], 100)
