@@ -36,7 +36,6 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from typing import Any, TypeVar
 
 from calibkit.engine.executors import ThreadExecutor
@@ -109,21 +108,46 @@ class DaskExecutor:
         return ThreadExecutor().map(fn, items)
 
     def map_remote(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        """``fn(item)`` for every item, on the workers; results in completion order."""
+        """``fn(item)`` for every item, on the workers; results in completion order.
+
+        Item ``j`` is submitted only once every item before ``j - window()`` has come back, so
+        the results a caller holds while it waits for a slow item (to merge in order) and the
+        tasks in flight are at most :meth:`window` together, whatever the number of items.
+        """
         distributed = _need_distributed()
         if not self.client.nthreads():
             raise EngineError(f"dask: the scheduler at {self._address()} has no workers")
-        it = iter(items)
-        futures = [self._submit(fn, item) for item in islice(it, self.window())]
-        done = distributed.as_completed(futures, loop=self.client.loop)
+        window = self.window()
+        it = enumerate(items)
+        ordinal: dict[Any, int] = {}  # future -> its item's number
+        waiting: set[int] = set()  # items submitted whose result has not come back
+        done = distributed.as_completed([], loop=self.client.loop)
+        following = 0  # the number of the next item to submit
+        exhausted = False
+
+        def fill() -> None:
+            nonlocal following, exhausted
+            while not exhausted and following < (min(waiting) if waiting else following) + window:
+                try:
+                    j, item = next(it)
+                except StopIteration:
+                    exhausted = True
+                    return
+                future = self._submit(fn, item)
+                ordinal[future] = j
+                waiting.add(j)
+                done.add(future)
+                following = j + 1
+
         try:
+            fill()
             for future in done:
-                yield self._result(future)
-                for item in islice(it, 1):
-                    done.add(self._submit(fn, item))
+                result = self._result(future)
+                waiting.discard(ordinal.pop(future))
+                yield result
+                fill()
         finally:
-            pending = [f for f in futures if not f.done()]
-            pending.extend(f for f in done.futures if not f.done())
+            pending = [f for f in ordinal if not f.done()]
             if pending:
                 self.client.cancel(pending)
 
