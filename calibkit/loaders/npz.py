@@ -29,10 +29,10 @@ from numpy.typing import NDArray
 from calibkit.errors import InputError
 from calibkit.io.urls import Location
 from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys, keyed_predictions
+from calibkit.loaders.shards import ShardSet
 from calibkit.readers.memory import STREAMING_HINT, check_fits
 from calibkit.readers.npz import NpzMember, check_declared, held_bytes, open_npz
 from calibkit.sources.memory import confidence_copies, prediction_copies
-from calibkit.sources.partitions import Plan
 from calibkit.sources.predictions import (
     CONFIDENCE,
     ConfidenceRows,
@@ -198,38 +198,13 @@ class NpzShard:
 
 
 @dataclass(frozen=True, eq=False)
-class ShardedNpz:
+class ShardedNpz(ShardSet):
     """Several ``.npz`` archives with one layout, read as one data set, shard after shard.
 
     Errors name the shard (and the row within it).
     """
 
     shards: tuple[NpzShard, ...]
-    source: str
-
-    @property
-    def kind(self) -> SourceKind:
-        return self.shards[0].kind
-
-    @property
-    def n_classes(self) -> int:
-        return self.shards[0].n_classes
-
-    @property
-    def binary(self) -> bool:
-        return self.shards[0].binary
-
-    @property
-    def soft_labels(self) -> bool:
-        return self.shards[0].soft_labels
-
-    @property
-    def n_rows(self) -> int:
-        return sum(s.n_rows for s in self.shards)
-
-    @property
-    def kind_reason(self) -> str:
-        return self.shards[0].kind_reason
 
     @property
     def score_key(self) -> str:
@@ -238,18 +213,6 @@ class ShardedNpz:
     @property
     def label_key(self) -> str:
         return self.shards[0].label_key
-
-    def chunks(
-        self, chunk_rows: int | None = None
-    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
-        for shard in self.shards:
-            yield from shard.chunks(chunk_rows)
-
-    def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
-        """One part per shard, in order (``hint`` is ignored)."""
-        from calibkit.loaders.parquet import shard_parts
-
-        return Plan(shard_parts(self.shards))
 
 
 def open_npz_shards(paths: list[Location], options: ReadOptions, source: str) -> ShardedNpz:

@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 from calibkit.errors import InputError, Param
 from calibkit.io.urls import Location
 from calibkit.loaders.keys import ReadOptions, choose_columns, confidence_keys, families_of
+from calibkit.loaders.shards import ShardSet, shard_parts
 from calibkit.readers.names import quoted
 from calibkit.readers.parquet import (
     first_batch,
@@ -316,44 +317,13 @@ def _first_scores(preds: ParquetPredictions) -> NDArray[Any]:
 
 
 @dataclass(frozen=True, eq=False)
-class ShardedParquet:
+class ShardedParquet(ShardSet):
     """Several parquet files with one layout, read as one data set, shard after shard.
 
     Errors name the shard and the row within it.
     """
 
     shards: tuple[ParquetPredictions, ...]
-    source: str
-
-    @property
-    def kind(self) -> SourceKind:
-        return self.shards[0].kind
-
-    @property
-    def n_classes(self) -> int:
-        return self.shards[0].n_classes
-
-    @property
-    def binary(self) -> bool:
-        return self.shards[0].binary
-
-    @property
-    def soft_labels(self) -> bool:
-        return self.shards[0].soft_labels
-
-    @property
-    def n_rows(self) -> int:
-        return sum(s.n_rows for s in self.shards)
-
-    @property
-    def kind_reason(self) -> str:
-        return self.shards[0].kind_reason
-
-    def chunks(
-        self, chunk_rows: int | None = None
-    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
-        for shard in self.shards:
-            yield from shard.chunks(chunk_rows)
 
     def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
         """One part per shard (but empty ones), in order; with fewer shards than ``hint``, each
@@ -370,17 +340,6 @@ class ShardedParquet:
                     parts.append(Part(start + part.start, part.rows, part.source))
             start += shard.n_rows
         return Plan(tuple(parts))
-
-
-def shard_parts(shards: tuple[Any, ...]) -> tuple[Part, ...]:
-    """One :class:`Part` per shard (each a source with ``n_rows``), starting where the shards
-    before it end; an empty shard streams nothing and has no part."""
-    parts, start = [], 0
-    for shard in shards:
-        if shard.n_rows:
-            parts.append(Part(start, shard.n_rows, shard))
-        start += shard.n_rows
-    return tuple(parts)
 
 
 def open_shards(paths: list[Location], options: ReadOptions, source: str) -> ShardedParquet:

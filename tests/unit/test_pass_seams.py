@@ -157,9 +157,9 @@ def test_the_rewriter_writes_each_chunk_before_it_reads_the_next(
 READS_CHUNKS = {
     "loaders/__init__.py": "load_predictions concatenates a whole source into memory; loaders "
     "sit below the engine in the layer order",
-    "loaders/parquet.py": "ShardedParquet.chunks is a source: the chunks of its shards in turn",
-    "loaders/npz.py": "ShardedNpz.chunks (and NpzShard.chunks, one shard read when streamed) "
-    "are sources: the chunks of their shards in turn",
+    "loaders/shards.py": "ShardSet.chunks (parquet and npz shards) is a source: the chunks of "
+    "its shards in turn",
+    "loaders/npz.py": "NpzShard.chunks, one shard read when streamed, is a source",
     "calibrators/base.py": "the calibrated view's chunks() is a source over its base's chunks",
 }
 
