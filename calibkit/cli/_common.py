@@ -434,22 +434,24 @@ SchedulerOpt = Annotated[
     typer.Option(
         "--scheduler",
         metavar="<address>",
-        help="Dask scheduler to attach to (tcp://host:8786); without it, --engine dask starts "
-        "a local cluster of one worker process per core.",
+        help="Dask scheduler to attach to (tcp://host:8786; or CALIBKIT_SCHEDULER); without "
+        "it, --engine dask starts a local cluster of one worker process per core "
+        "(CALIBKIT_DASK_WORKERS sets how many).",
     ),
 ]
 
 
-def engine_scope(
-    engine: EngineChoice | None, scheduler: str | None, *, device: str | None = None
-) -> AbstractContextManager[None]:
-    """The passes of a command's ``with`` block on the engine its options, the environment
-    or ``[tool.calibkit]`` choose (:mod:`calibkit.engine.settings`)."""
-    from calibkit.engine.settings import engine_scope as scope
-    from calibkit.engine.settings import resolve_engine
+def _quiet_cluster_exit() -> None:
+    """distributed closes every cluster left open at exit (an ``atexit`` hook); the command
+    closes its own, and a cluster interrupted while it started would make that hook print a
+    traceback after ``calibkit: interrupted``."""
+    import atexit
 
-    settings = resolve_engine(None if engine is None else engine.value, scheduler)
-    return scope(settings, device=device)
+    try:
+        from distributed.deploy import spec
+    except ImportError:  # the engine says what to install
+        return
+    atexit.unregister(spec.close_clusters)
 
 
 def uses_engine(command: F) -> F:
@@ -459,9 +461,14 @@ def uses_engine(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with engine_scope(
-            kwargs.get("engine"), kwargs.get("scheduler"), device=kwargs.get("device")
-        ):
+        from calibkit.engine.settings import engine_scope as scope
+        from calibkit.engine.settings import resolve_engine
+
+        engine = kwargs.get("engine")
+        settings = resolve_engine(None if engine is None else engine.value, kwargs.get("scheduler"))
+        if settings.engine == "dask":  # this process owns its clusters
+            _quiet_cluster_exit()
+        with scope(settings, device=kwargs.get("device")):
             return command(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

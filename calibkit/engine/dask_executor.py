@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -47,7 +48,19 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: Seconds to wait for a scheduler to answer, or for a local cluster to start.
-CONNECT_TIMEOUT = 60
+CONNECT_TIMEOUT = 20
+#: What a scheduler address looks like: ``[protocol://]host:port``.
+_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):\d{1,5}/?$")
+
+
+def check_address(address: str) -> str:
+    """``address`` if it reads ``[protocol://]host:port`` (``tcp://10.0.0.5:8786``); else a
+    :class:`~calibkit.errors.UsageError` before any connection is tried."""
+    if not _ADDRESS.match(address.strip()):
+        raise UsageError(
+            Param("scheduler") + f": {address!r} is not a scheduler address such as tcp://host:8786"
+        )
+    return address.strip()
 
 
 class EngineError(CalibkitError):
@@ -197,6 +210,7 @@ def dask_executor(
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         if address:
+            address = check_address(address)
             try:
                 client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as err:

@@ -117,6 +117,8 @@ def _frames_in_calibkit(stderr: str) -> list[str]:
 #: What CPython prints when a signal interrupts its check of ``argv[0]`` (Modules/main.c,
 #: ``pymain_run_python``) before it runs the console script; it then runs the script anyway.
 PYTHON_ARGV0_REPORT = "Failed checking if argv[0] is an import path entry\n"
+#: What CPython prints when a KeyboardInterrupt is raised inside an import-lock callback.
+IMPORT_LOCK_REPORT = "Exception ignored in: <function _get_module_lock.<locals>.cb"
 
 
 @posix_only
@@ -141,6 +143,14 @@ def test_sigint_at_any_moment_of_start_up() -> None:
             assert out.startswith("{")
             assert _frames_in_calibkit(err) == [], err
             assert err.rstrip().endswith("KeyboardInterrupt"), err
+        elif proc.returncode == 0 and err.startswith(IMPORT_LOCK_REPORT):
+            # (seen once in CI, under load) the signal landed in a callback of importlib's
+            # module locks while Python's own handler was still installed (before calibkit's
+            # entry point): Python ignores an exception raised in a callback, prints that it
+            # did, and the program runs on to a complete result
+            assert out.startswith("{")
+            assert _frames_in_calibkit(err) == [], err
+            assert err.rstrip().endswith("KeyboardInterrupt:"), err
         elif proc.returncode == 0:  # it had finished: a complete result
             assert out.startswith("{") and err == ""
         elif proc.returncode == 130:  # calibkit's handler
