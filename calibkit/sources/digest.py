@@ -282,11 +282,6 @@ class DigestTap(TapView, SourceView):
         ]
         return replace(piece, edges=edges)
 
-    def chunks(
-        self, chunk_rows: int | None = None
-    ) -> Iterator[tuple[NDArray[np.floating], NDArray[Any]]]:
-        return TapView.chunks(self, chunk_rows)
-
 
 def same_labels(a: PredictionSource, b: PredictionSource) -> bool | None:
     """Whether two digested sources streamed identical labels; ``None`` if that is not known."""
