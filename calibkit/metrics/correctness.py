@@ -121,6 +121,7 @@ __all__ = [
     "fit_binary_temperature",
     "fit_platt",
     "helm_ece",
+    "helm_mass_bins",
     "helm_mass_edges",
     "helm_mass_table",
     "oracle_curve",
@@ -176,11 +177,24 @@ def helm_mass_edges(confidence: ArrayLike, n_bins: int = 10) -> NDArray[np.float
     return edges
 
 
+def helm_mass_bins(confidence: ArrayLike, n_bins: int = 10) -> NDArray[np.intp]:
+    """The 0-based HELM equal-mass bin of each confidence: the first edge ``>=`` it (by value,
+    so equal confidences share a bin).
+
+    >>> helm_mass_bins([0.5, 0.5, 0.5, 0.9], 2).tolist()  # runs [.5 .5] [.5 .9]: the tie stays
+    [0, 0, 0, 1]
+    """
+    c = np.asarray(confidence, dtype=np.float64).ravel()
+    upper = helm_mass_edges(c, n_bins)
+    idx: NDArray[np.intp] = np.minimum(np.searchsorted(upper, c, side="left"), upper.size - 1)
+    return idx
+
+
 def helm_mass_table(confidence: ArrayLike, outcome: ArrayLike, n_bins: int = 10) -> BinTable:
     """The per-bin sums of HELM's equal-mass bins (a :class:`BinTable` of ``binning="mass"``)."""
     c, y = _pairs(confidence, outcome)
     upper = helm_mass_edges(c, n_bins)
-    idx = np.minimum(np.searchsorted(upper, c, side="left"), upper.size - 1)
+    idx = helm_mass_bins(c, n_bins)
     m = upper.size
     return BinTable(
         lower=np.concatenate(([0.0], upper[:-1])),
