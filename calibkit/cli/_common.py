@@ -64,6 +64,7 @@ FLAGS: dict[str, str] = {
     "device": "--device",
     "engine": "--engine",
     "features_key": "--features-key",
+    "group_by": "--group-by",
     "kind": "--input",
     "labels_from_counts": "--labels-from-counts",
     "labels_key": "--labels-key",
@@ -322,6 +323,14 @@ LabelsFromCounts = Annotated[
 InputOpt = Annotated[
     InputKind | None,
     typer.Option("--input", help="Say what the scores are, whatever their name."),
+]
+GroupByOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group-by",
+        metavar="COLUMN",
+        help="One row per group of this column (repeat, or a,b, for the cross product).",
+    ),
 ]
 ChunkRows = Annotated[
     int | None,
