@@ -66,6 +66,7 @@ FLAGS: dict[str, str] = {
     "engine": "--engine",
     "features_key": "--features-key",
     "folds": "--folds",
+    "group_by": "--group-by",
     "kind": "--input",
     "labels_from_counts": "--labels-from-counts",
     "labels_key": "--labels-key",
@@ -324,6 +325,14 @@ LabelsFromCounts = Annotated[
 InputOpt = Annotated[
     InputKind | None,
     typer.Option("--input", help="Say what the scores are, whatever their name."),
+]
+GroupByOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group-by",
+        metavar="COLUMN",
+        help="One row per group of this column (repeat, or a,b, for the cross product).",
+    ),
 ]
 ChunkRows = Annotated[
     int | None,

@@ -32,6 +32,7 @@ from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys, key
 from calibkit.loaders.shards import ShardSet
 from calibkit.readers.memory import STREAMING_HINT, check_fits
 from calibkit.readers.npz import NpzMember, check_declared, held_bytes, open_npz
+from calibkit.sources.groups import FileColumns
 from calibkit.sources.memory import confidence_copies, prediction_copies
 from calibkit.sources.predictions import (
     CONFIDENCE,
@@ -53,9 +54,10 @@ def read_npz(path: Location, options: ReadOptions, source: str) -> PredictionSou
             _check_size(
                 source, members[pair[0]], members[pair[1]], confidence=True, local=archive.local
             )
-            return ConfidenceRows.from_arrays(
+            rows = ConfidenceRows.from_arrays(
                 archive.load(pair[0]), archive.load(pair[1]), source=source
             )
+            return replace(rows, columns=FileColumns(path, source))
         keys = choose_keys(archive.keys, options, source)
         scores_key, labels_key, _ = keys
         members = archive.members([scores_key, labels_key])
@@ -64,7 +66,8 @@ def read_npz(path: Location, options: ReadOptions, source: str) -> PredictionSou
         if scores is None:
             scores = archive.load(scores_key)
         labels = archive.load(labels_key)
-    return keyed_predictions(scores, labels, keys, options, source)
+    preds = keyed_predictions(scores, labels, keys, options, source)
+    return replace(preds, columns=FileColumns(path, source))
 
 
 def _check_size(
@@ -188,6 +191,11 @@ class NpzShard:
         if isinstance(src, Predictions):
             return replace(src, kind_reason=self.kind_reason)
         return src
+
+    @property
+    def columns(self) -> FileColumns:
+        """The archive's members, for ``--group-by`` (:mod:`calibkit.sources.groups`)."""
+        return FileColumns(self.path, self.source)
 
     def chunks(
         self, chunk_rows: int | None = None

@@ -58,6 +58,7 @@ from calibkit.readers.parquet import (
     scalar_column,
     stream_batches,
 )
+from calibkit.sources.groups import FileColumns
 from calibkit.sources.partitions import Part, Plan
 from calibkit.sources.predictions import (
     CONFIDENCE,
@@ -120,6 +121,11 @@ class ParquetPredictions:
                 scores, labels = self.convert_batch(batch, offset)
                 offset += len(labels)
                 yield scores, labels
+
+    @property
+    def columns(self) -> FileColumns:
+        """The file's columns, for ``--group-by`` (:mod:`calibkit.sources.groups`)."""
+        return FileColumns(self.path, self.source)
 
     def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
         """About ``hint`` parts of whole row groups, in file order (fewer when the file has

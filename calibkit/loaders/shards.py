@@ -67,6 +67,12 @@ class ShardSet:
         for shard in self.shards:
             yield from shard.chunks(chunk_rows)
 
+    def group_column(self, name: str) -> NDArray[Any]:
+        """Column ``name`` of every shard, in shard order (for ``--group-by``)."""
+        from calibkit.sources.groups import group_column
+
+        return np.concatenate([group_column(shard, name) for shard in self.shards])
+
     def partitions(self, chunk_rows: int | None, hint: int) -> Plan:
         """One part per shard (but empty ones), in order (``hint`` is ignored): a worker
         streams a shard's chunks exactly as the local engine does."""

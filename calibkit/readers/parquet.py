@@ -425,3 +425,26 @@ def list_keys(path: Path, source: str) -> list[str]:
     """The file's column names, from its schema (no data read)."""
     with open_parquet_file(path, source) as f:
         return list(f.names)
+
+
+def read_column(path: Path, name: str, source: str) -> NDArray[Any]:
+    """One flat column read whole, of any type (strings, categories, numbers; nulls as
+    ``None``), as a 1-D numpy array: a grouping column (:mod:`calibkit.sources.groups`)."""
+    import pyarrow as pa
+
+    with open_parquet_file(path, source) as f:
+        if name not in f.names:
+            shown = ", ".join(quoted(n) for n in f.names[:20])
+            raise InputError(source, f"has no column {quoted(name)} (columns: {shown})")
+        if is_list(f.schema.field(name).type):
+            raise InputError(source, f"column {quoted(name)} holds lists, not one value per row")
+        try:
+            table = f.handle.read(columns=[name])
+        except (OSError, ValueError, pa.ArrowException) as err:
+            raise InputError(
+                source, f"cannot read column {quoted(name)} ({describe(err)})"
+            ) from None
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return np.asarray(column.to_pylist(), dtype=object)

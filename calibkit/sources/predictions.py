@@ -587,6 +587,8 @@ class Predictions:
     score_key: str | None = field(default=None, compare=False)
     label_key: str | None = field(default=None, compare=False)
     kind_reason: str = field(default="", compare=False)
+    #: the file's other columns, for ``--group-by`` (:mod:`calibkit.sources.groups`)
+    columns: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_arrays(
@@ -690,7 +692,9 @@ class Predictions:
                 Part(
                     a,
                     b - a,
-                    dataclasses.replace(self, scores=self.scores[a:b], labels=self.labels[a:b]),
+                    dataclasses.replace(
+                        self, scores=self.scores[a:b], labels=self.labels[a:b], columns=None
+                    ),
                 )
                 for a, b in aligned_ranges(self.n_rows, step, hint)
             )
@@ -739,6 +743,8 @@ class ConfidenceRows:
     confidence: NDArray[np.float64]
     correct: NDArray[np.float64]
     source: str = "<array>"
+    #: the file's other columns, for ``--group-by`` (:mod:`calibkit.sources.groups`)
+    columns: Any = field(default=None, compare=False, repr=False)
 
     kind: ClassVar[SourceKind] = CONFIDENCE
     n_classes: ClassVar[int] = 0
@@ -775,7 +781,10 @@ class ConfidenceRows:
                     a,
                     b - a,
                     dataclasses.replace(
-                        self, confidence=self.confidence[a:b], correct=self.correct[a:b]
+                        self,
+                        confidence=self.confidence[a:b],
+                        correct=self.correct[a:b],
+                        columns=None,
                     ),
                 )
                 for a, b in aligned_ranges(self.n_rows, step, hint)
