@@ -14,6 +14,7 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     EngineOpt,
+    GroupByOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
@@ -54,6 +55,11 @@ def parse_coverages(spec: str) -> list[float]:
     return values
 
 
+def _names(labels: list[str], shown: int = 5) -> str:
+    more = f" and {len(labels) - shown} more" if len(labels) > shown else ""
+    return ", ".join(labels[:shown]) + more
+
+
 @app.command("selective", help=HELP)
 @reports_errors
 @uses_engine
@@ -90,6 +96,7 @@ def selective_command(
         Path | None,
         typer.Option("--plot", help="Draw the risk-coverage curve to this .png, .svg or .pdf."),
     ] = None,
+    group_by: GroupByOpt = None,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -104,9 +111,13 @@ def selective_command(
     from calibkit.loaders import read_predictions
     from calibkit.metrics.correctness import check_coverages
     from calibkit.report.summary_json import dumps
+    from calibkit.sources.groups import parse_group_by
     from calibkit.stats.selective import selective_metrics
 
     coverages = check_coverages(parse_coverages(coverage))
+    columns = parse_group_by(group_by)
+    if columns and plot is not None:
+        raise UsageError("--plot draws one curve: run it without --group-by")
     if out is not None:
         check_output_path(out, [path])
     if plot is not None:
@@ -118,12 +129,41 @@ def selective_command(
     preds = read_predictions(
         path, read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
     )
-    m = selective_metrics(
-        preds, n_bins=bins, folds=folds, seed=seed, coverages=coverages, chunk_rows=chunk_rows
-    )
+    grouped = None
+    if columns:
+        from calibkit.stats.selective import grouped_selective_metrics
+
+        grouped = grouped_selective_metrics(
+            preds,
+            columns,
+            n_bins=bins,
+            folds=folds,
+            seed=seed,
+            coverages=coverages,
+            chunk_rows=chunk_rows,
+        )
+        m = grouped.micro
+    else:
+        m = selective_metrics(
+            preds, n_bins=bins, folds=folds, seed=seed, coverages=coverages, chunk_rows=chunk_rows
+        )
     if m.collapse_warning is not None:
         warning_line(f"{path}: ece_10_bin: {m.collapse_warning}")
-    text = dumps(m.to_dict())
+    if grouped is not None:
+        collapsed = [g.label for g in grouped.groups if g.metrics.ece_10_bin_collapsed]
+        if collapsed:
+            warning_line(
+                f"{path}: ece_10_bin: equal-mass bins collapsed in {len(collapsed)} of "
+                f"{len(grouped.groups)} groups (ties are never split): {_names(collapsed)}"
+            )
+        small = [g.label for g in grouped.small_groups]
+        if small:
+            warning_line(
+                f"{path}: {len(small)} of {len(grouped.groups)} groups have fewer than "
+                f"{grouped.min_rows} rows (HELM's guideline for a 10-bin ECE), so their numbers "
+                f"are noisy: {_names(small)}"
+            )
+    text = dumps(grouped.to_dict() if grouped is not None else m.to_dict())
     if out is not None:
         from calibkit.io.atomic import atomic_write_text
 
@@ -138,6 +178,10 @@ def selective_command(
     if as_json:
         typer.echo(text, nl=False)
     else:
-        from calibkit.report.correctness import selective_renderable
+        from calibkit.report.correctness import grouped_table, selective_renderable
 
-        stdout().print(selective_renderable(m))
+        console = stdout()
+        if grouped is not None:
+            console.print(grouped_table(grouped))
+        else:
+            console.print(selective_renderable(m))

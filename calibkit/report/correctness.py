@@ -8,8 +8,9 @@ from rich.table import Table
 
 from calibkit.metrics.correctness import CorrectnessMetrics
 from calibkit.report.tables import fmt
+from calibkit.stats.selective import GroupedSelective
 
-__all__ = ["selective_renderable"]
+__all__ = ["grouped_table", "selective_renderable"]
 
 
 def _value(m: CorrectnessMetrics, key: str, x: float | None) -> tuple[str, str | None]:
@@ -76,3 +77,57 @@ def selective_renderable(m: CorrectnessMetrics) -> Group:
             f"accuracy @ {a.target:.0%}", fmt(a.accuracy), f"the {a.rows} most confident{used}"
         )
     return Group(t, s)
+
+
+def grouped_table(r: GroupedSelective) -> Table:
+    """One row per group (the worst ``ece_10_bin`` first), then the micro and macro rows."""
+    t = Table(
+        title=f"{r.micro.source} by {', '.join(r.columns)} (worst ece_10_bin first; "
+        f"* fewer than {r.min_rows} rows)",
+        title_justify="left",
+        header_style="bold",
+    )
+    heads = (
+        "group",
+        "N",
+        "accuracy",
+        "ece_10_bin",
+        "ece_1_bin",
+        "AURC",
+        "AUROC",
+        "platt_ece_10_bin",
+        "ts_ece_10_bin",
+    )
+    for h in heads:
+        t.add_column(h, justify="left" if h == "group" else "right")
+
+    def cells(m: CorrectnessMetrics) -> list[str]:
+        return [
+            fmt(m.accuracy),
+            fmt(m.ece_10_bin),
+            fmt(m.ece_1_bin),
+            fmt(m.aurc),
+            fmt(m.auroc),
+            fmt(m.platt_ece_10_bin),
+            fmt(m.ts_ece_10_bin),
+        ]
+
+    for g in r.groups:
+        t.add_row(g.label + (" *" if g.small else ""), str(g.metrics.n), *cells(g.metrics))
+    t.add_section()
+    t.add_row("micro (all rows)", str(r.micro.n), *cells(r.micro))
+    keys = (
+        "accuracy",
+        "ece_10_bin",
+        "ece_1_bin",
+        "aurc",
+        "auroc_correct",
+        "platt_ece_10_bin",
+        "ts_ece_10_bin",
+    )
+    t.add_row(
+        f"macro (mean of {len(r.groups)} groups)",
+        "-",
+        *(fmt(r.macro[k]) for k in keys),
+    )
+    return t

@@ -15,7 +15,10 @@ few passes per fold. Confidence-only rows use the binary temperature ``sigmoid(l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,7 +36,13 @@ from calibkit.metrics.selection import refuse_distributed
 from calibkit.metrics.summary import collect_example_stats
 from calibkit.sources.predictions import PredictionSource
 
-__all__ = ["selective_metrics"]
+__all__ = [
+    "MACRO_KEYS",
+    "GroupMetrics",
+    "GroupedSelective",
+    "grouped_selective_metrics",
+    "selective_metrics",
+]
 
 
 def _kway_temperature(
@@ -123,3 +132,128 @@ def selective_metrics(
         ts_method=ts_method,
         source=predictions.source,
     )
+
+
+#: The numbers of :class:`~calibkit.metrics.correctness.CorrectnessMetrics` that
+#: :func:`grouped_selective_metrics` averages over groups (the macro row), by JSON name.
+MACRO_KEYS: tuple[tuple[str, str], ...] = (
+    ("accuracy", "accuracy"),
+    ("ece_10_bin", "ece_10_bin"),
+    ("ece_1_bin", "ece_1_bin"),
+    ("ece", "ece"),
+    ("smooth_ece", "smooth_ece"),
+    ("brier_correct", "brier"),
+    ("nll_correct", "nll"),
+    ("auroc_correct", "auroc"),
+    ("aurc", "aurc"),
+    ("e_aurc", "e_aurc"),
+    ("selective_cov_acc_area", "selective_cov_acc_area"),
+    ("selective_acc@10", "selective_acc_at_10"),
+    ("platt_ece_10_bin", "platt_ece_10_bin"),
+    ("platt_ece_1_bin", "platt_ece_1_bin"),
+    ("ts_ece_10_bin", "ts_ece_10_bin"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class GroupMetrics:
+    """One group's metrics: its values (``{column: value}``), label and size flag."""
+
+    group: dict[str, str]
+    label: str
+    metrics: CorrectnessMetrics
+    small: bool
+
+
+@dataclass(frozen=True, eq=False)
+class GroupedSelective:
+    """:func:`grouped_selective_metrics`: the pooled (micro) metrics of every row, the groups
+    (the worst ``ece_10_bin`` first) and the macro means over groups (``macro_counts``: how
+    many groups each mean is over; a group where a number is ``None`` is left out of it)."""
+
+    columns: tuple[str, ...]
+    micro: CorrectnessMetrics
+    groups: tuple[GroupMetrics, ...]
+    macro: dict[str, float | None]
+    macro_counts: dict[str, int]
+    min_rows: int
+
+    @property
+    def small_groups(self) -> tuple[GroupMetrics, ...]:
+        return tuple(g for g in self.groups if g.small)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group_by": list(self.columns),
+            "min_group_rows": self.min_rows,
+            "micro": self.micro.to_dict(),
+            "macro": dict(self.macro),
+            "macro_groups": dict(self.macro_counts),
+            "groups": [
+                {"group": g.group, "label": g.label, "small": g.small, **g.metrics.to_dict()}
+                for g in self.groups
+            ],
+        }
+
+
+def grouped_selective_metrics(
+    predictions: PredictionSource,
+    columns: Sequence[str],
+    *,
+    n_bins: int = 15,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+    coverages: Sequence[float] = DEFAULT_COVERAGES,
+    chunk_rows: int | None = None,
+    workers: int | None = None,
+) -> GroupedSelective:
+    """:func:`selective_metrics` of every row (micro) and of each group of ``columns``
+    (:func:`calibkit.sources.groups.group_rows`; each group a
+    :class:`~calibkit.sources.groups.RowSubset`, so its folds, fits and numbers are those of a
+    file holding only its rows), with the macro means. Groups under
+    :data:`~calibkit.sources.groups.MIN_GROUP_ROWS` rows are flagged ``small``, not dropped.
+
+    >>> import dataclasses
+    >>> from calibkit.sources.groups import MemoryColumns
+    >>> from calibkit.sources.predictions import ConfidenceRows
+    >>> rows = ConfidenceRows.from_arrays([0.9, 0.6, 0.7, 0.8], [1, 0, 1, 0])
+    >>> rows = dataclasses.replace(rows, columns=MemoryColumns({"task": ["a", "b", "a", "b"]}))
+    >>> r = grouped_selective_metrics(rows, ["task"], folds=2)
+    >>> [(g.label, g.metrics.n, g.metrics.ece_1_bin) for g in r.groups]  # b: |.7 - 0|
+    [('task=b', 2, 0.7), ('task=a', 2, 0.2)]
+    >>> r.macro["ece_1_bin"], r.micro.ece_1_bin  # (.7 + .2) / 2; |.75 - .5|
+    (0.45, 0.25)
+    """
+    from calibkit.sources.groups import MIN_GROUP_ROWS, group_rows, subset
+
+    micro = selective_metrics(
+        predictions,
+        n_bins=n_bins,
+        folds=folds,
+        seed=seed,
+        coverages=coverages,
+        chunk_rows=chunk_rows,
+        workers=workers,
+    )
+    grouping = group_rows(predictions, columns)
+    groups = []
+    for g in range(grouping.n_groups):
+        m = selective_metrics(
+            subset(predictions, grouping.rows(g)),
+            n_bins=n_bins,
+            folds=folds,
+            seed=seed,
+            coverages=coverages,
+            chunk_rows=chunk_rows,
+            workers=workers,
+        )
+        groups.append(GroupMetrics(grouping.as_dict(g), grouping.label(g), m, m.n < MIN_GROUP_ROWS))
+    groups.sort(key=lambda x: (-x.metrics.ece_10_bin, x.label))
+    macro: dict[str, float | None] = {}
+    counts: dict[str, int] = {}
+    for key, attr in MACRO_KEYS:
+        values = [getattr(x.metrics, attr) for x in groups]
+        kept = [float(v) for v in values if v is not None and math.isfinite(v)]
+        counts[key] = len(kept)
+        macro[key] = math.fsum(kept) / len(kept) if kept else None
+    return GroupedSelective(tuple(columns), micro, tuple(groups), macro, counts, MIN_GROUP_ROWS)

@@ -212,3 +212,42 @@ def test_too_few_rows_give_nulls_with_reasons(runner: CliRunner, tmp_path: Path)
     result = invoke(runner, "selective", pred)
     assert_ok(result)
     assert "too few rows" in result.stdout
+
+
+def _grouped(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(2)
+    n = 700
+    z = rng.normal(size=(n, 3)) * 2
+    y = rng.integers(0, 3, n)
+    y[:400] = z[:400].argmax(axis=1)
+    task = rng.choice(["big", "small"], n, p=[0.8, 0.2])
+    return write_npz(tmp_path / "grouped.npz", logits=z, labels=y, task=task)
+
+
+def test_group_by_gives_a_row_per_group_worst_first(runner: CliRunner, tmp_path: Path) -> None:
+    path = _grouped(tmp_path)
+    result = invoke(runner, "selective", path, "--group-by", "task", "--json")
+    assert_ok(result)
+    doc = json.loads(result.stdout)
+    assert doc["group_by"] == ["task"]
+    assert {g["label"] for g in doc["groups"]} == {"task=big", "task=small"}
+    eces = [g["ece_10_bin"] for g in doc["groups"]]
+    assert eces == sorted(eces, reverse=True)
+    assert doc["micro"]["n"] == 700 and sum(g["n"] for g in doc["groups"]) == 700
+    assert doc["macro"]["ece_10_bin"] == pytest.approx(sum(eces) / 2)
+    small = [g for g in doc["groups"] if g["small"]]
+    assert [g["label"] for g in small] == ["task=small"]
+    assert result.stderr.startswith(f"calibkit: warning: {path}: 1 of 2 groups have fewer than 300")
+    table = invoke(runner, "selective", path, "--group-by", "task")
+    assert_ok(table)
+    assert "task=small *" in table.stdout and "micro (all rows)" in table.stdout
+
+
+def test_group_by_errors_are_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    path = _grouped(tmp_path)
+    message = one_error_line(invoke(runner, "selective", path, "--group-by", "nope"), path)
+    assert "no column 'nope'" in message
+    fig = tmp_path / "rc.png"
+    message = one_error_line(invoke(runner, "selective", path, "--group-by", "task", "--plot", fig))
+    assert "--plot draws one curve" in message
+    assert not fig.exists()

@@ -346,3 +346,52 @@ def test_a_cluster_engine_is_refused() -> None:
     p = Predictions.from_arrays(np.zeros((4, 2)), np.zeros(4, dtype=int))
     with using_executor(_FakeCluster()), pytest.raises(UsageError, match="engine"):
         selective_metrics(p)
+
+
+# --- groups ----------------------------------------------------------------------------------
+
+
+def test_groups_match_a_pandas_groupby() -> None:
+    import dataclasses
+
+    import pandas as pd
+
+    from calibkit.sources.groups import MemoryColumns
+    from calibkit.stats.selective import grouped_selective_metrics
+
+    rng = np.random.default_rng(8)
+    n = 400
+    z = rng.normal(size=(n, 3)) * 2
+    labels = rng.integers(0, 3, n)
+    labels[:250] = z[:250].argmax(axis=1)
+    task = rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2])
+    p = dataclasses.replace(
+        Predictions.from_arrays(z, labels), columns=MemoryColumns({"task": task})
+    )
+    r = grouped_selective_metrics(p, ["task"], folds=3)
+    frame = pd.DataFrame(
+        {
+            "task": task,
+            "conf": _softmax(z).max(axis=1),
+            "correct": (z.argmax(axis=1) == labels).astype(float),
+        }
+    )
+    expected = {}
+    for name, part in frame.groupby("task"):
+        m = correctness_metrics(part["conf"].to_numpy(), part["correct"].to_numpy(), folds=3)
+        expected[f"task={name}"] = m
+    assert {g.label for g in r.groups} == set(expected)
+    for g in r.groups:
+        e = expected[g.label]
+        assert g.metrics.n == e.n and g.small  # all under 300 rows
+        for key in ("ece_10_bin", "ece_1_bin", "aurc", "auroc", "selective_acc_at_10"):
+            assert getattr(g.metrics, key) == pytest.approx(getattr(e, key), abs=1e-12), key
+        # the group's Platt folds are those of a file holding only its rows
+        assert g.metrics.platt_ece_10_bin == pytest.approx(e.platt_ece_10_bin, abs=1e-12)
+    eces = [g.metrics.ece_10_bin for g in r.groups]
+    assert eces == sorted(eces, reverse=True)  # the worst first
+    assert r.macro["ece_10_bin"] == pytest.approx(np.mean(eces), abs=1e-15)
+    assert r.macro_counts["ece_10_bin"] == 3
+    assert r.micro.n == n
+    doc = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert [g["label"] for g in doc["groups"]] == [g.label for g in r.groups]
