@@ -27,10 +27,13 @@ extracts them from a prediction source). ``N`` rows, natural logarithms. Every n
     ``mean (c - y)^2``: the binary Brier score of the *correctness event*, not the K-way Brier
     of ``calibkit ece`` (which sums over every class).
 ``nll``
-    Binary log loss of the correctness event, ``-mean[y log c + (1 - y) log(1 - c)]``, ``1 - c``
-    in float64; an exact 0 (of ``c`` or ``1 - c``) is read as the smallest positive float64
-    (:func:`~calibkit.engine.sums.prob_floor`, as calibkit reads stored probabilities: 744.4
-    nats), counted in ``nll_floored_rows``: such a row's term is a lower bound.
+    Binary log loss of the correctness event, ``-mean[y log c + (1 - y) log(1 - c)]``. For
+    logits ``log c`` and ``log(1 - c)`` come from the logits themselves (exact however confident
+    the row: :func:`calibkit.stats.selective.selective_metrics` passes them); otherwise
+    ``1 - c`` is taken in float64. An exact 0 (of ``c`` or ``1 - c``, or a log of ``-inf``) is
+    read as the smallest positive float64 (:func:`~calibkit.engine.sums.prob_floor`, as calibkit
+    reads stored probabilities: 744.4 nats), counted in ``nll_floored_rows``: such a row's term
+    is a lower bound.
 ``auroc``
     Area under the ROC curve of the confidence as a score for "correct": the probability that a
     random correct row has a higher confidence than a random wrong one, ties counting 1/2
@@ -636,12 +639,15 @@ def correctness_metrics(
     ts_confidence: ArrayLike | None = None,
     ts_reason: str | None = None,
     ts_method: str = "binary",
+    log_confidence: ArrayLike | None = None,
+    log_complement: ArrayLike | None = None,
     source: str = "<array>",
 ) -> CorrectnessMetrics:
     """Every metric of the pairs (module docstring). ``ts_confidence``: each row's held-out
     temperature-scaled confidence when the caller cross-fitted K-way temperature scaling (with
     ``ts_method`` naming it, or ``ts_reason`` why there is none); else the binary temperature is
-    cross-fitted here on the same folds as Platt.
+    cross-fitted here on the same folds as Platt. ``log_confidence`` and ``log_complement``:
+    each row's ``log c`` and ``log(1 - c)`` when known more exactly than from ``c`` (logits).
 
     >>> m = correctness_metrics([0.9, 0.8, 0.3, 0.2], [1, 0, 1, 0], folds=2)
     >>> round(m.ece_1_bin, 6), round(m.brier, 6), m.auroc  # |.55 - .5|, (.01+.64+.49+.04)/4
@@ -662,12 +668,20 @@ def correctness_metrics(
     distinct = int(np.unique(c).size)
     collapse = collapse_message(nonempty, 10, n, distinct)
 
-    floor = prob_floor(np.dtype(np.float64))
-    one_minus = 1.0 - c
-    floored = int(np.count_nonzero(((c == 0) & (y > 0)) | ((one_minus == 0) & (y < 1))))
-    nll = float(
-        -(y * np.log(np.maximum(c, floor)) + (1 - y) * np.log(np.maximum(one_minus, floor))).mean()
+    log_floor = math.log(prob_floor(np.dtype(np.float64)))
+    with np.errstate(divide="ignore"):
+        log_c = np.log(c) if log_confidence is None else np.asarray(log_confidence, np.float64)
+        log_1mc = (
+            np.log(1.0 - c) if log_complement is None else np.asarray(log_complement, np.float64)
+        )
+    if log_c.shape != c.shape or log_1mc.shape != c.shape:
+        raise InputError(source, "one log-confidence per row is needed")
+    floored = int(
+        np.count_nonzero(((log_c < log_floor) & (y > 0)) | ((log_1mc < log_floor) & (y < 1)))
     )
+    log_c = np.maximum(log_c, log_floor)
+    log_1mc = np.maximum(log_1mc, log_floor)
+    nll = float(-(y * log_c + (1 - y) * log_1mc).mean())
     auroc, why = auroc_correct(c, y)
     if why is not None:
         reasons["auroc_correct"] = why

@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from calibkit.engine.executors import ThreadExecutor
+from calibkit.engine.passes import Chunk, run_pass
 from calibkit.metrics.correctness import (
     DEFAULT_COVERAGES,
     DEFAULT_FOLDS,
@@ -43,6 +44,23 @@ __all__ = [
     "grouped_selective_metrics",
     "selective_metrics",
 ]
+
+
+def _top_logs(chunk: Chunk) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(log c, log(1 - c))`` of each row's top-label softmax confidence, from the logits:
+    with ``S`` the sum of ``exp(z_k - z_top)`` over the other classes, ``log c = -log1p(S)``
+    and ``log(1 - c) = log S - log1p(S)``, exact however confident the row (``-inf`` only
+    when ``S`` underflows, a margin above ~745)."""
+    from calibkit.metrics.examples import center_logits
+
+    zc, pred = center_logits(chunk.scores, return_argmax=True)
+    e = np.exp(zc)
+    e[np.arange(e.shape[0]), pred] = 0.0
+    others = e.sum(axis=1)
+    with np.errstate(divide="ignore"):
+        log_rest = np.log(others)
+    log1p = np.log1p(others)
+    return -log1p, log_rest - log1p
 
 
 def _kway_temperature(
@@ -112,6 +130,21 @@ def selective_metrics(
     check_coverages(coverages)
     stats = collect_example_stats(predictions, chunk_rows=chunk_rows, workers=workers)
     outcome = stats.outcome
+    logs: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+    if predictions.kind == "logits":
+        parts: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = []
+        run_pass(
+            predictions,
+            _top_logs,
+            parts.append,
+            chunk_rows=chunk_rows,
+            executor=executor,
+            description=f"{predictions.source}: log-confidences",
+        )
+        logs = (
+            np.concatenate([a for a, _ in parts]),
+            np.concatenate([b for _, b in parts]),
+        )
     ts_conf: NDArray[np.float64] | None = None
     ts_reason: str | None = None
     ts_method = "binary"
@@ -130,6 +163,8 @@ def selective_metrics(
         ts_confidence=ts_conf,
         ts_reason=ts_reason,
         ts_method=ts_method,
+        log_confidence=None if logs is None else logs[0],
+        log_complement=None if logs is None else logs[1],
         source=predictions.source,
     )
 

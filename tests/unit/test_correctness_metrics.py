@@ -395,3 +395,15 @@ def test_groups_match_a_pandas_groupby() -> None:
     assert r.micro.n == n
     doc = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert [g["label"] for g in doc["groups"]] == [g.label for g in r.groups]
+
+
+def test_nll_of_logits_is_exact_however_confident() -> None:
+    # row 1: margin 50, wrong: c rounds to 1.0 in float64, but -log(1 - c) = 50 + log1p(e^-50)
+    # row 2: margin 0 of 2 classes, right: -log(1/2)
+    z = np.array([[50.0, 0.0], [0.0, 0.0]])
+    m = selective_metrics(Predictions.from_arrays(z, [1, 0]), folds=2)
+    assert m.nll == pytest.approx((50.0 + math.log(2)) / 2, rel=1e-14)
+    assert m.nll_floored_rows == 0
+    # from the float64 confidence alone the first term is only known as >= 744 nats
+    c = np.array([1.0, 0.5])
+    assert correctness_metrics(c, [0, 1], folds=2).nll_floored_rows == 1
