@@ -149,6 +149,13 @@ def selective_command(
         )
     if m.collapse_warning is not None:
         warning_line(f"{path}: ece_10_bin: {m.collapse_warning}")
+    if m.nll_floored_rows:
+        rows = m.nll_floored_rows
+        warning_line(
+            f"{path}: {rows} row{'s have' if rows != 1 else ' has'} a confidence of exactly 1 "
+            "(or 0) and the other outcome: the NLL takes -log 0 at the smallest float64 "
+            "(744.4 nats), so it is a lower bound"
+        )
     if grouped is not None:
         collapsed = [g.label for g in grouped.groups if g.metrics.ece_10_bin_collapsed]
         if collapsed:

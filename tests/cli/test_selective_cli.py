@@ -251,3 +251,19 @@ def test_group_by_errors_are_one_line(runner: CliRunner, tmp_path: Path) -> None
     message = one_error_line(invoke(runner, "selective", path, "--group-by", "task", "--plot", fig))
     assert "--plot draws one curve" in message
     assert not fig.exists()
+
+
+def test_a_saturated_wrong_confidence_warns_about_the_nll(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    path = write_npz(
+        tmp_path / "sat.npz", confidence=np.array([1.0, 0.6, 0.7]), correct=np.array([0, 1, 1])
+    )
+    result = invoke(runner, "selective", path, "--json")
+    assert_ok(result)
+    assert result.stderr == (
+        f"calibkit: warning: {path}: 1 row has a confidence of exactly 1 (or 0) and the other "
+        "outcome: the NLL takes -log 0 at the smallest float64 (744.4 nats), so it is a lower "
+        "bound\n"
+    )
+    assert json.loads(result.stdout)["nll_floored_rows"] == 1
