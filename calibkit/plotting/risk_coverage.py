@@ -50,7 +50,7 @@ def plot_risk_coverage(m: CorrectnessMetrics, *, name: str | None = None) -> Any
     fig = Figure(figsize=(6.4, 5.2), layout="constrained")
     ax = fig.subplots()
     x, y = _thin(m.curve)
-    ax.plot(x, y, color=color, lw=1.8, label=f"{label}  (AURC {m.aurc:.4f})")
+    ax.plot(x, y, color=color, lw=1.8, zorder=3, label=f"{label}  (AURC {m.aurc:.4f})")
     if m.curve.rows.size <= _DOTS:
         ax.plot(m.curve.coverage, m.curve.risk, "o", color=color, ms=4, label="_ends of tie groups")
     ox, oy = _thin(m.oracle)
@@ -65,18 +65,20 @@ def plot_risk_coverage(m: CorrectnessMetrics, *, name: str | None = None) -> Any
         label=f"random order  (AURC {m.aurc_random:.4f})",
     )
     for a in m.accuracy_at_coverage:
-        ax.plot([a.coverage], [1.0 - a.accuracy], "D", color=color, ms=5, mec="white", mew=0.8)
+        ax.plot(
+            [a.coverage], [1.0 - a.accuracy], "D", color=color, ms=5, mec="white", mew=0.8, zorder=4
+        )
         used = "" if a.coverage == a.target else f" (tie group: {a.coverage:.0%})"
-        right = a.coverage > 0.75
+        right = a.coverage > 0.4  # the curve rises to the right: write on its left
         ax.annotate(
             f"{a.target:.0%}{used}: acc {a.accuracy:.3f}",
             (a.coverage, 1.0 - a.accuracy),
             textcoords="offset points",
-            xytext=(-6, 6) if right else (6, 6),
+            xytext=(-6, 10) if right else (6, 10),
             ha="right" if right else "left",
             fontsize=8,
             color="0.25",
-            bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1},
+            bbox={"fc": "white", "ec": "none", "alpha": 0.6, "pad": 1},
         )
     top = min(1.0, max(float(np.nanmax(y)), m.aurc_random, 1e-3) * 1.1)
     ax.set_xlim(0, 1)
