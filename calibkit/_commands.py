@@ -111,6 +111,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "et al. 2019): cluster spread, centre distances, tightness.",
     ),
     (
+        "selective",
+        "selective",
+        "Selective prediction (risk-coverage, AURC) and HELM's calibration metrics of the "
+        "top-label confidence.",
+    ),
+    (
         "soft-targets",
         "soft_targets",
         "Write a teacher's soft targets softmax(z / T) (probabilities: softmax(log p / T)) as "

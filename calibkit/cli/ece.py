@@ -138,6 +138,13 @@ def ece_command(
             f"{path}: {len(summary.missing_classes)} of {summary.n_classes} classes never occur "
             f"in the labels: {shown}{more}"
         )
+    if summary.binning == "mass":
+        from calibkit.metrics.correctness import collapse_message
+
+        filled = int((summary.bins.count > 0).sum())
+        collapsed = collapse_message(filled, summary.n_bins, summary.n)
+        if collapsed is not None:
+            warning_line(f"{path}: {collapsed}")
     doc = summary_to_dict(summary)
     doc["convention"] = convention
     soft = None

@@ -31,6 +31,7 @@ USAGE = {
     "fit-temp": "calibkit fit-temp [OPTIONS] VAL",
     "mutual-info": "calibkit mutual-info [OPTIONS] NAME=LOGITS...",
     "penultimate": "calibkit penultimate [OPTIONS] NAME=LAYER...",
+    "selective": "calibkit selective [OPTIONS] PRED",
     "sweep-temp": "calibkit sweep-temp [OPTIONS] NAME=PRED...",
     "soft-targets": "calibkit soft-targets [OPTIONS] TEACHER",
     "teacher": "calibkit teacher [OPTIONS] NAME=TEACHER...",
