@@ -53,6 +53,8 @@ _VALIDATORS = {
     "npz": ("calibkit.loaders.npz", "read_npz"),
     "parquet": ("calibkit.loaders.parquet", "open_parquet"),
     "pt": ("calibkit.loaders.torch_pt", "read_pt"),
+    "jsonl": ("calibkit.loaders.records", "read_jsonl"),
+    "csv": ("calibkit.loaders.records", "read_csv"),
 }
 
 
@@ -131,6 +133,12 @@ def read_predictions(
     url = as_url(path)  # a URL, even one a Path has collapsed (command-line arguments)
     source = url if url is not None else os.fspath(path)
     options = options or ReadOptions()
+    if not is_url(source):  # a directory or pattern of lm-eval samples files (.jsonl)
+        from calibkit.loaders.records import read_record_files, record_files
+
+        samples = record_files(source)
+        if samples is not None:
+            return read_record_files(samples, options, source)
     shards = _shards(source)
     if shards is not None:
         fmt_name, files = shards

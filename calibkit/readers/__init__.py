@@ -212,3 +212,17 @@ register(
         magic=(b"PK\x03\x04", b"\x80"),
     )
 )
+register(
+    Format(
+        name="jsonl",
+        suffixes=(".jsonl", ".ndjson"),
+        module="calibkit.readers.jsonl",
+    )
+)
+register(
+    Format(
+        name="csv",
+        suffixes=(".csv",),
+        module="calibkit.readers.csvfile",
+    )
+)
