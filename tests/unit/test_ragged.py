@@ -224,3 +224,43 @@ def test_views_pass_ragged_on() -> None:
     assert ragged_range(V(p)) == (2, 5)
     with pytest.raises(InputError, match="between 2 and 5"):
         refuse_ragged(V(p), "class-wise ECE")
+
+
+def test_per_class_calibrators_are_refused_at_fit_and_apply() -> None:
+    from calibkit.calibrators import registry
+    from calibkit.calibrators.base import CalibratedPredictions
+
+    rows, labels = _questions(n=80)
+    ragged = Predictions.from_ragged(rows, labels, source="mc.jsonl")
+    rng = np.random.default_rng(1)
+    full = Predictions.from_arrays(rng.normal(size=(80, 5)), rng.integers(0, 5, 80))
+    for method, options in (
+        ("vector", {}),
+        ("matrix", {}),
+        ("ets", {}),
+        ("platt", {"reduction": "ova"}),
+        ("histogram", {"reduction": "ova"}),
+    ):
+        cls = registry.get(method)
+        with pytest.raises(InputError, match=r"^mc\.jsonl: .* needs the same classes in every row"):
+            cls.fit_source(ragged, **options)
+        fitted = cls.fit_source(full, **options)
+        with pytest.raises(InputError, match="between 2 and 5 choices per question"):
+            CalibratedPredictions(ragged, fitted)
+    for method in ("temperature", "platt", "isotonic", "beta", "histogram"):  # top-label: fine
+        fitted = registry.get(method).fit_source(ragged)
+        got = summarize(CalibratedPredictions(ragged, fitted))
+        assert got.n == 80
+
+
+def test_top_reduction_keeps_pads_at_zero() -> None:
+    from calibkit.calibrators import registry
+
+    rows, labels = _questions(n=80)
+    ragged = Predictions.from_ragged(rows, labels)
+    fitted = registry.get("platt").fit_source(ragged)
+    probs = fitted.calibrated_scores(ragged.scores, "logits")
+    assert ragged.n_choices is not None
+    pads = np.arange(ragged.n_classes)[None, :] >= ragged.n_choices[:, None]
+    assert (probs[pads] == 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-12)
