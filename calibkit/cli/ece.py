@@ -145,7 +145,7 @@ def ece_command(
             "1 (saturated): how sure the model was is lost in the stored precision; save logits "
             "to keep it"
         )
-    if summary.missing_classes:
+    if summary.missing_classes and not getattr(preds, "ragged", False):  # ragged: positions
         shown = ", ".join(map(str, summary.missing_classes[:10]))
         more = " ..." if len(summary.missing_classes) > 10 else ""
         warning_line(

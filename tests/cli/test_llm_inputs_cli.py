@@ -156,3 +156,21 @@ def test_verbalized_and_topk_samples(runner: Any) -> None:
     assert out["n"] == 400 and out["input"] == "confidence"
     top = run_json(runner, "ece", SAMPLES / "topk_logprobs.jsonl")
     assert top["n"] == 300
+
+
+def test_apply_temp_on_a_record_file_is_one_line(runner: Any, tmp_path: Path) -> None:
+    path = write(tmp_path / "s.jsonl", GOOD)
+    msg = one_error_line(
+        invoke(runner, "apply-temp", path, "--temperature", "1.5", "--out", tmp_path / "o.jsonl"),
+        path,
+    )
+    assert msg.startswith("cannot write '.jsonl' predictions"), msg
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_no_missing_class_warning_on_ragged_input(runner: Any, tmp_path: Path) -> None:
+    # no question's gold answer is its third choice: on ragged input that is no "class"
+    path = write(tmp_path / "s.jsonl", [mc(0, [-1.0, -2.0, -3.0], "0"), mc(1, [-1.0, -2.0], "1")])
+    result = invoke(runner, "ece", path)
+    assert_ok(result)
+    assert "never occur" not in result.stderr
