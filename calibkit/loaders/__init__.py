@@ -14,7 +14,8 @@ samples of lm-evaluation-harness (ragged K), confidence rows, top-k log-probabil
 Several files are one data set: a directory, or a glob pattern, of parquet shards
 (:class:`~calibkit.loaders.parquet.ShardedParquet`) or of ``.npz`` archives
 (:class:`~calibkit.loaders.npz.ShardedNpz`), never both, read in sorted order; or of
-lm-evaluation-harness ``samples_*.jsonl`` files (:func:`calibkit.loaders.records.record_files`). A URL
+lm-evaluation-harness ``samples_*.jsonl`` files (:func:`~calibkit.loaders.records.record_files`).
+A URL
 (``s3://bucket/preds/``, ``gs://...``, ``file:///...``; :mod:`calibkit.io.urls`) of a parquet or
 ``.npz`` file, a directory or a pattern is read through fsspec (imported only then; a missing
 filesystem package is a one-line error naming it).

@@ -62,9 +62,13 @@ from calibkit.io.paths import is_pattern
 from calibkit.loaders.keys import (
     CORRECT_ALIASES,
     LOGIT_ALIASES,
+    LOGIT_FAMILIES,
     PROB_ALIASES,
+    PROB_FAMILIES,
+    UNKNOWN_FAMILIES,
     ReadOptions,
     confidence_keys,
+    families_of,
 )
 from calibkit.readers import check_file
 from calibkit.readers.names import listing
@@ -276,9 +280,12 @@ def layout_of(record: Record, source: str, line: int, options: ReadOptions) -> s
             f"{_LAYOUT_NAMES[found[1]]}: drop the fields of one",
         )
     if not found:
-        scores = [k for k in keys if k in LOGIT_ALIASES + PROB_ALIASES]
+        families = families_of(list(keys))
+        scores = [k for k in keys if k in LOGIT_ALIASES + PROB_ALIASES] + [
+            f"{p}_*" for p in families if p in LOGIT_FAMILIES + PROB_FAMILIES + UNKNOWN_FAMILIES
+        ]
         hint = (
-            f" (a record file holds no {scores[0]!r} arrays: write them to .npz or .parquet)"
+            f" (record files hold LLM evaluations; for {scores[0]} scores write .npz or .parquet)"
             if scores
             else ""
         )

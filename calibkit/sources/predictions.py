@@ -99,7 +99,12 @@ def default_chunk_rows(n_classes: int) -> int:
 
 
 class PredictionSource(Protocol):
-    """What the metrics need from predictions: shape facts and a stream of validated chunks."""
+    """What the metrics need from predictions: shape facts and a stream of validated chunks.
+
+    A source whose rows have different numbers of classes (ragged K, module docstring) also
+    says ``ragged`` (true); read it as ``getattr(source, "ragged", False)``: sources that do
+    not say are not ragged. Views pass their base's on (:attr:`SourceView.ragged`).
+    """
 
     @property
     def source(self) -> str: ...
@@ -669,7 +674,7 @@ class Predictions:
         >>> p = Predictions.from_ragged([[-1.0, -2.0], [-0.5, -3.0, -1.0]], [0, 2])
         >>> p.n_classes, p.ragged, p.n_choices.tolist()
         (3, True, [2, 3])
-        >>> p.scores[0, 2] == RAGGED_PAD
+        >>> bool(p.scores[0, 2] == RAGGED_PAD)
         True
         """
         n = len(choices)
