@@ -166,6 +166,7 @@ def read_csv(path: Path, options: ReadOptions, source: str) -> PredictionSource:
 def read_records(path: Path, options: ReadOptions, source: str) -> Loaded:
     """The predictions of one record file (its format from the suffix: ``.csv``, else JSON
     Lines) and its other fields as columns ``{name: 1-D array}``."""
+    _no_key_options(options, source)
     fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
     records = _records(path, source, fmt)
     layout = layout_of(records[0][1], source, records[0][0], options)
@@ -175,6 +176,29 @@ def read_records(path: Path, options: ReadOptions, source: str) -> Loaded:
     if layout == "topk":
         return _topk(records, source)
     return _confidence_rows(records, options, source)
+
+
+def _no_key_options(options: ReadOptions, source: str) -> None:
+    """Refuse the options that name keys or force a kind: a record file's layout names its
+    fields (module docstring)."""
+    given: list[Param] = []
+    if options.scores_key is not None:
+        if options.key_kind == "probs":
+            given.append(Param("scores_key", options.scores_key, alias="probs_key"))
+        else:
+            given.append(Param("scores_key", options.scores_key, alias="logits_key"))
+    if options.labels_key is not None:
+        given.append(Param("labels_key", options.labels_key))
+    if options.kind is not None:
+        given.append(Param("kind", options.kind))
+    if options.labels_from_counts:
+        given.append(Param("labels_from_counts", True))
+    if given:
+        raise InputError(
+            source,
+            given[0] + " does not apply to record files (.jsonl, .csv): their layout names the "
+            "fields read",
+        )
 
 
 def _not_lm_eval_options(options: ReadOptions, source: str) -> None:
@@ -217,6 +241,7 @@ def read_record_files(files: Sequence[Path], options: ReadOptions, source: str) 
 
 def read_samples_files(files: Sequence[Path], options: ReadOptions, source: str) -> Loaded:
     """:func:`read_record_files`, the columns apart (``{name: 1-D array}``)."""
+    _no_key_options(options, source)
     parts = []
     for path in files:
         name = os.fspath(path)

@@ -174,3 +174,11 @@ def test_no_missing_class_warning_on_ragged_input(runner: Any, tmp_path: Path) -
     result = invoke(runner, "ece", path)
     assert_ok(result)
     assert "never occur" not in result.stderr
+
+
+def test_key_flags_are_refused_on_record_files(runner: Any, tmp_path: Path) -> None:
+    path = write(tmp_path / "s.jsonl", GOOD)
+    msg = one_error_line(invoke(runner, "ece", path, "--logits-key", "x"), path)
+    assert msg.startswith("--logits-key x does not apply to record files"), msg
+    msg = one_error_line(invoke(runner, "ece", LM_EVAL, "--input", "probs"), LM_EVAL)
+    assert msg.startswith("--input probs does not apply to record files"), msg

@@ -441,3 +441,20 @@ def test_empty_records_file(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     path.write_text("\n\n")
     assert error_of(path) == f"{path}: holds no records"
+
+
+@pytest.mark.parametrize(
+    ("options", "shown"),
+    [
+        (ReadOptions(scores_key="confidence"), "scores_key='confidence'"),
+        (ReadOptions(labels_key="correct"), "labels_key='correct'"),
+        (ReadOptions(kind="probs"), "kind='probs'"),
+        (ReadOptions(labels_from_counts=True), "labels_from_counts=True"),
+    ],
+)
+def test_key_options_do_not_apply(tmp_path: Path, options: ReadOptions, shown: str) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [{"confidence": 0.5, "correct": 1}])
+    assert error_of(path, options) == (
+        f"{path}: {shown} does not apply to record files (.jsonl, .csv): their layout names "
+        "the fields read"
+    )
