@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from calibkit.errors import InputError, Param
-from calibkit.io.paths import is_pattern
+from calibkit.io.paths import SHARD_SUFFIXES, is_pattern
 from calibkit.loaders.keys import (
     CORRECT_ALIASES,
     LOGIT_ALIASES,
@@ -216,13 +216,17 @@ def record_files(spec: str) -> list[Path] | None:
     path = Path(spec)
     if path.is_dir():
         try:
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.suffix.lower() == ".jsonl" and not p.name.startswith(".") and p.is_file()
-            )
+            listed = [p for p in path.iterdir() if not p.name.startswith(".") and p.is_file()]
         except OSError:
             return None
+        found = sorted(p for p in listed if p.suffix.lower() == ".jsonl")
+        shards = sorted(p for p in listed if p.suffix.lower() in SHARD_SUFFIXES)
+        if found and shards:
+            raise InputError(
+                spec,
+                f"mixes .jsonl record files and {shards[0].suffix} shards ({found[0].name}, "
+                f"{shards[0].name}); a directory holds one data set",
+            )
         return found or None
     if is_pattern(spec):
         import glob

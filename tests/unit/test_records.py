@@ -458,3 +458,14 @@ def test_key_options_do_not_apply(tmp_path: Path, options: ReadOptions, shown: s
         f"{path}: {shown} does not apply to record files (.jsonl, .csv): their layout names "
         "the fields read"
     )
+
+
+def test_directory_mixing_records_and_shards_is_refused(tmp_path: Path) -> None:
+    d = tmp_path / "run"
+    d.mkdir()
+    write_jsonl(d / "samples_a.jsonl", [sample(0, [-1.0, -2.0], "0")])
+    np.savez(d / "preds.npz", logits=np.zeros((2, 2)), labels=np.array([0, 1]))
+    assert error_of(d) == (
+        f"{d}: mixes .jsonl record files and .npz shards (samples_a.jsonl, preds.npz); a "
+        "directory holds one data set"
+    )
