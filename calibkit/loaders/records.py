@@ -280,7 +280,9 @@ def _logprobs_of(record: Record) -> Any:
     """The ``logprobs`` object of a record (module docstring), or ``None``."""
     if isinstance(record.get("logprobs"), Mapping):
         return record["logprobs"]
-    for holder in (record, (record.get("response") or {}).get("body")):
+    response = record.get("response")
+    body = response.get("body") if isinstance(response, Mapping) else None
+    for holder in (record, body):
         if not isinstance(holder, Mapping):
             continue
         choices = holder.get("choices")

@@ -176,3 +176,8 @@ def test_legacy_completions_and_batch_output(tmp_path: Path) -> None:
 def test_a_record_without_logprobs_after_the_first(tmp_path: Path) -> None:
     path = write(tmp_path / "t.jsonl", [chat([("A", L(0.5))], target="A"), {"target": "A"}])
     assert error_of(path) == f"{path}: line 2: no 'logprobs' (the first record has them)"
+
+
+def test_odd_response_fields_are_no_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.jsonl", [{"response": "text", "choices": "none", "target": "A"}])
+    assert "a record of no known layout" in error_of(path)
