@@ -327,10 +327,15 @@ def evaluate(
     )
     _warn_zero_probs(source, summary.zero_prob_rows, calibrated_by)
     per_class = np.abs(totals[1] - totals[0]).reshape(k, m).sum(axis=1) / summary.n
+    ragged = getattr(source, "ragged", False)  # class k is another thing in each question
     return Evaluation(
         summary=summary,
-        classwise_ece=float(per_class.mean()),
-        implied=from_gaps(np.concatenate(gaps) if gaps else np.zeros(0), k),
+        classwise_ece=None if ragged else float(per_class.mean()),
+        implied=(
+            implied_smoothing(source)
+            if ragged
+            else from_gaps(np.concatenate(gaps) if gaps else np.zeros(0), k)
+        ),
         soft=soft.result(source.source) if soft is not None else None,
     )
 
@@ -390,9 +395,10 @@ def _evaluate_on_cluster(
     soft = None
     if source.soft_labels:
         soft = soft_label_metrics(source, n_bins=n_bins, binning=binning, chunk_rows=chunk_rows)
+    ragged = getattr(source, "ragged", False)  # class k is another thing in each question
     return Evaluation(
         summary=summary,
-        classwise_ece=float(per_class.mean()),
+        classwise_ece=None if ragged else float(per_class.mean()),
         implied=implied_smoothing(source, chunk_rows=chunk_rows),
         soft=soft,
     )

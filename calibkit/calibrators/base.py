@@ -48,7 +48,13 @@ from calibkit.errors import InputError, Param, UsageError
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.softmax import softmax
 from calibkit.metrics.summary import CalibrationSummary, summarize
-from calibkit.sources.predictions import PredictionSource, ScoreKind, SourceView, input_reason
+from calibkit.sources.predictions import (
+    PredictionSource,
+    ScoreKind,
+    SourceView,
+    input_reason,
+    refuse_ragged,
+)
 
 __all__ = [
     "CALIBRATOR_FORMAT",
@@ -446,6 +452,12 @@ class CalibratedPredictions(CalibratedView):
     calibration cost one pass."""
 
     calibrator: Calibrator
+
+    def __post_init__(self) -> None:
+        # a map per class (vector, matrix, Dirichlet, 'ova' maps, ETS's uniform part) would mix
+        # the pads of questions with fewer choices into the result
+        if getattr(self.calibrator, "class_wise", False):
+            refuse_ragged(self.base, self.calibrator.title)
 
     @property
     def calibrated_as(self) -> str:

@@ -66,7 +66,7 @@ from calibkit.calibrators.temperature import as_logits, fit_temperature
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, UsageError
 from calibkit.metrics.softmax import softmax
-from calibkit.sources.predictions import PredictionSource, ScoreKind
+from calibkit.sources.predictions import PredictionSource, ScoreKind, refuse_ragged
 
 __all__ = ["EnsembleTemperatureScaler", "fit_ets", "kkt_residual", "quadratic", "simplex_qp"]
 
@@ -215,6 +215,8 @@ class EnsembleTemperatureScaler(CalibratorBase):
     }
     changes_argmax: ClassVar[bool] = False
     output_kind: ClassVar[ScoreKind] = "probs"
+    #: its uniform component spreads 1/K over every class: refused on ragged inputs
+    class_wise: ClassVar[bool] = True
     hyperparameters: ClassVar[tuple[Hyperparameter, ...]] = (
         Hyperparameter(
             "t_min", float, "smallest T of the temperature fit (default 1e-4)",
@@ -374,6 +376,7 @@ def fit_ets(
     ``options``: ``t_min``, ``t_max``, passed to the temperature fit.
     """
     require_scores(source, EnsembleTemperatureScaler.title)
+    refuse_ragged(source, EnsembleTemperatureScaler.title)  # its uniform part is 1/K each class
     unknown = set(options) - {"t_min", "t_max"}
     if unknown:
         raise UsageError(f"ensemble temperature scaling has no option {sorted(unknown)[0]!r}")

@@ -65,7 +65,7 @@ from calibkit.calibrators.base import (
 from calibkit.calibrators.outcome import FitOutcome
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import InputError, Param, UsageError
-from calibkit.sources.predictions import PredictionSource, ScoreKind
+from calibkit.sources.predictions import PredictionSource, ScoreKind, refuse_ragged
 
 __all__ = [
     "NEWTON_MAX_PARAMS",
@@ -581,6 +581,8 @@ class LinearCalibrator(CalibratorBase):
     weights_key: ClassVar[str] = "W"
     changes_argmax: ClassVar[bool] = True
     output_kind: ClassVar[ScoreKind] = "logits"
+    #: a weight (or a row of weights) per class: refused on ragged inputs
+    class_wise: ClassVar[bool] = True
 
     weights: F64
     bias: F64
@@ -656,6 +658,7 @@ class LinearCalibrator(CalibratorBase):
         cross-validation) and ``solver`` (``"newton"``/``"newton-cg"``, for benchmarks)."""
         opts = cls._options(options)
         require_scores(source, cls.title)
+        refuse_ragged(source, cls.title)  # a weight (or row of weights) per class
         k = int(source.n_classes)
         if k < 2:
             raise InputError(source.source, f"{cls.title} needs at least 2 classes")

@@ -85,7 +85,7 @@ from calibkit.engine.passes import Chunk, run_pass
 from calibkit.engine.sums import prob_floor
 from calibkit.errors import InputError, Param, UsageError
 from calibkit.metrics.selection import refuse_distributed
-from calibkit.sources.predictions import PredictionSource, ScoreKind
+from calibkit.sources.predictions import PredictionSource, ScoreKind, refuse_ragged
 
 __all__ = [
     "REDUCTIONS",
@@ -573,6 +573,11 @@ class ReducedCalibrator(CalibratorBase):
     created: str = field(default_factory=_now)
     calibkit_version: str = __version__
 
+    @property
+    def class_wise(self) -> bool:
+        """Whether it holds a map per class (``ova``): refused on ragged inputs."""
+        return self.reduction == "ova"
+
     # -- what a subclass gives --------------------------------------------------------------------
 
     def map_values(self, cols: Columns) -> NDArray[np.float64]:
@@ -604,7 +609,10 @@ class ReducedCalibrator(CalibratorBase):
         rows)."""
         require_scores(source, cls.title)
         opts = check_options(cls, options)
-        return resolve_reduction(opts.get("reduction"), source.n_classes, cls.title), opts
+        reduction = resolve_reduction(opts.get("reduction"), source.n_classes, cls.title)
+        if reduction == "ova":  # one map per class: class k is another thing in each question
+            refuse_ragged(source, f"{cls.title} with reduction 'ova'")
+        return reduction, opts
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, float]) -> Self:

@@ -92,7 +92,7 @@ def before_after(
     for metric in metric_table.fit_report_metrics():  # read now: a registered one included
         out[f"{metric.name}_before"] = metric.summary_value(before)
         out[f"{metric.name}_after"] = metric.summary_value(after)
-    if generic:
+    if generic and not getattr(source, "ragged", False):  # class-wise: not on ragged K
         out["classwise_ece_before"], out["classwise_ece_after"] = classwise_before_after(
             scaler, source, n_bins=n_bins, chunk_rows=chunk_rows
         )

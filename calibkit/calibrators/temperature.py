@@ -86,6 +86,7 @@ from calibkit.metrics.summary import (
     zero_prob_message,
 )
 from calibkit.sources.predictions import (
+    RAGGED_PAD,
     Predictions,
     PredictionSource,
     ScoreKind,
@@ -276,7 +277,7 @@ def _fit_chunk(
         grad = mean_z * mass - zc_y
         out.terms[:3] = (float(nll.sum()), float(grad.sum()), float((var_z * mass).sum()))
         if plan.first:
-            out.terms[3] = float((c.zc.mean(axis=1) * mass - zc_y).sum())
+            out.terms[3] = float((_real_mean(c.zc) * mass - zc_y).sum())
             out.terms[4] = float((-zc_y).sum())
     if plan.stride:
         take = np.arange((-offset) % plan.stride, n, plan.stride)
@@ -287,6 +288,16 @@ def _fit_chunk(
                 None if c.mass is None else c.mass[take],
             )
     return out
+
+
+def _real_mean(zc: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The mean of each row of centred logits over its real classes: a ragged input's pads
+    (:data:`~calibkit.sources.predictions.RAGGED_PAD`, still ``<= RAGGED_PAD / 2`` once centred,
+    as every real logit exceeds ``RAGGED_FLOOR``) are left out of ``g(0+)``."""
+    if zc.size == 0 or float(zc.min()) > RAGGED_PAD / 2:
+        return zc.mean(axis=1)  # type: ignore[no-any-return]
+    real = zc > RAGGED_PAD / 2
+    return np.where(real, zc, 0.0).sum(axis=1) / real.sum(axis=1)  # type: ignore[no-any-return]
 
 
 def _torch_chunk(

@@ -70,6 +70,7 @@ FLAGS: dict[str, str] = {
     "kind": "--input",
     "labels_from_counts": "--labels-from-counts",
     "labels_key": "--labels-key",
+    "length_normalize": "--length-normalize",
     "logits_key": "--logits-key",
     "logits_precision": "--logits-precision",
     "max_increase": "--max-increase",
@@ -79,6 +80,7 @@ FLAGS: dict[str, str] = {
     "n_bins": "--bins",
     "out": "--out",
     "params": "--param",
+    "parse_confidence": "--parse-confidence",
     "per_class": "--per-class",
     "probs_key": "--probs-key",
     "scheduler": "--scheduler",
@@ -281,6 +283,12 @@ class InputKind(str, Enum):
     probs = "probs"
 
 
+class LengthNormalize(str, Enum):
+    none = "none"
+    char = "char"
+    token = "token"
+
+
 class BinningChoice(str, Enum):
     width = "width"
     mass = "mass"
@@ -322,6 +330,21 @@ LabelsFromCounts = Annotated[
         help="The labels are (N, K) counts (annotator votes): divide each row by its sum.",
     ),
 ]
+ParseConfidence = Annotated[
+    bool,
+    typer.Option(
+        "--parse-confidence",
+        help='Record files: read a confidence given as text ("80%", "0.8", "8/10").',
+    ),
+]
+LengthNormalizeOpt = Annotated[
+    LengthNormalize,
+    typer.Option(
+        "--length-normalize",
+        help="lm-eval samples: divide each choice's log-likelihood by its length in "
+        "characters (acc_norm) or tokens.",
+    ),
+]
 InputOpt = Annotated[
     InputKind | None,
     typer.Option("--input", help="Say what the scores are, whatever their name."),
@@ -351,6 +374,9 @@ def read_options(
     labels_key: str | None,
     input_kind: InputKind | None,
     labels_from_counts: bool = False,
+    *,
+    parse_confidence: bool = False,
+    length_normalize: LengthNormalize | str = "none",
 ) -> Any:
     """Build :class:`~calibkit.loaders.ReadOptions` from the shared flags."""
     from calibkit.errors import UsageError
@@ -370,6 +396,8 @@ def read_options(
         kind=kind,
         key_kind=key_kind,
         labels_from_counts=labels_from_counts,
+        parse_confidence=parse_confidence,
+        length_normalize=getattr(length_normalize, "value", length_normalize),
     )
 
 

@@ -9,7 +9,10 @@ from calibkit.cli._common import (
     ChunkRows,
     InputOpt,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     read_options,
     reports_errors,
@@ -36,6 +39,8 @@ def apply_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
 ) -> None:
@@ -48,7 +53,17 @@ def apply_command(
 
     check_output_path(out, [path, calibrator])
     scaler = registry.load(calibrator)  # any registered method
-    preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
+    preds = read_predictions(
+        path,
+        read_options(
+            logits_key,
+            probs_key,
+            labels_key,
+            input_kind,
+            parse_confidence=parse_confidence,
+            length_normalize=length_normalize,
+        ),
+    )
     check_class_count(str(calibrator), scaler.n_classes, path, preds.n_classes, fitted=True)
     write_calibrated(preds, scaler, out, chunk_rows=chunk_rows)
     detail = f"{scaler.method}: {parameter_text(scaler, '.6g')}"

@@ -9,7 +9,10 @@ import typer
 from calibkit.cli._common import (
     InputOpt,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     read_options,
     reports_errors,
@@ -36,6 +39,8 @@ def apply_temp_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
 ) -> None:
     from calibkit.calibrators import registry
@@ -54,7 +59,17 @@ def apply_temp_command(
     else:
         assert temperature is not None
         scaler = registry.get("temperature").from_parameters({"temperature": temperature})
-    preds = read_predictions(path, read_options(logits_key, probs_key, labels_key, input_kind))
+    preds = read_predictions(
+        path,
+        read_options(
+            logits_key,
+            probs_key,
+            labels_key,
+            input_kind,
+            parse_confidence=parse_confidence,
+            length_normalize=length_normalize,
+        ),
+    )
     check_class_count(str(calibrator), scaler.n_classes, path, preds.n_classes, fitted=True)
     write_calibrated(preds, scaler, out)
     wrote(out, parameter_text(scaler, ".6g"))

@@ -14,7 +14,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     read_options,
@@ -119,6 +122,8 @@ def check_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
@@ -166,7 +171,15 @@ def check_command(
         raise UsageError(f"nothing to check: give --max-ece, --max-increase, ...{where}")
 
     allow_unpaired = unpaired or bool(merged.get("unpaired", False))
-    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    options = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        labels_from_counts,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     candidate = read_predictions(path, options)
     if baseline_path is not None and Path(baseline_path).suffix.lower() != ".json":
         candidate = LabelDigest(candidate)  # labels hashed in passing, to pair with the baseline

@@ -20,7 +20,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     flags,
@@ -109,6 +112,8 @@ def compare_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     labels_from_counts: LabelsFromCounts = False,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
@@ -134,10 +139,25 @@ def compare_command(
         from calibkit.report.compare_report import check_report_dir
 
         check_report_dir(out_dir, inputs)  # refused now, not after the work
-    read = read_options(logits_key, probs_key, labels_key, input_kind)
+    read = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     # --labels-from-counts: the evaluated files' labels are counts; --val files are read as
     # they are (temperature scaling fits on hard or soft labels alike)
-    counted = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    counted = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        labels_from_counts,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     sources = {name: read_predictions(p, counted) for name, p in named}
     vals = {name: read_predictions(p, read) for name, p in named_val}
     for name, v in vals.items():

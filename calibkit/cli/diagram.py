@@ -17,7 +17,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     parse_named,
@@ -73,6 +76,8 @@ def diagram_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
@@ -93,7 +98,15 @@ def diagram_command(
     named = parse_named(models)
     inputs = [p for _, p in named]
     check_output_path(check_figure_path(out), inputs)
-    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    options = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        labels_from_counts,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     sources = {name: read_predictions(p, options) for name, p in named}
     summaries = {
         name: summarize(

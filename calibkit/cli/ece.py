@@ -23,7 +23,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     read_options,
@@ -89,6 +92,8 @@ def ece_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     labels_from_counts: LabelsFromCounts = False,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
@@ -109,7 +114,16 @@ def ece_command(
     if all_estimators and convention != "calibkit":
         raise UsageError("--all uses calibkit's binning; run --convention without --all")
     preds = read_predictions(
-        path, read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+        path,
+        read_options(
+            logits_key,
+            probs_key,
+            labels_key,
+            input_kind,
+            labels_from_counts,
+            parse_confidence=parse_confidence,
+            length_normalize=length_normalize,
+        ),
     )
     summary = summarize(
         preds,
@@ -131,7 +145,7 @@ def ece_command(
             "1 (saturated): how sure the model was is lost in the stored precision; save logits "
             "to keep it"
         )
-    if summary.missing_classes:
+    if summary.missing_classes and not getattr(preds, "ragged", False):  # ragged: positions
         shown = ", ".join(map(str, summary.missing_classes[:10]))
         more = " ..." if len(summary.missing_classes) > 10 else ""
         warning_line(

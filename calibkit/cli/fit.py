@@ -14,7 +14,10 @@ from calibkit.cli._common import (
     EngineOpt,
     InputOpt,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     read_options,
@@ -85,6 +88,8 @@ def fit_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
     engine: EngineOpt = None,
@@ -105,7 +110,14 @@ def fit_command(
     inputs = [val] + ([eval_path] if eval_path else [])
     if out is not None:
         check_output_path(out, inputs)
-    read = read_options(logits_key, probs_key, labels_key, input_kind)
+    read = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     val_preds = read_predictions(val, read)
     eval_preds = read_predictions(eval_path, read) if eval_path else None
     if eval_preds is not None:

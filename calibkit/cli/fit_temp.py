@@ -15,7 +15,10 @@ from calibkit.cli._common import (
     EngineOpt,
     InputOpt,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     read_options,
@@ -77,6 +80,8 @@ def fit_temp_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
     engine: EngineOpt = None,
@@ -115,7 +120,14 @@ def fit_temp_command(
     inputs = [val] + ([eval_path] if eval_path else [])
     if out is not None:
         check_output_path(out, inputs)
-    options = read_options(logits_key, probs_key, labels_key, input_kind)
+    options = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     val_preds = read_predictions(val, options)
     eval_preds = read_predictions(eval_path, options) if eval_path else None
     if eval_preds is not None:

@@ -12,7 +12,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     read_options,
     reports_errors,
@@ -52,6 +55,8 @@ def soft_targets_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
@@ -68,12 +73,23 @@ def soft_targets_command(
     from calibkit.report.rewrite import probs_layout, write_calibrated
     from calibkit.report.summary_json import dumps
     from calibkit.report.teacher import soft_target_json, soft_target_table
+    from calibkit.sources.predictions import refuse_ragged
 
     t = check_temperature(temperature, what="--temperature")
     check_output_path(out, [path])
     preds = read_predictions(
-        path, read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+        path,
+        read_options(
+            logits_key,
+            probs_key,
+            labels_key,
+            input_kind,
+            labels_from_counts,
+            parse_confidence=parse_confidence,
+            length_normalize=length_normalize,
+        ),
     )
+    refuse_ragged(preds, "soft targets")  # before anything is written
     write_calibrated(  # first: a wrong --out is refused before any pass over the data
         preds, SoftTargetScaler(t), out, chunk_rows=chunk_rows, probs_dtype=dtype.value
     )

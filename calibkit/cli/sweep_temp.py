@@ -14,7 +14,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     parse_models_and_val,
@@ -70,6 +73,8 @@ def sweep_temp_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
@@ -98,7 +103,15 @@ def sweep_temp_command(
             f"{len(grid)} temperatures x {bins} bins is {len(grid) * bins:.2g} per-bin sums per "
             f"model, above the limit of {MAX_SWEEP_CELLS:.0e}; use fewer temperatures or bins"
         )
-    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    options = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        labels_from_counts,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     sources = {name: read_predictions(p, options) for name, p in named}
     vals = {name: read_predictions(p, options) for name, p in named_val}
     results = run_sweeps(

@@ -11,7 +11,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     parse_named,
     parse_number_list,
@@ -68,6 +71,8 @@ def teacher_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     input_kind: InputOpt = None,
     labels_from_counts: LabelsFromCounts = False,
     chunk_rows: ChunkRows = None,
@@ -91,7 +96,15 @@ def teacher_command(
     if csv is not None:
         check_output_path(csv, inputs)
     grid = parse_temperatures(temperatures)
-    options = read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+    options = read_options(
+        logits_key,
+        probs_key,
+        labels_key,
+        input_kind,
+        labels_from_counts,
+        parse_confidence=parse_confidence,
+        length_normalize=length_normalize,
+    )
     sources = {name: read_predictions(p, options) for name, p in named}
     curves = teacher_curves(sources, grid, chunk_rows=chunk_rows)
     if csv is not None:

@@ -54,7 +54,7 @@ from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import UsageError
 from calibkit.metrics.examples import log_probs
 from calibkit.metrics.softmax import softmax
-from calibkit.sources.predictions import PredictionSource, ScoreKind
+from calibkit.sources.predictions import PredictionSource, ScoreKind, refuse_ragged
 
 __all__ = [
     "SoftTargetScaler",
@@ -308,6 +308,7 @@ def teacher_curve(
     0.750804
     """
     require_scores(source, "a teacher diagnostic")
+    refuse_ragged(source, "a teacher diagnostic")  # gamma scales by K / (K - 1)
     temps = _temperatures(temperatures)
     description = f"{source.source}: teacher at {temps.size} T"
     n, mean = _means(source, temps, chunk_rows, description)
@@ -388,6 +389,7 @@ def soft_target_summary(
     if out_dtype.kind != "f" or out_dtype.itemsize not in (4, 8):
         raise UsageError(f"soft targets can be written as float32 or float64; got {out_dtype}")
     require_scores(source, "soft targets")
+    refuse_ragged(source, "soft targets")  # gamma scales by K / (K - 1)
     changed = _ArgmaxChanges(t, out_dtype)
     description = f"{source.source}: soft targets at T = {t:g}"
     n, mean = _means(source, np.array([t]), chunk_rows, description, extra=changed)

@@ -218,6 +218,15 @@ def _finish(
     )
 
 
+def _real_mean(torch: Any, zc: Any) -> Any:
+    """Each row's mean over its real classes: a ragged input's pads (centred, still
+    ``<= -5e11``; :data:`calibkit.sources.predictions.RAGGED_PAD`) are left out."""
+    real = zc > -5e11
+    if bool(real.all().item()):
+        return zc.mean(dim=1)
+    return torch.where(real, zc, torch.zeros_like(zc)).sum(dim=1) / real.sum(dim=1)
+
+
 def torch_temperature_terms(
     scores: NDArray[Any], labels: NDArray[Any], kind: str, beta: float, device: Any
 ) -> tuple[float, float, float, float, float]:
@@ -282,7 +291,7 @@ def torch_fit_chunk(
         float((torch.log(s) * mass - beta * zc_y).sum().item()),
         float((mean_z * mass - zc_y).sum().item()),
         float((var_z * mass).sum().item()),
-        float((zc.mean(dim=1) * mass - zc_y).sum().item()) if first else 0.0,
+        float((_real_mean(torch, zc) * mass - zc_y).sum().item()) if first else 0.0,
         float((-zc_y).sum().item()) if first else 0.0,
     )
     return terms, nll_one, before_sums, after_sums

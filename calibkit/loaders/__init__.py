@@ -7,11 +7,15 @@ pyarrow), ``.pt`` / ``.pth`` (a dict of tensors, with the ``torch`` extra, loade
 ``weights_only=True``). Key and column names are described in :mod:`calibkit.loaders.keys`.
 Each of these formats has its own validator (:mod:`~calibkit.loaders.npz`,
 :mod:`~calibkit.loaders.parquet`, :mod:`~calibkit.loaders.torch_pt`); a format registered
-without one is read through its named arrays (:func:`read_named_arrays`).
+without one is read through its named arrays (:func:`read_named_arrays`). Record files
+(``.jsonl``, ``.csv``: LLM evaluation outputs) are :mod:`~calibkit.loaders.records`': the
+samples of lm-evaluation-harness (ragged K), confidence rows, top-k log-probabilities.
 
 Several files are one data set: a directory, or a glob pattern, of parquet shards
 (:class:`~calibkit.loaders.parquet.ShardedParquet`) or of ``.npz`` archives
-(:class:`~calibkit.loaders.npz.ShardedNpz`), never both, read in sorted order. A URL
+(:class:`~calibkit.loaders.npz.ShardedNpz`), never both, read in sorted order; or of
+lm-evaluation-harness ``samples_*.jsonl`` files (:func:`~calibkit.loaders.records.record_files`).
+A URL
 (``s3://bucket/preds/``, ``gs://...``, ``file:///...``; :mod:`calibkit.io.urls`) of a parquet or
 ``.npz`` file, a directory or a pattern is read through fsspec (imported only then; a missing
 filesystem package is a one-line error naming it).
@@ -53,6 +57,8 @@ _VALIDATORS = {
     "npz": ("calibkit.loaders.npz", "read_npz"),
     "parquet": ("calibkit.loaders.parquet", "open_parquet"),
     "pt": ("calibkit.loaders.torch_pt", "read_pt"),
+    "jsonl": ("calibkit.loaders.records", "read_jsonl"),
+    "csv": ("calibkit.loaders.records", "read_csv"),
 }
 
 
@@ -131,6 +137,12 @@ def read_predictions(
     url = as_url(path)  # a URL, even one a Path has collapsed (command-line arguments)
     source = url if url is not None else os.fspath(path)
     options = options or ReadOptions()
+    if not is_url(source):  # a directory or pattern of lm-eval samples files (.jsonl)
+        from calibkit.loaders.records import read_record_files, record_files
+
+        samples = record_files(source)
+        if samples is not None:
+            return read_record_files(samples, options, source)
     shards = _shards(source)
     if shards is not None:
         fmt_name, files = shards

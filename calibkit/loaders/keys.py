@@ -39,7 +39,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from calibkit.errors import InputError, Param
+from calibkit.errors import InputError, Param, UsageError
 from calibkit.readers.names import listing, quoted, shown
 from calibkit.sources.predictions import SCORE_KINDS, Predictions, ScoreKind
 
@@ -78,6 +78,8 @@ UNKNOWN_FAMILIES = ("scores", "score", "")
 LABEL_ALIASES = ("labels", "label", "targets", "target", "y", "y_true")
 CONFIDENCE_ALIASES = ("confidence", "confidences", "conf")
 CORRECT_ALIASES = ("correct", "is_correct", "correctness")
+#: ``length_normalize`` values (``--length-normalize``).
+LENGTH_NORMALIZATIONS = ("none", "char", "token")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,14 @@ class ReadOptions:
         The labels are ``(N, K)`` counts (annotator votes), divided by their row sums
         (``--labels-from-counts``;
         :func:`~calibkit.sources.predictions.counts_to_distributions`).
+    parse_confidence
+        Record files: a confidence given as text (``"80%"``, ``"0.8"``, ``"8/10"``) is parsed
+        (``--parse-confidence``; :func:`calibkit.loaders.records.parse_confidence`); without it
+        text is refused.
+    length_normalize
+        lm-evaluation-harness samples: each choice's log-likelihood divided by its length,
+        ``"char"`` (as lm-eval's ``acc_norm``) or ``"token"`` (when the records hold token
+        counts), or ``"none"`` (``--length-normalize``).
     """
 
     scores_key: str | None = None
@@ -107,11 +117,18 @@ class ReadOptions:
     kind: ScoreKind | None = None
     key_kind: ScoreKind | None = None
     labels_from_counts: bool = False
+    parse_confidence: bool = False
+    length_normalize: str = "none"
 
     def __post_init__(self) -> None:
         if self.kind is not None and self.kind not in SCORE_KINDS:
             raise InputError(
                 "options", f"input kind must be 'logits' or 'probs'; got {self.kind!r}"
+            )
+        if self.length_normalize not in LENGTH_NORMALIZATIONS:
+            raise UsageError(
+                Param("length_normalize") + f" must be one of {', '.join(LENGTH_NORMALIZATIONS)}; "
+                f"got {self.length_normalize!r}"
             )
 
 

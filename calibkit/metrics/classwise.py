@@ -38,7 +38,7 @@ from calibkit.engine.passes import Chunk, run_pass
 from calibkit.errors import UsageError
 from calibkit.metrics.binning import assign_width_bins, check_n_bins
 from calibkit.metrics.softmax import softmax
-from calibkit.sources.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource, refuse_ragged
 
 __all__ = ["BrierDecomposition", "ClassStatistics", "class_statistics"]
 
@@ -132,6 +132,7 @@ def class_statistics(
             f"{source.source}: class-wise statistics need logits or probabilities, not "
             "confidence-only rows"
         )
+    refuse_ragged(source, "class-wise statistics")
     m = check_n_bins(n_bins)
     k = source.n_classes
     ks = tuple(int(x) for x in top_k)

@@ -51,7 +51,7 @@ from calibkit.engine.executors import is_distributed
 from calibkit.engine.passes import Chunk, run_pass
 from calibkit.metrics.examples import log_probs
 from calibkit.metrics.selection import order_statistics
-from calibkit.sources.predictions import PredictionSource
+from calibkit.sources.predictions import PredictionSource, ragged_range
 
 __all__ = [
     "ImpliedSmoothing",
@@ -218,6 +218,16 @@ def implied_smoothing(
             median_gap=None,
             alpha=None,
             reason="confidence-only input: no class scores to measure a logit gap",
+        )
+    span = ragged_range(source) if getattr(source, "ragged", False) else None
+    if span is not None:  # the gap to the mean of the other classes would count the pads
+        return ImpliedSmoothing(
+            n_classes=0,
+            n_correct=0,
+            median_gap=None,
+            alpha=None,
+            reason=f"questions with {span[0]} to {span[1]} choices: no one set of classes "
+            "to smooth over",
         )
     kind = source.kind
     if is_distributed():

@@ -3,10 +3,12 @@
 One module per format turns a file into arrays by name: :mod:`~calibkit.readers.npz` (members,
 memory-mapped after a CRC-32 check, ``allow_pickle=False``), :mod:`~calibkit.readers.parquet`
 (schema, column streams batch by batch, footer vs row groups vs rows), :mod:`~calibkit.readers.pt`
-(``torch.load(weights_only=True)``, tensors -> arrays). They share :mod:`~calibkit.readers.zipfiles`
-(where a zip member's bytes lie, and their CRC-32), :mod:`~calibkit.readers.memory` (what may be
-loaded) and :mod:`~calibkit.readers.names` (names in one-line messages). Every problem is an
-:class:`~calibkit.errors.InputError` naming the file.
+(``torch.load(weights_only=True)``, tensors -> arrays), and the record files
+:mod:`~calibkit.readers.jsonl` (JSON Lines, line by line) and :mod:`~calibkit.readers.csvfile`
+(CSV), whose records' fields are columns (:mod:`~calibkit.readers.records`). They share
+:mod:`~calibkit.readers.zipfiles` (where a zip member's bytes lie, and their CRC-32),
+:mod:`~calibkit.readers.memory` (what may be loaded) and :mod:`~calibkit.readers.names` (names
+in one-line messages). Every problem is an :class:`~calibkit.errors.InputError` naming the file.
 
 The validators in :mod:`calibkit.loaders` sit on top: they choose the keys and turn the arrays
 into predictions. Another input kind (features and a final layer's weights, logits of shape
@@ -210,5 +212,19 @@ register(
         suffixes=(".pt", ".pth"),
         module="calibkit.readers.pt",
         magic=(b"PK\x03\x04", b"\x80"),
+    )
+)
+register(
+    Format(
+        name="jsonl",
+        suffixes=(".jsonl", ".ndjson"),
+        module="calibkit.readers.jsonl",
+    )
+)
+register(
+    Format(
+        name="csv",
+        suffixes=(".csv",),
+        module="calibkit.readers.csvfile",
     )
 )

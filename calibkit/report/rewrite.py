@@ -208,7 +208,10 @@ def write_calibrated(
     elif isinstance(source, Predictions) and in_path.suffix.lower() in (".pt", ".pth"):
         _write_pt(source, scaler, out, chunk_rows, probs_dtype)
     else:
-        raise UsageError(f"cannot write {in_path.suffix!r} predictions")
+        raise UsageError(
+            f"{source.source}: cannot write {in_path.suffix!r} predictions (.npz, .parquet and "
+            ".pt files are rewritten; record files such as .jsonl and .csv are read only)"
+        )
     return out
 
 

@@ -20,13 +20,21 @@ Conventions
   less than float64's range (``max - min`` finite): softmax works with differences of logits.
 * ``labels`` has shape ``(N,)`` of integers in ``[0, K)`` or, for soft labels, shape ``(N, K)``
   of non-negative rows summing to 1 (annotator distributions, distillation targets).
+* Ragged ``K`` (multiple-choice questions with different numbers of choices, such as the
+  samples an LLM evaluation harness writes): one padded ``(N, K_max)`` logits array whose absent
+  choices hold :data:`RAGGED_PAD`, built by :meth:`Predictions.from_ragged`, with the number of
+  real choices of each row in ``n_choices``. A pad's softmax probability is exactly 0 at every
+  temperature calibkit fits (``exp(-1e12 / T)`` underflows to 0 for ``T <= 1e8``), so the
+  top-label confidence, the accuracy, NLL, Brier (a pad adds ``(0 - 0)**2``) and temperature
+  scaling are exact for the real choices. Class-wise quantities are not (class ``k`` is a
+  different thing in each question): they call :func:`refuse_ragged`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -39,6 +47,7 @@ from calibkit.sources.partitions import Part, Plan, aligned_ranges, plan_of
 __all__ = [
     "CONFIDENCE",
     "PROB_SUM_ATOL",
+    "RAGGED_PAD",
     "ConfidenceRows",
     "KindChoice",
     "PredictionSource",
@@ -51,6 +60,8 @@ __all__ = [
     "expand_binary",
     "input_reason",
     "not_probabilities",
+    "ragged_range",
+    "refuse_ragged",
     "resolve_kind",
     "validate_confidence",
     "validate_labels",
@@ -72,13 +83,28 @@ PROB_SUM_ATOL = {"float16": 1e-2, "bfloat16": 1e-2, "float32": 1e-4, "float64": 
 CHUNK_ELEMENTS = 1 << 19
 
 
+#: The logit of an absent choice in a ragged input (:meth:`Predictions.from_ragged`): its
+#: softmax probability is exactly 0 for every temperature up to 1e8 (``exp(-1e4)`` is 0 in
+#: float64 and float32), and no real log-likelihood may come near it (each must exceed
+#: :data:`RAGGED_FLOOR`). Chunks do not carry ``n_choices``: a score ``<= RAGGED_PAD / 2`` is a
+#: pad.
+RAGGED_PAD = -1e12
+#: Every real score of a ragged input must exceed this, so that it is never taken for a pad.
+RAGGED_FLOOR = -1e11
+
+
 def default_chunk_rows(n_classes: int) -> int:
     """Rows per chunk so that one float64 chunk holds about :data:`CHUNK_ELEMENTS` numbers."""
     return max(1, CHUNK_ELEMENTS // max(1, n_classes))
 
 
 class PredictionSource(Protocol):
-    """What the metrics need from predictions: shape facts and a stream of validated chunks."""
+    """What the metrics need from predictions: shape facts and a stream of validated chunks.
+
+    A source whose rows have different numbers of classes (ragged K, module docstring) also
+    says ``ragged`` (true); read it as ``getattr(source, "ragged", False)``: sources that do
+    not say are not ragged. Views pass their base's on (:attr:`SourceView.ragged`).
+    """
 
     @property
     def source(self) -> str: ...
@@ -132,6 +158,11 @@ class SourceView:
         return self.base.soft_labels
 
     @property
+    def ragged(self) -> bool:
+        """Whether the base has questions with different numbers of choices."""
+        return bool(getattr(self.base, "ragged", False))
+
+    @property
     def kind_reason(self) -> str:
         return input_reason(self.base)
 
@@ -152,6 +183,37 @@ class SourceView:
         if not dataclasses.is_dataclass(self):
             raise TypeError(f"{type(self).__name__} does not say how to split itself")
         return Part(part.start, part.rows, dataclasses.replace(self, base=part.source))
+
+
+def ragged_range(source: Any) -> tuple[int, int] | None:
+    """The fewest and most real choices per row of a ragged ``source`` (or of the source a
+    chain of views reads, through their ``base``); ``None`` when it is not ragged."""
+    seen = 0
+    while source is not None and seen < 64:
+        counts = getattr(source, "n_choices", None)
+        if counts is not None:
+            return int(np.min(counts)), int(np.max(counts))
+        source = getattr(source, "base", None)
+        seen += 1
+    return None
+
+
+def refuse_ragged(source: Any, what: str) -> None:
+    """Refuse ``what`` (a class-wise quantity, such as ``"class-wise ECE"``) on a ragged
+    ``source`` with one :class:`~calibkit.errors.InputError`; nothing on other sources."""
+    if not getattr(source, "ragged", False):
+        return
+    span = ragged_range(source)
+    between = (
+        ""
+        if span is None
+        else f"; this input has between {span[0]} and {span[1]} choices per question"
+    )
+    raise InputError(
+        source.source,
+        f"{what} needs the same classes in every row{between} (top-label metrics, temperature "
+        "scaling and the gate work on it)",
+    )
 
 
 def _is_real_dtype(dtype: np.dtype) -> bool:
@@ -589,6 +651,107 @@ class Predictions:
     kind_reason: str = field(default="", compare=False)
     #: the file's other columns, for ``--group-by`` (:mod:`calibkit.sources.groups`)
     columns: Any = field(default=None, compare=False, repr=False)
+    #: The number of real choices of each row of a ragged input (:meth:`from_ragged`); ``None``
+    #: when every row has all ``n_classes`` classes.
+    n_choices: NDArray[np.int64] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_ragged(
+        cls,
+        choices: Sequence[ArrayLike],
+        labels: ArrayLike,
+        *,
+        source: str = "<array>",
+        columns: Any = None,
+        reason: str = "named: per-choice log-likelihoods",
+        row_names: Sequence[str] | None = None,
+    ) -> Predictions:
+        """Predictions from one 1-D array of logits (log-likelihoods) per row, rows of any
+        lengths ``K_i >= 2``, padded to ``(N, K_max)`` with :data:`RAGGED_PAD` (module
+        docstring). ``labels`` are indices in ``[0, K_i)``. Each value must be finite and above
+        :data:`RAGGED_FLOOR`. When every row has the same length the result is not ragged.
+        ``row_names`` name the rows in messages (``"line 7"``; default ``"row i"``).
+        ``columns``: the other columns of the rows (for ``--group-by``).
+
+        >>> p = Predictions.from_ragged([[-1.0, -2.0], [-0.5, -3.0, -1.0]], [0, 2])
+        >>> p.n_classes, p.ragged, p.n_choices.tolist()
+        (3, True, [2, 3])
+        >>> bool(p.scores[0, 2] == RAGGED_PAD)
+        True
+        """
+        n = len(choices)
+        if n == 0:
+            raise InputError(source, "no rows: the predictions are empty")
+
+        def name(i: int) -> str:
+            return row_names[i] if row_names is not None else f"row {i}"
+
+        rows: list[NDArray[np.float64]] = []
+        for i, row in enumerate(choices):
+            a = np.asarray(row)
+            if a.dtype == object or not _is_real_dtype(a.dtype) or a.ndim != 1:
+                raise InputError(source, f"{name(i)}: the choices' scores must be 1-D numbers")
+            if a.size < 2:
+                raise InputError(
+                    source,
+                    f"{name(i)} has {a.size} choice{'' if a.size == 1 else 's'}; "
+                    "a question needs at least 2",
+                )
+            a = a.astype(np.float64)
+            if not np.isfinite(a).all():
+                bad = a[~np.isfinite(a)][0]
+                raise InputError(source, f"{name(i)} has a log-likelihood of {bad}")
+            if (a <= RAGGED_FLOOR).any():
+                bad = a[a <= RAGGED_FLOOR][0]
+                raise InputError(
+                    source,
+                    f"{name(i)} has a log-likelihood of {bad:g}, at or below {RAGGED_FLOOR:g} "
+                    "(where absent choices are padded)",
+                )
+            rows.append(a)
+        counts = np.array([r.size for r in rows], dtype=np.int64)
+        k = int(counts.max())
+        scores = np.full((n, k), RAGGED_PAD, dtype=np.float64)
+        for i, r in enumerate(rows):
+            scores[i, : r.size] = r
+        y = np.asarray(labels)
+        if y.dtype == object or y.ndim != 1 or len(y) != n:
+            raise InputError(source, f"{n} rows of choices but labels have shape {y.shape}")
+        if y.dtype == np.bool_ or not _is_real_dtype(y.dtype):
+            raise InputError(source, f"labels must be integers; found dtype {y.dtype}")
+        if y.dtype.kind == "f":
+            whole = np.isfinite(y) & (y == np.round(y))
+            if not whole.all():
+                i = int(np.argmax(~whole))
+                raise InputError(source, f"{name(i)}: the label {y[i]} is not an integer")
+        bad = (y < 0) | (y >= counts)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputError(
+                source,
+                f"{name(i)}: the label {int(y[i])} is outside [0, {counts[i]}) "
+                f"for its {counts[i]} choices",
+            )
+        ragged = bool(counts.min() != counts.max())
+        lo, hi = int(counts.min()), k
+        extra: dict[str, Any] = {} if columns is None else {"columns": columns}
+        return cls(
+            scores,
+            y.astype(np.int64),
+            "logits",
+            source,
+            False,
+            None,
+            None,
+            reason + (f" (ragged: {lo} to {hi} choices per question)" if ragged else ""),
+            n_choices=counts if ragged else None,
+            **extra,
+        )
+
+    @property
+    def ragged(self) -> bool:
+        """Whether the rows have different numbers of choices (:meth:`from_ragged`)."""
+        return self.n_choices is not None
 
     @classmethod
     def from_arrays(
@@ -693,7 +856,11 @@ class Predictions:
                     a,
                     b - a,
                     dataclasses.replace(
-                        self, scores=self.scores[a:b], labels=self.labels[a:b], columns=None
+                        self,
+                        scores=self.scores[a:b],
+                        labels=self.labels[a:b],
+                        n_choices=None if self.n_choices is None else self.n_choices[a:b],
+                        columns=None,
                     ),
                 )
                 for a, b in aligned_ranges(self.n_rows, step, hint)

@@ -76,7 +76,9 @@ def extended_metrics(
         "smece_bandwidth": smooth.bandwidth,
         "bin_sensitivity": bin_sensitivity(stats.confidence, stats.outcome),
     }
-    if source.kind in ("logits", "probs"):
+    # class-wise parts: not on questions with different numbers of choices (class k is another
+    # thing in each question; see refuse_ragged); the top-label parts below still apply
+    if source.kind in ("logits", "probs") and not getattr(source, "ragged", False):
         top_k = tuple(k for k in (1, 5) if k == 1 or k < source.n_classes)  # top-K is always 1
         cls = class_statistics(source, n_bins=n_bins, top_k=top_k, chunk_rows=chunk_rows)
         b = cls.brier

@@ -230,14 +230,24 @@ BAD_INPUTS = [
     pytest.param(missing_file, "no such file", id="missing-file"),
     pytest.param(directory, "is a directory with no .parquet or .npz files", id="directory"),
     pytest.param(raw("preds.npz", b""), "file is empty (0 bytes)", id="npz-zero-bytes"),
-    pytest.param(
+    pytest.param(  # a CSV is a record file (LLM evaluations): wide logits are not read from it
         raw("preds.csv", b"logit_0,logit_1,label\n0.5,0.1,0\n"),
-        "unknown file type '.csv'; expected one of .npz, .parquet, .pq, .pt, .pth",
+        "line 2: a record of no known layout; expected lm-evaluation-harness samples "
+        "(doc_id, filtered_resps), confidence rows (confidence, correct) or top-k "
+        "log-probabilities (logprobs); fields present: label, logit_0, logit_1 (record files "
+        "hold LLM evaluations; for logit_* scores write .npz or .parquet)",
         id="csv-extension",
     ),
     pytest.param(
+        raw("preds.txt", b"logit_0,logit_1,label\n0.5,0.1,0\n"),
+        "unknown file type '.txt'; expected one of .npz, .parquet, .pq, .pt, .pth, .jsonl, "
+        ".ndjson, .csv",
+        id="txt-extension",
+    ),
+    pytest.param(
         raw("preds", b"\x00"),
-        "unknown file type '(no extension)'; expected one of .npz, .parquet, .pq, .pt, .pth",
+        "unknown file type '(no extension)'; expected one of .npz, .parquet, .pq, .pt, .pth, "
+        ".jsonl, .ndjson, .csv",
         id="no-extension",
     ),
     # --- npz container

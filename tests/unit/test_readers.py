@@ -233,12 +233,12 @@ def test_pt_refuses_pickled_objects_and_corrupt_records(tmp_path: Path) -> None:
 
 
 def test_registry_suffixes_and_magic(tmp_path: Path) -> None:
-    assert suffixes() == (".npz", ".parquet", ".pq", ".pt", ".pth")
-    assert [f.name for f in readers.formats()] == ["npz", "parquet", "pt"]
+    assert suffixes() == (".npz", ".parquet", ".pq", ".pt", ".pth", ".jsonl", ".ndjson", ".csv")
+    assert [f.name for f in readers.formats()] == ["npz", "parquet", "pt", "jsonl", "csv"]
     assert format_for(Path("A.NPZ"), "A.NPZ").name == "npz"
     assert format_for(Path("x.pq"), "x.pq").name == "parquet"
-    with pytest.raises(InputError, match=r"unknown file type '\.csv'; expected one of \.npz, "):
-        format_for(Path("x.csv"), "x.csv")
+    with pytest.raises(InputError, match=r"unknown file type '\.txt'; expected one of \.npz, "):
+        format_for(Path("x.txt"), "x.txt")
     # without a known suffix, the contents say (read_arrays sniffs; read_predictions does not)
     npz = tmp_path / "arrays.bin"
     with open(npz, "wb") as fh:

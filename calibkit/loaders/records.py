@@ -1,0 +1,813 @@
+"""Predictions from record files (``.jsonl``, ``.csv``): LLM evaluation outputs.
+
+The records of a file are one of three layouts, told apart by their fields (the first record
+decides, every record must follow it; a record that fits two layouts is refused):
+
+lm-evaluation-harness samples (``samples_<task>_<date>.jsonl``, written by ``--log_samples``)
+    One record per question: ``doc_id``, ``doc``, ``target``, ``arguments`` (per choice the
+    context and the continuation: ``{"gen_args_0": {"arg_0": ctx, "arg_1": cont}, ...}``, or a
+    list of pairs), ``resps`` / ``filtered_resps`` (per choice ``[loglikelihood, is_greedy]``,
+    written as text by lm-eval, ``[[ll, greedy]]`` in ``resps``), ``filter`` and the metrics
+    (``acc``, ``acc_norm``, ...). The per-choice log-likelihoods of ``filtered_resps`` (else
+    ``resps``) are the logits of a ``K``-way classification, ``K`` the question's own number of
+    choices (ragged: :meth:`~calibkit.sources.predictions.Predictions.from_ragged`); the label is
+    ``target``: an index (lm-eval writes it as text, ``"2"``), or a choice's text, or a letter
+    ``A``.. when no choice's text is that letter. ``--length-normalize char`` divides each
+    log-likelihood by its choice's length in characters, as lm-eval's ``acc_norm`` does (the
+    continuation without the target delimiter, one leading space, that ``acc_norm`` does not
+    count); ``token`` by a ``token_counts`` list in the record (lm-eval does not write one).
+    ``acc_mutual_info`` records (``2K`` requests, the second ``K`` unconditional, with an empty
+    context) are read from their first ``K``. Several filters in one file, a generation task
+    (text responses) or a one-choice task are refused. A directory or glob pattern of
+    ``samples_*.jsonl`` files is one data set; the column ``task`` names each row's file's task.
+
+Confidence rows (``.jsonl``, ``.csv``)
+    A ``confidence`` (or ``confidences``, ``conf``) in ``[0, 1]`` and ``correct`` (or
+    ``is_correct``, ``correctness``): ``0``/``1``, a number in ``[0, 1]``, ``true``/``false``
+    (JSON booleans, or the words, any case) or ``yes``/``no``. A confidence given as text is
+    refused unless ``parse_confidence`` (``--parse-confidence``, :func:`parse_confidence`).
+
+Top-k log-probabilities (OpenAI chat completions, legacy completions, vLLM)
+    ``logprobs`` in the record, or in ``choices[0]``, or in ``response.body.choices[0]`` (an
+    OpenAI batch output line): chat style ``logprobs.content[i] = {token, logprob,
+    top_logprobs: [{token, logprob}, ...]}`` or the legacy ``logprobs.tokens``,
+    ``token_logprobs`` and ``top_logprobs: [{token: logprob}]``. The answer is the first token;
+    its confidence is ``exp(logprob)``, not renormalised over the top-k; the mass the top-k
+    leave, ``1 - sum exp(top-k)``, is kept per row as the column ``tail_mass``. A top-k whose
+    probabilities sum above ``1 + TOPK_SUM_ATOL`` is refused; vLLM's ``-9999.0`` (its ``-inf``)
+    is probability 0, never a log-probability, and an answer whose own log-probability is that
+    sentinel is refused (its confidence is unknown). ``correct`` is the record's ``correct``
+    (as above), else whether the answer token, stripped, equals the record's ``target`` or
+    ``answer`` (stripped).
+
+Every problem is one :class:`~calibkit.errors.InputError` naming the file and the line. The
+other scalar fields of the records (nested ones by dotted path, ``doc.subject``) are the
+source's columns, for ``--group-by``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibkit.errors import InputError, Param
+from calibkit.io.paths import SHARD_SUFFIXES, is_pattern
+from calibkit.loaders.keys import (
+    CORRECT_ALIASES,
+    LOGIT_ALIASES,
+    LOGIT_FAMILIES,
+    PROB_ALIASES,
+    PROB_FAMILIES,
+    UNKNOWN_FAMILIES,
+    ReadOptions,
+    confidence_keys,
+    families_of,
+)
+from calibkit.readers import check_file
+from calibkit.readers.names import listing
+from calibkit.readers.records import check_size, columns_of
+from calibkit.sources.groups import MemoryColumns
+from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
+
+__all__ = [
+    "TOPK_SUM_ATOL",
+    "VLLM_SENTINEL",
+    "layout_of",
+    "parse_confidence",
+    "read_csv",
+    "read_jsonl",
+    "read_record_files",
+    "read_records",
+    "read_samples_files",
+    "record_files",
+    "task_of",
+]
+
+#: vLLM writes ``-9999.0`` for a log-probability of ``-inf``: probability 0.
+VLLM_SENTINEL = -9999.0
+#: How far above 1 the probabilities of a top-k list may sum (API log-probabilities are rounded).
+TOPK_SUM_ATOL = 1e-3
+#: A log-probability this far above 0 is refused (rounding can give ``1e-7`` for a sure token).
+_LOGPROB_ATOL = 1e-6
+
+Record = dict[str, Any]
+Numbered = list[tuple[int, Record]]
+#: A source and its other columns (``{name: 1-D array}``).
+Loaded = tuple[Any, dict[str, Any]]
+
+
+def _with_columns(src: Any, columns: Mapping[str, Any]) -> Any:
+    """``src`` (:class:`Predictions` or :class:`ConfidenceRows`) holding the records' other
+    fields as its columns, for ``--group-by``."""
+    return dataclasses.replace(src, columns=MemoryColumns(columns))
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _records(path: Path, source: str, fmt: str) -> Numbered:
+    check_size(path, source)
+    if fmt == "csv":
+        from calibkit.readers.csvfile import iter_records
+    else:
+        from calibkit.readers.jsonl import iter_records
+    out = list(iter_records(path, source))
+    if not out:
+        raise InputError(source, "holds no records")
+    return out
+
+
+def read_jsonl(path: Path, options: ReadOptions, source: str) -> PredictionSource:
+    """The predictions of a ``.jsonl`` file (module docstring)."""
+    return _with_columns(*read_records(path, options, source))  # type: ignore[no-any-return]
+
+
+def read_csv(path: Path, options: ReadOptions, source: str) -> PredictionSource:
+    """The predictions of a ``.csv`` file: confidence rows (module docstring)."""
+    return _with_columns(*read_records(path, options, source))  # type: ignore[no-any-return]
+
+
+def read_records(path: Path, options: ReadOptions, source: str) -> Loaded:
+    """The predictions of one record file (its format from the suffix: ``.csv``, else JSON
+    Lines) and its other fields as columns ``{name: 1-D array}``."""
+    _no_key_options(options, source)
+    fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    records = _records(path, source, fmt)
+    layout = layout_of(records[0][1], source, records[0][0], options)
+    if layout == "lm-eval":
+        return _lm_eval([(path, source, records)], options, source)
+    _not_lm_eval_options(options, source)
+    if layout == "topk":
+        return _topk(records, source)
+    return _confidence_rows(records, options, source)
+
+
+def _no_key_options(options: ReadOptions, source: str) -> None:
+    """Refuse the options that name keys or force a kind: a record file's layout names its
+    fields (module docstring)."""
+    given: list[Param] = []
+    if options.scores_key is not None:
+        if options.key_kind == "probs":
+            given.append(Param("scores_key", options.scores_key, alias="probs_key"))
+        else:
+            given.append(Param("scores_key", options.scores_key, alias="logits_key"))
+    if options.labels_key is not None:
+        given.append(Param("labels_key", options.labels_key))
+    if options.kind is not None:
+        given.append(Param("kind", options.kind))
+    if options.labels_from_counts:
+        given.append(Param("labels_from_counts", True))
+    if given:
+        raise InputError(
+            source,
+            given[0] + " does not apply to record files (.jsonl, .csv): their layout names the "
+            "fields read",
+        )
+
+
+def _not_lm_eval_options(options: ReadOptions, source: str) -> None:
+    if options.length_normalize != "none":
+        raise InputError(
+            source,
+            Param("length_normalize", options.length_normalize)
+            + " applies to lm-evaluation-harness samples only",
+        )
+
+
+def record_files(spec: str) -> list[Path] | None:
+    """The ``.jsonl`` files a directory or a glob pattern names (sorted, hidden ones left out),
+    or ``None`` when ``spec`` names none (a single file, or shards of another format)."""
+    path = Path(spec)
+    if path.is_dir():
+        try:
+            listed = [p for p in path.iterdir() if not p.name.startswith(".") and p.is_file()]
+        except OSError:
+            return None
+        found = sorted(p for p in listed if p.suffix.lower() == ".jsonl")
+        shards = sorted(p for p in listed if p.suffix.lower() in SHARD_SUFFIXES)
+        if found and shards:
+            raise InputError(
+                spec,
+                f"mixes .jsonl record files and {shards[0].suffix} shards ({found[0].name}, "
+                f"{shards[0].name}); a directory holds one data set",
+            )
+        return found or None
+    if is_pattern(spec):
+        import glob
+
+        matches = sorted(Path(p) for p in glob.glob(os.fspath(spec)) if Path(p).is_file())
+        if matches and all(p.suffix.lower() == ".jsonl" for p in matches):
+            return matches
+    return None
+
+
+def read_record_files(files: Sequence[Path], options: ReadOptions, source: str) -> PredictionSource:
+    """Several lm-evaluation-harness samples files as one data set (in sorted order), the task
+    of each row in the column ``task``."""
+    return _with_columns(*read_samples_files(files, options, source))  # type: ignore[no-any-return]
+
+
+def read_samples_files(files: Sequence[Path], options: ReadOptions, source: str) -> Loaded:
+    """:func:`read_record_files`, the columns apart (``{name: 1-D array}``)."""
+    _no_key_options(options, source)
+    parts = []
+    for path in files:
+        name = os.fspath(path)
+        check_file(path, name)
+        records = _records(path, name, "jsonl")
+        layout = layout_of(records[0][1], name, records[0][0], options)
+        if layout != "lm-eval":
+            raise InputError(
+                name,
+                f"holds {_LAYOUT_NAMES[layout]}; a directory or pattern of record files is read "
+                "as lm-evaluation-harness samples (samples_<task>_<date>.jsonl) only",
+            )
+        parts.append((path, name, records))
+    return _lm_eval(parts, options, source)
+
+
+# --------------------------------------------------------------------------------------------
+# layouts
+
+_LAYOUT_NAMES = {
+    "lm-eval": "lm-evaluation-harness samples",
+    "confidence": "confidence rows",
+    "topk": "top-k log-probabilities",
+}
+
+
+def _lower_keys(record: Record) -> dict[str, str]:
+    return {str(k).lower(): k for k in record}
+
+
+def _logprobs_of(record: Record) -> Any:
+    """The ``logprobs`` object of a record (module docstring), or ``None``."""
+    if isinstance(record.get("logprobs"), Mapping):
+        return record["logprobs"]
+    response = record.get("response")
+    body = response.get("body") if isinstance(response, Mapping) else None
+    for holder in (record, body):
+        if not isinstance(holder, Mapping):
+            continue
+        choices = holder.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
+            lp = choices[0].get("logprobs")
+            if isinstance(lp, Mapping):
+                return lp
+    return None
+
+
+def layout_of(record: Record, source: str, line: int, options: ReadOptions) -> str:
+    """``"lm-eval"``, ``"confidence"`` or ``"topk"``: the layout of ``record`` (module
+    docstring); a record of none, or of two, is refused."""
+    keys = _lower_keys(record)
+    found = []
+    if "doc_id" in keys and ("filtered_resps" in keys or "resps" in keys):
+        found.append("lm-eval")
+    if confidence_keys(list(record), options) is not None:
+        found.append("confidence")
+    if _logprobs_of(record) is not None:
+        found.append("topk")
+    if len(found) > 1:
+        raise InputError(
+            source,
+            f"line {line}: the record holds both {_LAYOUT_NAMES[found[0]]} and "
+            f"{_LAYOUT_NAMES[found[1]]}: drop the fields of one",
+        )
+    if not found:
+        families = families_of(list(keys))
+        scores = [k for k in keys if k in LOGIT_ALIASES + PROB_ALIASES] + [
+            f"{p}_*" for p in families if p in LOGIT_FAMILIES + PROB_FAMILIES + UNKNOWN_FAMILIES
+        ]
+        hint = (
+            f" (record files hold LLM evaluations; for {scores[0]} scores write .npz or .parquet)"
+            if scores
+            else ""
+        )
+        raise InputError(
+            source,
+            f"line {line}: a record of no known layout; expected lm-evaluation-harness samples "
+            "(doc_id, filtered_resps), confidence rows (confidence, correct) or top-k "
+            f"log-probabilities (logprobs); fields present: {listing(list(record))}{hint}",
+        )
+    return found[0]
+
+
+# --------------------------------------------------------------------------------------------
+# values
+
+
+_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
+_PERCENT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
+_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+def parse_confidence(text: str) -> float | None:
+    """A confidence written as text: ``"80%"`` / ``"80 %"`` (a percentage), ``"0.8"`` /
+    ``".8"`` (a number), ``"8/10"`` (a fraction); ``None`` for anything else. The value is not
+    checked against ``[0, 1]`` here (``"80"`` is 80, never guessed to be a percentage).
+
+    >>> [parse_confidence(t) for t in ("80%", "80 %", "0.8", ".8", "8/10", "high", "1/0")]
+    [0.8, 0.8, 0.8, 0.8, 0.8, None, None]
+    """
+    m = _PERCENT.match(text)
+    if m:
+        return float(m.group(1)) / 100
+    m = _FRACTION.match(text)
+    if m:
+        den = float(m.group(2))
+        return None if den == 0 else float(m.group(1)) / den
+    m = _NUMBER.match(text)
+    if m:
+        return float(m.group(1))
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _confidence(value: Any, name: str, line: int, source: str, parse: bool) -> float:
+    if value is None:
+        raise InputError(source, f"line {line}: {name} is missing (null or empty)")
+    if isinstance(value, str):
+        if not parse:
+            raise InputError(
+                source,
+                f"line {line}: {name} {_shown(value)} is text; to read confidences such as "
+                '"80%" or "8/10", give ' + Param("parse_confidence", True),
+            )
+        parsed = parse_confidence(value)
+        if parsed is None:
+            raise InputError(
+                source,
+                f"line {line}: {name} {_shown(value)} is not a number, a percentage or a fraction",
+            )
+        number = parsed
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(source, f"line {line}: {name} {_shown(value)} is not a number")
+    else:
+        number = float(value)
+    if not (0.0 <= number <= 1.0):  # NaN fails too
+        raise InputError(source, f"line {line}: {name} must lie in [0, 1]; found {_shown(value)}")
+    return number
+
+
+_TRUE = ("true", "yes")
+_FALSE = ("false", "no")
+
+
+def _correct(value: Any, name: str, line: int, source: str) -> float:
+    """A correctness value: a boolean, a number in [0, 1], or true/false/yes/no (any case)."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        if 0.0 <= float(value) <= 1.0:
+            return float(value)
+    elif isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return 1.0
+        if word in _FALSE:
+            return 0.0
+        if word in ("0", "1"):
+            return float(word)
+    if value is None:
+        raise InputError(source, f"line {line}: {name} is missing (null or empty)")
+    raise InputError(
+        source,
+        f"line {line}: {name} must be 0 or 1, a number in [0, 1], true/false or yes/no; "
+        f"found {_shown(value)}",
+    )
+
+
+def _field(record: Record, aliases: Sequence[str]) -> str | None:
+    keys = _lower_keys(record)
+    return next((keys[a.lower()] for a in aliases if a.lower() in keys), None)
+
+
+# --------------------------------------------------------------------------------------------
+# confidence rows
+
+
+def _confidence_rows(records: Numbered, options: ReadOptions, source: str) -> Loaded:
+    pair = confidence_keys(list(records[0][1]), options)
+    assert pair is not None  # layout_of saw them
+    conf_name, hit_name = pair
+    conf = np.empty(len(records))
+    hit = np.empty(len(records))
+    for i, (line, record) in enumerate(records):
+        for name in (conf_name, hit_name):
+            if name not in record:
+                raise InputError(source, f"line {line}: no {name!r} field")
+        conf[i] = _confidence(record[conf_name], conf_name, line, source, options.parse_confidence)
+        hit[i] = _correct(record[hit_name], hit_name, line, source)
+    rows = ConfidenceRows.from_arrays(conf, hit, source=source)
+    others = [r for _, r in records]
+    columns = {k: v for k, v in columns_of(others).items() if k not in (conf_name, hit_name)}
+    return rows, columns
+
+
+# --------------------------------------------------------------------------------------------
+# top-k log-probabilities
+
+
+def _logprob(value: Any, what: str, line: int, source: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(source, f"line {line}: {what} {_shown(value)} is not a number")
+    x = float(value)
+    if math.isnan(x) or x > _LOGPROB_ATOL:
+        raise InputError(
+            source, f"line {line}: {what} {_shown(value)} is not a log-probability (<= 0)"
+        )
+    return min(x, 0.0)
+
+
+def _answer_and_topk(lp: Mapping[str, Any], line: int, source: str) -> tuple[Any, Any, list[Any]]:
+    """``(answer token, its logprob, [top-k logprobs])`` of the first answer token."""
+    content = lp.get("content")
+    if isinstance(content, list):  # chat completions (OpenAI, vLLM)
+        if not content or not isinstance(content[0], Mapping):
+            raise InputError(source, f"line {line}: logprobs.content holds no tokens")
+        first = content[0]
+        if "logprob" not in first:
+            raise InputError(source, f"line {line}: logprobs.content[0] has no 'logprob'")
+        top = first.get("top_logprobs") or []
+        if not isinstance(top, list):
+            raise InputError(source, f"line {line}: logprobs.content[0].top_logprobs is not a list")
+        values = []
+        for entry in top:
+            if not isinstance(entry, Mapping) or "logprob" not in entry:
+                raise InputError(
+                    source, f"line {line}: a top_logprobs entry has no 'logprob': {_shown(entry)}"
+                )
+            values.append(entry["logprob"])
+        return first.get("token"), first["logprob"], values
+    tokens, token_lps = lp.get("tokens"), lp.get("token_logprobs")
+    if isinstance(token_lps, list):  # legacy completions
+        if not token_lps:
+            raise InputError(source, f"line {line}: logprobs.token_logprobs is empty")
+        top = lp.get("top_logprobs") or []
+        first_top = top[0] if isinstance(top, list) and top else {}
+        if first_top is None:
+            first_top = {}
+        if not isinstance(first_top, Mapping):
+            raise InputError(
+                source, f"line {line}: logprobs.top_logprobs[0] is not a {{token: logprob}} map"
+            )
+        token = tokens[0] if isinstance(tokens, list) and tokens else None
+        return token, token_lps[0], list(first_top.values())
+    raise InputError(
+        source,
+        f"line {line}: logprobs holds neither 'content' (chat completions) nor "
+        "'token_logprobs' (completions)",
+    )
+
+
+def _topk(records: Numbered, source: str) -> Loaded:
+    n = len(records)
+    conf = np.empty(n)
+    hit = np.empty(n)
+    tail = np.empty(n)
+    answers: list[Any] = []
+    for i, (line, record) in enumerate(records):
+        lp = _logprobs_of(record)
+        if lp is None:
+            raise InputError(source, f"line {line}: no 'logprobs' (the first record has them)")
+        token, answer_lp, top = _answer_and_topk(lp, line, source)
+        if isinstance(answer_lp, (int, float)) and float(answer_lp) <= VLLM_SENTINEL:
+            raise InputError(
+                source,
+                f"line {line}: the answer token's log-probability is {answer_lp} (vLLM's "
+                "sentinel for -inf): its confidence is unknown",
+            )
+        conf[i] = math.exp(_logprob(answer_lp, "the answer's logprob", line, source))
+        mass = 0.0
+        for value in top:
+            if isinstance(value, (int, float)) and float(value) <= VLLM_SENTINEL:
+                continue  # vLLM's -inf: probability 0
+            mass += math.exp(_logprob(value, "a top_logprobs logprob", line, source))
+        if mass > 1.0 + TOPK_SUM_ATOL:
+            raise InputError(
+                source,
+                f"line {line}: the top-k probabilities sum to {mass:.6g}, above 1: "
+                "not log-probabilities of one distribution",
+            )
+        tail[i] = max(0.0, 1.0 - mass) if top else math.nan
+        hit[i] = _topk_correct(record, token, line, source)
+        answers.append(token if isinstance(token, str) else None)
+    rows = ConfidenceRows.from_arrays(conf, hit, source=source)
+    columns = columns_of(r for _, r in records)
+    columns["tail_mass"] = tail
+    columns["answer_token"] = np.array(["" if a is None else a for a in answers], dtype=str)
+    return rows, columns
+
+
+def _topk_correct(record: Record, token: Any, line: int, source: str) -> float:
+    name = _field(record, CORRECT_ALIASES)
+    if name is not None:
+        return _correct(record[name], name, line, source)
+    gold_name = _field(record, ("target", "answer"))
+    if gold_name is None:
+        raise InputError(
+            source,
+            f"line {line}: no 'correct' field, and no 'target' or 'answer' to compare the "
+            "answer token with",
+        )
+    gold = record[gold_name]
+    if not isinstance(token, str):
+        raise InputError(source, f"line {line}: the answer token is not text: {_shown(token)}")
+    if gold is None or isinstance(gold, (list, dict)):
+        raise InputError(source, f"line {line}: {gold_name} {_shown(gold)} is not one answer")
+    return float(token.strip() == str(gold).strip())
+
+
+# --------------------------------------------------------------------------------------------
+# lm-evaluation-harness samples
+
+_DATE = re.compile(r"_(\d{4}-\d{2}-\d{2}T\d{2}[-:]\d{2}[-:]\d{2}(?:\.\d+)?)$")
+
+
+def task_of(path: Path) -> str:
+    """The task of a samples file, from its name ``samples_<task>_<date>.jsonl`` (lm-eval's
+    ``date_id``: ``datetime.now().isoformat()`` with ``:`` as ``-``).
+
+    >>> task_of(Path("samples_mmlu_anatomy_2024-05-13T14-27-02.123456.jsonl"))
+    'mmlu_anatomy'
+    >>> task_of(Path("my_run.jsonl"))
+    'my_run'
+    """
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    if stem.startswith("samples_"):
+        stem = stem[len("samples_") :]
+    m = _DATE.search(stem)
+    return stem[: m.start()] if m and m.start() > 0 else stem
+
+
+def _pair(value: Any) -> Any:
+    """``[ll, greedy]`` from ``[ll, greedy]`` or ``[[ll, greedy]]`` (``resps``), else ``None``."""
+    while isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        value = value[0]
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return value
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _arguments(record: Record) -> list[tuple[str, str]] | None:
+    """Per request ``(context, continuation)``, from either layout lm-eval writes."""
+    args = record.get("arguments")
+    pairs: list[Any]
+    if isinstance(args, Mapping):
+        pairs = []
+        for key in sorted(args, key=lambda k: int(k.rsplit("_", 1)[-1]) if k[-1:].isdigit() else 0):
+            entry = args[key]
+            if not isinstance(entry, Mapping):
+                return None
+            pairs.append((entry.get("arg_0"), entry.get("arg_1")))
+    elif isinstance(args, list):
+        pairs = [tuple(a) if isinstance(a, list) and len(a) == 2 else (None, None) for a in args]
+    else:
+        return None
+    if all(isinstance(c, str) and isinstance(x, str) for c, x in pairs):
+        return [(str(c), str(x)) for c, x in pairs]
+    return None
+
+
+def _choice_text(continuation: str) -> str:
+    """A choice's text: the continuation less lm-eval's default target delimiter (one space)."""
+    return continuation[1:] if continuation.startswith(" ") else continuation
+
+
+def _label(target: Any, texts: list[str] | None, k: int, line: int, source: str) -> int:
+    """The index of the gold choice (module docstring)."""
+    if isinstance(target, bool) or target is None:
+        raise InputError(source, f"line {line}: target {_shown(target)} is not a choice")
+    if isinstance(target, list):
+        raise InputError(
+            source,
+            f"line {line}: target {_shown(target)} names several gold choices; one per "
+            "question is needed",
+        )
+    if isinstance(target, float) and target.is_integer():
+        target = int(target)
+    if isinstance(target, int):
+        if 0 <= target < k:
+            return target
+        raise InputError(
+            source, f"line {line}: target {target} is outside [0, {k}) for {k} choices"
+        )
+    if not isinstance(target, str):
+        raise InputError(source, f"line {line}: target {_shown(target)} is not a choice")
+    text = target.strip()
+    by_text = [] if texts is None else [i for i, t in enumerate(texts) if t.strip() == text]
+    index = int(text) if text.isdigit() else None
+    if len(by_text) > 1:
+        raise InputError(
+            source, f"line {line}: target {_shown(target)} is the text of several choices"
+        )
+    if by_text and index is not None and index != by_text[0]:
+        raise InputError(
+            source,
+            f"line {line}: target {_shown(target)} is both the index {index} and the text of "
+            f"choice {by_text[0]}: cannot tell which",
+        )
+    if by_text:
+        return by_text[0]
+    if index is not None:
+        if index < k:
+            return index
+        raise InputError(source, f"line {line}: target {index} is outside [0, {k}) for {k} choices")
+    if len(text) == 1 and "A" <= text <= "Z" and ord(text) - ord("A") < k:
+        return ord(text) - ord("A")
+    raise InputError(
+        source,
+        f"line {line}: target {_shown(target)} is neither a choice's index nor a choice's text",
+    )
+
+
+def _lengths(
+    record: Record, texts: list[str] | None, k: int, how: str, line: int, source: str
+) -> np.ndarray:
+    if how == "char":
+        if texts is None:
+            raise InputError(
+                source,
+                f"line {line}: "
+                + Param("length_normalize", "char")
+                + " needs each choice's continuation ('arguments'); this record has none",
+            )
+        lengths = np.array([len(t) for t in texts], dtype=np.float64)
+    else:
+        counts = record.get("token_counts")
+        if counts is None and isinstance(record.get("doc"), Mapping):
+            counts = record["doc"].get("token_counts")
+        if counts is None:
+            raise InputError(
+                source,
+                f"line {line}: "
+                + Param("length_normalize", "token")
+                + " needs a 'token_counts' list (one per choice) in each record; lm-eval's "
+                "samples do not hold token counts (use char)",
+            )
+        if (
+            not isinstance(counts, list)
+            or len(counts) != k
+            or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
+        ):
+            raise InputError(
+                source, f"line {line}: token_counts must be {k} integers, one per choice"
+            )
+        lengths = np.array(counts, dtype=np.float64)
+    if (lengths <= 0).any():
+        i = int(np.argmax(lengths <= 0))
+        raise InputError(
+            source,
+            f"line {line}: choice {i} has length 0: its log-likelihood cannot be normalised",
+        )
+    return lengths
+
+
+def _lm_eval_record(
+    record: Record, line: int, options: ReadOptions, source: str
+) -> tuple[np.ndarray, int]:
+    """One question's (log-likelihoods, gold index)."""
+    key = "filtered_resps" if "filtered_resps" in record else "resps"
+    resps = record.get(key)
+    if not isinstance(resps, list) or not resps:
+        raise InputError(source, f"line {line}: {key} is not a list of responses")
+    lls = []
+    for i, resp in enumerate(resps):
+        pair = _pair(resp)
+        value = None if pair is None else _number(pair[0])
+        if value is None:
+            inner = resp
+            while isinstance(inner, list) and inner:
+                inner = inner[0]
+            if isinstance(inner, str) and _number(inner) is None:
+                raise InputError(
+                    source,
+                    f"line {line}: {key} holds generated text, not [log-likelihood, is_greedy] "
+                    "pairs: a generation task has no per-choice log-likelihoods to calibrate",
+                )
+            if pair is None:
+                raise InputError(
+                    source,
+                    f"line {line}: {key}[{i}] is {_shown(resp)}, not a [log-likelihood, "
+                    "is_greedy] pair (a multiple-choice task's response)",
+                )
+            raise InputError(
+                source, f"line {line}: {key}[{i}] has the log-likelihood {_shown(pair[0])}"
+            )
+        if not math.isfinite(value):
+            raise InputError(source, f"line {line}: choice {i} has a log-likelihood of {value}")
+        lls.append(value)
+    args = _arguments(record)
+    if args is not None and len(args) != len(lls):
+        args = None
+    k = len(lls)
+    if args is not None and k % 2 == 0 and k >= 4:  # acc_mutual_info: + K unconditional
+        half = k // 2
+        if all(c == "" for c, _ in args[half:]) and [x for _, x in args[:half]] == [
+            x for _, x in args[half:]
+        ]:
+            lls, args, k = lls[:half], args[:half], half
+    if k < 2:
+        raise InputError(
+            source,
+            f"line {line} has {k} choice: a question needs at least 2 (a loglikelihood task "
+            "scores one continuation; only multiple-choice tasks can be calibrated)",
+        )
+    texts = None if args is None else [_choice_text(x) for _, x in args]
+    if texts is not None and len({x for _, x in args or []}) == 1 and k > 1:
+        texts = None  # multiple_input tasks: the choices are in the contexts
+    if texts is None:
+        doc = record.get("doc")
+        choices = doc.get("choices") if isinstance(doc, Mapping) else None
+        if (
+            isinstance(choices, list)
+            and len(choices) == k
+            and all(isinstance(c, str) for c in choices)
+        ):
+            texts = list(choices)
+    if "target" not in record:
+        raise InputError(source, f"line {line}: no 'target' field")
+    label = _label(record["target"], texts, k, line, source)
+    z = np.array(lls, dtype=np.float64)
+    if options.length_normalize != "none":
+        z = z / _lengths(record, texts, k, options.length_normalize, line, source)
+    return z, label
+
+
+def _lm_eval(
+    parts: Sequence[tuple[Path, str, Numbered]], options: ReadOptions, source: str
+) -> Loaded:
+    rows: list[np.ndarray] = []
+    labels: list[int] = []
+    names: list[str] = []
+    flat: list[Record] = []
+    tasks: list[str] = []
+    for path, name, records in parts:
+        filters = sorted({str(r.get("filter")) for _, r in records if "filter" in r})
+        if len(filters) > 1:
+            raise InputError(
+                name,
+                f"holds {len(filters)} filters ({', '.join(map(repr, filters))}); one filter's "
+                "records are one data set: split the file by its 'filter' field",
+            )
+        task = task_of(path)
+        seen: dict[Any, int] = {}
+        for line, record in records:
+            if "doc_id" not in record:
+                raise InputError(name, f"line {line}: no 'doc_id' (the first record has one)")
+            doc_id = record["doc_id"]
+            key = doc_id if isinstance(doc_id, (int, str)) else repr(doc_id)
+            if key in seen:
+                raise InputError(
+                    name, f"line {line}: doc_id {_shown(doc_id)} appears again (line {seen[key]})"
+                )
+            seen[key] = line
+            z, y = _lm_eval_record(record, line, options, name)
+            rows.append(z)
+            labels.append(y)
+            names.append(f"line {line}" if len(parts) == 1 else f"{name} line {line}")
+            flat.append(
+                {
+                    k: v
+                    for k, v in record.items()
+                    if k not in ("resps", "filtered_resps", "arguments")
+                }
+            )
+            tasks.append(task)
+    how = {"none": "", "char": ", per character", "token": ", per token"}[options.length_normalize]
+    preds = Predictions.from_ragged(
+        rows,
+        np.array(labels, dtype=np.int64),
+        source=source,
+        reason=f"named: lm-evaluation-harness per-choice log-likelihoods{how}",
+        row_names=names,
+    )
+    columns = columns_of(flat)
+    columns["task"] = np.array(tasks, dtype=str)
+    return preds, columns
