@@ -329,11 +329,11 @@ def test_group_by_on_the_dask_engine(tmp_path: Path) -> None:
         "CALIBKIT_DASK_WORKERS": "2",
     }
 
-    COMMAND = (sys.executable, "-m", "calibkit", "ece")  # noqa: N806
+    command = (sys.executable, "-m", "calibkit", "ece")
 
     def run(*extra: str) -> Any:
         done = subprocess.run(
-            [*COMMAND, str(shards), "--json", "--group-by", "subject", "--binning", "mass", *extra],
+            [*command, str(shards), "--json", "--group-by", "subject", "--binning", "mass", *extra],
             capture_output=True,
             text=True,
             env=env,
