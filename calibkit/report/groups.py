@@ -99,7 +99,7 @@ def groups_table(gs: GroupedSummary, *, title: str | None = None) -> Table:
         "macro (mean of groups)",
         *pad,
         f"{len(gs.groups)} groups",
-        *(fmt(gs.macro.get(m)) for m in SHOWN),
+        *(fmt(gs.macro.get(m), 3 if gs.ci_level else 4) for m in SHOWN),
     )
     return t
 
