@@ -15,16 +15,46 @@ was used.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from numpy.typing import ArrayLike
 
+from calibkit.errors import Param, UsageError
 from calibkit.metrics.binning import Binning
 from calibkit.metrics.examples import BinaryMode
 from calibkit.metrics.summary import CalibrationSummary, summarize
 from calibkit.sources.predictions import Predictions, PredictionSource, ScoreKind
 
+if TYPE_CHECKING:
+    from calibkit.stats.groups import GroupedSummary
+
 __all__ = ["accuracy", "brier", "compare", "ece", "evaluate", "nll", "sweep_temperature"]
+
+
+@overload
+def evaluate(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    kind: ScoreKind | None = None,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    binary_mode: BinaryMode = "top-label",
+    group_by: None = None,
+) -> CalibrationSummary: ...
+
+
+@overload
+def evaluate(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    kind: ScoreKind | None = None,
+    n_bins: int = 15,
+    binning: Binning = "width",
+    binary_mode: BinaryMode = "top-label",
+    group_by: ArrayLike | Mapping[str, ArrayLike],
+) -> GroupedSummary: ...
 
 
 def evaluate(
@@ -35,17 +65,36 @@ def evaluate(
     n_bins: int = 15,
     binning: Binning = "width",
     binary_mode: BinaryMode = "top-label",
-) -> CalibrationSummary:
+    group_by: ArrayLike | Mapping[str, ArrayLike] | None = None,
+) -> CalibrationSummary | GroupedSummary:
     """All metrics of ``scores`` (logits or probabilities, ``(N, K)`` or ``(N,)``) vs ``labels``.
+
+    With ``group_by`` (one value per row, or ``{column: values}`` for a cross product) the
+    metrics of each group, its micro and macro aggregates, worst ECE first
+    (:class:`calibkit.stats.groups.GroupedSummary`; ``.to_dict()`` for JSON).
 
     >>> s = evaluate([[2.0, 0.0], [0.0, 2.0]], [0, 0])
     >>> s.accuracy, round(s.ece, 4), s.kind
     (0.5, 0.3808, 'logits')
     >>> evaluate([[0.9, 0.1], [0.3, 0.7]], [0, 0]).kind  # rows in [0, 1] summing to 1
     'probs'
+    >>> g = evaluate([[2.0, 0.0], [0.0, 2.0], [3.0, 0.0]], [0, 0, 0], group_by=["a", "b", "a"])
+    >>> [(r.key, r.n, r.summary.accuracy) for r in g.groups]
+    [(('b',), 1, 0.0), (('a',), 2, 1.0)]
     """
     preds = Predictions.from_arrays(scores, labels, kind=kind)
-    return summarize(preds, n_bins=n_bins, binning=binning, binary_mode=binary_mode)
+    if group_by is None:
+        return summarize(preds, n_bins=n_bins, binning=binning, binary_mode=binary_mode)
+    import dataclasses
+
+    from calibkit.sources.groups import MemoryColumns
+    from calibkit.stats.groups import summarize_groups
+
+    columns = dict(group_by) if isinstance(group_by, Mapping) else {"group": group_by}
+    grouped = dataclasses.replace(preds, columns=MemoryColumns(columns))
+    return summarize_groups(
+        grouped, list(columns), n_bins=n_bins, binning=binning, binary_mode=binary_mode
+    )
 
 
 def ece(
@@ -140,6 +189,7 @@ def compare(
     method: str = "temperature",
     methods: Sequence[str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    group_by: str | Sequence[str] | None = None,
 ) -> Any:
     """Compare models in one call; a pandas DataFrame with a row per model.
 
@@ -152,6 +202,12 @@ def compare(
     :func:`calibkit.comparison.compare_models`. With ``methods`` (several registered names,
     ``params`` their fit options by method) the frame is long: a row per (model, method),
     indexed by ``(name, method)``, the uncalibrated rows under method ``"uncalibrated"``.
+
+    With ``group_by`` (a column name, or several for their cross product) the frame has a row
+    per model and group of that column, indexed by ``(name, column...)``, with ``n``,
+    ``small`` and the headline metrics (:func:`calibkit.stats.groups.compare_groups`; its
+    ``micro`` and ``macro`` aggregates in the result's ``to_dict()``); it does not fit any
+    calibrator, so ``val``, ``ts_on_test`` and ``methods`` are refused with it.
     """
     import warnings
 
@@ -160,6 +216,19 @@ def compare(
 
     def load(x: Any) -> PredictionSource:
         return x if hasattr(x, "chunks") else read_predictions(x)
+
+    if group_by is not None:
+        if val or ts_on_test or methods or params:
+            raise UsageError(
+                Param("group_by") + " compares the models' metrics per group; it fits no "
+                "calibrator (give no val, ts_on_test, methods or params)"
+            )
+        return _group_frame(
+            {k: load(v) for k, v in models.items()},
+            [group_by] if isinstance(group_by, str) else list(group_by),
+            n_bins=n_bins,
+            binning=binning,
+        )
 
     comp = compare_models(
         {k: load(v) for k, v in models.items()},
@@ -174,3 +243,27 @@ def compare(
     for message in comp.warning_texts():
         warnings.warn(message, UserWarning, stacklevel=2)
     return comp.to_frame()
+
+
+def _group_frame(
+    models: dict[str, PredictionSource], columns: list[str], *, n_bins: int, binning: Binning
+) -> Any:
+    import pandas as pd
+
+    from calibkit.sources.groups import parse_group_by
+    from calibkit.stats.groups import compare_groups
+
+    comp = compare_groups(models, parse_group_by(columns), n_bins=n_bins, binning=binning)
+    records = []
+    for name, grouped in comp.per_model.items():
+        for g in grouped.groups:
+            records.append(
+                {
+                    "name": name,
+                    **dict(zip(comp.columns, g.key, strict=True)),
+                    "n": g.n,
+                    "small": g.small,
+                    **g.metrics(),
+                }
+            )
+    return pd.DataFrame(records).set_index(["name", *comp.columns])

@@ -7,7 +7,7 @@ options are checked before any file is read.
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +17,7 @@ from calibkit.cli._common import (
     Bins,
     ChunkRows,
     EngineOpt,
+    GroupByOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
@@ -119,16 +120,37 @@ def compare_command(
     chunk_rows: ChunkRows = None,
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
+    group_by: GroupByOpt = None,
 ) -> None:
     from calibkit.comparison import compare_models, method_options, parse_methods
     from calibkit.errors import UsageError
     from calibkit.loaders import read_predictions
     from calibkit.report.summary_json import dumps
     from calibkit.sources.checks import check_class_count
+    from calibkit.sources.groups import parse_group_by
 
     if as_json and markdown:
         raise UsageError("give --json or --markdown, not both")
     named, named_val = parse_models_and_val(models, val)
+    columns = parse_group_by(group_by)
+    if columns:
+        given = [
+            flag
+            for flag, on in (
+                ("--val", bool(named_val)),
+                ("--ts-on-test", ts_on_test),
+                ("--method", bool(method)),
+                ("--param", bool(param)),
+                ("--out-dir", out_dir is not None),
+                ("--markdown", markdown),
+            )
+            if on
+        ]
+        if given:
+            raise UsageError(
+                f"{given[0]} is not available with --group-by (the models' metrics per group); "
+                "for a temperature per group use `calibkit fit-temp VAL --group-by COLUMN`"
+            )
     methods = parse_methods(method) if method else ("temperature",)
     long = methods != ("temperature",)  # temperature alone: today's table, keys and figures
     options = method_options(methods, param or [])  # before any file is read
@@ -163,6 +185,20 @@ def compare_command(
     for name, v in vals.items():
         check_class_count(v.source, v.n_classes, sources[name].source, sources[name].n_classes)
     words = flags()  # the warnings' parameters as this command's flags (--ts-on-test)
+    if columns:
+        _compare_groups(
+            sources,
+            columns,
+            as_json=as_json,
+            check_labels=check_labels,
+            n_bins=bins,
+            binning=binning.value,
+            chunk_rows=chunk_rows,
+            ci=ci,
+            bootstrap=bootstrap,
+            seed=seed,
+        )
+        return
     comp = compare_models(
         sources,
         val=vals,
@@ -198,3 +234,34 @@ def compare_command(
         console = stdout()
         console.print(comparison_table(comp))
         console.print(diagnostics_table(comp))
+
+
+def _compare_groups(
+    sources: dict[str, Any],
+    columns: tuple[str, ...],
+    *,
+    as_json: bool,
+    check_labels: bool,
+    **options: Any,
+) -> None:
+    """``compare --group-by``: every model's metrics per group, side by side."""
+    from calibkit.report.groups import compare_groups_table, small_groups_line
+    from calibkit.report.summary_json import dumps
+    from calibkit.sources.checks import label_mismatches
+    from calibkit.stats.groups import compare_groups
+
+    if check_labels:
+        for w in label_mismatches(sources):
+            warning_line(w)
+    comp = compare_groups(sources, columns, **options)
+    for name, grouped in comp.per_model.items():
+        small = [g.label for g in grouped.small_groups]
+        if small:
+            line = small_groups_line(small, grouped.min_rows, len(grouped.groups))
+            warning_line(f"{name}: {line}")
+    if as_json:
+        typer.echo(dumps({"group_by": comp.to_dict()}), nl=False)
+    else:
+        stdout().print(
+            compare_groups_table(columns, comp.models, comp.rows(), min_rows=comp.min_rows)
+        )

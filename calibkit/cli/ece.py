@@ -7,7 +7,7 @@ smoothing, :mod:`calibkit.metrics.implied`).
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,7 @@ from calibkit.cli._common import (
     ChunkRows,
     Device,
     EngineOpt,
+    GroupByOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
@@ -81,14 +82,18 @@ def ece_command(
         ),
     ] = False,
     ci: Annotated[
-        float | None, typer.Option("--ci", help="Bootstrap interval level for --all (0.95).")
+        float | None,
+        typer.Option("--ci", help="Bootstrap interval level for --all or --group-by (0.95)."),
     ] = None,
     bootstrap: Annotated[
-        int | None, typer.Option("--bootstrap", help="Bootstrap replicates for --all (1000).")
+        int | None,
+        typer.Option("--bootstrap", help="Bootstrap replicates for --all or --group-by (1000)."),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", min=0, help="Bootstrap seed for --all (0).")
+        int | None,
+        typer.Option("--seed", min=0, help="Bootstrap seed for --all or --group-by (0)."),
     ] = None,
+    group_by: GroupByOpt = None,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
@@ -106,10 +111,14 @@ def ece_command(
     from calibkit.loaders import read_predictions
     from calibkit.metrics import summarize
     from calibkit.report.summary_json import dumps, summary_to_dict
+    from calibkit.sources.groups import parse_group_by
 
     if out is not None:
         check_output_path(out, [path])
-    if not all_estimators and (ci, bootstrap, seed) != (None, None, None):
+    columns = parse_group_by(group_by)
+    if columns:
+        _refuse_with_groups(all_estimators=all_estimators, plot=plot, convention=convention)
+    elif not all_estimators and (ci, bootstrap, seed) != (None, None, None):
         raise UsageError("--ci, --bootstrap and --seed go with --all")
     if all_estimators and convention != "calibkit":
         raise UsageError("--all uses calibkit's binning; run --convention without --all")
@@ -181,6 +190,23 @@ def ece_command(
             chunk_rows=chunk_rows,
         )
         doc.update(extra)
+    grouped = None
+    if columns:
+        grouped = _groups(
+            preds,
+            columns,
+            summary,
+            str(path),
+            n_bins=bins,
+            binning=binning.value,
+            binary_mode=binary.value,
+            chunk_rows=chunk_rows,
+            device=device,
+            ci=ci,
+            bootstrap=bootstrap,
+            seed=seed,
+        )
+        doc["group_by"] = grouped.to_dict()
     text = dumps(doc)
     if out is not None:
         from calibkit.io.atomic import atomic_write_text
@@ -206,3 +232,57 @@ def ece_command(
             from calibkit.report.tables import extended_table
 
             console.print(extended_table(summary, extra))
+        if grouped is not None:
+            from calibkit.report.groups import groups_table
+
+            console.print(groups_table(grouped))
+
+
+def _refuse_with_groups(*, all_estimators: bool, plot: bool, convention: str) -> None:
+    """The options of `ece` that have no per-group form, refused in one line each."""
+    from calibkit.errors import UsageError
+
+    if all_estimators:
+        raise UsageError(
+            "--all is not computed per group; use --group-by with --ci for per-group intervals, "
+            "or --all without --group-by"
+        )
+    if plot:
+        raise UsageError(
+            "--plot draws one chart; use `calibkit diagram --group-by` for a panel per group"
+        )
+    if convention != "calibkit":
+        raise UsageError("--group-by uses calibkit's binning; run --convention without --group-by")
+
+
+def _groups(
+    preds: Any,
+    columns: tuple[str, ...],
+    summary: Any,
+    path: str,
+    *,
+    ci: float | None,
+    bootstrap: int | None,
+    seed: int | None,
+    **kw: Any,
+) -> Any:
+    """The per-group summaries (:func:`calibkit.stats.groups.summarize_groups`, the pooled
+    summary reused), and the warning naming the small groups."""
+    from calibkit.report.groups import small_groups_line
+    from calibkit.stats.groups import summarize_groups
+
+    boot = ci is not None or bootstrap is not None or seed is not None
+    grouped = summarize_groups(
+        preds,
+        columns,
+        pooled=summary,
+        ci=(0.95 if ci is None else ci) if boot else None,
+        bootstrap=1000 if bootstrap is None else bootstrap,
+        seed=seed or 0,
+        **kw,
+    )
+    small = grouped.small_groups
+    if small:
+        labels = [g.label for g in small]
+        warning_line(f"{path}: {small_groups_line(labels, grouped.min_rows, len(grouped.groups))}")
+    return grouped

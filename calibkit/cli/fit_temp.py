@@ -13,6 +13,7 @@ from calibkit.cli._common import (
     ChunkRows,
     Device,
     EngineOpt,
+    GroupByOpt,
     InputOpt,
     LabelsKey,
     LengthNormalize,
@@ -25,6 +26,7 @@ from calibkit.cli._common import (
     reports_errors,
     stdout,
     uses_engine,
+    warning_line,
     wrote,
 )
 from calibkit.cli.app import app
@@ -87,6 +89,7 @@ def fit_temp_command(
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
     device: Device = None,
+    group_by: GroupByOpt = None,
 ) -> None:
     from calibkit.calibrators.base import Calibrator
     from calibkit.calibrators.grid import (
@@ -101,6 +104,7 @@ def fit_temp_command(
     from calibkit.loaders import read_predictions
     from calibkit.report.summary_json import dumps
     from calibkit.sources.checks import check_class_count
+    from calibkit.sources.groups import parse_group_by
 
     if grid is None and objective is ObjectiveChoice.ece:
         raise UsageError(
@@ -114,6 +118,7 @@ def fit_temp_command(
             raise UsageError(
                 f"--grid sets the temperatures; {given[0]} applies to the exact fit only"
             )
+    columns = parse_group_by(group_by)
     temperatures = parse_grid(grid) if grid is not None else None
     if temperatures is not None:
         check_grid_cells(temperatures, bins)  # refused before any read
@@ -132,26 +137,27 @@ def fit_temp_command(
     eval_preds = read_predictions(eval_path, options) if eval_path else None
     if eval_preds is not None:
         check_class_count(str(eval_path), eval_preds.n_classes, val, val_preds.n_classes)
-    scaler: Calibrator
-    if temperatures is not None:
-        scaler = fit_temperature_grid(
-            val_preds,
-            grid=temperatures,
-            objective=objective.value,
-            n_bins=bins,
-            binning=binning.value,
-            chunk_rows=chunk_rows,
-        )
-        report = scaling_report(
-            scaler, val_preds, eval_preds, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
-        )
-    else:  # the exact fit: its first and last passes carry the validation metrics
+
+    def fit(v: Any, e: Any) -> tuple[Calibrator, dict[str, Any]]:
+        if temperatures is not None:
+            grid_scaler = fit_temperature_grid(
+                v,
+                grid=temperatures,
+                objective=objective.value,
+                n_bins=bins,
+                binning=binning.value,
+                chunk_rows=chunk_rows,
+            )
+            return grid_scaler, scaling_report(
+                grid_scaler, v, e, n_bins=bins, binning=binning.value, chunk_rows=chunk_rows
+            )
+        # the exact fit: its first and last passes carry the validation metrics
         bounds: dict[str, Any] = {
-            k: v for k, v in (("t_min", t_min), ("t_max", t_max)) if v is not None
+            k: value for k, value in (("t_min", t_min), ("t_max", t_max)) if value is not None
         }
-        scaler, report = fit_and_report(
-            val_preds,
-            eval_preds,
+        return fit_and_report(
+            v,
+            e,
             method="temperature",
             n_bins=bins,
             binning=binning.value,
@@ -159,6 +165,12 @@ def fit_temp_command(
             device=device,
             **bounds,
         )
+
+    scaler, report = fit(val_preds, eval_preds)
+    groups = None
+    if columns:
+        groups = _fit_groups(val_preds, eval_preds, columns, fit, str(val))
+        report = {**report, "group_by": groups}
     if out is not None:
         atomic_write_text(out, calibrator_json(scaler), inputs=inputs)
         wrote(out)
@@ -166,6 +178,77 @@ def fit_temp_command(
         typer.echo(dumps(report), nl=False)
     else:
         _print(report)
+        if groups is not None:
+            from calibkit.report.groups import fit_groups_table
+
+            stdout().print(
+                fit_groups_table(columns, report, groups["groups"], min_rows=groups["min_rows"])
+            )
+            saved = f" (saved to {out})" if out is not None else ""
+            stdout().print(
+                f"the calibrator{saved} is the pooled fit, T = {report['temperature']:.6g}; "
+                "the per-group temperatures are not saved"
+            )
+
+
+def _fit_groups(
+    val_preds: Any, eval_preds: Any, columns: tuple[str, ...], fit: Any, val: str
+) -> dict[str, Any]:
+    """Per group of VAL, temperature scaling fitted on the group's rows alone (``fit``, the
+    pooled fit's own path), reported on the same group of the ``--eval`` file when it has one;
+    worst validation ECE (at T = 1) first, ties to the larger group, then the key."""
+    import warnings
+
+    from calibkit.sources.groups import MIN_GROUP_ROWS, group_rows, subset
+
+    grouping = group_rows(val_preds, columns)
+    eval_rows: dict[tuple[str, ...], Any] = {}
+    if eval_preds is not None:
+        eval_grouping = group_rows(eval_preds, columns)
+        eval_rows = {key: eval_grouping.rows(i) for i, key in enumerate(eval_grouping.keys)}
+    out = []
+    for g, key in enumerate(grouping.keys):
+        label = grouping.label(g)
+        part = subset(val_preds, grouping.rows(g))
+        part_eval = subset(eval_preds, eval_rows[key]) if key in eval_rows else None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _, report = fit(part, part_eval)
+        for w in caught:  # a group's fit warns naming its group
+            warning_line(f"{val}: group {label}: {w.message}")
+        n = int(report["n"])
+        out.append(
+            {
+                "group": grouping.as_dict(g),
+                "label": label,
+                "small": n < MIN_GROUP_ROWS,
+                **{k: v for k, v in report.items() if k != "calibkit_version"},
+            }
+        )
+    out.sort(key=lambda r: (-(r["ece_before"] or 0.0), -r["n"], tuple(r["group"].values())))
+    missing = [
+        ", ".join(f"{c}={v}" for c, v in zip(columns, key, strict=True))
+        for key in eval_rows
+        if key not in set(grouping.keys)
+    ]
+    if missing:
+        warning_line(
+            f"{eval_preds.source}: {len(missing)} groups have no rows in {val} (no temperature "
+            f"of their own; the pooled one applies): {'; '.join(missing[:5])}"
+        )
+    small = [r["label"] for r in out if r["small"]]
+    if small:
+        from calibkit.report.groups import small_groups_line
+
+        warning_line(f"{val}: {small_groups_line(small, MIN_GROUP_ROWS, len(out))}")
+    return {
+        "columns": list(columns),
+        "min_rows": MIN_GROUP_ROWS,
+        "n_groups": len(out),
+        "saved": "pooled",
+        "groups": out,
+        "eval_without_val": missing,
+    }
 
 
 def _print(report: dict[str, Any]) -> None:

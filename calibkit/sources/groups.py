@@ -148,9 +148,9 @@ def parse_group_by(specs: Sequence[str] | None) -> tuple[str, ...]:
         for name in spec.split(","):
             name = name.strip()
             if not name:
-                raise UsageError(f"{Param('group_by')} needs a column name; got {spec!r}")
+                raise UsageError(Param("group_by") + f" needs a column name; got {spec!r}")
             if name in names:
-                raise UsageError(f"{Param('group_by')} names column {name!r} twice")
+                raise UsageError(Param("group_by") + f" names column {name!r} twice")
             names.append(name)
     return tuple(names)
 
@@ -229,7 +229,7 @@ def group_rows(source: PredictionSource, columns: Sequence[str]) -> Grouping:
     ((('a',), ('b',)), [1, 0, 1], [1, 2])
     """
     if not columns:
-        raise UsageError(f"{Param('group_by')} needs at least one column")
+        raise UsageError(Param("group_by") + " needs at least one column")
     per_column = [_factorize(group_column(source, name)) for name in columns]
     stacked = np.stack([codes for codes, _ in per_column], axis=1)
     # the combinations that occur, in lexicographic order of the columns' sorted values
