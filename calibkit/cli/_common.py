@@ -53,6 +53,7 @@ state = _State()
 #: of ``max_values`` / ``min_values`` with a flag of their own (``--max-ece``) come from the
 #: metric table: see :func:`flags`.
 FLAGS: dict[str, str] = {
+    "alpha": "--alpha",
     "baseline": "--baseline",
     "bias_key": "--bias-key",
     "binary_mode": "--binary",
@@ -65,11 +66,13 @@ FLAGS: dict[str, str] = {
     "engine": "--engine",
     "features_key": "--features-key",
     "group_by": "--group-by",
+    "group_min_rows": "--group-min-rows",
     "kind": "--input",
     "labels_from_counts": "--labels-from-counts",
     "labels_key": "--labels-key",
     "logits_key": "--logits-key",
     "logits_precision": "--logits-precision",
+    "max_groups": "--max-groups",
     "max_increase": "--max-increase",
     "max_values": "--max",
     "methods": "--method",
