@@ -195,7 +195,7 @@ def _group_diagram(
     for name, g in groupings.items():
         for i in range(g.n_groups):
             label = g.label(i)
-            counts[label] = counts.get(label, 0) + int(g.counts[i])
+            counts[label] = max(counts.get(label, 0), int(g.counts[i]))  # rows in one file
             rows.setdefault(label, {})[name] = g.rows(i)
     kept, left_out = largest_groups(counts, max_groups)
     if left_out:

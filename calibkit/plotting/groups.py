@@ -45,7 +45,9 @@ def largest_groups(counts: Mapping[str, int], max_groups: int) -> tuple[list[str
 
 
 def _title(label: str) -> str:
-    return "\n".join(textwrap.wrap(label, TITLE_WIDTH)) or label
+    """The label wrapped at :data:`TITLE_WIDTH`, with ``$`` escaped (not read as mathtext)."""
+    wrapped = "\n".join(textwrap.wrap(label, TITLE_WIDTH)) or label
+    return wrapped.replace("$", r"\$")
 
 
 def plot_group_reliability(

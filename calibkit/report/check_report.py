@@ -86,7 +86,7 @@ def verdict_table(v: Verdict) -> Group:
         if c.skipped:
             verdict = Text("skip", style="dim")
         t.add_row(
-            c.name,
+            Text(c.name),  # not markup: a group's name has brackets, [task=a]
             *n,
             _num(c.value),
             _limit(c),

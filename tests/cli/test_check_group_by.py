@@ -87,6 +87,11 @@ def test_a_group_over_the_limit_fails_naming_it(
     out = result.stdout
     assert f"FAIL max_ece[task=b]: ECE {eces['b']:.4f} > limit {limit:.4f} [task=b, N=360]" in out
     assert sum(line.startswith("FAIL ") for line in out.splitlines()) == 1
+    # the table names every group's check too (brackets are not read as Rich markup)
+    rows = [line for line in out.splitlines() if line.startswith("│ max_ece")]
+    assert [r.split("│")[1].strip() for r in rows] == ["max_ece"] + [
+        f"max_ece[task={k}]" for k in N
+    ]
     assert "ok   max_ece: ECE" in out
     assert "groups by task: 2 of 3 pass every check, 1 fail" in out
     assert "FAILED: 1 of 4 checks (ECE) in 1 group: task=b" in out
