@@ -26,6 +26,9 @@ Two kinds of checks:
     Its ``n_classes`` must be the candidate's, and its ``n`` too unless ``--unpaired``.
 
 The same inputs and seed always give the same verdict and numbers.
+
+Per group of rows (``calibkit check --group-by``): :mod:`calibkit.gate.groups` runs these checks
+on each group too, and corrects the groups' regression tests for their number (Holm).
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ def plot_group_reliability(
     model_color = model_colors(models)
     for i, (label, per) in enumerate(panels.items()):
         for model in models:
-            name = _title(f"{model} · {label}" if several else label)
+            name = f"{model} · {label}" if several else label
+            name = name.replace("$", r"\$") if overlay else _title(name)  # a legend entry
             slots[name] = per.get(model)
             colors[name] = model_color[model] if several or not overlay else PALETTE[i % 16]
             curve = (smooth or {}).get(label, {}).get(model)

@@ -58,8 +58,6 @@ COUNT_LABELS_SMALL = 50
 SMALL_BIN = 30
 #: The ``tail`` axis ends at ``1 - 10**-k`` for the smallest ``k`` in [2, 15] that holds every
 #: confidence below 1 drawn; confidences beyond (an exact 1.0 among them) sit on its right edge.
-#: An overlay's legend has two columns while its longest entry has at most this many characters.
-OVERLAY_LEGEND_CHARS = 44
 TAIL_MIN_DECADES = 2
 TAIL_MAX_DECADES = 15
 
@@ -742,11 +740,12 @@ def _overlay(
     ax.grid(alpha=0.25)
     legend = {"handler_map": {tuple: HandlerTuple(ndivide=1)}, "fontsize": 8}
     if hist is not None:  # a figure of its own: the legend goes under it, off the curves
-        # two columns where the entries fit the figure's width, else one (long group labels)
-        ncols = 2 if max(len(lab) for lab in labels) <= OVERLAY_LEGEND_CHARS else 1
-        fig.legend(
-            handles, labels, loc="outside lower center", ncols=ncols, frameon=False, **legend
-        )
+        kw = {"loc": "outside lower center", "frameon": False, **legend}
+        two = fig.legend(handles, labels, ncols=2, **kw)
+        fig.draw_without_rendering()
+        if two.get_window_extent().width > fig.bbox.width:  # long labels (groups): one column
+            two.remove()
+            fig.legend(handles, labels, ncols=1, **kw)
     else:
         ax.legend(handles, labels, loc="best", **legend)
     xlabel = _x_label(names, scale)

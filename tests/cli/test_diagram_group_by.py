@@ -182,3 +182,18 @@ def test_the_library_function_draws_the_panels_it_is_given() -> None:
     assert "\n" in ax.get_title()  # wrapped, not cut or spilling over the next panel
     with pytest.raises(UsageError, match="at least one group"):
         plot_group_reliability({}, by=("task",))
+
+
+def test_an_overlay_of_long_group_labels_keeps_its_legend_inside_the_figure() -> None:
+    a = _arrays()
+    panels = {}
+    for k in SIZES:
+        m = a["task"] == k
+        label = f"task=mmlu_high_school_{k}_and_a_long_tail_of_words, level=1"
+        panels[label] = {"m": summarize(Predictions.from_arrays(a["logits"][m], a["labels"][m]))}
+    fig = plot_group_reliability(panels, by=("task", "level"), overlay=True)
+    fig.draw_without_rendering()
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width  # not cut at either side
+    assert sum(t.get_text().startswith("task=") for t in legend.get_texts()) == len(SIZES)
