@@ -53,6 +53,7 @@ state = _State()
 #: of ``max_values`` / ``min_values`` with a flag of their own (``--max-ece``) come from the
 #: metric table: see :func:`flags`.
 FLAGS: dict[str, str] = {
+    "alpha": "--alpha",
     "baseline": "--baseline",
     "bias_key": "--bias-key",
     "binary_mode": "--binary",
@@ -67,12 +68,14 @@ FLAGS: dict[str, str] = {
     "features_key": "--features-key",
     "folds": "--folds",
     "group_by": "--group-by",
+    "group_min_rows": "--group-min-rows",
     "kind": "--input",
     "labels_from_counts": "--labels-from-counts",
     "labels_key": "--labels-key",
     "length_normalize": "--length-normalize",
     "logits_key": "--logits-key",
     "logits_precision": "--logits-precision",
+    "max_groups": "--max-groups",
     "max_increase": "--max-increase",
     "max_values": "--max",
     "methods": "--method",
@@ -354,7 +357,7 @@ GroupByOpt = Annotated[
     typer.Option(
         "--group-by",
         metavar="COLUMN",
-        help="One row per group of this column (repeat, or a,b, for the cross product).",
+        help="Split by this column: a result per group (repeat, or a,b, for the cross product).",
     ),
 ]
 ChunkRows = Annotated[

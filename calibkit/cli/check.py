@@ -11,6 +11,7 @@ from calibkit.cli._common import (
     BinaryOpt,
     ChunkRows,
     EngineOpt,
+    GroupByOpt,
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
@@ -118,6 +119,16 @@ def check_command(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print a Markdown summary instead of the table.")
     ] = False,
+    group_by: GroupByOpt = None,
+    group_min_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--group-min-rows",
+            min=1,
+            help="With --group-by: leave groups of fewer rows out of the gate (reported as "
+            "skipped).",
+        ),
+    ] = None,
     binary: BinaryOpt = BinaryChoice.top_label,
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
@@ -130,15 +141,25 @@ def check_command(
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
 ) -> None:
+    import numpy as np
+
     from calibkit.errors import UsageError
     from calibkit.gate.baseline import baseline_stats, open_baseline
     from calibkit.gate.checks import run_gate
-    from calibkit.gate.config import gate_config, load_check_config, parse_increase, parse_limits
+    from calibkit.gate.config import (
+        OTHER_KEYS,
+        gate_config,
+        load_check_config,
+        parse_increase,
+        parse_limits,
+    )
+    from calibkit.gate.groups import check_resolution, group_checks, pair_groups, with_groups
     from calibkit.io.atomic import atomic_write_text, check_output_path
     from calibkit.loaders import read_predictions
     from calibkit.report.check_report import verdict_junit, verdict_markdown, verdict_table
     from calibkit.report.summary_json import dumps
     from calibkit.sources.digest import LabelDigest
+    from calibkit.sources.groups import group_rows
     from calibkit.stats.bootstrap import check_replicates, model_sums
 
     if as_json and markdown:
@@ -149,6 +170,8 @@ def check_command(
     for option, kind, spec in (("--max", "max", max_any), ("--min", "min", min_any)):
         for name, value in (parse_limits(spec, option) if spec is not None else {}).items():
             key = f"{kind}_{name}"
+            if key in OTHER_KEYS:  # max_increase is a setting, not the limit of a metric
+                raise UsageError(f"{option} {name}: not a metric (see {option} in --help)")
             if limits.get(key) is not None:
                 raise UsageError(f"{option} {name}: also given as --{key.replace('_', '-')}")
             limits[key] = value
@@ -157,6 +180,7 @@ def check_command(
         "baseline": str(baseline) if baseline else None,
         "max_increase": parse_increase(max_increase) if max_increase is not None else None,
         "bins": bins, "binning": binning, "alpha": alpha, "bootstrap": bootstrap, "seed": seed,
+        "group_by": group_by or None, "group_min_rows": group_min_rows,
     }  # fmt: skip
     merged = {**file_cfg, **{k: v for k, v in flags.items() if v is not None}}
     gate_cfg = gate_config(merged)
@@ -181,7 +205,17 @@ def check_command(
         length_normalize=length_normalize,
     )
     candidate = read_predictions(path, options)
-    if baseline_path is not None and Path(baseline_path).suffix.lower() != ".json":
+    raw_candidate = candidate
+    columns = group_columns(merged.get("group_by"))
+    json_baseline = baseline_path is not None and Path(baseline_path).suffix.lower() == ".json"
+    if columns and json_baseline and gate_cfg.max_increase:
+        raise UsageError(
+            "--group-by: a JSON baseline holds the point values of the whole file only; give "
+            "the baseline's predictions file to test each group for a regression"
+        )
+    grouping = group_rows(candidate, columns) if columns else None  # its columns read first
+    least = merged.get("group_min_rows")
+    if baseline_path is not None and not json_baseline:
         candidate = LabelDigest(candidate)  # labels hashed in passing, to pair with the baseline
     base_mode: BinaryMode | None = binary.value if candidate.n_classes == 2 else None
     opened = None
@@ -194,6 +228,19 @@ def check_command(
             binary_mode=base_mode,
             unpaired=allow_unpaired,
         )
+    base_grouping, groups_paired = None, True
+    if grouping is not None:
+        gated = int(np.count_nonzero(grouping.counts >= (least or 0)))
+        check_resolution(gated, gate_cfg)
+        if gate_cfg.max_increase and opened is not None and not isinstance(opened, dict):
+            base_grouping = group_rows(opened, columns)
+            groups_paired = pair_groups(
+                grouping,
+                base_grouping,
+                candidate_name=str(path),
+                baseline_name=str(baseline_path),
+                unpaired=allow_unpaired,
+            )
     resampled = opened is not None and not isinstance(opened, dict) and gate_cfg.max_increase
     if resampled:  # both models' rows count, before either is read
         rows = candidate.n_rows + getattr(opened, "n_rows", 0)
@@ -229,6 +276,25 @@ def check_command(
         baseline_name=baseline_path,
         notes=tuple(notes),
     )
+    if grouping is not None:
+        _warn_small(grouping, least)
+        base_source = None if isinstance(opened, dict) else opened
+        checks, outcomes, group_notes = group_checks(
+            raw_candidate,
+            gate_cfg,
+            grouping,
+            baseline=base_source if base_grouping is not None else None,
+            baseline_grouping=base_grouping,
+            paired=paired and groups_paired,
+            binary_mode=binary.value,
+            chunk_rows=chunk_rows,
+            group_min_rows=least,
+        )
+        if base_grouping is not None and paired and not groups_paired:
+            group_notes.append(
+                "the groups hold other rows in the baseline: each group compared unpaired"
+            )
+        verdict = with_groups(verdict, columns, checks, outcomes, group_notes)
     if junit is not None:
         atomic_write_text(junit, verdict_junit(verdict), inputs=inputs)
         wrote(junit)
@@ -247,3 +313,32 @@ def check_command(
         stdout().print(verdict_table(verdict))
     if not verdict.passed:
         raise typer.Exit(ExitStatus.CHECK_FAILED)
+
+
+def group_columns(spec: Any) -> tuple[str, ...]:
+    """The columns of ``--group-by`` (or the configuration's ``group-by``: a name, a
+    comma-separated list or a list of names)."""
+    from calibkit.sources.groups import parse_group_by
+
+    if spec is None:
+        return ()
+    return parse_group_by([spec] if isinstance(spec, str) else list(spec))
+
+
+def _warn_small(grouping: Any, least: int | None) -> None:
+    """One warning line for the gated groups under HELM's guideline of rows."""
+    from calibkit.sources.groups import MIN_GROUP_ROWS
+
+    small = [
+        f"{grouping.label(g)} N={int(n)}"
+        for g, n in enumerate(grouping.counts)
+        if (least or 0) <= n < MIN_GROUP_ROWS
+    ]
+    if not small:
+        return
+    shown = ", ".join(small[:5]) + (f", ... ({len(small) - 5} more)" if len(small) > 5 else "")
+    warning_line(
+        f"{len(small)} of {grouping.n_groups} groups have fewer than {MIN_GROUP_ROWS} rows "
+        f"({shown}): their estimates are noisy; they are gated like the others "
+        "(--group-min-rows N leaves smaller groups out)"
+    )

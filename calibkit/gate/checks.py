@@ -26,6 +26,9 @@ Two kinds of checks:
     Its ``n_classes`` must be the candidate's, and its ``n`` too unless ``--unpaired``.
 
 The same inputs and seed always give the same verdict and numbers.
+
+Per group of rows (``calibkit check --group-by``): :mod:`calibkit.gate.groups` runs these checks
+on each group too, and corrects the groups' regression tests for their number (Holm).
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ __all__ = [
     "GateConfig",
     "Verdict",
     "absolute_checks",
+    "bootstrapped_check",
     "matched_interval",
+    "p_value",
     "regression_checks",
     "run_gate",
 ]
@@ -135,6 +140,28 @@ class Check:
     ci_high: float | None = None
     p_value: float | None = None
     message: str = ""
+    #: a check of one group (``--group-by``): its ``{column: value}``, label and rows
+    group: Mapping[str, str] | None = None
+    group_label: str | None = None
+    n: int | None = None
+    #: a group's check left out of the gate (fewer rows than asked for); it counts as passed
+    skipped: bool = False
+    #: a group's regression test: its own p-value (``p_value`` is then the corrected one)
+    p_unadjusted: float | None = None
+
+    @property
+    def ran(self) -> bool:
+        return not self.skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        kind = d.pop("kind")
+        if self.group is None:  # the pooled checks' keys, as before groups existed
+            for key in ("group", "group_label", "n", "skipped", "p_unadjusted"):
+                d.pop(key)
+        else:
+            d["group"] = dict(self.group)
+        return {"kind": kind, **d}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,24 +171,31 @@ class Verdict:
     notes: tuple[str, ...] = ()
     baseline: str | None = None
     paired: bool | None = None
+    #: ``--group-by``: the grouping columns, and one record per group (see
+    #: :class:`calibkit.gate.groups.GroupOutcome`)
+    group_by: tuple[str, ...] = ()
+    groups: tuple[Any, ...] = ()
 
     @property
     def failed(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if not c.passed)
 
+    @property
+    def skipped(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.skipped)
+
     def to_dict(self) -> dict[str, Any]:
-        checks = []
-        for c in self.checks:
-            d = asdict(c)
-            d.pop("kind")
-            checks.append({"kind": c.kind, **d})
-        return {
+        out = {
             "passed": self.passed,
             "baseline": self.baseline,
             "paired": self.paired,
             "notes": list(self.notes),
-            "checks": checks,
+            "checks": [c.to_dict() for c in self.checks],
         }
+        if self.group_by:
+            out["group_by"] = list(self.group_by)
+            out["groups"] = [g.to_dict() for g in self.groups]
+        return out
 
 
 def matched_interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
@@ -253,39 +287,18 @@ def regression_checks(
         cand = gate_sums(candidate, config)
         boot = worsening_bootstrap(cand, gate_sums(baseline, config, stream=0 if paired else 1))
         values = cand.point()
-        level = 1 - 2 * config.alpha
         for metric, tol in config.max_increase.items():
-            delta = boot.point[metric]
             reps = boot.replicates[metric]
-            lo, hi = matched_interval(reps, config.alpha)
-            p = (1 + int(np.count_nonzero(reps <= tol))) / (reps.size + 1)
-            failed = delta > tol and p < config.alpha
-            record = metric_table.get(metric)
-            if delta > 0:
-                change = f"{record.label} {record.worse_verb} by {delta:.4f} (worse)"
-            elif delta < 0:
-                change = f"{record.label} improved by {-delta:.4f}"
-            else:
-                change = f"{record.label} unchanged"
-            msg = (
-                f"{change}; {level:.0%} CI of the worsening {lo:+.4f} .. {hi:+.4f}; "
-                f"p = {p:.4f} for worsening <= {tol:g}"
-            )
-            if delta > tol and not failed:
-                msg += ": above the tolerance but not significant"
             out.append(
-                Check(
-                    name=f"regression_{metric}",
-                    metric=metric,
-                    kind="regression",
+                bootstrapped_check(
+                    metric,
+                    tol,
                     value=values[metric],
-                    limit=tol,
-                    passed=not failed,
-                    delta=delta,
-                    ci_low=lo,
-                    ci_high=hi,
-                    p_value=p,
-                    message=msg,
+                    delta=boot.point[metric],
+                    reps=reps,
+                    alpha=config.alpha,
+                    level_alpha=config.alpha,
+                    p_value=p_value(reps, tol),
                 )
             )
         return out
@@ -310,6 +323,75 @@ def regression_checks(
             )
         )
     return out
+
+
+def p_value(reps: np.ndarray, tol: float) -> float:
+    """The one-sided bootstrap p-value of ``H0: worsening <= tol``, ``(1 + #{reps <= tol}) /
+    (B + 1)``."""
+    return (1 + int(np.count_nonzero(reps <= tol))) / (reps.size + 1)
+
+
+def _level(level: float, fine: bool) -> str:
+    """``90%``; with ``fine`` (a corrected level such as 99.82%) two decimals where needed."""
+    if fine and abs(level * 100 - round(level * 100)) > 1e-9:
+        return f"{level:.2%}"
+    return f"{level:.0%}"
+
+
+def bootstrapped_check(
+    metric: str,
+    tol: float,
+    *,
+    value: float,
+    delta: float,
+    reps: np.ndarray,
+    alpha: float,
+    level_alpha: float,
+    p_value: float,
+    raw_p: float | None = None,
+    name: str | None = None,
+    suffix: str = "",
+    adjusted: str = "",
+) -> Check:
+    """One regression check of a bootstrapped worsening: it fails when ``delta > tol`` and
+    ``p_value < alpha``; its interval is :func:`matched_interval` at ``level_alpha`` (``alpha``
+    itself, or the per-test level of a correction for several tests, whose ``p_value`` is then
+    the adjusted one and ``raw_p`` the test's own, named by ``adjusted``)."""
+    lo, hi = matched_interval(reps, level_alpha)
+    failed = delta > tol and p_value < alpha
+    record = metric_table.get(metric)
+    if delta > 0:
+        change = f"{record.label} {record.worse_verb} by {delta:.4f} (worse)"
+    elif delta < 0:
+        change = f"{record.label} improved by {-delta:.4f}"
+    else:
+        change = f"{record.label} unchanged"
+    shown_p = f"p = {p_value:.4f}" if raw_p is None else f"p = {raw_p:.4f}"
+    level = _level(1 - 2 * level_alpha, raw_p is not None)
+    msg = (
+        f"{change}; {level} CI of the worsening {lo:+.4f} .. {hi:+.4f}; "
+        f"{shown_p} for worsening <= {tol:g}"
+    )
+    if raw_p is not None:
+        msg += f", {adjusted} {p_value:.4f}"
+    if delta > tol and not failed:
+        msg += ": above the tolerance but not significant"
+        if raw_p is not None and raw_p < alpha:
+            msg += f" after {adjusted.split()[0]}'s correction"
+    return Check(
+        name=name or f"regression_{metric}",
+        metric=metric,
+        kind="regression",
+        value=value,
+        limit=tol,
+        passed=not failed,
+        delta=delta,
+        ci_low=lo,
+        ci_high=hi,
+        p_value=p_value,
+        message=msg + suffix,
+        p_unadjusted=raw_p,
+    )
 
 
 def run_gate(

@@ -15,6 +15,8 @@ binning = "width"
 alpha = 0.05
 bootstrap = 2000
 seed = 0
+group-by = "task"        # or "task,subject", or ["task", "subject"]
+group-min-rows = 50
 ```
 
 Command-line flags override the file. A relative ``baseline`` is relative to the file.
@@ -44,7 +46,8 @@ __all__ = [
 #: The keys that are not metric limits, and their types (in the order the error lists them).
 OTHER_KEYS: dict[str, Any] = {
     "baseline": str, "max_increase": (str, dict), "bins": int, "binning": str, "alpha": float,
-    "bootstrap": int, "seed": int, "unpaired": bool,
+    "bootstrap": int, "seed": int, "unpaired": bool, "group_by": (str, list),
+    "group_min_rows": int,
 }  # fmt: skip
 
 
@@ -59,9 +62,15 @@ def check_keys() -> dict[str, Any]:
 CHECK_KEYS = check_keys()
 
 #: Allowed ranges of the integer keys (see :mod:`calibkit.limits`).
-INT_RANGES = {"bins": (1, MAX_BINS), "bootstrap": (1, MAX_REPLICATES), "seed": (0, MAX_SEED)}
+INT_RANGES = {
+    "bins": (1, MAX_BINS), "bootstrap": (1, MAX_REPLICATES), "seed": (0, MAX_SEED),
+    "group_min_rows": (1, MAX_SEED),
+}  # fmt: skip
 #: The settings of :data:`INT_RANGES` as the parameters an error names.
-_SETTING = {"bins": Param("bins"), "bootstrap": Param("bootstrap"), "seed": Param("seed")}
+_SETTING = {
+    "bins": Param("bins"), "bootstrap": Param("bootstrap"), "seed": Param("seed"),
+    "group_min_rows": Param("group_min_rows"),
+}  # fmt: skip
 
 
 def _toml(path: Path) -> dict[str, Any]:
@@ -165,6 +174,9 @@ def load_check_config(path: Path | None = None) -> tuple[dict[str, Any], Path | 
         if norm in INT_RANGES and not INT_RANGES[norm][0] <= value <= INT_RANGES[norm][1]:
             low, high = INT_RANGES[norm]
             raise InputError(str(file), f"{key} must be from {low} to {high}; got {value}")
+        names = value if norm == "group_by" and isinstance(value, list) else ["-"]
+        if not names or not all(isinstance(v, str) for v in names):
+            raise InputError(str(file), f"{key} must be a list of column names")
         if norm == "max_increase":
             value = parse_increase(value, f"{file}: max-increase")
         if norm == "baseline":

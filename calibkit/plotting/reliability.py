@@ -740,7 +740,15 @@ def _overlay(
     ax.grid(alpha=0.25)
     legend = {"handler_map": {tuple: HandlerTuple(ndivide=1)}, "fontsize": 8}
     if hist is not None:  # a figure of its own: the legend goes under it, off the curves
-        fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False, **legend)
+        two = fig.legend(
+            handles, labels, loc="outside lower center", ncols=2, frameon=False, **legend
+        )
+        fig.draw_without_rendering()
+        if two.get_window_extent().width > fig.bbox.width:  # long labels (groups): one column
+            two.remove()
+            fig.legend(
+                handles, labels, loc="outside lower center", ncols=1, frameon=False, **legend
+            )
     else:
         ax.legend(handles, labels, loc="best", **legend)
     xlabel = _x_label(names, scale)

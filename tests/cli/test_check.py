@@ -35,7 +35,7 @@ BOOT = ("--bootstrap", "500")
 INCREASE = ("--max-increase", "ece=0.01,nll=0.02")
 KNOWN_KEYS = (
     "max-ece, max-mce, max-rmsce, max-nll, max-brier, min-accuracy, baseline, max-increase, "
-    "bins, binning, alpha, bootstrap, seed, unpaired"
+    "bins, binning, alpha, bootstrap, seed, unpaired, group-by, group-min-rows"
 )
 LIMIT_FLAGS = {
     "--max-ece": "ece",

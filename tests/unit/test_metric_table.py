@@ -202,9 +202,10 @@ def test_config_keys_are_the_tables_limit_keys_then_the_settings() -> None:
     registered = _registered_limit_keys()
     assert [k for k in CHECK_KEYS if k not in registered] == [
         "max_ece", "max_mce", "max_rmsce", "max_nll", "max_brier", "min_accuracy", "baseline",
-        "max_increase", "bins", "binning", "alpha", "bootstrap", "seed", "unpaired",
+        "max_increase", "bins", "binning", "alpha", "bootstrap", "seed", "unpaired", "group_by",
+        "group_min_rows",
     ]  # fmt: skip
-    assert list(check_keys()) == [*table.limit_keys(), *list(CHECK_KEYS)[-8:]]
+    assert list(check_keys()) == [*table.limit_keys(), *list(CHECK_KEYS)[-10:]]
     config = gate_config({"min_accuracy": 0.9, "max_nll": 0.3, "max_ece": 0.05})
     assert dict(config.max_values) == {"nll": 0.3, "ece": 0.05}  # settings order kept
     assert dict(config.min_values) == {"accuracy": 0.9}
