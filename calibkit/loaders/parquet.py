@@ -104,6 +104,8 @@ class ParquetPredictions:
     row_groups: tuple[int, ...] | None = None
     #: the file's row at which the first row read lies (row numbers in errors count from it)
     first_row: int = 0
+    #: ``--parse-confidence``: a confidence column of text (``"80%"``, ``"8/10"``) is parsed
+    parse_confidence: bool = False
 
     def chunks(
         self, chunk_rows: int | None = None
@@ -179,11 +181,37 @@ class ParquetPredictions:
             return scalar_column(col, name, self.source, offset).reshape(n, 1)
         return list_column(col, name, self.n_classes, self.source, offset)
 
+    def _confidences(self, col: Any, offset: int) -> NDArray[Any]:
+        """A batch's confidences: numbers, or text parsed with ``--parse-confidence``
+        (:func:`calibkit.loaders.records.parse_confidence`: ``"80%"``, ``"0.8"``, ``"8/10"``)."""
+        import pyarrow as pa
+
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            return scalar_column(col, self.score_key, self.source, offset)
+        if not self.parse_confidence:
+            raise InputError(
+                self.source,
+                f"column {quoted(self.score_key)} holds text; to read confidences such as "
+                '"80%" or "8/10", give ' + Param("parse_confidence", True),
+            )
+        from calibkit.loaders.records import parse_confidence
+
+        values = np.empty(len(col), dtype=np.float64)
+        for i, text in enumerate(col.to_pylist()):
+            parsed = None if text is None else parse_confidence(text)
+            if parsed is None:
+                what = (
+                    "is missing (null)"
+                    if text is None
+                    else (f"{text[:40]!r} is not a number, a percentage or a fraction")
+                )
+                raise InputError(self.source, f"row {offset + i}: {quoted(self.score_key)} {what}")
+            values[i] = parsed
+        return values
+
     def convert_batch(self, batch: Any, offset: int) -> tuple[NDArray[np.floating], NDArray[Any]]:
         if self.kind == CONFIDENCE:
-            conf = scalar_column(
-                batch.column(self.score_columns[0]), self.score_key, self.source, offset
-            )
+            conf = self._confidences(batch.column(self.score_columns[0]), offset)
             hit = scalar_column(
                 batch.column(self.label_column), self.label_key, self.source, offset
             )
@@ -237,6 +265,7 @@ def open_parquet(path: Location, options: ReadOptions, source: str) -> ParquetPr
                 score_key=pair[0],
                 label_key=pair[1],
                 group_rows=group_rows,
+                parse_confidence=options.parse_confidence,
             )
         cols = choose_columns(names, options, source)
         # What the scores are: options.kind, else what the name says; None means the name does

@@ -85,6 +85,9 @@ def metrics_table(s: CalibrationSummary) -> Table:
         rows[3] = ("ECE", fmt(s.ece), f"ECE of p(y=1), {s.n_bins} {s.binning} bins")
     if s.kind == "confidence":
         rows[1] = ("K", "-", "confidence-only input: no classes, no NLL or Brier")
+        rows[2] = ("accuracy", fmt(s.accuracy), "mean of the rows' correctness")
+    elif "ragged" in s.input_reason:
+        rows[1] = ("K", str(s.n_classes), "choices of the longest question (ragged K)")
     rows.insert(2, ("input", s.kind, s.input_reason or "how the scores were read"))
     registered = [  # a registered headline metric: after Brier (the built-ins' rows are above)
         (m.label, m.format(m.summary_value(s)), m.extended.what if m.extended else m.unit)
