@@ -27,7 +27,7 @@ import importlib
 import os
 from pathlib import Path
 
-from calibkit.errors import InputError
+from calibkit.errors import InputError, Param
 from calibkit.io.paths import NPZ_SUFFIXES, PARQUET_SUFFIXES, SHARD_SUFFIXES, shard_files
 from calibkit.io.urls import Location, as_url, check_url, is_url, list_url
 from calibkit.loaders.keys import ReadOptions, choose_keys, confidence_keys, keyed_predictions
@@ -116,6 +116,23 @@ def _shards(spec: str) -> tuple[str, list[Location]] | None:
     return ("parquet" if parquet else "npz"), files
 
 
+#: The formats of record files (:mod:`calibkit.loaders.records`), where lm-eval samples live.
+_RECORD_FORMATS = ("jsonl", "csv", "json")
+
+
+def _lm_eval_only(options: ReadOptions, source: str, fmt_name: str) -> None:
+    """``length_normalize`` divides lm-eval samples' per-choice log-likelihoods by the choices'
+    lengths; other formats hold no choice texts, so asking for it there is refused, not
+    ignored (the record loaders refuse it on record files of other layouts)."""
+    if options.length_normalize != "none" and fmt_name not in _RECORD_FORMATS:
+        raise InputError(
+            source,
+            Param("length_normalize", options.length_normalize)
+            + f" applies to lm-evaluation-harness samples only; {fmt_name} inputs hold no "
+            "choice texts to measure",
+        )
+
+
 def _suffix(location: Location) -> str:
     name = str(location).rstrip("/").rsplit("/", 1)[-1]
     dot = name.rfind(".")
@@ -146,6 +163,7 @@ def read_predictions(
     shards = _shards(source)
     if shards is not None:
         fmt_name, files = shards
+        _lm_eval_only(options, source, fmt_name)
         if fmt_name == "npz":
             from calibkit.loaders.npz import open_npz_shards
 
@@ -160,12 +178,14 @@ def read_predictions(
                 source, f"{fmt.suffixes[0]} files cannot be read from a URL; copy it locally"
             )
         check_url(source, source)
+        _lm_eval_only(options, source, fmt.name)
         module, function = _VALIDATORS[fmt.name]
         read = getattr(importlib.import_module(module), function)
         return read(source, options, source)  # type: ignore[no-any-return]
     local = Path(path)
     fmt = format_for(local, source)  # by the suffix: an unknown one is refused before any check
     check_file(local, source)
+    _lm_eval_only(options, source, fmt.name)
     if fmt.name not in _VALIDATORS:
         return read_named_arrays(fmt, local, options, source)
     module, function = _VALIDATORS[fmt.name]

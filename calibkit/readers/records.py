@@ -74,7 +74,7 @@ def flat_fields(
 def column_values(values: list[Any]) -> Any:
     """One column as a 1-D numpy array: ``float64`` when every value is a number (a missing one
     NaN), ``bool`` when every value is a boolean, else text (``str`` of each value, a missing one
-    ``""``)."""
+    (null, NaN) ``""``)."""
     import numpy as np
 
     present = [v for v in values if v is not None]
@@ -82,7 +82,14 @@ def column_values(values: list[Any]) -> Any:
         return np.array(values, dtype=bool)
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
-    return np.array(["" if v is None else str(v) for v in values], dtype=str)
+    return np.array([_text(v) for v in values], dtype=str)
+
+
+def _text(value: Any) -> str:
+    """A value of a column of text: a missing one (null, NaN) is ``""``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
 
 
 def columns_of(records: Iterable[Mapping[str, Any]], n: int | None = None) -> dict[str, Any]:

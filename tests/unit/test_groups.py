@@ -130,3 +130,24 @@ def test_group_by_specs() -> None:
         parse_group_by(["a", "a"])
     with pytest.raises(UsageError, match="needs a column name"):
         parse_group_by(["a,"])
+
+
+def test_a_null_or_nan_field_of_a_record_file_is_the_missing_group(tmp_path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text(
+        '{"confidence": 0.9, "correct": 1, "subject": NaN}\n'
+        '{"confidence": 0.8, "correct": 0, "subject": "a"}\n'
+        '{"confidence": 0.7, "correct": 1, "subject": null}\n'
+        '{"confidence": 0.6, "correct": 1}\n'
+    )
+    g = group_rows(read_predictions(path), ["subject"])
+    assert g.keys == ((MISSING,), ("a",))
+    assert g.counts.tolist() == [3, 1]
+
+
+def test_length_normalize_is_refused_where_there_are_no_choice_texts(tmp_path) -> None:
+    from calibkit.loaders import ReadOptions
+
+    np.savez(tmp_path / "p.npz", logits=np.zeros((3, 2)), labels=[0, 1, 0])
+    with pytest.raises(InputError, match="applies to lm-evaluation-harness samples only"):
+        read_predictions(tmp_path / "p.npz", ReadOptions(length_normalize="char"))
