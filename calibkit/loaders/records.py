@@ -343,9 +343,12 @@ def _logprobs_of(record: Record) -> Any:
     return None
 
 
-def layout_of(record: Record, source: str, line: str, options: ReadOptions) -> str:
+def layout_of(record: Record, source: str, line: int | str, options: ReadOptions) -> str:
     """``"lm-eval"``, ``"confidence"`` or ``"topk"``: the layout of ``record`` (module
-    docstring); a record of none, or of two, is refused."""
+    docstring); a record of none, or of two, is refused. ``line``: where the record is, a line
+    number or as a message names it (``"record 3"``)."""
+    if not isinstance(line, str):
+        line = f"line {line}"
     keys = _lower_keys(record)
     found = []
     if "doc_id" in keys and ("filtered_resps" in keys or "resps" in keys):
