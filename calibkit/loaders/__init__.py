@@ -8,13 +8,15 @@ pyarrow), ``.pt`` / ``.pth`` (a dict of tensors, with the ``torch`` extra, loade
 Each of these formats has its own validator (:mod:`~calibkit.loaders.npz`,
 :mod:`~calibkit.loaders.parquet`, :mod:`~calibkit.loaders.torch_pt`); a format registered
 without one is read through its named arrays (:func:`read_named_arrays`). Record files
-(``.jsonl``, ``.csv``: LLM evaluation outputs) are :mod:`~calibkit.loaders.records`': the
+(``.jsonl``, ``.json``, ``.csv``: LLM evaluation outputs) are :mod:`~calibkit.loaders.records`': the
 samples of lm-evaluation-harness (ragged K), confidence rows, top-k log-probabilities.
 
 Several files are one data set: a directory, or a glob pattern, of parquet shards
 (:class:`~calibkit.loaders.parquet.ShardedParquet`) or of ``.npz`` archives
 (:class:`~calibkit.loaders.npz.ShardedNpz`), never both, read in sorted order; or of
-lm-evaluation-harness ``samples_*.jsonl`` files (:func:`~calibkit.loaders.records.record_files`).
+lm-evaluation-harness samples files (``*.jsonl``, ``samples_*.json``;
+:func:`~calibkit.loaders.records.record_files`), generation tasks among them left out with one
+warning.
 A URL
 (``s3://bucket/preds/``, ``gs://...``, ``file:///...``; :mod:`calibkit.io.urls`) of a parquet or
 ``.npz`` file, a directory or a pattern is read through fsspec (imported only then; a missing
@@ -100,11 +102,19 @@ def _shards(spec: str) -> tuple[str, list[Location]] | None:
     how, files = found
     if not files:
         if how == "directory":
-            raise InputError(spec, "is a directory with no .parquet or .npz files")
+            raise InputError(
+                spec,
+                "is a directory with no data files: it may hold .parquet or .npz shards, or "
+                "lm-evaluation-harness samples files (samples_*.jsonl, samples_*.json)",
+            )
         raise InputError(spec, "no files match this pattern")
     bad = [f for f in files if _suffix(f) not in SHARD_SUFFIXES]
     if bad:
-        raise InputError(str(bad[0]), "a pattern may only match .parquet or .npz shards")
+        raise InputError(
+            str(bad[0]),
+            "a pattern may only match .parquet or .npz shards, or lm-evaluation-harness "
+            "samples files (.jsonl, .json)",
+        )
     parquet = [f for f in files if _suffix(f) in PARQUET_SUFFIXES]
     if parquet and len(parquet) < len(files):
         npz = next(f for f in files if _suffix(f) in NPZ_SUFFIXES)
@@ -154,7 +164,7 @@ def read_predictions(
     url = as_url(path)  # a URL, even one a Path has collapsed (command-line arguments)
     source = url if url is not None else os.fspath(path)
     options = options or ReadOptions()
-    if not is_url(source):  # a directory or pattern of lm-eval samples files (.jsonl)
+    if not is_url(source):  # a directory or pattern of lm-eval samples files (.jsonl, .json)
         from calibkit.loaders.records import read_record_files, record_files
 
         samples = record_files(source)

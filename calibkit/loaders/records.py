@@ -1,9 +1,15 @@
-"""Predictions from record files (``.jsonl``, ``.csv``): LLM evaluation outputs.
+"""Predictions from record files (``.jsonl``, ``.json``, ``.csv``): LLM evaluation outputs.
+
+A ``.jsonl`` / ``.json`` file holds one JSON object per line, or one JSON array of records
+(:mod:`calibkit.readers.jsonl`; a problem names ``line N``, or ``record N`` of an array).
 
 The records of a file are one of three layouts, told apart by their fields (the first record
 decides, every record must follow it; a record that fits two layouts is refused):
 
 lm-evaluation-harness samples (``samples_<task>_<date>.jsonl``, written by ``--log_samples``)
+    Also ``samples_<task>_<date>.json`` (JSON Lines; lm-eval's name from May to June 2024) and
+    ``<model_args>_<task>.jsonl`` holding one JSON array (v0.4.0 to v0.4.2; its task named by
+    the ``results.json`` beside it, :func:`task_of`).
     One record per question: ``doc_id``, ``doc``, ``target``, ``arguments`` (per choice the
     context and the continuation: ``{"gen_args_0": {"arg_0": ctx, "arg_1": cont}, ...}``, or a
     list of pairs), ``resps`` / ``filtered_resps`` (per choice ``[loglikelihood, is_greedy]``,
@@ -18,8 +24,10 @@ lm-evaluation-harness samples (``samples_<task>_<date>.jsonl``, written by ``--l
     count); ``token`` by a ``token_counts`` list in the record (lm-eval does not write one).
     ``acc_mutual_info`` records (``2K`` requests, the second ``K`` unconditional, with an empty
     context) are read from their first ``K``. Several filters in one file, a generation task
-    (text responses) or a one-choice task are refused. A directory or glob pattern of
-    ``samples_*.jsonl`` files is one data set; the column ``task`` names each row's file's task.
+    (text responses) or a one-choice task are refused. A directory (its ``.jsonl`` files and
+    ``samples_*.json`` files) or a glob pattern of samples files is one data set; the column
+    ``task`` names each row's file's task; a generation task's file there is left out, with one
+    warning naming each, unless every file is one (then it is refused).
 
 Confidence rows (``.jsonl``, ``.csv``)
     A ``confidence`` (or ``confidences``, ``conf``) in ``[0, 1]`` and ``correct`` (or
@@ -51,7 +59,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +79,17 @@ from calibkit.loaders.keys import (
     families_of,
 )
 from calibkit.readers import check_file
-from calibkit.readers.names import listing
+from calibkit.readers.names import listing, shown
 from calibkit.readers.records import check_size, columns_of
 from calibkit.sources.groups import MemoryColumns
 from calibkit.sources.predictions import ConfidenceRows, Predictions, PredictionSource
 
 __all__ = [
+    "RESULTS_FILE",
+    "SAMPLES_SUFFIXES",
     "TOPK_SUM_ATOL",
     "VLLM_SENTINEL",
+    "known_tasks",
     "layout_of",
     "parse_confidence",
     "read_csv",
@@ -98,7 +109,8 @@ TOPK_SUM_ATOL = 1e-3
 _LOGPROB_ATOL = 1e-6
 
 Record = dict[str, Any]
-Numbered = list[tuple[int, Record]]
+#: Records and where each is, as messages name it (``line 3``, ``record 17``).
+Numbered = list[tuple[str, Record]]
 #: A source and its other columns (``{name: 1-D array}``).
 Loaded = tuple[Any, dict[str, Any]]
 
@@ -115,11 +127,15 @@ def _with_columns(src: Any, columns: Mapping[str, Any]) -> Any:
 
 def _records(path: Path, source: str, fmt: str) -> Numbered:
     check_size(path, source)
+    out: Numbered
     if fmt == "csv":
         from calibkit.readers.csvfile import iter_records
+
+        out = [(f"line {number}", record) for number, record in iter_records(path, source)]
     else:
-        from calibkit.readers.jsonl import iter_records
-    out = list(iter_records(path, source))
+        from calibkit.readers.jsonl import iter_labelled
+
+        out = list(iter_labelled(path, source))
     if not out:
         raise InputError(source, "holds no records")
     return out
@@ -182,29 +198,43 @@ def _not_lm_eval_options(options: ReadOptions, source: str) -> None:
         )
 
 
+#: The suffixes of lm-evaluation-harness samples files: ``.jsonl`` (and v0.4.0 to v0.4.2's JSON
+#: arrays), ``.json`` (JSON Lines, as lm-eval named them from May to June 2024).
+SAMPLES_SUFFIXES = (".jsonl", ".json")
+
+
+def _is_samples_file(path: Path) -> bool:
+    """In a directory: every ``.jsonl`` file, and the ``.json`` files named ``samples_*``
+    (lm-eval's ``results_*.json`` beside them is not one)."""
+    suffix = path.suffix.lower()
+    return suffix == ".jsonl" or (suffix == ".json" and path.name.startswith("samples_"))
+
+
 def record_files(spec: str) -> list[Path] | None:
-    """The ``.jsonl`` files a directory or a glob pattern names (sorted, hidden ones left out),
-    or ``None`` when ``spec`` names none (a single file, or shards of another format)."""
+    """The lm-evaluation-harness samples files a directory or a glob pattern names (sorted,
+    hidden ones left out): a directory's ``.jsonl`` files and ``samples_*.json`` files, or a
+    pattern's matches when each is a ``.jsonl`` or ``.json`` file; ``None`` when ``spec`` names
+    none (a single file, or shards of another format)."""
     path = Path(spec)
     if path.is_dir():
         try:
             listed = [p for p in path.iterdir() if not p.name.startswith(".") and p.is_file()]
         except OSError:
             return None
-        found = sorted(p for p in listed if p.suffix.lower() == ".jsonl")
+        found = sorted(p for p in listed if _is_samples_file(p))
         shards = sorted(p for p in listed if p.suffix.lower() in SHARD_SUFFIXES)
         if found and shards:
             raise InputError(
                 spec,
-                f"mixes .jsonl record files and {shards[0].suffix} shards ({found[0].name}, "
-                f"{shards[0].name}); a directory holds one data set",
+                f"mixes {found[0].suffix} record files and {shards[0].suffix} shards "
+                f"({found[0].name}, {shards[0].name}); a directory holds one data set",
             )
         return found or None
     if is_pattern(spec):
         import glob
 
         matches = sorted(Path(p) for p in glob.glob(os.fspath(spec)) if Path(p).is_file())
-        if matches and all(p.suffix.lower() == ".jsonl" for p in matches):
+        if matches and all(p.suffix.lower() in SAMPLES_SUFFIXES for p in matches):
             return matches
     return None
 
@@ -216,9 +246,16 @@ def read_record_files(files: Sequence[Path], options: ReadOptions, source: str) 
 
 
 def read_samples_files(files: Sequence[Path], options: ReadOptions, source: str) -> Loaded:
-    """:func:`read_record_files`, the columns apart (``{name: 1-D array}``)."""
+    """:func:`read_record_files`, the columns apart (``{name: 1-D array}``).
+
+    A file of a generation task (its first record's responses are generated text) is left out,
+    with one warning naming every such file, when another file is of a multiple-choice task
+    (an lm-eval output directory often holds both); when every file is, the first one's error
+    is raised.
+    """
     _no_key_options(options, source)
     parts = []
+    generation = []
     for path in files:
         name = os.fspath(path)
         check_file(path, name)
@@ -230,8 +267,50 @@ def read_samples_files(files: Sequence[Path], options: ReadOptions, source: str)
                 f"holds {_LAYOUT_NAMES[layout]}; a directory or pattern of record files is read "
                 "as lm-evaluation-harness samples (samples_<task>_<date>.jsonl) only",
             )
-        parts.append((path, name, records))
+        if _generated(records[0][1]):
+            generation.append((path, name, records))
+        else:
+            parts.append((path, name, records))
+    import warnings
+
+    if not parts:
+        parts = generation[:1]  # its first record's error, as for one file
+    elif generation:
+        warnings.warn(
+            f"{source}: left out {len(generation)} of {len(files)} samples files, generation "
+            "tasks without per-choice log-likelihoods: "
+            + ", ".join(_printable(path.name) for path, _, _ in generation),
+            UserWarning,
+            stacklevel=2,
+        )
+    runs: dict[str, list[Path]] = {}
+    for path, _, _ in parts:
+        runs.setdefault(task_of(path), []).append(path)
+    again = {task: paths for task, paths in runs.items() if len(paths) > 1}
+    if again:
+        task, paths = next(iter(again.items()))
+        more = f" (and {len(again) - 1} other task(s) in several)" if len(again) > 1 else ""
+        last = paths[-1]
+        date = _DATE.search(last.name[: -len(last.suffix)] if last.suffix else last.name)
+        example = (
+            f"; to read one run, give its files, e.g. "
+            f"{_printable(os.fspath(last.parent / f'samples_*_{date.group(1)}{last.suffix}'))}"
+            if date
+            else ""
+        )
+        # several runs of one task (lm-eval writes a dated file per run): pooling them would
+        # count every question once per run, a silent change of N and of every interval
+        raise InputError(
+            source,
+            f"task {shown(task)} is in {len(paths)} samples files{more}, runs of the same "
+            f"questions{example}",
+        )
     return _lm_eval(parts, options, source)
+
+
+def _printable(text: str) -> str:
+    """A file's name or path for a message: whole, control characters escaped."""
+    return text if text.isprintable() else repr(text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,9 +344,12 @@ def _logprobs_of(record: Record) -> Any:
     return None
 
 
-def layout_of(record: Record, source: str, line: int, options: ReadOptions) -> str:
+def layout_of(record: Record, source: str, line: int | str, options: ReadOptions) -> str:
     """``"lm-eval"``, ``"confidence"`` or ``"topk"``: the layout of ``record`` (module
-    docstring); a record of none, or of two, is refused."""
+    docstring); a record of none, or of two, is refused. ``line``: where the record is, a line
+    number or as a message names it (``"record 3"``)."""
+    if not isinstance(line, str):
+        line = f"line {line}"
     keys = _lower_keys(record)
     found = []
     if "doc_id" in keys and ("filtered_resps" in keys or "resps" in keys):
@@ -279,7 +361,7 @@ def layout_of(record: Record, source: str, line: int, options: ReadOptions) -> s
     if len(found) > 1:
         raise InputError(
             source,
-            f"line {line}: the record holds both {_LAYOUT_NAMES[found[0]]} and "
+            f"{line}: the record holds both {_LAYOUT_NAMES[found[0]]} and "
             f"{_LAYOUT_NAMES[found[1]]}: drop the fields of one",
         )
     if not found:
@@ -294,7 +376,7 @@ def layout_of(record: Record, source: str, line: int, options: ReadOptions) -> s
         )
         raise InputError(
             source,
-            f"line {line}: a record of no known layout; expected lm-evaluation-harness samples "
+            f"{line}: a record of no known layout; expected lm-evaluation-harness samples "
             "(doc_id, filtered_resps), confidence rows (confidence, correct) or top-k "
             f"log-probabilities (logprobs); fields present: {listing(list(record))}{hint}",
         )
@@ -336,29 +418,29 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _confidence(value: Any, name: str, line: int, source: str, parse: bool) -> float:
+def _confidence(value: Any, name: str, line: str, source: str, parse: bool) -> float:
     if value is None:
-        raise InputError(source, f"line {line}: {name} is missing (null or empty)")
+        raise InputError(source, f"{line}: {name} is missing (null or empty)")
     if isinstance(value, str):
         if not parse:
             raise InputError(
                 source,
-                f"line {line}: {name} {_shown(value)} is text; to read confidences such as "
+                f"{line}: {name} {_shown(value)} is text; to read confidences such as "
                 '"80%" or "8/10", give ' + Param("parse_confidence", True),
             )
         parsed = parse_confidence(value)
         if parsed is None:
             raise InputError(
                 source,
-                f"line {line}: {name} {_shown(value)} is not a number, a percentage or a fraction",
+                f"{line}: {name} {_shown(value)} is not a number, a percentage or a fraction",
             )
         number = parsed
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(source, f"line {line}: {name} {_shown(value)} is not a number")
+        raise InputError(source, f"{line}: {name} {_shown(value)} is not a number")
     else:
         number = float(value)
     if not (0.0 <= number <= 1.0):  # NaN fails too
-        raise InputError(source, f"line {line}: {name} must lie in [0, 1]; found {_shown(value)}")
+        raise InputError(source, f"{line}: {name} must lie in [0, 1]; found {_shown(value)}")
     return number
 
 
@@ -366,7 +448,7 @@ _TRUE = ("true", "yes")
 _FALSE = ("false", "no")
 
 
-def _correct(value: Any, name: str, line: int, source: str) -> float:
+def _correct(value: Any, name: str, line: str, source: str) -> float:
     """A correctness value: a boolean, a number in [0, 1], or true/false/yes/no (any case)."""
     if isinstance(value, bool):
         return float(value)
@@ -382,10 +464,10 @@ def _correct(value: Any, name: str, line: int, source: str) -> float:
         if word in ("0", "1"):
             return float(word)
     if value is None:
-        raise InputError(source, f"line {line}: {name} is missing (null or empty)")
+        raise InputError(source, f"{line}: {name} is missing (null or empty)")
     raise InputError(
         source,
-        f"line {line}: {name} must be 0 or 1, a number in [0, 1], true/false or yes/no; "
+        f"{line}: {name} must be 0 or 1, a number in [0, 1], true/false or yes/no; "
         f"found {_shown(value)}",
     )
 
@@ -408,7 +490,7 @@ def _confidence_rows(records: Numbered, options: ReadOptions, source: str) -> Lo
     for i, (line, record) in enumerate(records):
         for name in (conf_name, hit_name):
             if name not in record:
-                raise InputError(source, f"line {line}: no {name!r} field")
+                raise InputError(source, f"{line}: no {name!r} field")
         conf[i] = _confidence(record[conf_name], conf_name, line, source, options.parse_confidence)
         hit[i] = _correct(record[hit_name], hit_name, line, source)
     rows = ConfidenceRows.from_arrays(conf, hit, source=source)
@@ -421,54 +503,52 @@ def _confidence_rows(records: Numbered, options: ReadOptions, source: str) -> Lo
 # top-k log-probabilities
 
 
-def _logprob(value: Any, what: str, line: int, source: str) -> float:
+def _logprob(value: Any, what: str, line: str, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(source, f"line {line}: {what} {_shown(value)} is not a number")
+        raise InputError(source, f"{line}: {what} {_shown(value)} is not a number")
     x = float(value)
     if math.isnan(x) or x > _LOGPROB_ATOL:
-        raise InputError(
-            source, f"line {line}: {what} {_shown(value)} is not a log-probability (<= 0)"
-        )
+        raise InputError(source, f"{line}: {what} {_shown(value)} is not a log-probability (<= 0)")
     return min(x, 0.0)
 
 
-def _answer_and_topk(lp: Mapping[str, Any], line: int, source: str) -> tuple[Any, Any, list[Any]]:
+def _answer_and_topk(lp: Mapping[str, Any], line: str, source: str) -> tuple[Any, Any, list[Any]]:
     """``(answer token, its logprob, [top-k logprobs])`` of the first answer token."""
     content = lp.get("content")
     if isinstance(content, list):  # chat completions (OpenAI, vLLM)
         if not content or not isinstance(content[0], Mapping):
-            raise InputError(source, f"line {line}: logprobs.content holds no tokens")
+            raise InputError(source, f"{line}: logprobs.content holds no tokens")
         first = content[0]
         if "logprob" not in first:
-            raise InputError(source, f"line {line}: logprobs.content[0] has no 'logprob'")
+            raise InputError(source, f"{line}: logprobs.content[0] has no 'logprob'")
         top = first.get("top_logprobs") or []
         if not isinstance(top, list):
-            raise InputError(source, f"line {line}: logprobs.content[0].top_logprobs is not a list")
+            raise InputError(source, f"{line}: logprobs.content[0].top_logprobs is not a list")
         values = []
         for entry in top:
             if not isinstance(entry, Mapping) or "logprob" not in entry:
                 raise InputError(
-                    source, f"line {line}: a top_logprobs entry has no 'logprob': {_shown(entry)}"
+                    source, f"{line}: a top_logprobs entry has no 'logprob': {_shown(entry)}"
                 )
             values.append(entry["logprob"])
         return first.get("token"), first["logprob"], values
     tokens, token_lps = lp.get("tokens"), lp.get("token_logprobs")
     if isinstance(token_lps, list):  # legacy completions
         if not token_lps:
-            raise InputError(source, f"line {line}: logprobs.token_logprobs is empty")
+            raise InputError(source, f"{line}: logprobs.token_logprobs is empty")
         top = lp.get("top_logprobs") or []
         first_top = top[0] if isinstance(top, list) and top else {}
         if first_top is None:
             first_top = {}
         if not isinstance(first_top, Mapping):
             raise InputError(
-                source, f"line {line}: logprobs.top_logprobs[0] is not a {{token: logprob}} map"
+                source, f"{line}: logprobs.top_logprobs[0] is not a {{token: logprob}} map"
             )
         token = tokens[0] if isinstance(tokens, list) and tokens else None
         return token, token_lps[0], list(first_top.values())
     raise InputError(
         source,
-        f"line {line}: logprobs holds neither 'content' (chat completions) nor "
+        f"{line}: logprobs holds neither 'content' (chat completions) nor "
         "'token_logprobs' (completions)",
     )
 
@@ -482,12 +562,12 @@ def _topk(records: Numbered, source: str) -> Loaded:
     for i, (line, record) in enumerate(records):
         lp = _logprobs_of(record)
         if lp is None:
-            raise InputError(source, f"line {line}: no 'logprobs' (the first record has them)")
+            raise InputError(source, f"{line}: no 'logprobs' (the first record has them)")
         token, answer_lp, top = _answer_and_topk(lp, line, source)
         if isinstance(answer_lp, (int, float)) and float(answer_lp) <= VLLM_SENTINEL:
             raise InputError(
                 source,
-                f"line {line}: the answer token's log-probability is {answer_lp} (vLLM's "
+                f"{line}: the answer token's log-probability is {answer_lp} (vLLM's "
                 "sentinel for -inf): its confidence is unknown",
             )
         conf[i] = math.exp(_logprob(answer_lp, "the answer's logprob", line, source))
@@ -499,7 +579,7 @@ def _topk(records: Numbered, source: str) -> Loaded:
         if mass > 1.0 + TOPK_SUM_ATOL:
             raise InputError(
                 source,
-                f"line {line}: the top-k probabilities sum to {mass:.6g}, above 1: "
+                f"{line}: the top-k probabilities sum to {mass:.6g}, above 1: "
                 "not log-probabilities of one distribution",
             )
         tail[i] = max(0.0, 1.0 - mass) if top else math.nan
@@ -512,7 +592,7 @@ def _topk(records: Numbered, source: str) -> Loaded:
     return rows, columns
 
 
-def _topk_correct(record: Record, token: Any, line: int, source: str) -> float:
+def _topk_correct(record: Record, token: Any, line: str, source: str) -> float:
     name = _field(record, CORRECT_ALIASES)
     if name is not None:
         return _correct(record[name], name, line, source)
@@ -520,14 +600,14 @@ def _topk_correct(record: Record, token: Any, line: int, source: str) -> float:
     if gold_name is None:
         raise InputError(
             source,
-            f"line {line}: no 'correct' field, and no 'target' or 'answer' to compare the "
+            f"{line}: no 'correct' field, and no 'target' or 'answer' to compare the "
             "answer token with",
         )
     gold = record[gold_name]
     if not isinstance(token, str):
-        raise InputError(source, f"line {line}: the answer token is not text: {_shown(token)}")
+        raise InputError(source, f"{line}: the answer token is not text: {_shown(token)}")
     if gold is None or isinstance(gold, (list, dict)):
-        raise InputError(source, f"line {line}: {gold_name} {_shown(gold)} is not one answer")
+        raise InputError(source, f"{line}: {gold_name} {_shown(gold)} is not one answer")
     return float(token.strip() == str(gold).strip())
 
 
@@ -537,20 +617,55 @@ def _topk_correct(record: Record, token: Any, line: int, source: str) -> float:
 _DATE = re.compile(r"_(\d{4}-\d{2}-\d{2}T\d{2}[-:]\d{2}[-:]\d{2}(?:\.\d+)?)$")
 
 
-def task_of(path: Path) -> str:
+def task_of(path: Path, known: Collection[str] = ()) -> str:
     """The task of a samples file, from its name ``samples_<task>_<date>.jsonl`` (lm-eval's
-    ``date_id``: ``datetime.now().isoformat()`` with ``:`` as ``-``).
+    ``date_id``: ``datetime.now().isoformat()`` with ``:`` as ``-``); a file of lm-eval v0.4.0 to
+    v0.4.2, named ``<model_args>_<task>.jsonl``, is of the longest ``known`` task its name ends
+    with (``_<task>``; the tasks of the ``results.json`` beside it, :func:`known_tasks`), else of
+    its whole name.
 
     >>> task_of(Path("samples_mmlu_anatomy_2024-05-13T14-27-02.123456.jsonl"))
     'mmlu_anatomy'
     >>> task_of(Path("my_run.jsonl"))
     'my_run'
+    >>> task_of(Path("pretrained__gpt2_arc_easy.jsonl"), {"easy", "arc_easy", "hellaswag"})
+    'arc_easy'
     """
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     if stem.startswith("samples_"):
         stem = stem[len("samples_") :]
+        m = _DATE.search(stem)
+        return stem[: m.start()] if m and m.start() > 0 else stem
+    ends = [t for t in known if t and stem.endswith("_" + t) and len(stem) > len(t) + 1]
+    if ends:
+        return max(ends, key=len)
     m = _DATE.search(stem)
     return stem[: m.start()] if m and m.start() > 0 else stem
+
+
+#: lm-eval v0.4.0 to v0.4.2 wrote its results here, beside the samples files.
+RESULTS_FILE = "results.json"
+#: A results file larger than this is not read for task names (they are only names).
+_RESULTS_LIMIT = 16 * 2**20
+
+
+def known_tasks(directory: Path) -> frozenset[str]:
+    """The task names (``configs`` keys) of lm-eval's ``results.json`` in ``directory``, for
+    naming the tasks of v0.4.0 to v0.4.2 samples files (:func:`task_of`); none when there is no
+    such file, or it is not one (it only names tasks: nothing is refused for it)."""
+    import json
+
+    path = directory / RESULTS_FILE
+    try:
+        if not path.is_file() or path.stat().st_size > _RESULTS_LIMIT:
+            return frozenset()
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return frozenset()
+    configs = doc.get("configs") if isinstance(doc, Mapping) else None
+    if not isinstance(configs, Mapping):
+        return frozenset()
+    return frozenset(k for k in configs if isinstance(k, str))
 
 
 def _pair(value: Any) -> Any:
@@ -600,14 +715,14 @@ def _choice_text(continuation: str) -> str:
     return continuation[1:] if continuation.startswith(" ") else continuation
 
 
-def _label(target: Any, texts: list[str] | None, k: int, line: int, source: str) -> int:
+def _label(target: Any, texts: list[str] | None, k: int, line: str, source: str) -> int:
     """The index of the gold choice (module docstring)."""
     if isinstance(target, bool) or target is None:
-        raise InputError(source, f"line {line}: target {_shown(target)} is not a choice")
+        raise InputError(source, f"{line}: target {_shown(target)} is not a choice")
     if isinstance(target, list):
         raise InputError(
             source,
-            f"line {line}: target {_shown(target)} names several gold choices; one per "
+            f"{line}: target {_shown(target)} names several gold choices; one per "
             "question is needed",
         )
     if isinstance(target, float) and target.is_integer():
@@ -615,22 +730,18 @@ def _label(target: Any, texts: list[str] | None, k: int, line: int, source: str)
     if isinstance(target, int):
         if 0 <= target < k:
             return target
-        raise InputError(
-            source, f"line {line}: target {target} is outside [0, {k}) for {k} choices"
-        )
+        raise InputError(source, f"{line}: target {target} is outside [0, {k}) for {k} choices")
     if not isinstance(target, str):
-        raise InputError(source, f"line {line}: target {_shown(target)} is not a choice")
+        raise InputError(source, f"{line}: target {_shown(target)} is not a choice")
     text = target.strip()
     by_text = [] if texts is None else [i for i, t in enumerate(texts) if t.strip() == text]
     index = int(text) if text.isdigit() else None
     if len(by_text) > 1:
-        raise InputError(
-            source, f"line {line}: target {_shown(target)} is the text of several choices"
-        )
-    if by_text and index is not None and index != by_text[0]:
+        raise InputError(source, f"{line}: target {_shown(target)} is the text of several choices")
+    if by_text and index is not None and index < k and index != by_text[0]:
         raise InputError(
             source,
-            f"line {line}: target {_shown(target)} is both the index {index} and the text of "
+            f"{line}: target {_shown(target)} is both the index {index} and the text of "
             f"choice {by_text[0]}: cannot tell which",
         )
     if by_text:
@@ -638,23 +749,28 @@ def _label(target: Any, texts: list[str] | None, k: int, line: int, source: str)
     if index is not None:
         if index < k:
             return index
-        raise InputError(source, f"line {line}: target {index} is outside [0, {k}) for {k} choices")
+        raise InputError(
+            source,
+            f"{line}: target {_shown(target)} is neither a choice index in [0, {k}) nor the "
+            "text of a choice"
+            + ("" if texts is not None else " (the record gives no choice's text)"),
+        )
     if len(text) == 1 and "A" <= text <= "Z" and ord(text) - ord("A") < k:
         return ord(text) - ord("A")
     raise InputError(
         source,
-        f"line {line}: target {_shown(target)} is neither a choice's index nor a choice's text",
+        f"{line}: target {_shown(target)} is neither a choice's index nor a choice's text",
     )
 
 
 def _lengths(
-    record: Record, texts: list[str] | None, k: int, how: str, line: int, source: str
+    record: Record, texts: list[str] | None, k: int, how: str, line: str, source: str
 ) -> np.ndarray:
     if how == "char":
         if texts is None:
             raise InputError(
                 source,
-                f"line {line}: "
+                f"{line}: "
                 + Param("length_normalize", "char")
                 + " needs each choice's continuation ('arguments'); this record has none",
             )
@@ -666,7 +782,7 @@ def _lengths(
         if counts is None:
             raise InputError(
                 source,
-                f"line {line}: "
+                f"{line}: "
                 + Param("length_normalize", "token")
                 + " needs a 'token_counts' list (one per choice) in each record; lm-eval's "
                 "samples do not hold token counts (use char)",
@@ -676,52 +792,67 @@ def _lengths(
             or len(counts) != k
             or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
         ):
-            raise InputError(
-                source, f"line {line}: token_counts must be {k} integers, one per choice"
-            )
+            raise InputError(source, f"{line}: token_counts must be {k} integers, one per choice")
         lengths = np.array(counts, dtype=np.float64)
     if (lengths <= 0).any():
         i = int(np.argmax(lengths <= 0))
         raise InputError(
             source,
-            f"line {line}: choice {i} has length 0: its log-likelihood cannot be normalised",
+            f"{line}: choice {i} has length 0: its log-likelihood cannot be normalised",
         )
     return lengths
 
 
+def _innermost(resp: Any) -> Any:
+    while isinstance(resp, list) and resp:
+        resp = resp[0]
+    return resp
+
+
+def _generated(record: Record) -> bool:
+    """Whether the record's responses are generated text (a generation task), as
+    :func:`_lm_eval_record` refuses them."""
+    key = "filtered_resps" if "filtered_resps" in record else "resps"
+    resps = record.get(key)
+    if not isinstance(resps, list) or not resps:
+        return False
+    for resp in resps:
+        pair = _pair(resp)
+        if pair is None or _number(pair[0]) is None:
+            inner = _innermost(resp)
+            return isinstance(inner, str) and _number(inner) is None
+    return False
+
+
 def _lm_eval_record(
-    record: Record, line: int, options: ReadOptions, source: str
+    record: Record, line: str, options: ReadOptions, source: str
 ) -> tuple[np.ndarray, int]:
     """One question's (log-likelihoods, gold index)."""
     key = "filtered_resps" if "filtered_resps" in record else "resps"
     resps = record.get(key)
     if not isinstance(resps, list) or not resps:
-        raise InputError(source, f"line {line}: {key} is not a list of responses")
+        raise InputError(source, f"{line}: {key} is not a list of responses")
     lls = []
     for i, resp in enumerate(resps):
         pair = _pair(resp)
         value = None if pair is None else _number(pair[0])
         if value is None:
-            inner = resp
-            while isinstance(inner, list) and inner:
-                inner = inner[0]
+            inner = _innermost(resp)
             if isinstance(inner, str) and _number(inner) is None:
                 raise InputError(
                     source,
-                    f"line {line}: {key} holds generated text, not [log-likelihood, is_greedy] "
+                    f"{line}: {key} holds generated text, not [log-likelihood, is_greedy] "
                     "pairs: a generation task has no per-choice log-likelihoods to calibrate",
                 )
             if pair is None:
                 raise InputError(
                     source,
-                    f"line {line}: {key}[{i}] is {_shown(resp)}, not a [log-likelihood, "
+                    f"{line}: {key}[{i}] is {_shown(resp)}, not a [log-likelihood, "
                     "is_greedy] pair (a multiple-choice task's response)",
                 )
-            raise InputError(
-                source, f"line {line}: {key}[{i}] has the log-likelihood {_shown(pair[0])}"
-            )
+            raise InputError(source, f"{line}: {key}[{i}] has the log-likelihood {_shown(pair[0])}")
         if not math.isfinite(value):
-            raise InputError(source, f"line {line}: choice {i} has a log-likelihood of {value}")
+            raise InputError(source, f"{line}: choice {i} has a log-likelihood of {value}")
         lls.append(value)
     args = _arguments(record)
     if args is not None and len(args) != len(lls):
@@ -736,7 +867,7 @@ def _lm_eval_record(
     if k < 2:
         raise InputError(
             source,
-            f"line {line} has {k} choice: a question needs at least 2 (a loglikelihood task "
+            f"{line} has {k} choice: a question needs at least 2 (a loglikelihood task "
             "scores one continuation; only multiple-choice tasks can be calibrated)",
         )
     texts = None if args is None else [_choice_text(x) for _, x in args]
@@ -752,7 +883,7 @@ def _lm_eval_record(
         ):
             texts = list(choices)
     if "target" not in record:
-        raise InputError(source, f"line {line}: no 'target' field")
+        raise InputError(source, f"{line}: no 'target' field")
     label = _label(record["target"], texts, k, line, source)
     z = np.array(lls, dtype=np.float64)
     if options.length_normalize != "none":
@@ -776,22 +907,22 @@ def _lm_eval(
                 f"holds {len(filters)} filters ({', '.join(map(repr, filters))}); one filter's "
                 "records are one data set: split the file by its 'filter' field",
             )
-        task = task_of(path)
-        seen: dict[Any, int] = {}
+        task = task_of(path, () if path.name.startswith("samples_") else known_tasks(path.parent))
+        seen: dict[Any, str] = {}
         for line, record in records:
             if "doc_id" not in record:
-                raise InputError(name, f"line {line}: no 'doc_id' (the first record has one)")
+                raise InputError(name, f"{line}: no 'doc_id' (the first record has one)")
             doc_id = record["doc_id"]
             key = doc_id if isinstance(doc_id, (int, str)) else repr(doc_id)
             if key in seen:
                 raise InputError(
-                    name, f"line {line}: doc_id {_shown(doc_id)} appears again (line {seen[key]})"
+                    name, f"{line}: doc_id {_shown(doc_id)} appears again ({seen[key]})"
                 )
             seen[key] = line
             z, y = _lm_eval_record(record, line, options, name)
             rows.append(z)
             labels.append(y)
-            names.append(f"line {line}" if len(parts) == 1 else f"{name} line {line}")
+            names.append(line if len(parts) == 1 else f"{name} {line}")
             flat.append(
                 {
                     k: v

@@ -4,8 +4,10 @@ One module per format turns a file into arrays by name: :mod:`~calibkit.readers.
 memory-mapped after a CRC-32 check, ``allow_pickle=False``), :mod:`~calibkit.readers.parquet`
 (schema, column streams batch by batch, footer vs row groups vs rows), :mod:`~calibkit.readers.pt`
 (``torch.load(weights_only=True)``, tensors -> arrays), and the record files
-:mod:`~calibkit.readers.jsonl` (JSON Lines, line by line) and :mod:`~calibkit.readers.csvfile`
-(CSV), whose records' fields are columns (:mod:`~calibkit.readers.records`). They share
+:mod:`~calibkit.readers.jsonl` (JSON Lines, line by line, or a JSON array of records; also
+``.json``: lm-evaluation-harness wrote JSON Lines into ``.json`` files in mid-2024) and
+:mod:`~calibkit.readers.csvfile` (CSV), whose records' fields are columns
+(:mod:`~calibkit.readers.records`). They share
 :mod:`~calibkit.readers.zipfiles` (where a zip member's bytes lie, and their CRC-32),
 :mod:`~calibkit.readers.memory` (what may be loaded) and :mod:`~calibkit.readers.names` (names
 in one-line messages). Every problem is an :class:`~calibkit.errors.InputError` naming the file.
@@ -217,7 +219,7 @@ register(
 register(
     Format(
         name="jsonl",
-        suffixes=(".jsonl", ".ndjson"),
+        suffixes=(".jsonl", ".ndjson", ".json"),
         module="calibkit.readers.jsonl",
     )
 )

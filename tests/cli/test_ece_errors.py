@@ -228,7 +228,12 @@ def _logit_columns(z: np.ndarray = _z) -> dict[str, Any]:
 BAD_INPUTS = [
     # --- the file itself
     pytest.param(missing_file, "no such file", id="missing-file"),
-    pytest.param(directory, "is a directory with no .parquet or .npz files", id="directory"),
+    pytest.param(
+        directory,
+        "is a directory with no data files: it may hold .parquet or .npz shards, or "
+        "lm-evaluation-harness samples files (samples_*.jsonl, samples_*.json)",
+        id="directory",
+    ),
     pytest.param(raw("preds.npz", b""), "file is empty (0 bytes)", id="npz-zero-bytes"),
     pytest.param(  # a CSV is a record file (LLM evaluations): wide logits are not read from it
         raw("preds.csv", b"logit_0,logit_1,label\n0.5,0.1,0\n"),
@@ -241,13 +246,13 @@ BAD_INPUTS = [
     pytest.param(
         raw("preds.txt", b"logit_0,logit_1,label\n0.5,0.1,0\n"),
         "unknown file type '.txt'; expected one of .npz, .parquet, .pq, .pt, .pth, .jsonl, "
-        ".ndjson, .csv",
+        ".ndjson, .json, .csv",
         id="txt-extension",
     ),
     pytest.param(
         raw("preds", b"\x00"),
         "unknown file type '(no extension)'; expected one of .npz, .parquet, .pq, .pt, .pth, "
-        ".jsonl, .ndjson, .csv",
+        ".jsonl, .ndjson, .json, .csv",
         id="no-extension",
     ),
     # --- npz container

@@ -233,7 +233,17 @@ def test_pt_refuses_pickled_objects_and_corrupt_records(tmp_path: Path) -> None:
 
 
 def test_registry_suffixes_and_magic(tmp_path: Path) -> None:
-    assert suffixes() == (".npz", ".parquet", ".pq", ".pt", ".pth", ".jsonl", ".ndjson", ".csv")
+    assert suffixes() == (
+        ".npz",
+        ".parquet",
+        ".pq",
+        ".pt",
+        ".pth",
+        ".jsonl",
+        ".ndjson",
+        ".json",
+        ".csv",
+    )
     assert [f.name for f in readers.formats()] == ["npz", "parquet", "pt", "jsonl", "csv"]
     assert format_for(Path("A.NPZ"), "A.NPZ").name == "npz"
     assert format_for(Path("x.pq"), "x.pq").name == "parquet"

@@ -188,7 +188,10 @@ def test_lm_eval_equal_k_is_not_ragged(tmp_path: Path) -> None:
             [sample(0, [-1.0, -2.0], "choice 9")],
             "line 1: target 'choice 9' is neither a choice's index nor a choice's text",
         ),
-        ([sample(0, [-1.0, -2.0], "5")], "line 1: target 5 is outside [0, 2) for 2 choices"),
+        (
+            [sample(0, [-1.0, -2.0], "5")],
+            "line 1: target '5' is neither a choice index in [0, 2) nor the text of a choice",
+        ),
         ([sample(0, [-1.0, -2.0], 7)], "line 1: target 7 is outside [0, 2) for 2 choices"),
         (
             [

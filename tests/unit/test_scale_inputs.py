@@ -132,7 +132,7 @@ def test_shards_with_different_layouts_are_refused(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("empty", "is a directory with no .parquet or .npz files"),
+        ("empty", "is a directory with no data files: it may hold .parquet or .npz shards"),
         ("none-*.parquet", "no files match"),
     ],
 )

@@ -264,7 +264,10 @@ def test_mixed_npz_and_parquet_refused(tmp_path: Path, runner: CliRunner) -> Non
 
 def test_empty_directory_message(tmp_path: Path, runner: CliRunner) -> None:
     msg = one_error_line(invoke(runner, "ece", tmp_path), tmp_path)
-    assert msg == "is a directory with no .parquet or .npz files"
+    assert msg == (
+        "is a directory with no data files: it may hold .parquet or .npz shards, or "
+        "lm-evaluation-harness samples files (samples_*.jsonl, samples_*.json)"
+    )
 
 
 def test_shard_memory_estimate_per_shard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
