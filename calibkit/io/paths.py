@@ -1,6 +1,7 @@
 """Which files an input argument names: one seam for the readers and the output checks.
 
-An input argument is a file, a directory of parquet or ``.npz`` shards, or a glob pattern such
+An input argument is a file, a directory of parquet or ``.npz`` shards (or of
+lm-evaluation-harness samples files), or a glob pattern such
 as ``'preds/*.parquet'`` (expanded by calibkit, not the shell); or a URL of any of these
 (:mod:`calibkit.io.urls`), of which only ``file://`` ones name local files here (outputs are
 local, so no other URL can be written over). The readers
@@ -27,6 +28,7 @@ __all__ = [
     "SHARD_SUFFIXES",
     "input_files",
     "is_pattern",
+    "is_samples_file",
     "is_shard_of",
     "parquet_shards",
     "shard_files",
@@ -47,6 +49,19 @@ def is_pattern(spec: str | os.PathLike[str]) -> bool:
 
 def _is_shard(path: Path) -> bool:
     return path.suffix.lower() in SHARD_SUFFIXES
+
+
+def is_samples_file(path: Path) -> bool:
+    """Whether a file in a directory is an lm-evaluation-harness samples file, read as part of
+    the directory (:func:`calibkit.loaders.records.record_files`): every ``.jsonl`` file, and
+    the ``.json`` files named ``samples_*`` (lm-eval's ``results_*.json`` beside them is not
+    one)."""
+    suffix = path.suffix.lower()
+    return suffix == ".jsonl" or (suffix == ".json" and path.name.startswith("samples_"))
+
+
+def _is_read_from_directory(path: Path) -> bool:
+    return _is_shard(path) or is_samples_file(path)
 
 
 def shard_files(spec: str | os.PathLike[str]) -> tuple[str, list[Path]] | None:
@@ -77,7 +92,14 @@ def input_files(spec: str | os.PathLike[str]) -> list[Path]:
     if as_url(spec) is not None:
         local = local_path(spec)
         return [] if local is None else input_files(local)
+    path = Path(spec)
     try:
+        if path.is_dir():  # its shards, or its lm-eval samples files
+            return sorted(
+                p
+                for p in path.iterdir()
+                if _is_read_from_directory(p) and not p.name.startswith(".")
+            )
         shards = shard_files(spec)
     except OSError:  # an unreadable directory: the reader will say so
         shards = None
@@ -86,14 +108,15 @@ def input_files(spec: str | os.PathLike[str]) -> list[Path]:
 
 def is_shard_of(spec: str | os.PathLike[str], candidate: str | os.PathLike[str]) -> bool:
     """Whether a file written at ``candidate`` would be read as part of the input ``spec``
-    (a new parquet file in a shard directory, or any file matching a pattern)."""
+    (a new parquet file in a shard directory, a new samples file in a directory of lm-eval
+    samples, or any file matching a pattern)."""
     if as_url(spec) is not None:
         local = local_path(spec)
         return local is not None and is_shard_of(local, candidate)
     cand = Path(candidate)
     text = os.fspath(spec)
     if Path(text).is_dir():
-        if not _is_shard(cand):
+        if not _is_read_from_directory(cand):
             return False
         try:
             return os.path.samefile(os.path.dirname(os.path.abspath(cand)), text)

@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from calibkit.errors import InputError, Param
-from calibkit.io.paths import SHARD_SUFFIXES, is_pattern
+from calibkit.io.paths import SHARD_SUFFIXES, is_pattern, is_samples_file
 from calibkit.loaders.keys import (
     CORRECT_ALIASES,
     LOGIT_ALIASES,
@@ -204,10 +204,9 @@ SAMPLES_SUFFIXES = (".jsonl", ".json")
 
 
 def _is_samples_file(path: Path) -> bool:
-    """In a directory: every ``.jsonl`` file, and the ``.json`` files named ``samples_*``
-    (lm-eval's ``results_*.json`` beside them is not one)."""
-    suffix = path.suffix.lower()
-    return suffix == ".jsonl" or (suffix == ".json" and path.name.startswith("samples_"))
+    """In a directory: :func:`calibkit.io.paths.is_samples_file` (one predicate for the reader
+    and the output checks)."""
+    return is_samples_file(path)
 
 
 def record_files(spec: str) -> list[Path] | None:

@@ -482,3 +482,30 @@ def test_apply_temp_on_shards_says_it_takes_one_file(
         f"calibkit: error: {arg}: apply-temp rewrites one file; give each shard on its own\n"
     )
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        pytest.param(["ece", "DIR", "--out", "OUT"], "samples_a_2026.jsonl", id="over-an-input"),
+        pytest.param(["fit-temp", "DIR", "--out", "OUT"], "samples_new.json", id="new-samples"),
+        pytest.param(["ece", "DIR", "--out", "OUT"], "other.jsonl", id="new-jsonl"),
+    ],
+)
+def test_an_lm_eval_samples_directory_is_never_written_into(
+    runner: CliRunner, tmp_path: Path, args: list[str], name: str
+) -> None:
+    record = (
+        '{"doc_id": %d, "target": 0, "filtered_resps": [["-0.5", "True"], ["-1.5", "False"]]}\n'
+    )
+    samples = tmp_path / "run"
+    samples.mkdir()
+    (samples / "samples_a_2026.jsonl").write_text("".join(record % i for i in range(4)))
+    out = samples / name
+    before = snapshot(tmp_path)
+    result = run(runner, *fill(args, {"DIR": str(samples), "OUT": str(out)}))
+    assert result.exit_code == 2
+    line = one_line_error(result)
+    assert line.startswith(f"calibkit: error: {out}: ")
+    assert "refusing" in line
+    assert snapshot(tmp_path) == before
