@@ -273,6 +273,12 @@ class MetricAccumulator(SumsAccumulator):
                     )
         table = self.bin_table()
         n = self.n
+        accuracy = self.n_correct / n
+        if self.kind == "confidence":
+            # the mean of the (possibly fractional) correctness: for confidence rows the outcome
+            # summed into the bins is the correctness itself; a sum of 0/1 values is exact, so
+            # integer-valued inputs give the same float as the count
+            accuracy = float(table.sum_outcome.sum()) / n
         missing = tuple(int(k) for k in np.flatnonzero(self.class_mass == 0))
         return CalibrationSummary(
             n=n,
@@ -280,7 +286,7 @@ class MetricAccumulator(SumsAccumulator):
             n_bins=self.n_bins,
             binning=self.binning,
             binary_mode=self.binary_mode if binary else None,
-            accuracy=self.n_correct / n,
+            accuracy=accuracy,
             ece=table.ece(),
             mce=table.mce(),
             rmsce=table.rmsce(),

@@ -313,7 +313,7 @@ def _block_sums(plan: _Plan, stats: ExampleStats, start: int) -> NDArray[np.floa
             np.ones(n),
             conf,
             stats.outcome,
-            stats.correct.astype(np.float64),
+            stats.correct_values(),
             -stats.log_prob,
             stats.brier,
         ],

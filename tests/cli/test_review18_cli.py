@@ -1,0 +1,52 @@
+"""Regression tests of the review of issue #18 (command line): each builds its input in
+``tmp_path``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _cli import assert_exit, assert_ok, invoke, one_error_line, run_json
+from typer.testing import CliRunner
+
+from calibkit.errors import ExitStatus
+
+
+def _fractional(tmp_path: Path, name: str = "f.jsonl") -> Path:
+    """Confidence rows with correctness 1, 0.5 and 0: the mean is 0.5 (a >= 0.5 threshold would
+    count 2 of 3)."""
+    path = tmp_path / name
+    rows = [(0.5, 1), (0.9, 0.5), (0.7, 0)]
+    path.write_text("".join(json.dumps({"confidence": c, "correct": k}) + "\n" for c, k in rows))
+    return path
+
+
+# 1. fractional correctness: the accuracy is the mean everywhere
+
+
+def test_ece_accuracy_of_fractional_correctness(runner: CliRunner, tmp_path: Path) -> None:
+    assert run_json(runner, "ece", _fractional(tmp_path))["accuracy"] == 0.5
+
+
+def test_check_min_accuracy_uses_the_mean(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "check", _fractional(tmp_path), "--min-accuracy", "0.6")
+    assert_exit(result, ExitStatus.CHECK_FAILED)
+    assert "accuracy 0.5000 < limit 0.6" in result.output
+    assert_ok(invoke(runner, "check", _fractional(tmp_path), "--min-accuracy", "0.5"))
+
+
+def test_check_json_and_selective_agree(runner: CliRunner, tmp_path: Path) -> None:
+    f = _fractional(tmp_path)
+    out = json.loads(invoke(runner, "check", f, "--min-accuracy", "0.6", "--json").stdout)
+    assert out["checks"][0]["value"] == 0.5
+    assert run_json(runner, "selective", f, quiet=False)["accuracy"] == 0.5
+
+
+def test_compare_accuracy_of_fractional_correctness(runner: CliRunner, tmp_path: Path) -> None:
+    a, b = _fractional(tmp_path, "a.jsonl"), _fractional(tmp_path, "b.jsonl")
+    out = run_json(runner, "compare", f"A={a}", f"B={b}", quiet=False)
+    text = json.dumps(out)
+    assert "0.6666" not in text
+    accs = [m["accuracy"] for m in out["models"]] if "models" in out else None
+    assert accs is None or accs == [0.5, 0.5]
