@@ -505,8 +505,11 @@ def collect_example_stats(
     fields = {
         f: np.concatenate([getattr(p, f) for p in parts])
         for f in ExampleStats.__dataclass_fields__
-        if f != "floored"
+        if f not in ("floored", "correctness")
     }
+    correctness = None
+    if all(p.correctness is not None for p in parts):
+        correctness = np.concatenate([p.correctness for p in parts if p.correctness is not None])
     floored = None
     if all(p.floored is not None for p in parts):
         floored = np.concatenate([p.floored for p in parts if p.floored is not None])
@@ -516,4 +519,4 @@ def collect_example_stats(
                 UserWarning,
                 stacklevel=2,
             )
-    return ExampleStats(**fields, floored=floored)
+    return ExampleStats(**fields, floored=floored, correctness=correctness)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from _cli import assert_exit, assert_ok, invoke, one_error_line, run_json
+from _cli import assert_exit, assert_ok, invoke, run_json
 from typer.testing import CliRunner
 
 from calibkit.errors import ExitStatus
@@ -50,3 +49,34 @@ def test_compare_accuracy_of_fractional_correctness(runner: CliRunner, tmp_path:
     assert "0.6666" not in text
     accs = [m["accuracy"] for m in out["models"]] if "models" in out else None
     assert accs is None or accs == [0.5, 0.5]
+
+
+# 2. HELM names: the table says which Platt numbers are HELM's (in-sample), which cross-fitted
+
+
+def _conf_rows(tmp_path: Path, n: int = 300, name: str = "c.jsonl") -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    c = np.round(rng.uniform(0.2, 1.0, n), 6)
+    y = (rng.uniform(0, 1, n) < c).astype(int)
+    path = tmp_path / name
+    path.write_text(
+        "".join(
+            json.dumps({"confidence": float(a), "correct": int(b)}) + "\n"
+            for a, b in zip(c, y, strict=True)
+        )
+    )
+    return path
+
+
+def test_selective_table_labels_helm_and_cross_fitted(runner: CliRunner, tmp_path: Path) -> None:
+    result = invoke(runner, "selective", _conf_rows(tmp_path))
+    assert_ok(result)
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.count("│") >= 3}
+    assert "same rows" in lines["platt_ece_10_bin"] and "HELM" in lines["platt_ece_10_bin"]
+    assert "cross-fitted" in lines["platt_ece_10_bin_cv"]
+    assert "cross-fitted" in lines["ts_ece_10_bin_cv"]
+    doc = run_json(runner, "selective", _conf_rows(tmp_path), quiet=False)
+    assert {"platt_ece_10_bin", "platt_ece_10_bin_cv", "platt_coef", "ts_ece_10_bin_cv"} <= set(doc)
+    assert "platt_ece_10_bin_in_sample" not in doc

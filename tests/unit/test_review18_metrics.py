@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from calibkit.metrics.correctness import correctness_metrics, fit_platt, helm_ece, platt_map
 from calibkit.metrics.examples import confidence_stats
 from calibkit.metrics.summary import MetricAccumulator
+from calibkit.sources.folds import fold_of
 from calibkit.stats.bootstrap import bootstrap_metrics, point_metrics
 
 CONF = np.array([0.5, 0.9, 0.7])
@@ -45,3 +47,27 @@ def test_correct_values_of_confidence_rows() -> None:
     s = confidence_stats(CONF, FRACTIONAL)
     assert s.correct_values().tolist() == [1.0, 0.5, 0.0]
     assert s.correct.tolist() == [True, False, False]
+
+
+# 2. HELM's key names mean HELM's numbers: in-sample Platt; cross-fitted ones end in _cv
+
+
+def test_helm_named_keys_are_the_in_sample_values() -> None:
+    rng = np.random.default_rng(5)
+    c = rng.uniform(0.3, 1.0, 400)
+    y = (rng.uniform(0, 1, 400) < c**2).astype(np.float64)
+    m = correctness_metrics(c, y, folds=5, seed=2)
+    doc = m.to_dict()
+    a, b = fit_platt(c, y)
+    assert doc["platt_coef"] == a and doc["platt_intercept"] == b
+    assert doc["platt_ece_10_bin"] == helm_ece(platt_map(c, a, b), y, 10)
+    assert doc["platt_ece_1_bin"] == helm_ece(platt_map(c, a, b), y, 1)
+    fold = fold_of(np.arange(400), folds=5, seed=2)
+    held = np.empty(400)
+    for j in range(5):
+        aj, bj = fit_platt(c[fold != j], y[fold != j])
+        held[fold == j] = platt_map(c[fold == j], aj, bj)
+    assert doc["platt_ece_10_bin_cv"] == helm_ece(held, y, 10)
+    assert doc["platt_ece_10_bin_cv"] != doc["platt_ece_10_bin"]
+    assert doc["ts_ece_10_bin_cv"] is not None
+    assert not [k for k in doc if k.endswith("_in_sample")] and "ts_ece_10_bin" not in doc
