@@ -96,6 +96,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,7 @@ __all__ = [
     "oracle_curve",
     "platt_map",
     "risk_coverage",
+    "target_rows",
 ]
 
 #: Coverages of ``accuracy_at_coverage`` unless others are asked.
@@ -367,12 +369,20 @@ def oracle_curve(correct: ArrayLike) -> RiskCoverage:
 @dataclass(frozen=True)
 class CoverageAccuracy:
     """Accuracy at an asked coverage (module docstring): ``target`` asked, ``coverage`` used
-    (a whole tie group more when the target falls inside one), ``rows`` answered."""
+    (a whole tie group more when the target falls inside one), ``rows`` answered;
+    ``target_rows`` is ``k* = ceil(target N)``, exact (so ``rows > target_rows`` only when a
+    tie group was taken whole: :attr:`whole_tie_group`)."""
 
     target: float
     coverage: float
     rows: int
     accuracy: float
+    target_rows: int = 0
+
+    @property
+    def whole_tie_group(self) -> bool:
+        """Whether more rows than ``ceil(target N)`` were taken (the target row is tied)."""
+        return self.rows > self.target_rows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -393,11 +403,23 @@ def check_coverages(coverages: Sequence[float]) -> tuple[float, ...]:
     return out
 
 
+def target_rows(q: float, n: int) -> int:
+    """``k* = ceil(q n)``, at least 1, in exact arithmetic on the coverage as written (its
+    shortest decimal form: 0.1 is 1/10, not the binary float just above it).
+
+    >>> target_rows(0.1, 1065), target_rows(0.1, 1000), target_rows(0.07, 100)
+    (107, 100, 7)
+    """
+    return max(1, math.ceil(Fraction(repr(float(q))) * n))
+
+
 def _accuracy_at(curve: RiskCoverage, q: float) -> CoverageAccuracy:
-    target = max(1, math.ceil(round(q * curve.n, 9)))
+    target = target_rows(q, curve.n)
     g = int(np.searchsorted(curve.rows, target, side="left"))
     rows = int(curve.rows[g])
-    return CoverageAccuracy(q, rows / curve.n, rows, 1.0 - float(curve.errors[g]) / rows)
+    return CoverageAccuracy(
+        q, rows / curve.n, rows, 1.0 - float(curve.errors[g]) / rows, target_rows=target
+    )
 
 
 # --- Platt and binary temperature --------------------------------------------------------------

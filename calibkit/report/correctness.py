@@ -73,7 +73,7 @@ def selective_renderable(m: CorrectnessMetrics) -> Group:
         "selective_acc@10", fmt(m.selective_acc_at_10), "HELM: accuracy of the int(0.1 N)+1 top"
     )
     for a in m.accuracy_at_coverage:
-        used = "" if a.coverage == a.target else f", {a.coverage:.1%} used (whole tie group)"
+        used = f", {a.coverage:.1%} used (whole tie group)" if a.whole_tie_group else ""
         s.add_row(
             f"accuracy @ {a.target:.0%}", fmt(a.accuracy), f"the {a.rows} most confident{used}"
         )

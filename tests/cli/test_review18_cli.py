@@ -80,3 +80,28 @@ def test_selective_table_labels_helm_and_cross_fitted(runner: CliRunner, tmp_pat
     doc = run_json(runner, "selective", _conf_rows(tmp_path), quiet=False)
     assert {"platt_ece_10_bin", "platt_ece_10_bin_cv", "platt_coef", "ts_ece_10_bin_cv"} <= set(doc)
     assert "platt_ece_10_bin_in_sample" not in doc
+
+
+# 3. no "(whole tie group)" without ties
+
+
+def test_selective_says_tie_group_only_for_ties(runner: CliRunner, tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    c = rng.permutation(np.linspace(0.3, 0.99, 1065))  # 1065 distinct values: ceil(.1 N) = 107
+    y = (rng.uniform(0, 1, 1065) < c).astype(int)
+    path = tmp_path / "d.jsonl"
+    rows = [{"confidence": float(a), "correct": int(b)} for a, b in zip(c, y, strict=True)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = invoke(runner, "selective", path)
+    assert_ok(result)
+    assert "the 107 most confident" in result.stdout
+    assert "tie group" not in result.stdout
+    tied = tmp_path / "t.jsonl"
+    tied.write_text(
+        "".join(json.dumps({"confidence": 0.9, "correct": i % 2}) + "\n" for i in range(10))
+    )
+    result = invoke(runner, "selective", tied)
+    assert_ok(result)
+    assert "(whole tie group)" in result.stdout
