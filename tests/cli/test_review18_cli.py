@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from _cli import assert_exit, assert_ok, invoke, run_json
 from typer.testing import CliRunner
 
@@ -105,3 +106,42 @@ def test_selective_says_tie_group_only_for_ties(runner: CliRunner, tmp_path: Pat
     result = invoke(runner, "selective", tied)
     assert_ok(result)
     assert "(whole tie group)" in result.stdout
+
+
+# 4. selective reads verbalised confidences and length-normalised lm-eval samples
+
+
+def test_selective_parse_confidence(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "v.jsonl"
+    rows = [("90%", True), ("0.8", True), ("7/10", False), ("60 %", True), ("0.3", False)]
+    path.write_text("".join(json.dumps({"confidence": c, "correct": k}) + "\n" for c, k in rows))
+    doc = run_json(runner, "selective", path, "--parse-confidence", "--folds", "2", quiet=False)
+    assert doc["n"] == 5 and doc["accuracy"] == 0.6
+    assert doc["max_prob"] == pytest.approx((0.9 + 0.8 + 0.7 + 0.6 + 0.3) / 5, abs=1e-15)
+
+
+def test_selective_length_normalize(runner: CliRunner, tmp_path: Path) -> None:
+    # choice 0 is longer: by total log-likelihood choice 1 wins, per character choice 0 wins
+    def rec(i: int) -> dict[str, object]:
+        choices = ["a long long answer", "b"]
+        lls = [-3.0, -2.0]
+        return {
+            "doc_id": i,
+            "doc": {"choices": choices},
+            "target": "0",
+            "arguments": {
+                f"gen_args_{j}": {"arg_0": "Q?\nAnswer:", "arg_1": f" {c}"}
+                for j, c in enumerate(choices)
+            },
+            "resps": [[[str(v), "False"]] for v in lls],
+            "filtered_resps": [[str(v), "False"] for v in lls],
+            "filter": "none",
+        }
+
+    path = tmp_path / "samples_t_2024-01-01T00-00-00.jsonl"
+    path.write_text("".join(json.dumps(rec(i)) + "\n" for i in range(4)))
+    plain = run_json(runner, "selective", path, "--folds", "2", quiet=False)
+    char = run_json(
+        runner, "selective", path, "--folds", "2", "--length-normalize", "char", quiet=False
+    )
+    assert plain["accuracy"] == 0.0 and char["accuracy"] == 1.0
