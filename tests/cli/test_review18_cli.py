@@ -145,3 +145,17 @@ def test_selective_length_normalize(runner: CliRunner, tmp_path: Path) -> None:
         runner, "selective", path, "--folds", "2", "--length-normalize", "char", quiet=False
     )
     assert plain["accuracy"] == 0.0 and char["accuracy"] == 1.0
+
+
+# 5. compare: a missing (NaN) NLL / Brier cell is never marked best
+
+
+def test_compare_never_marks_a_missing_cell_best(runner: CliRunner, tmp_path: Path) -> None:
+    a, b = _conf_rows(tmp_path, name="a.jsonl"), _conf_rows(tmp_path, 200, name="b.jsonl")
+    result = invoke(runner, "compare", f"A={a}", f"B={b}")
+    assert_ok(result)
+    assert "-*" not in result.stdout
+    assert "*" in result.stdout.split("\n", 1)[1]  # the known columns keep their marker
+    md = invoke(runner, "compare", f"A={a}", f"B={b}", "--markdown")
+    assert_ok(md)
+    assert "**-**" not in md.stdout and "**" in md.stdout
