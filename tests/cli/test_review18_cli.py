@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from _cli import assert_exit, assert_ok, invoke, run_json
+from _cli import assert_exit, assert_ok, invoke, one_error_line, run_json
 from typer.testing import CliRunner
 
 from calibkit.errors import ExitStatus
@@ -159,3 +159,48 @@ def test_compare_never_marks_a_missing_cell_best(runner: CliRunner, tmp_path: Pa
     md = invoke(runner, "compare", f"A={a}", f"B={b}", "--markdown")
     assert_ok(md)
     assert "**-**" not in md.stdout and "**" in md.stdout
+
+
+# 6. check --group-by: a skipped group shows "-", not "nan"; 7. messages name the file first
+
+
+def _grouped_rows(tmp_path: Path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(4)
+    path = tmp_path / "g.jsonl"
+    lines = []
+    for subject, n in (("big", 320), ("small", 40)):
+        c = np.round(rng.uniform(0.2, 1.0, n), 6)
+        for a, b in zip(c, rng.uniform(0, 1, n) < c, strict=True):
+            lines.append(json.dumps({"confidence": float(a), "correct": bool(b), "s": subject}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_check_skipped_group_shows_a_dash(runner: CliRunner, tmp_path: Path) -> None:
+    f = _grouped_rows(tmp_path)
+    args = ("check", f, "--max-ece", "0.5", "--group-by", "s", "--group-min-rows", "100")
+    table = invoke(runner, *args)
+    assert_ok(table)
+    row = next(line for line in table.stdout.splitlines() if "max_ece[s=small]" in line)
+    assert "nan" not in row and "skip" in row
+    assert row.split("│")[3].strip() == "-"  # check | N | value
+    md = invoke(runner, *args, "--markdown")
+    assert_ok(md)
+    row = next(line for line in md.stdout.splitlines() if "max_ece[s=small]" in line)
+    assert "nan" not in row and row.split("|")[2].strip() == "-"
+
+
+def test_check_max_nll_on_confidence_rows_names_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    f = _fractional(tmp_path)
+    problem = one_error_line(invoke(runner, "check", f, "--max-nll", "0.5"), f)
+    assert problem.startswith("cannot check nll:")
+
+
+def test_check_small_group_warning_names_the_file(runner: CliRunner, tmp_path: Path) -> None:
+    f = _grouped_rows(tmp_path)
+    result = invoke(runner, "check", f, "--max-ece", "0.5", "--group-by", "s")
+    assert_ok(result)
+    warnings = [w for w in result.stderr.splitlines() if "fewer than" in w]
+    assert len(warnings) == 1 and warnings[0].startswith(f"calibkit: warning: {f}: ")
