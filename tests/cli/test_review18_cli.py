@@ -204,3 +204,29 @@ def test_check_small_group_warning_names_the_file(runner: CliRunner, tmp_path: P
     assert_ok(result)
     warnings = [w for w in result.stderr.splitlines() if "fewer than" in w]
     assert len(warnings) == 1 and warnings[0].startswith(f"calibkit: warning: {f}: ")
+
+
+# 8. compare --group-by: each refused option gets a hint that fits it
+
+
+@pytest.mark.parametrize(
+    ("extra", "hint"),
+    [
+        (("--markdown",), "calibkit check PRED --group-by COLUMN --markdown"),
+        (("--out-dir", "OUT"), "use --json and redirect it"),
+        (("--ts-on-test",), "calibkit fit-temp VAL --group-by COLUMN"),
+    ],
+)
+def test_compare_group_by_refusal_hints(
+    runner: CliRunner, tmp_path: Path, extra: tuple[str, ...], hint: str
+) -> None:
+    a, b = _fractional(tmp_path, "a.jsonl"), _fractional(tmp_path, "b.jsonl")
+    args = [str(tmp_path / "out") if x == "OUT" else x for x in extra]
+    problem = one_error_line(
+        invoke(runner, "compare", f"A={a}", f"B={b}", "--group-by", "s", *args)
+    )
+    assert problem.startswith(f"{extra[0]} is not available with --group-by")
+    assert hint in problem
+    if extra[0] != "--ts-on-test":
+        assert "fit-temp" not in problem
+    assert not (tmp_path / "out").exists()
