@@ -230,3 +230,47 @@ def test_compare_group_by_refusal_hints(
     if extra[0] != "--ts-on-test":
         assert "fit-temp" not in problem
     assert not (tmp_path / "out").exists()
+
+
+# 9. apply / apply-temp on a directory of lm-eval samples: read-only inputs, not an extension
+
+
+def _samples_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "run"
+    d.mkdir()
+    for task in ("a", "b"):
+        recs = []
+        for i in range(30):
+            lls = [-1.0 - (i % 3), -2.0, -1.5 + (i % 2)]
+            recs.append(
+                {
+                    "doc_id": i,
+                    "doc": {"choices": ["x", "y", "z"]},
+                    "target": str(i % 3),
+                    "arguments": {
+                        f"gen_args_{j}": {"arg_0": "Q?", "arg_1": f" {c}"}
+                        for j, c in enumerate("xyz")
+                    },
+                    "resps": [[[str(v), "False"]] for v in lls],
+                    "filtered_resps": [[str(v), "False"] for v in lls],
+                    "filter": "none",
+                }
+            )
+        path = d / f"samples_{task}_2024-01-01T00-00-00.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return d
+
+
+@pytest.mark.parametrize("command", ["apply-temp", "apply"])
+@pytest.mark.parametrize("out_name", ["x.npz", "outdir"])
+def test_apply_on_a_samples_directory_says_read_only(
+    runner: CliRunner, tmp_path: Path, command: str, out_name: str
+) -> None:
+    d = _samples_dir(tmp_path)
+    cal = tmp_path / "t.json"
+    assert_ok(invoke(runner, "fit-temp", d, "--out", cal))
+    out = tmp_path / out_name
+    problem = one_error_line(invoke(runner, command, d, "--calibrator", cal, "--out", out), d)
+    assert "read only" in problem and "directories" in problem
+    assert "extension" not in problem and "''" not in problem
+    assert not out.exists()
