@@ -822,11 +822,13 @@ class Comparison:
     def best(self, metric: str, *, ts: bool = False) -> str | None:
         """Name of the model with the best ``metric``: the highest or the lowest value, by the
         metric's direction (:mod:`calibkit.metrics.table`), the first such model on a tie; with
-        ``ts``, after calibration."""
+        ``ts``, after calibration; ``None`` when no model has a value (NaN is none)."""
         values = {
-            m.name: _value(m.calibrated if ts else m.summary, metric)
+            m.name: v
             for m in self.models
             if (m.calibrated if ts else m.summary) is not None
+            # a missing value (NaN: NLL or Brier of confidence rows) is never the best
+            and not math.isnan(v := _value(m.calibrated if ts else m.summary, metric))
         }
         if not values:
             return None

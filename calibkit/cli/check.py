@@ -275,9 +275,10 @@ def check_command(
         paired=paired,
         baseline_name=baseline_path,
         notes=tuple(notes),
+        source=candidate.source,
     )
     if grouping is not None:
-        _warn_small(grouping, least)
+        _warn_small(grouping, least, candidate.source)
         base_source = None if isinstance(opened, dict) else opened
         checks, outcomes, group_notes = group_checks(
             raw_candidate,
@@ -325,8 +326,9 @@ def group_columns(spec: Any) -> tuple[str, ...]:
     return parse_group_by([spec] if isinstance(spec, str) else list(spec))
 
 
-def _warn_small(grouping: Any, least: int | None) -> None:
-    """One warning line for the gated groups under HELM's guideline of rows."""
+def _warn_small(grouping: Any, least: int | None, source: str) -> None:
+    """One warning line (naming ``source`` first) for the gated groups under HELM's guideline of
+    rows."""
     from calibkit.sources.groups import MIN_GROUP_ROWS
 
     small = [
@@ -338,7 +340,7 @@ def _warn_small(grouping: Any, least: int | None) -> None:
         return
     shown = ", ".join(small[:5]) + (f", ... ({len(small) - 5} more)" if len(small) > 5 else "")
     warning_line(
-        f"{len(small)} of {grouping.n_groups} groups have fewer than {MIN_GROUP_ROWS} rows "
-        f"({shown}): their estimates are noisy; they are gated like the others "
-        "(--group-min-rows N leaves smaller groups out)"
+        f"{source}: {len(small)} of {grouping.n_groups} groups have fewer than "
+        f"{MIN_GROUP_ROWS} rows ({shown}): their estimates are noisy; they are gated like the "
+        "others (--group-min-rows N leaves smaller groups out)"
     )

@@ -46,6 +46,19 @@ HELP = (
 )
 
 
+#: What to use instead of an option ``compare --group-by`` refuses.
+_GROUP_HINTS = {
+    **dict.fromkeys(
+        ("--val", "--ts-on-test", "--method", "--param"),
+        "for a temperature per group use `calibkit fit-temp VAL --group-by COLUMN`",
+    ),
+    "--out-dir": "for the per-group metrics in a file use --json and redirect it; the report "
+    "directory of --out-dir is for whole models, without --group-by",
+    "--markdown": "the per-group table is printed as text or, with --json, as JSON; for a "
+    "Markdown gate summary per group use `calibkit check PRED --group-by COLUMN --markdown`",
+}
+
+
 @app.command("compare", help=HELP)
 @reports_errors
 @uses_engine
@@ -149,7 +162,7 @@ def compare_command(
         if given:
             raise UsageError(
                 f"{given[0]} is not available with --group-by (the models' metrics per group); "
-                "for a temperature per group use `calibkit fit-temp VAL --group-by COLUMN`"
+                + _GROUP_HINTS[given[0]]
             )
     methods = parse_methods(method) if method else ("temperature",)
     long = methods != ("temperature",)  # temperature alone: today's table, keys and figures

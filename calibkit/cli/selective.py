@@ -18,7 +18,10 @@ from calibkit.cli._common import (
     InputOpt,
     LabelsFromCounts,
     LabelsKey,
+    LengthNormalize,
+    LengthNormalizeOpt,
     LogitsKey,
+    ParseConfidence,
     ProbsKey,
     SchedulerOpt,
     read_options,
@@ -100,6 +103,8 @@ def selective_command(
     logits_key: LogitsKey = None,
     probs_key: ProbsKey = None,
     labels_key: LabelsKey = None,
+    parse_confidence: ParseConfidence = False,
+    length_normalize: LengthNormalizeOpt = LengthNormalize.none,
     labels_from_counts: LabelsFromCounts = False,
     input_kind: InputOpt = None,
     chunk_rows: ChunkRows = None,
@@ -127,7 +132,16 @@ def selective_command(
         if out is not None and Path(out).resolve() == Path(plot).resolve():
             raise UsageError("--out and --plot name the same file")
     preds = read_predictions(
-        path, read_options(logits_key, probs_key, labels_key, input_kind, labels_from_counts)
+        path,
+        read_options(
+            logits_key,
+            probs_key,
+            labels_key,
+            input_kind,
+            labels_from_counts,
+            parse_confidence=parse_confidence,
+            length_normalize=length_normalize,
+        ),
     )
     grouped = None
     if columns:

@@ -402,8 +402,11 @@ def run_gate(
     paired: bool = True,
     baseline_name: str | None = None,
     notes: tuple[str, ...] = (),
+    source: str | None = None,
 ) -> Verdict:
-    """All configured checks of ``candidate``; see the module docstring."""
+    """All configured checks of ``candidate``; see the module docstring. ``source`` names the
+    candidate's input in the error about a metric its rows cannot give (an
+    :class:`~calibkit.errors.InputError` then, else a usage error)."""
     if config.empty:
         raise UsageError(
             "nothing to check: give a limit ("
@@ -423,10 +426,11 @@ def run_gate(
     wanted = {*config.max_values, *config.min_values, *config.max_increase}
     unknown = sorted(m for m in wanted if math.isnan(values[m]))
     if unknown:
-        raise UsageError(
+        problem = (
             f"cannot check {unknown[0]}: it needs logits or probabilities, and the predictions "
             "hold only confidences and correctness"
         )
+        raise UsageError(problem) if source is None else InputError(source, problem)
     checks = absolute_checks(values, config)
     notes = tuple(notes)
     if baseline is not None:

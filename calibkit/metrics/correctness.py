@@ -71,7 +71,7 @@ depends on the row order (and with no ties it is the plain cumulative count).
 Recalibrated ECE. ``x = logit(clip(c, 1e-12, 1 - 1e-12))`` (the clip of HELM / Kumar's
 ``get_platt_scaler``).
 
-``platt_ece_10_bin``, ``platt_ece_1_bin`` (cross-fitted)
+``platt_ece_10_bin_cv``, ``platt_ece_1_bin_cv`` (cross-fitted; calibkit's, not in HELM)
     Platt scaling ``sigmoid(a x + b)``, ``(a, b)`` the unregularised maximum-likelihood logistic
     regression of ``y`` on ``x`` (:func:`fit_platt`, Newton's method), **cross-fitted**: the
     rows are split into ``folds`` folds (10 by default) by
@@ -79,16 +79,16 @@ Recalibrated ECE. ``x = logit(clip(c, 1e-12, 1 - 1e-12))`` (the clip of HELM / K
     scored by the map fitted on the other folds, and ``ece_10_bin`` / ``ece_1_bin`` are taken
     over every row's held-out score. ``None`` with a reason when a fold has fewer than 2 rows or
     a training set is all correct or all wrong.
-``ts_ece_10_bin`` (cross-fitted)
+``ts_ece_10_bin_cv`` (cross-fitted)
     The same with temperature scaling: for K-way logits or probabilities calibkit's
     :func:`~calibkit.calibrators.temperature.fit_temperature` on the training folds applied to
     the held-out fold (computed by :func:`calibkit.stats.selective.selective_metrics`); for
     confidence rows the binary temperature ``sigmoid(x / T)`` (:func:`fit_binary_temperature`).
-``platt_ece_10_bin_in_sample``, ``platt_ece_1_bin_in_sample``, ``platt_coef_in_sample``,
-``platt_intercept_in_sample``
-    HELM's own numbers (``platt_ece_10_bin``, ... in HELM): Platt fitted and evaluated on the
-    same rows, optimistic. When every row is correct or every row is wrong HELM stores 0.0;
-    here they are ``None`` with that reason.
+``platt_ece_10_bin``, ``platt_ece_1_bin``, ``platt_coef``, ``platt_intercept`` (HELM)
+    HELM's numbers under HELM's names: Platt fitted and evaluated on the same rows (in-sample,
+    optimistic), so a join of HELM's and calibkit's outputs by key compares the same quantity.
+    When every row is correct or every row is wrong HELM stores 0.0; here they are ``None``
+    with that reason. The cross-fitted values carry the ``_cv`` suffix.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,7 @@ __all__ = [
     "oracle_curve",
     "platt_map",
     "risk_coverage",
+    "target_rows",
 ]
 
 #: Coverages of ``accuracy_at_coverage`` unless others are asked.
@@ -367,12 +369,20 @@ def oracle_curve(correct: ArrayLike) -> RiskCoverage:
 @dataclass(frozen=True)
 class CoverageAccuracy:
     """Accuracy at an asked coverage (module docstring): ``target`` asked, ``coverage`` used
-    (a whole tie group more when the target falls inside one), ``rows`` answered."""
+    (a whole tie group more when the target falls inside one), ``rows`` answered;
+    ``target_rows`` is ``k* = ceil(target N)``, exact (so ``rows > target_rows`` only when a
+    tie group was taken whole: :attr:`whole_tie_group`)."""
 
     target: float
     coverage: float
     rows: int
     accuracy: float
+    target_rows: int = 0
+
+    @property
+    def whole_tie_group(self) -> bool:
+        """Whether more rows than ``ceil(target N)`` were taken (the target row is tied)."""
+        return self.rows > self.target_rows
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -393,11 +403,23 @@ def check_coverages(coverages: Sequence[float]) -> tuple[float, ...]:
     return out
 
 
+def target_rows(q: float, n: int) -> int:
+    """``k* = ceil(q n)``, at least 1, in exact arithmetic on the coverage as written (its
+    shortest decimal form: 0.1 is 1/10, not the binary float just above it).
+
+    >>> target_rows(0.1, 1065), target_rows(0.1, 1000), target_rows(0.07, 100)
+    (107, 100, 7)
+    """
+    return max(1, math.ceil(Fraction(repr(float(q))) * n))
+
+
 def _accuracy_at(curve: RiskCoverage, q: float) -> CoverageAccuracy:
-    target = max(1, math.ceil(round(q * curve.n, 9)))
+    target = target_rows(q, curve.n)
     g = int(np.searchsorted(curve.rows, target, side="left"))
     rows = int(curve.rows[g])
-    return CoverageAccuracy(q, rows / curve.n, rows, 1.0 - float(curve.errors[g]) / rows)
+    return CoverageAccuracy(
+        q, rows / curve.n, rows, 1.0 - float(curve.errors[g]) / rows, target_rows=target
+    )
 
 
 # --- Platt and binary temperature --------------------------------------------------------------
@@ -558,14 +580,14 @@ class CorrectnessMetrics:
     accuracy_at_coverage: tuple[CoverageAccuracy, ...]
     folds: int
     seed: int
+    platt_ece_10_bin_cv: float | None
+    platt_ece_1_bin_cv: float | None
+    ts_ece_10_bin_cv: float | None
+    ts_method: str
     platt_ece_10_bin: float | None
     platt_ece_1_bin: float | None
-    ts_ece_10_bin: float | None
-    ts_method: str
-    platt_ece_10_bin_in_sample: float | None
-    platt_ece_1_bin_in_sample: float | None
-    platt_coef_in_sample: float | None
-    platt_intercept_in_sample: float | None
+    platt_coef: float | None
+    platt_intercept: float | None
     curve: RiskCoverage
     oracle: RiskCoverage
     fractional: bool = False
@@ -608,14 +630,14 @@ class CorrectnessMetrics:
             "accuracy_at_coverage": [a.to_dict() for a in self.accuracy_at_coverage],
             "folds": self.folds,
             "seed": self.seed,
+            "platt_ece_10_bin_cv": _num(self.platt_ece_10_bin_cv),
+            "platt_ece_1_bin_cv": _num(self.platt_ece_1_bin_cv),
+            "ts_ece_10_bin_cv": _num(self.ts_ece_10_bin_cv),
+            "ts_method": self.ts_method,
             "platt_ece_10_bin": _num(self.platt_ece_10_bin),
             "platt_ece_1_bin": _num(self.platt_ece_1_bin),
-            "ts_ece_10_bin": _num(self.ts_ece_10_bin),
-            "ts_method": self.ts_method,
-            "platt_ece_10_bin_in_sample": _num(self.platt_ece_10_bin_in_sample),
-            "platt_ece_1_bin_in_sample": _num(self.platt_ece_1_bin_in_sample),
-            "platt_coef_in_sample": _num(self.platt_coef_in_sample),
-            "platt_intercept_in_sample": _num(self.platt_intercept_in_sample),
+            "platt_coef": _num(self.platt_coef),
+            "platt_intercept": _num(self.platt_intercept),
             "fractional_correctness": self.fractional,
             "warnings": [self.collapse_warning] if self.collapse_warning else [],
             "reasons": dict(self.reasons),
@@ -731,15 +753,15 @@ def correctness_metrics(
     if ts_confidence is not None:
         ts10 = helm_ece(ts_confidence, y, 10)
     elif ts_reason is not None:
-        reasons["ts_ece_10_bin"] = ts_reason
+        reasons["ts_ece_10_bin_cv"] = ts_reason
     elif fold_reason is not None:
-        reasons["ts_ece_10_bin"] = fold_reason
+        reasons["ts_ece_10_bin_cv"] = fold_reason
     if "platt" in reasons:
-        reasons["platt_ece_10_bin"] = reasons["platt_ece_1_bin"] = reasons.pop("platt")
+        reasons["platt_ece_10_bin_cv"] = reasons["platt_ece_1_bin_cv"] = reasons.pop("platt")
     if "platt_in_sample" in reasons:
         why_in = reasons.pop("platt_in_sample")
         for key in ("ece_10_bin", "ece_1_bin", "coef", "intercept"):
-            reasons[f"platt_{key}_in_sample"] = why_in
+            reasons[f"platt_{key}"] = why_in
 
     return CorrectnessMetrics(
         n=n,
@@ -767,14 +789,14 @@ def correctness_metrics(
         accuracy_at_coverage=tuple(_accuracy_at(curve, q) for q in qs),
         folds=int(folds),
         seed=int(seed),
-        platt_ece_10_bin=platt10,
-        platt_ece_1_bin=platt1,
-        ts_ece_10_bin=ts10,
+        platt_ece_10_bin_cv=platt10,
+        platt_ece_1_bin_cv=platt1,
+        ts_ece_10_bin_cv=ts10,
         ts_method=ts_method,
-        platt_ece_10_bin_in_sample=platt_in[0],
-        platt_ece_1_bin_in_sample=platt_in[1],
-        platt_coef_in_sample=platt_in[2],
-        platt_intercept_in_sample=platt_in[3],
+        platt_ece_10_bin=platt_in[0],
+        platt_ece_1_bin=platt_in[1],
+        platt_coef=platt_in[2],
+        platt_intercept=platt_in[3],
         curve=curve,
         oracle=best,
         fractional=fractional,

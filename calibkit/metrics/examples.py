@@ -77,6 +77,10 @@ class ExampleStats:
     floored
         For probability inputs: whether the row's ``log_prob`` reads an exact 0 probability as
         :func:`prob_floor` (so its NLL term is a lower bound); ``None`` for other inputs.
+    correctness
+        For confidence rows: each row's correctness in [0, 1] (fractional, e.g. the share of
+        annotators who agree), whose mean is the accuracy; ``correct`` is then ``correctness ==
+        1``. ``None`` for other inputs (the correctness is ``correct`` as 0.0 / 1.0).
     """
 
     confidence: NDArray[np.float64]
@@ -86,6 +90,14 @@ class ExampleStats:
     brier: NDArray[np.float64]
     saturated: NDArray[np.bool_]
     floored: NDArray[np.bool_] | None = None
+    correctness: NDArray[np.float64] | None = None
+
+    def correct_values(self) -> NDArray[np.float64]:
+        """Each row's correctness as a float64 (fractional for confidence rows): the values
+        whose mean is the accuracy."""
+        if self.correctness is not None:
+            return self.correctness
+        return self.correct.astype(np.float64)
 
 
 @overload
@@ -279,15 +291,23 @@ def example_stats(
 
 
 def confidence_stats(confidence: NDArray[Any], correct: NDArray[Any]) -> ExampleStats:
-    """Statistics of confidence-only rows: NLL and Brier are unknown (NaN)."""
+    """Statistics of confidence-only rows: NLL and Brier are unknown (NaN). ``correct`` may be
+    fractional (in [0, 1]): the accuracy is its mean (:attr:`ExampleStats.correctness`), never a
+    count of rows above a threshold.
+
+    >>> s = confidence_stats(np.array([0.5, 0.9, 0.7]), np.array([1.0, 0.5, 0.0]))
+    >>> float(s.correct_values().mean()), s.correct.tolist()
+    (0.5, [True, False, False])
+    """
     conf = np.asarray(confidence, dtype=np.float64)
     hit = np.asarray(correct, dtype=np.float64)
     unknown = np.full(conf.shape, np.nan)
     return ExampleStats(
         confidence=conf,
         outcome=hit,
-        correct=hit >= 0.5,
+        correct=hit == 1.0,
         log_prob=unknown,
         brier=unknown.copy(),
         saturated=conf == 1.0,
+        correctness=hit,
     )

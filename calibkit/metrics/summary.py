@@ -273,6 +273,12 @@ class MetricAccumulator(SumsAccumulator):
                     )
         table = self.bin_table()
         n = self.n
+        accuracy = self.n_correct / n
+        if self.kind == "confidence":
+            # the mean of the (possibly fractional) correctness: for confidence rows the outcome
+            # summed into the bins is the correctness itself; a sum of 0/1 values is exact, so
+            # integer-valued inputs give the same float as the count
+            accuracy = float(table.sum_outcome.sum()) / n
         missing = tuple(int(k) for k in np.flatnonzero(self.class_mass == 0))
         return CalibrationSummary(
             n=n,
@@ -280,7 +286,7 @@ class MetricAccumulator(SumsAccumulator):
             n_bins=self.n_bins,
             binning=self.binning,
             binary_mode=self.binary_mode if binary else None,
-            accuracy=self.n_correct / n,
+            accuracy=accuracy,
             ece=table.ece(),
             mce=table.mce(),
             rmsce=table.rmsce(),
@@ -499,8 +505,11 @@ def collect_example_stats(
     fields = {
         f: np.concatenate([getattr(p, f) for p in parts])
         for f in ExampleStats.__dataclass_fields__
-        if f != "floored"
+        if f not in ("floored", "correctness")
     }
+    correctness = None
+    if all(p.correctness is not None for p in parts):
+        correctness = np.concatenate([p.correctness for p in parts if p.correctness is not None])
     floored = None
     if all(p.floored is not None for p in parts):
         floored = np.concatenate([p.floored for p in parts if p.floored is not None])
@@ -510,4 +519,4 @@ def collect_example_stats(
                 UserWarning,
                 stacklevel=2,
             )
-    return ExampleStats(**fields, floored=floored)
+    return ExampleStats(**fields, floored=floored, correctness=correctness)

@@ -8,11 +8,14 @@ rows (:mod:`calibkit.metrics.correctness`), with a dot at the end of each tie gr
 are few; for reference the **oracle** curve (the best possible order: every correct row first;
 dashed black) and the **random** order (a flat line at the overall error rate; dotted grey).
 The legend, under the panel, gives each curve's AURC (mean-over-k convention). The asked coverages
-(``accuracy_at_coverage``) are marked on the model's curve at the coverage actually used.
+(``accuracy_at_coverage``) are marked on the model's curve at the coverage actually used, each
+label at the nearest place that covers no curve and no other label (with a leader line when it
+had to move away); "(tie group: ...)" only when a tie group was taken whole.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -64,22 +67,13 @@ def plot_risk_coverage(m: CorrectnessMetrics, *, name: str | None = None) -> Any
         lw=1.2,
         label=f"random order  (AURC {m.aurc_random:.4f})",
     )
+    marks = []
     for a in m.accuracy_at_coverage:
         ax.plot(
             [a.coverage], [1.0 - a.accuracy], "D", color=color, ms=5, mec="white", mew=0.8, zorder=4
         )
-        used = "" if a.coverage == a.target else f" (tie group: {a.coverage:.0%})"
-        right = a.coverage > 0.4  # the curve rises to the right: write on its left
-        ax.annotate(
-            f"{a.target:.0%}{used}: acc {a.accuracy:.3f}",
-            (a.coverage, 1.0 - a.accuracy),
-            textcoords="offset points",
-            xytext=(-6, 10) if right else (6, 10),
-            ha="right" if right else "left",
-            fontsize=8,
-            color="0.25",
-            bbox={"fc": "white", "ec": "none", "alpha": 0.6, "pad": 1},
-        )
+        used = f" (tie group: {a.coverage:.0%})" if a.whole_tie_group else ""
+        marks.append((f"{a.target:.0%}{used}: acc {a.accuracy:.3f}", a.coverage, 1.0 - a.accuracy))
     top = min(1.0, max(float(np.nanmax(y)), m.aurc_random, 1e-3) * 1.1)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.02 * top, top)
@@ -89,4 +83,81 @@ def plot_risk_coverage(m: CorrectnessMetrics, *, name: str | None = None) -> Any
     ax.grid(True, color="0.9", lw=0.6)
     # under the panel, where it covers no curve
     fig.legend(loc="outside lower center", ncols=1, fontsize=9, frameon=False)
+    _label_marks(fig, ax, marks, [(x, y), (ox, oy), (np.array([0.0, 1.0]), [m.aurc_random] * 2)])
     return fig
+
+
+#: Offsets (points) tried for a coverage label, nearest first (above left first at each
+#: distance); beyond the first ring a leader line joins the label to its marker.
+_OFFSETS = tuple(
+    (round(r * math.cos(t), 1), round(r * math.sin(t), 1))
+    for r in (12, 20, 30, 45, 60, 80, 100, 130, 160, 200, 240)
+    for t in (math.radians(a) for a in (120, 60, -60, -120, 150, 30, -30, -150, 90, -90, 180, 0))
+)
+
+
+def _box(text_w: float, text_h: float, at: Any, dx: float, dy: float, scale: float) -> Any:
+    """The display box of a label ``(dx, dy)`` points from ``at``, aligned away from it."""
+    from matplotlib.transforms import Bbox
+
+    x = at[0] + dx * scale - (text_w if dx < 0 else 0.0 if dx > 0 else text_w / 2)
+    y = at[1] + dy * scale - (0.0 if dy > 0 else text_h if dy < 0 else text_h / 2)
+    return Bbox.from_bounds(x, y, text_w, text_h)
+
+
+def _label_marks(
+    fig: Any, ax: Any, marks: list[tuple[str, float, float]], lines: list[Any]
+) -> None:
+    """Write each coverage label where it covers none of the drawn lines, no marker, no earlier
+    label, and stays inside the panel: the nearest free place of :data:`_OFFSETS` (else the one
+    covering the fewest line points), measured on the laid-out figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # type: ignore[no-untyped-call]
+    fig.draw_without_rendering()
+    grid = np.linspace(0.0, 1.0, 4001)
+    pts = [
+        np.column_stack([grid, np.interp(grid, np.asarray(lx), np.asarray(ly))]) for lx, ly in lines
+    ]
+    pts += [np.column_stack([np.asarray(lx), np.asarray(ly)]) for lx, ly in lines]
+    pts.append(np.array([(cx, cy) for _, cx, cy in marks]).reshape(-1, 2))
+    shown = ax.transData.transform(np.concatenate(pts))
+    frame = ax.get_window_extent(renderer)
+    scale = fig.dpi / 72.0
+    style = {
+        "fontsize": 8,
+        "color": "0.25",
+        "bbox": {"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1},
+        "zorder": 5,
+    }
+    placed: list[Any] = []
+    for text, cx, cy in marks:
+        probe = ax.annotate(text, (cx, cy), **style)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = extent.width * 1.06, extent.height * 1.2
+        at = ax.transData.transform((cx, cy))
+        best: tuple[int, float, float] | None = None
+        for dx, dy in _OFFSETS:
+            box = _box(w, h, at, dx, dy, scale)
+            inside = frame.contains(box.x0, box.y0) and frame.contains(box.x1, box.y1)
+            hits = int(box.count_contains(shown)) + 1000 * sum(box.overlaps(b) for b in placed)
+            hits += 0 if inside else 100_000
+            if best is None or hits < best[0]:
+                best = (hits, dx, dy)
+            if hits == 0:
+                break
+        assert best is not None
+        _, dx, dy = best
+        far = math.hypot(dx, dy) > 13
+        ax.annotate(
+            text,
+            (cx, cy),
+            textcoords="offset points",
+            xytext=(dx, dy),
+            ha="right" if dx < 0 else "left" if dx > 0 else "center",
+            va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+            arrowprops={"arrowstyle": "-", "color": "0.55", "lw": 0.6} if far else None,
+            **style,
+        )
+        placed.append(_box(w, h, at, dx, dy, scale))

@@ -30,6 +30,12 @@ def _num(x: float | None, digits: int = 4) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _value(c: Check) -> str:
+    """The check's value; ``-`` for a skipped group (too few rows: not measured), as the JSON's
+    ``null``."""
+    return "-" if c.skipped else _num(c.value)
+
+
 def _limit(c: Check) -> str:
     if c.kind == "max":
         return f"<= {c.limit:g}"
@@ -88,7 +94,7 @@ def verdict_table(v: Verdict) -> Group:
         t.add_row(
             Text(c.name),  # not markup: a group's name has brackets, [task=a]
             *n,
-            _num(c.value),
+            _value(c),
             _limit(c),
             "-" if c.delta is None else f"{c.delta:+.4f}",
             _ci(c),
@@ -116,7 +122,7 @@ def verdict_markdown(v: Verdict) -> str:
         "|---|---:|---:|---:|---:|---:|---|\n"
     )
     rows = "".join(
-        f"| `{c.name}` | {_num(c.value)} | {_limit(c)} | "
+        f"| `{c.name}` | {_value(c)} | {_limit(c)} | "
         f"{'-' if c.delta is None else f'{c.delta:+.4f}'} | {_ci(c)} | "
         f"{'-' if c.p_value is None else f'{c.p_value:.4f}'} | "
         f"{'⏭ skip' if c.skipped else '✅ pass' if c.passed else '❌ **FAIL**'} |\n"

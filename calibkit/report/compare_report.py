@@ -96,8 +96,11 @@ def _cells(comp: Comparison, bold: tuple[str, str]) -> list[list[str]]:
     first = _first_calibrated(cols)
     symbols = _method(comp).symbols
     best = {(metric, cal): comp.best(metric, ts=cal) for _, metric, cal in cols}
-    filled = {
-        (metric, cal): sum((m.calibrated if cal else m.summary) is not None for m in comp.models)
+    filled = {  # how many models have a value (not a missing cell, not NaN)
+        (metric, cal): sum(
+            s is not None and not math.isnan(metric_table.get(metric).summary_value(s))
+            for s in ((m.calibrated if cal else m.summary) for m in comp.models)
+        )
         for _, metric, cal in cols
     }
     rows = []

@@ -39,20 +39,21 @@ def selective_renderable(m: CorrectnessMetrics) -> Group:
             "platt_ece_10_bin",
             "platt_ece_10_bin",
             m.platt_ece_10_bin,
-            f"after Platt scaling, cross-fitted ({m.folds} folds, seed {m.seed})",
+            "HELM: Platt fitted and scored on the same rows (in-sample)",
         ),
-        ("platt_ece_1_bin", "platt_ece_1_bin", m.platt_ece_1_bin, "the same, 1 bin"),
+        ("platt_ece_1_bin", "platt_ece_1_bin", m.platt_ece_1_bin, "HELM: the same, 1 bin"),
         (
-            "ts_ece_10_bin",
-            "ts_ece_10_bin",
-            m.ts_ece_10_bin,
-            f"after temperature scaling ({m.ts_method}), cross-fitted",
+            "platt_ece_10_bin_cv",
+            "platt_ece_10_bin_cv",
+            m.platt_ece_10_bin_cv,
+            f"Platt scaling, cross-fitted ({m.folds} folds, seed {m.seed}): not HELM's",
         ),
+        ("platt_ece_1_bin_cv", "platt_ece_1_bin_cv", m.platt_ece_1_bin_cv, "the same, 1 bin"),
         (
-            "platt_ece_10_bin (in-sample)",
-            "platt_ece_10_bin_in_sample",
-            m.platt_ece_10_bin_in_sample,
-            "HELM's: Platt fitted and scored on the same rows",
+            "ts_ece_10_bin_cv",
+            "ts_ece_10_bin_cv",
+            m.ts_ece_10_bin_cv,
+            f"temperature scaling ({m.ts_method}), cross-fitted ({m.folds} folds)",
         ),
     ]
     t.add_row("N", str(m.n), "rows")
@@ -72,7 +73,7 @@ def selective_renderable(m: CorrectnessMetrics) -> Group:
         "selective_acc@10", fmt(m.selective_acc_at_10), "HELM: accuracy of the int(0.1 N)+1 top"
     )
     for a in m.accuracy_at_coverage:
-        used = "" if a.coverage == a.target else f", {a.coverage:.1%} used (whole tie group)"
+        used = f", {a.coverage:.1%} used (whole tie group)" if a.whole_tie_group else ""
         s.add_row(
             f"accuracy @ {a.target:.0%}", fmt(a.accuracy), f"the {a.rows} most confident{used}"
         )
@@ -95,8 +96,8 @@ def grouped_table(r: GroupedSelective) -> Table:
         "ece_1_bin",
         "AURC",
         "AUROC",
-        "platt_ece_10_bin",
-        "ts_ece_10_bin",
+        "platt_ece_10_bin_cv",
+        "ts_ece_10_bin_cv",
     )
     for h in heads:
         t.add_column(h, justify="left" if h == "group" else "right")
@@ -108,8 +109,8 @@ def grouped_table(r: GroupedSelective) -> Table:
             fmt(m.ece_1_bin),
             fmt(m.aurc),
             fmt(m.auroc),
-            fmt(m.platt_ece_10_bin),
-            fmt(m.ts_ece_10_bin),
+            fmt(m.platt_ece_10_bin_cv),
+            fmt(m.ts_ece_10_bin_cv),
         ]
 
     for g in r.groups:
@@ -122,8 +123,8 @@ def grouped_table(r: GroupedSelective) -> Table:
         "ece_1_bin",
         "aurc",
         "auroc_correct",
-        "platt_ece_10_bin",
-        "ts_ece_10_bin",
+        "platt_ece_10_bin_cv",
+        "ts_ece_10_bin_cv",
     )
     t.add_row(
         f"macro (mean of {len(r.groups)} groups)",

@@ -196,22 +196,32 @@ def write_calibrated(
         )
     in_path = Path(source.source)
     out = Path(out)
-    if out.suffix.lower() != in_path.suffix.lower():
+    suffix = in_path.suffix.lower()
+    if not (
+        isinstance(source, ParquetPredictions)
+        or (isinstance(source, Predictions) and suffix in (".npz", ".pt", ".pth"))
+    ):
+        # record inputs (lm-eval samples, confidence rows, top-k logprobs, CSV) and directories
+        # of them: refused before the extension of ``out`` is looked at (a directory has none)
+        what = (
+            "a directory of record files" if in_path.is_dir() else f"{in_path.suffix!r} predictions"
+        )
+        raise UsageError(
+            f"{source.source}: cannot write {what} (.npz, .parquet and .pt files are "
+            "rewritten; record files such as lm-eval samples, .jsonl and .csv, and directories "
+            "of them are read only)"
+        )
+    if out.suffix.lower() != suffix:
         raise UsageError(
             Param("out", str(out)) + f" must have the input's extension {in_path.suffix!r} "
             "(the output keeps the input's format)"
         )
     if isinstance(source, ParquetPredictions):
         _write_parquet(source, scaler, out, chunk_rows, probs_dtype)
-    elif isinstance(source, Predictions) and in_path.suffix.lower() == ".npz":
+    elif isinstance(source, Predictions) and suffix == ".npz":
         _write_npz(source, scaler, out, chunk_rows, probs_dtype)
-    elif isinstance(source, Predictions) and in_path.suffix.lower() in (".pt", ".pth"):
+    elif isinstance(source, Predictions):
         _write_pt(source, scaler, out, chunk_rows, probs_dtype)
-    else:
-        raise UsageError(
-            f"{source.source}: cannot write {in_path.suffix!r} predictions (.npz, .parquet and "
-            ".pt files are rewritten; record files such as .jsonl and .csv are read only)"
-        )
     return out
 
 

@@ -313,7 +313,7 @@ def _block_sums(plan: _Plan, stats: ExampleStats, start: int) -> NDArray[np.floa
             np.ones(n),
             conf,
             stats.outcome,
-            stats.correct.astype(np.float64),
+            stats.correct_values(),
             -stats.log_prob,
             stats.brier,
         ],
@@ -464,11 +464,12 @@ def _stats_pieces(
 ) -> Iterator[tuple[int, ExampleStats]]:
     n = int(stats.confidence.size)
     step = chunk_rows or _STATS_CHUNK
-    fields = [f for f in ExampleStats.__dataclass_fields__ if f != "floored"]
     for lo in range(0, n, step):
-        part = {f: getattr(stats, f)[lo : lo + step] for f in fields}
-        floored = None if stats.floored is None else stats.floored[lo : lo + step]
-        yield lo, ExampleStats(**part, floored=floored)
+        part: dict[str, Any] = {
+            f: None if (v := getattr(stats, f)) is None else v[lo : lo + step]
+            for f in ExampleStats.__dataclass_fields__
+        }
+        yield lo, ExampleStats(**part)
 
 
 def _piece_rows(item: tuple[int, ExampleStats]) -> int:

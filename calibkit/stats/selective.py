@@ -5,7 +5,7 @@ selective``).
 correctness (:func:`calibkit.metrics.summary.collect_example_stats`: per-row arrays, ``O(N)``
 memory, so a cluster's passes refuse it) and computes
 :func:`calibkit.metrics.correctness.correctness_metrics` of them (every number is defined
-there). For logits and probabilities ``ts_ece_10_bin`` is cross-fitted with calibkit's own
+there). For logits and probabilities ``ts_ece_10_bin_cv`` is cross-fitted with calibkit's own
 temperature scaling: for each fold ``j`` of :class:`~calibkit.sources.folds.FoldView` (the same
 folds as the cross-fitted Platt map), :func:`~calibkit.calibrators.temperature.fit_temperature`
 on the other folds, and the held-out rows' confidences of ``softmax(z / T)`` (a streamed
@@ -184,9 +184,9 @@ MACRO_KEYS: tuple[tuple[str, str], ...] = (
     ("e_aurc", "e_aurc"),
     ("selective_cov_acc_area", "selective_cov_acc_area"),
     ("selective_acc@10", "selective_acc_at_10"),
-    ("platt_ece_10_bin", "platt_ece_10_bin"),
-    ("platt_ece_1_bin", "platt_ece_1_bin"),
-    ("ts_ece_10_bin", "ts_ece_10_bin"),
+    ("platt_ece_10_bin_cv", "platt_ece_10_bin_cv"),
+    ("platt_ece_1_bin_cv", "platt_ece_1_bin_cv"),
+    ("ts_ece_10_bin_cv", "ts_ece_10_bin_cv"),
 )
 
 

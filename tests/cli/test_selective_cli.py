@@ -17,13 +17,13 @@ HELM_KEYS = {
     "max_prob",
     "selective_cov_acc_area",
     "selective_acc@10",
+    "platt_ece_10_bin_cv",
+    "platt_ece_1_bin_cv",
     "platt_ece_10_bin",
     "platt_ece_1_bin",
-    "platt_ece_10_bin_in_sample",
-    "platt_ece_1_bin_in_sample",
-    "platt_coef_in_sample",
-    "platt_intercept_in_sample",
-    "ts_ece_10_bin",
+    "platt_coef",
+    "platt_intercept",
+    "ts_ece_10_bin_cv",
 }
 OWN_KEYS = {
     "n",
@@ -93,7 +93,7 @@ def test_options_reach_the_result(runner: CliRunner, tmp_path: Path) -> None:
 def test_the_table_names_the_metrics(runner: CliRunner, tmp_path: Path) -> None:
     result = invoke(runner, "selective", _logits(tmp_path))
     assert_ok(result)
-    for word in ("ece_10_bin", "platt_ece_10_bin", "AURC", "selective_acc@10", "accuracy @ 50%"):
+    for word in ("ece_10_bin", "platt_ece_10_bin_cv", "AURC", "selective_acc@10", "accuracy @ 50%"):
         assert word in result.stdout
     assert result.stderr == ""
 
@@ -207,8 +207,8 @@ def test_too_few_rows_give_nulls_with_reasons(runner: CliRunner, tmp_path: Path)
         tmp_path / "tiny.npz", confidence=np.array([0.9, 0.8, 0.3]), correct=np.array([1, 0, 1])
     )
     doc = run_json(runner, "selective", pred)
-    assert doc["platt_ece_10_bin"] is None and doc["ts_ece_10_bin"] is None
-    assert "too few rows" in doc["reasons"]["platt_ece_10_bin"]
+    assert doc["platt_ece_10_bin_cv"] is None and doc["ts_ece_10_bin_cv"] is None
+    assert "too few rows" in doc["reasons"]["platt_ece_10_bin_cv"]
     result = invoke(runner, "selective", pred)
     assert_ok(result)
     assert "too few rows" in result.stdout

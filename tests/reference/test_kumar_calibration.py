@@ -1,6 +1,6 @@
 """calibkit's HELM metrics against Kumar's ``uncertainty-calibration`` package (``calibration``:
 what HELM calls for ``ece_10_bin``, ``ece_1_bin``, ``selective_cov_acc_area``,
-``selective_acc@10`` and its in-sample ``platt_ece_10_bin``), on the same inputs.
+``selective_acc@10`` and its in-sample ``platt_ece_10_bin_cv``), on the same inputs.
 
 How they relate (read from calibration/utils.py, version 0.1.4):
 
@@ -97,11 +97,9 @@ def test_in_sample_platt_is_kumars_get_platt_scaler(n: int) -> None:
     m = correctness_metrics(c, y, folds=2)
     calibrator, clf = cal.get_platt_scaler(c, y, get_clf=True)
     kumar = calibrator(c)
-    assert m.platt_ece_10_bin_in_sample == pytest.approx(
-        cal.get_ece_em(kumar, y, num_bins=10), abs=1e-4
-    )
-    assert m.platt_ece_1_bin_in_sample == pytest.approx(cal.get_ece(kumar, y, num_bins=1), abs=1e-4)
-    assert m.platt_coef_in_sample == pytest.approx(float(clf.coef_[0][0]), abs=1e-2)
+    assert m.platt_ece_10_bin == pytest.approx(cal.get_ece_em(kumar, y, num_bins=10), abs=1e-4)
+    assert m.platt_ece_1_bin == pytest.approx(cal.get_ece(kumar, y, num_bins=1), abs=1e-4)
+    assert m.platt_coef == pytest.approx(float(clf.coef_[0][0]), abs=1e-2)
     # the same regression solved to tolerance: 1e-6 on the ECE
     from sklearn.linear_model import LogisticRegression
 
@@ -111,7 +109,5 @@ def test_in_sample_platt_is_kumars_get_platt_scaler(n: int) -> None:
     )
     a, b = float(tight.coef_[0][0]), float(tight.intercept_[0])
     exact = platt_map(c, a, b)
-    assert m.platt_ece_10_bin_in_sample == pytest.approx(
-        cal.get_ece_em(exact, y, num_bins=10), abs=1e-6
-    )
-    assert m.platt_ece_1_bin_in_sample == pytest.approx(cal.get_ece(exact, y, num_bins=1), abs=1e-6)
+    assert m.platt_ece_10_bin == pytest.approx(cal.get_ece_em(exact, y, num_bins=10), abs=1e-6)
+    assert m.platt_ece_1_bin == pytest.approx(cal.get_ece(exact, y, num_bins=1), abs=1e-6)

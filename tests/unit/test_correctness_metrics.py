@@ -214,21 +214,21 @@ def test_cross_fitted_platt_scores_each_row_by_a_map_fitted_without_it() -> None
     for j in range(5):
         a, b = fit_platt(c[fold != j], y[fold != j])
         held[fold == j] = platt_map(c[fold == j], a, b)
-    assert m.platt_ece_10_bin == helm_ece(held, y, 10)
-    assert m.platt_ece_1_bin == helm_ece(held, y, 1)
+    assert m.platt_ece_10_bin_cv == helm_ece(held, y, 10)
+    assert m.platt_ece_1_bin_cv == helm_ece(held, y, 1)
     a, b = fit_platt(c, y)
-    assert m.platt_coef_in_sample == a and m.platt_intercept_in_sample == b
-    assert m.platt_ece_10_bin_in_sample == helm_ece(platt_map(c, a, b), y, 10)
-    assert m.ts_method == "binary" and m.ts_ece_10_bin is not None
+    assert m.platt_coef == a and m.platt_intercept == b
+    assert m.platt_ece_10_bin == helm_ece(platt_map(c, a, b), y, 10)
+    assert m.ts_method == "binary" and m.ts_ece_10_bin_cv is not None
 
 
 def test_too_few_rows_per_fold_is_a_reason_not_a_crash() -> None:
     c, y = _random(12)
     m = correctness_metrics(c, y, folds=10)
-    for key in ("platt_ece_10_bin", "platt_ece_1_bin", "ts_ece_10_bin"):
+    for key in ("platt_ece_10_bin_cv", "platt_ece_1_bin_cv", "ts_ece_10_bin_cv"):
         assert getattr(m, key) is None
         assert "too few rows for 10-fold cross-fitting" in m.reasons[key]
-    assert m.platt_ece_10_bin_in_sample is not None  # in-sample needs no folds
+    assert m.platt_ece_10_bin is not None  # in-sample needs no folds
 
 
 def test_a_training_fold_of_one_class_is_a_reason() -> None:
@@ -236,14 +236,14 @@ def test_a_training_fold_of_one_class_is_a_reason() -> None:
     y[:] = 1
     y[17] = 0  # the fold holding row 17 trains on correct rows only
     m = correctness_metrics(c, y, folds=10)
-    assert m.platt_ece_10_bin is None and "one class only" in m.reasons["platt_ece_10_bin"]
-    assert m.ts_ece_10_bin is None and "one class only" in m.reasons["ts_ece_10_bin"]
+    assert m.platt_ece_10_bin_cv is None and "one class only" in m.reasons["platt_ece_10_bin_cv"]
+    assert m.ts_ece_10_bin_cv is None and "one class only" in m.reasons["ts_ece_10_bin_cv"]
 
 
 def test_in_sample_platt_of_one_class_is_a_reason() -> None:
     m = correctness_metrics([0.9, 0.8, 0.7, 0.6], [1, 1, 1, 1], folds=2)
-    assert m.platt_ece_10_bin_in_sample is None
-    assert "HELM stores 0.0" in m.reasons["platt_ece_10_bin_in_sample"]
+    assert m.platt_ece_10_bin is None
+    assert "HELM stores 0.0" in m.reasons["platt_ece_10_bin"]
 
 
 def test_folds_must_be_at_least_two() -> None:
@@ -264,11 +264,11 @@ def test_to_dict_is_json_with_helms_names() -> None:
         "max_prob",
         "selective_cov_acc_area",
         "selective_acc@10",
+        "platt_ece_10_bin_cv",
+        "platt_ece_1_bin_cv",
+        "ts_ece_10_bin_cv",
         "platt_ece_10_bin",
-        "platt_ece_1_bin",
-        "ts_ece_10_bin",
-        "platt_ece_10_bin_in_sample",
-        "platt_coef_in_sample",
+        "platt_coef",
         "aurc",
         "auroc_correct",
         "accuracy_at_coverage",
@@ -325,7 +325,7 @@ def test_kway_temperature_is_fitted_on_the_training_folds() -> None:
         held[test] = _softmax(z[test] / t).max(axis=1)
     correct = (z.argmax(axis=1) == labels).astype(float)
     assert m.ts_method == "softmax"
-    assert m.ts_ece_10_bin == pytest.approx(helm_ece(held, correct, 10), abs=1e-12)
+    assert m.ts_ece_10_bin_cv == pytest.approx(helm_ece(held, correct, 10), abs=1e-12)
     assert m.ece_10_bin == pytest.approx(helm_ece(_softmax(z).max(axis=1), correct, 10))
 
 
@@ -387,7 +387,7 @@ def test_groups_match_a_pandas_groupby() -> None:
         for key in ("ece_10_bin", "ece_1_bin", "aurc", "auroc", "selective_acc_at_10"):
             assert getattr(g.metrics, key) == pytest.approx(getattr(e, key), abs=1e-12), key
         # the group's Platt folds are those of a file holding only its rows
-        assert g.metrics.platt_ece_10_bin == pytest.approx(e.platt_ece_10_bin, abs=1e-12)
+        assert g.metrics.platt_ece_10_bin_cv == pytest.approx(e.platt_ece_10_bin_cv, abs=1e-12)
     eces = [g.metrics.ece_10_bin for g in r.groups]
     assert eces == sorted(eces, reverse=True)  # the worst first
     assert r.macro["ece_10_bin"] == pytest.approx(np.mean(eces), abs=1e-15)
