@@ -184,7 +184,10 @@ def selective_command(
                 f"{grouped.min_rows} rows (HELM's guideline for a 10-bin ECE), so their numbers "
                 f"are noisy: {_names(small)}"
             )
-    text = dumps(grouped.to_dict() if grouped is not None else m.to_dict())
+    doc = m.to_dict()  # the pooled document, as without --group-by, and the groups beside it
+    if grouped is not None:
+        doc["group_by"] = grouped.to_dict()
+    text = dumps(doc)
     if out is not None:
         from calibkit.io.atomic import atomic_write_text
 

@@ -218,9 +218,13 @@ class GroupedSelective:
         return tuple(g for g in self.groups if g.small)
 
     def to_dict(self) -> dict[str, Any]:
+        # the layout of ``ece --group-by``'s ``group_by`` document (stats/groups.py)
         return {
-            "group_by": list(self.columns),
-            "min_group_rows": self.min_rows,
+            "columns": list(self.columns),
+            "order_by": "ece_10_bin",
+            "min_rows": self.min_rows,
+            "n_groups": len(self.groups),
+            "small_groups": len(self.small_groups),
             "micro": self.micro.to_dict(),
             "macro": dict(self.macro),
             "macro_groups": dict(self.macro_counts),

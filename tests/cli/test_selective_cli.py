@@ -228,8 +228,11 @@ def test_group_by_gives_a_row_per_group_worst_first(runner: CliRunner, tmp_path:
     path = _grouped(tmp_path)
     result = invoke(runner, "selective", path, "--group-by", "task", "--json")
     assert_ok(result)
-    doc = json.loads(result.stdout)
-    assert doc["group_by"] == ["task"]
+    pooled = json.loads(result.stdout)
+    doc = pooled["group_by"]  # the layout of ece --group-by's document
+    assert doc["columns"] == ["task"] and doc["n_groups"] == 2 and doc["small_groups"] == 1
+    assert doc["order_by"] == "ece_10_bin" and doc["min_rows"] == 300
+    assert pooled["ece_10_bin"] == doc["micro"]["ece_10_bin"]
     assert {g["label"] for g in doc["groups"]} == {"task=big", "task=small"}
     eces = [g["ece_10_bin"] for g in doc["groups"]]
     assert eces == sorted(eces, reverse=True)
