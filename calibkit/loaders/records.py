@@ -561,6 +561,18 @@ def _topk_correct(record: Record, token: Any, line: int, source: str) -> float:
     if name is not None:
         return _agreeing(record, name, CORRECT_ALIASES, _correct, line, source)
     gold_name = _field(record, ("target", "answer"))
+    other = _field(record, ("answer",))
+    if (
+        gold_name is not None
+        and other is not None
+        and other != gold_name
+        and str(record[gold_name]).strip() != str(record[other]).strip()
+    ):
+        raise InputError(
+            source,
+            f"line {line}: {gold_name} {_shown(record[gold_name])} and {other} "
+            f"{_shown(record[other])} disagree; keep one of the two fields",
+        )
     if gold_name is None:
         raise InputError(
             source,
@@ -775,12 +787,22 @@ _GENERATION = (
 )
 
 
-def _generated(resp: Any) -> bool:
-    """Whether a response is a generation task's text (``"4"``, ``["4"]``; a number written as
-    text too): a multiple-choice response is a ``[log-likelihood, is_greedy]`` pair."""
+def _generated(resp: Any, record: Record) -> bool:
+    """Whether a response is a generation task's text (``"The answer is 4"``; ``"4"`` too when
+    the request holds generation arguments, ``{"until": ...}``, unlike a loglikelihood_rolling
+    task's one log-likelihood): a multiple-choice response is a ``[ll, is_greedy]`` pair."""
     while isinstance(resp, list) and len(resp) == 1:
         resp = resp[0]
-    return isinstance(resp, str)
+    if not isinstance(resp, str):
+        return False
+    args = record.get("arguments")
+    first: Any = None
+    if isinstance(args, Mapping):
+        entry = args.get("gen_args_0")
+        first = entry.get("arg_1") if isinstance(entry, Mapping) else None
+    elif isinstance(args, list) and args and isinstance(args[0], list) and len(args[0]) == 2:
+        first = args[0][1]
+    return _number(resp) is None or isinstance(first, Mapping)
 
 
 def _mutual_info_layout(args: list[tuple[str, str]]) -> bool:
@@ -812,7 +834,7 @@ def _lm_eval_record(
         pair = _pair(resp)
         value = None if pair is None else _number(pair[0])
         if value is None:
-            if _generated(resp):
+            if _generated(resp, record):
                 raise InputError(source, f"line {line}: {key} {_GENERATION}")
             if pair is None:
                 raise InputError(
@@ -839,6 +861,12 @@ def _lm_eval_record(
     if args is not None and _mutual_info_layout(args):  # acc_mutual_info: + K unconditional
         k //= 2
         lls, args = lls[:k], args[:k]
+    elif "acc_mutual_info" in record or "acc_mutual_info" in (record.get("metrics") or ()):
+        raise InputError(
+            source,
+            f"line {line}: an acc_mutual_info record whose {k} requests are not K conditional "
+            "ones then the same K with an empty context: cannot tell its choices",
+        )
     if k < 2:
         raise InputError(
             source,
@@ -880,7 +908,7 @@ def _lm_eval(
             for line, record in records:  # a generation task's filters are not the problem
                 field = "filtered_resps" if "filtered_resps" in record else "resps"
                 resps = record.get(field)
-                if isinstance(resps, list) and resps and _generated(resps[0]):
+                if isinstance(resps, list) and resps and _generated(resps[0], record):
                     raise InputError(name, f"line {line}: {field} {_GENERATION}")
             raise InputError(
                 name,

@@ -57,7 +57,7 @@ GOOD = [mc(0, [-1.0, -2.0], "0"), mc(1, [-3.0, -1.0, -2.5], "1")]
         (
             [{**mc(0, [-1.0, -2.0], "0"), "filtered_resps": ["42"], "resps": [["42"]]}],
             "",
-            "line 1: filtered_resps holds generated text",  # a number as text too (#18 review)
+            "line 1: filtered_resps[0] is",
         ),
         (
             [{**mc(0, [-1.0, -2.0], "0"), "filtered_resps": ["It is 42"], "resps": [["It is 42"]]}],

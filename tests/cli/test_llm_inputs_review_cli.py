@@ -33,6 +33,13 @@ def write(path: Path, records: list[Any]) -> Path:
     return path
 
 
+GEN = {
+    "arguments": {"gen_args_0": {"arg_0": "Q: 2+2?\nA:", "arg_1": {"until": ["Q:"]}}},
+    "resps": [["The answer is 4"]],
+    "filtered_resps": ["4"],
+}
+
+
 def nll_of(rows: list[tuple[list[float], int]]) -> float:
     total = 0.0
     for lls, y in rows:
@@ -74,9 +81,9 @@ def test_acc_mutual_info_as_lm_eval_writes_it(runner: Any, tmp_path: Path) -> No
             "line 1: confidence 0.5 and conf 0.2 disagree; keep one of the two fields",
         ),
         (
-            [
-                {**mc(0, [0.0], "4", ["x"]), "filtered_resps": ["4"], "filter": "strict-match"},
-                {**mc(0, [0.0], "4", ["x"]), "filtered_resps": ["4"], "filter": "flexible"},
+            [  # gsm8k-like: generation arguments, two filters, an answer that is a number
+                {**mc(0, [0.0], "4", ["x"]), **GEN, "filter": "strict-match"},
+                {**mc(0, [0.0], "4", ["x"]), **GEN, "filter": "flexible-extract"},
             ],
             "line 1: filtered_resps holds generated text, not [log-likelihood, is_greedy] pairs",
         ),

@@ -87,8 +87,19 @@ def test_two_halves_that_are_not_unconditional_stay_2k_choices(tmp_path: Path) -
     # an empty context but other continuations: not the same choices either
     rec2 = mutual(0, [-1.0, -2.0], [-3.0, -4.0], "0", ["a", "b"], "")
     rec2["arguments"]["gen_args_3"]["arg_1"] = "c"
+    rec2["metrics"] = ["acc"]
     p2 = read_predictions(write(tmp_path / "t.jsonl", [rec2]))
     assert p2.n_classes == 4  # type: ignore[attr-defined]
+
+
+def test_acc_mutual_info_record_of_another_layout_is_refused(tmp_path: Path) -> None:
+    # the record says acc_mutual_info, but its second half has a context: not K + K
+    rec = mc(0, [-1.0, -2.0, -3.0, -4.0], "0", ["a", "b", "a", "b"])
+    rec["metrics"] = ["acc", "acc_mutual_info"]
+    assert error_of(write(tmp_path / "s.jsonl", [rec])) == (
+        "line 1: an acc_mutual_info record whose 4 requests are not K conditional ones then "
+        "the same K with an empty context: cannot tell its choices"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,6 +169,20 @@ def test_top_k_correct_aliases_must_agree(tmp_path: Path) -> None:
     )
 
 
+def test_top_k_target_and_answer_must_agree(tmp_path: Path) -> None:
+    rec = {
+        "logprobs": {"content": [{"token": "A", "logprob": -0.1, "top_logprobs": []}]},
+        "target": "A",
+        "answer": "B",
+    }
+    assert error_of(write(tmp_path / "k.jsonl", [rec])) == (
+        "line 1: target 'A' and answer 'B' disagree; keep one of the two fields"
+    )
+    same = {**rec, "answer": " A"}
+    p = read_predictions(write(tmp_path / "k2.jsonl", [same]))
+    assert p.correct.tolist() == [1.0]  # type: ignore[attr-defined]
+
+
 # --------------------------------------------------------------------------------------------
 # 4. out-of-range confidence text
 
@@ -217,6 +242,21 @@ def test_generation_task_with_two_filters_is_called_a_generation_task(tmp_path: 
 def test_generated_number_is_called_a_generation_task(tmp_path: Path, answer: str) -> None:
     path = write(tmp_path / "samples_gsm8k_2024-01-01T00-00-00.jsonl", [gen(0, answer, "x")])
     assert error_of(path) == f"line 1: filtered_resps {GENERATION}"
+
+
+def test_rolling_log_likelihood_is_not_called_a_generation_task(tmp_path: Path) -> None:
+    rec = {
+        "doc_id": 0,
+        "doc": {"page": "x"},
+        "target": "x",
+        "arguments": {"gen_args_0": {"arg_0": "some text"}},
+        "resps": [["-123.4"]],
+        "filtered_resps": ["-123.4"],
+        "filter": "none",
+        "metrics": ["word_perplexity"],
+    }
+    msg = error_of(write(tmp_path / "s.jsonl", [rec]))
+    assert msg.startswith("line 1: filtered_resps[0] is '-123.4', not a [log-likelihood"), msg
 
 
 def test_multiple_choice_with_two_filters_still_names_the_filters(tmp_path: Path) -> None:
