@@ -418,13 +418,14 @@ def _agreeing(
     source: str,
 ) -> float:
     """``read(record[name])``, refused when another alias of the field (any case) holds a
-    different value: which one is meant cannot be told."""
+    different value (null or empty aside): which one is meant cannot be told."""
     value = float(read(record[name], name, line, source))
     lowered = {a.lower() for a in aliases}
     for other in record:
         if (
             other != name
             and str(other).lower() in lowered
+            and record[other] is not None  # an empty alias says nothing
             and float(read(record[other], str(other), line, source)) != value
         ):
             raise InputError(

@@ -158,6 +158,19 @@ def test_agreeing_aliases_are_read(tmp_path: Path) -> None:
     assert p.correct.tolist() == [1.0, 0.0]  # type: ignore[attr-defined]
 
 
+def test_empty_alias_is_not_a_disagreement(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("confidence,conf,correct,is_correct\n0.5,,1,\n0.25,0.25,0,no\n")
+    p = read_predictions(path)
+    assert p.confidence.tolist() == [0.5, 0.25]  # type: ignore[attr-defined]
+    bad = tmp_path / "d.csv"
+    bad.write_text("confidence,correct,is_correct\n0.5,1,no\n")
+    assert (
+        error_of(bad)
+        == "line 2: correct 1 and is_correct 'no' disagree; keep one of the two fields"
+    )
+
+
 def test_top_k_correct_aliases_must_agree(tmp_path: Path) -> None:
     rec = {
         "logprobs": {"content": [{"token": "A", "logprob": -0.1, "top_logprobs": []}]},
