@@ -22,18 +22,20 @@ lm-evaluation-harness samples (``samples_<task>_<date>.jsonl``, written by ``--l
     log-likelihood by its choice's length in characters, as lm-eval's ``acc_norm`` does (the
     continuation without the target delimiter, one leading space, that ``acc_norm`` does not
     count); ``token`` by a ``token_counts`` list in the record (lm-eval does not write one).
-    ``acc_mutual_info`` records (``2K`` requests, the second ``K`` unconditional, with an empty
-    context) are read from their first ``K``. Several filters in one file, a generation task
-    (text responses) or a one-choice task are refused. A directory (its ``.jsonl`` files and
-    ``samples_*.json`` files) or a glob pattern of samples files is one data set; the column
-    ``task`` names each row's file's task; a generation task's file there is left out, with one
-    warning naming each, unless every file is one (then it is refused).
+    ``acc_mutual_info`` records (``2K`` requests, the second ``K`` unconditional: an empty
+    context and the same continuations, with or without the target delimiter) are read from
+    their first ``K``. A log-likelihood above 0 is refused. Several filters in one file, a
+    generation task (text responses) or a one-choice task are refused. A directory (its
+    ``.jsonl`` files and ``samples_*.json`` files) or a glob pattern of samples files is one
+    data set; the column ``task`` names each row's file's task; a generation task's file there
+    is left out, with one warning naming each, unless every file is one (then it is refused).
 
 Confidence rows (``.jsonl``, ``.csv``)
     A ``confidence`` (or ``confidences``, ``conf``) in ``[0, 1]`` and ``correct`` (or
     ``is_correct``, ``correctness``): ``0``/``1``, a number in ``[0, 1]``, ``true``/``false``
     (JSON booleans, or the words, any case) or ``yes``/``no``. A confidence given as text is
     refused unless ``parse_confidence`` (``--parse-confidence``, :func:`parse_confidence`).
+    Two aliases of one field (``correct`` and ``is_correct``) that disagree are refused.
 
 Top-k log-probabilities (OpenAI chat completions, legacy completions, vLLM)
     ``logprobs`` in the record, or in ``choices[0]``, or in ``response.body.choices[0]`` (an
@@ -46,7 +48,9 @@ Top-k log-probabilities (OpenAI chat completions, legacy completions, vLLM)
     is probability 0, never a log-probability, and an answer whose own log-probability is that
     sentinel is refused (its confidence is unknown). ``correct`` is the record's ``correct``
     (as above), else whether the answer token, stripped, equals the record's ``target`` or
-    ``answer`` (stripped).
+    ``answer`` (stripped). An answer that is the target only over several generated tokens
+    (``"Par"``, ``"is"`` for ``"Paris"``) is refused: scored on its first token it would count
+    as wrong; multi-token answers are written as confidence rows.
 
 Every problem is one :class:`~calibkit.errors.InputError` naming the file and the line. The
 other scalar fields of the records (nested ones by dotted path, ``doc.subject``) are the
@@ -59,7 +63,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +72,7 @@ import numpy as np
 from calibkit.errors import InputError, Param
 from calibkit.io.paths import SHARD_SUFFIXES, is_pattern, is_samples_file
 from calibkit.loaders.keys import (
+    CONFIDENCE_ALIASES,
     CORRECT_ALIASES,
     LOGIT_ALIASES,
     LOGIT_FAMILIES,
@@ -266,7 +271,7 @@ def read_samples_files(files: Sequence[Path], options: ReadOptions, source: str)
                 f"holds {_LAYOUT_NAMES[layout]}; a directory or pattern of record files is read "
                 "as lm-evaluation-harness samples (samples_<task>_<date>.jsonl) only",
             )
-        if _generated(records[0][1]):
+        if _generation_record(records[0][1]):
             generation.append((path, name, records))
         else:
             parts.append((path, name, records))
@@ -386,19 +391,25 @@ def layout_of(record: Record, source: str, line: int | str, options: ReadOptions
 # values
 
 
-_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
-_PERCENT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
-_NUMBER = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+_FRACTION = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
+_PERCENT = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+)\s*%\s*$")
+_NUMBER = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+_NOT_FINITE = re.compile(r"^\s*[-+]?(inf|infinity|nan)\s*$", re.IGNORECASE)
 
 
 def parse_confidence(text: str) -> float | None:
     """A confidence written as text: ``"80%"`` / ``"80 %"`` (a percentage), ``"0.8"`` /
     ``".8"`` (a number), ``"8/10"`` (a fraction); ``None`` for anything else. The value is not
-    checked against ``[0, 1]`` here (``"80"`` is 80, never guessed to be a percentage).
+    checked against ``[0, 1]`` here (``"80"`` is 80, never guessed to be a percentage; ``"-0.1"``
+    is -0.1 and ``"inf"`` infinity, for the caller to refuse as out of range or not finite).
 
     >>> [parse_confidence(t) for t in ("80%", "80 %", "0.8", ".8", "8/10", "high", "1/0")]
     [0.8, 0.8, 0.8, 0.8, 0.8, None, None]
+    >>> [parse_confidence(t) for t in ("-0.1", "inf")]
+    [-0.1, inf]
     """
+    if _NOT_FINITE.match(text):
+        return float(text)
     m = _PERCENT.match(text)
     if m:
         return float(m.group(1)) / 100
@@ -433,6 +444,8 @@ def _confidence(value: Any, name: str, line: str, source: str, parse: bool) -> f
                 source,
                 f"{line}: {name} {_shown(value)} is not a number, a percentage or a fraction",
             )
+        if not math.isfinite(parsed):
+            raise InputError(source, f"{line}: {name} {_shown(value)} is not finite")
         number = parsed
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(source, f"{line}: {name} {_shown(value)} is not a number")
@@ -476,6 +489,33 @@ def _field(record: Record, aliases: Sequence[str]) -> str | None:
     return next((keys[a.lower()] for a in aliases if a.lower() in keys), None)
 
 
+def _agreeing(
+    record: Record,
+    name: str,
+    aliases: Sequence[str],
+    read: Callable[[Any, str, str, str], float],
+    line: str,
+    source: str,
+) -> float:
+    """``read(record[name])``, refused when another alias of the field (any case) holds a
+    different value (null or empty aside): which one is meant cannot be told."""
+    value = float(read(record[name], name, line, source))
+    lowered = {a.lower() for a in aliases}
+    for other in record:
+        if (
+            other != name
+            and str(other).lower() in lowered
+            and record[other] is not None  # an empty alias says nothing
+            and float(read(record[other], str(other), line, source)) != value
+        ):
+            raise InputError(
+                source,
+                f"{line}: {name} {_shown(record[name])} and {other} "
+                f"{_shown(record[other])} disagree; keep one of the two fields",
+            )
+    return value
+
+
 # --------------------------------------------------------------------------------------------
 # confidence rows
 
@@ -486,12 +526,16 @@ def _confidence_rows(records: Numbered, options: ReadOptions, source: str) -> Lo
     conf_name, hit_name = pair
     conf = np.empty(len(records))
     hit = np.empty(len(records))
+
+    def read_conf(value: Any, name: str, line: str, source: str) -> float:
+        return _confidence(value, name, line, source, options.parse_confidence)
+
     for i, (line, record) in enumerate(records):
         for name in (conf_name, hit_name):
             if name not in record:
                 raise InputError(source, f"{line}: no {name!r} field")
-        conf[i] = _confidence(record[conf_name], conf_name, line, source, options.parse_confidence)
-        hit[i] = _correct(record[hit_name], hit_name, line, source)
+        conf[i] = _agreeing(record, conf_name, CONFIDENCE_ALIASES, read_conf, line, source)
+        hit[i] = _agreeing(record, hit_name, CORRECT_ALIASES, _correct, line, source)
     rows = ConfidenceRows.from_arrays(conf, hit, source=source)
     others = [r for _, r in records]
     columns = {k: v for k, v in columns_of(others).items() if k not in (conf_name, hit_name)}
@@ -594,8 +638,20 @@ def _topk(records: Numbered, source: str) -> Loaded:
 def _topk_correct(record: Record, token: Any, line: str, source: str) -> float:
     name = _field(record, CORRECT_ALIASES)
     if name is not None:
-        return _correct(record[name], name, line, source)
+        return _agreeing(record, name, CORRECT_ALIASES, _correct, line, source)
     gold_name = _field(record, ("target", "answer"))
+    other = _field(record, ("answer",))
+    if (
+        gold_name is not None
+        and other is not None
+        and other != gold_name
+        and str(record[gold_name]).strip() != str(record[other]).strip()
+    ):
+        raise InputError(
+            source,
+            f"{line}: {gold_name} {_shown(record[gold_name])} and {other} "
+            f"{_shown(record[other])} disagree; keep one of the two fields",
+        )
     if gold_name is None:
         raise InputError(
             source,
@@ -607,7 +663,43 @@ def _topk_correct(record: Record, token: Any, line: str, source: str) -> float:
         raise InputError(source, f"{line}: the answer token is not text: {_shown(token)}")
     if gold is None or isinstance(gold, (list, dict)):
         raise InputError(source, f"{line}: {gold_name} {_shown(gold)} is not one answer")
-    return float(token.strip() == str(gold).strip())
+    text = str(gold).strip()
+    if token.strip() != text:
+        _refuse_multi_token(_generated_tokens(record), text, gold_name, line, source)
+    return float(token.strip() == text)
+
+
+def _generated_tokens(record: Record) -> list[str]:
+    """The generated tokens of a top-k record, in order (those that are text)."""
+    lp = _logprobs_of(record)
+    if lp is None:
+        return []
+    content = lp.get("content")
+    tokens: Any = (
+        [e.get("token") for e in content if isinstance(e, Mapping)]
+        if isinstance(content, list)
+        else lp.get("tokens")
+    )
+    return [t for t in tokens if isinstance(t, str)] if isinstance(tokens, list) else []
+
+
+def _refuse_multi_token(
+    tokens: list[str], gold: str, gold_name: str, line: str, source: str
+) -> None:
+    """Refuse an answer that is the target only over several tokens: scored on its first token
+    it would count as wrong, with the first token's probability (module docstring)."""
+    joined = ""
+    for m, token in enumerate(tokens, start=1):
+        joined += token
+        if m > 1 and gold and joined.strip() == gold:
+            shown = ", ".join(_shown(t) for t in tokens[:m])
+            raise InputError(
+                source,
+                f"{line}: the answer spans {m} tokens ({shown}) that make the {gold_name} "
+                f"{_shown(gold)}; calibkit scores the first generated token only, so it would "
+                "count as wrong: write confidence rows (confidence, correct) for multi-token "
+                "answers",
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -802,15 +894,50 @@ def _lengths(
     return lengths
 
 
-def _innermost(resp: Any) -> Any:
-    while isinstance(resp, list) and resp:
+_GENERATION = (
+    "holds generated text, not [log-likelihood, is_greedy] pairs: a generation task has no "
+    "per-choice log-likelihoods to calibrate"
+)
+
+
+def _generated(resp: Any, record: Record) -> bool:
+    """Whether a response is a generation task's text (``"The answer is 4"``; ``"4"`` too when
+    the request holds generation arguments, ``{"until": ...}``, unlike a loglikelihood_rolling
+    task's one log-likelihood): a multiple-choice response is a ``[ll, is_greedy]`` pair."""
+    while isinstance(resp, list) and len(resp) == 1:
         resp = resp[0]
-    return resp
+    if not isinstance(resp, str):
+        return False
+    args = record.get("arguments")
+    first: Any = None
+    if isinstance(args, Mapping):
+        entry = args.get("gen_args_0")
+        first = entry.get("arg_1") if isinstance(entry, Mapping) else None
+    elif isinstance(args, list) and args and isinstance(args[0], list) and len(args[0]) == 2:
+        first = args[0][1]
+    return _number(resp) is None or isinstance(first, Mapping)
 
 
-def _generated(record: Record) -> bool:
+def _mutual_info_layout(args: list[tuple[str, str]]) -> bool:
+    """Whether ``2K`` requests are ``acc_mutual_info``'s: ``K`` conditional ones, then the same
+    ``K`` continuations with an empty context. lm-eval before 0.4.9 writes the unconditional
+    continuations without the target delimiter (``" Paris"``, then ``"Paris"``), later ones
+    with it; the delimiter is whatever prefix the two halves differ by, the same for all ``K``."""
+    k = len(args) // 2
+    if len(args) % 2 or k < 2 or any(c.strip() for c, _ in args[k:]):
+        return False
+    prefixes = set()
+    for (_, cond), (_, uncond) in zip(args[:k], args[k:], strict=True):
+        if not cond.endswith(uncond):
+            return False
+        prefixes.add(cond[: len(cond) - len(uncond)])
+    return len(prefixes) == 1
+
+
+def _generation_record(record: Record) -> bool:
     """Whether the record's responses are generated text (a generation task), as
-    :func:`_lm_eval_record` refuses them."""
+    :func:`_lm_eval_record` refuses them: the first response that is not a
+    ``[log-likelihood, is_greedy]`` pair decides."""
     key = "filtered_resps" if "filtered_resps" in record else "resps"
     resps = record.get(key)
     if not isinstance(resps, list) or not resps:
@@ -818,8 +945,7 @@ def _generated(record: Record) -> bool:
     for resp in resps:
         pair = _pair(resp)
         if pair is None or _number(pair[0]) is None:
-            inner = _innermost(resp)
-            return isinstance(inner, str) and _number(inner) is None
+            return _generated(resp, record)
     return False
 
 
@@ -836,13 +962,8 @@ def _lm_eval_record(
         pair = _pair(resp)
         value = None if pair is None else _number(pair[0])
         if value is None:
-            inner = _innermost(resp)
-            if isinstance(inner, str) and _number(inner) is None:
-                raise InputError(
-                    source,
-                    f"{line}: {key} holds generated text, not [log-likelihood, is_greedy] "
-                    "pairs: a generation task has no per-choice log-likelihoods to calibrate",
-                )
+            if _generated(resp, record):
+                raise InputError(source, f"{line}: {key} {_GENERATION}")
             if pair is None:
                 raise InputError(
                     source,
@@ -852,17 +973,26 @@ def _lm_eval_record(
             raise InputError(source, f"{line}: {key}[{i}] has the log-likelihood {_shown(pair[0])}")
         if not math.isfinite(value):
             raise InputError(source, f"{line}: choice {i} has a log-likelihood of {value}")
+        if value > _LOGPROB_ATOL:
+            raise InputError(
+                source,
+                f"{line}: choice {i} has a log-likelihood of {_shown(pair[0])}, above 0: "
+                "not the log-probability of a continuation",
+            )
         lls.append(value)
     args = _arguments(record)
     if args is not None and len(args) != len(lls):
         args = None
     k = len(lls)
-    if args is not None and k % 2 == 0 and k >= 4:  # acc_mutual_info: + K unconditional
-        half = k // 2
-        if all(c == "" for c, _ in args[half:]) and [x for _, x in args[:half]] == [
-            x for _, x in args[half:]
-        ]:
-            lls, args, k = lls[:half], args[:half], half
+    if args is not None and _mutual_info_layout(args):  # acc_mutual_info: + K unconditional
+        k //= 2
+        lls, args = lls[:k], args[:k]
+    elif "acc_mutual_info" in record or "acc_mutual_info" in (record.get("metrics") or ()):
+        raise InputError(
+            source,
+            f"{line}: an acc_mutual_info record whose {k} requests are not K conditional "
+            "ones then the same K with an empty context: cannot tell its choices",
+        )
     if k < 2:
         raise InputError(
             source,
@@ -901,6 +1031,11 @@ def _lm_eval(
     for path, name, records in parts:
         filters = sorted({str(r.get("filter")) for _, r in records if "filter" in r})
         if len(filters) > 1:
+            for line, record in records:  # a generation task's filters are not the problem
+                field = "filtered_resps" if "filtered_resps" in record else "resps"
+                resps = record.get(field)
+                if isinstance(resps, list) and resps and _generated(resps[0], record):
+                    raise InputError(name, f"{line}: {field} {_GENERATION}")
             raise InputError(
                 name,
                 f"holds {len(filters)} filters ({', '.join(map(repr, filters))}); one filter's "

@@ -68,7 +68,7 @@ def _records(path: Path, source: str) -> Iterator[tuple[str, int, dict[str, Any]
     with fh:
         for number, raw in enumerate(fh, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM, as in CSV
             except UnicodeDecodeError:
                 raise InputError(source, f"line {number}: not UTF-8 text") from None
             if not line.strip():
