@@ -72,6 +72,26 @@ class BinTable:
         """``accuracy - confidence`` per bin: negative where the model is over-confident."""
         return self.accuracy - self.confidence
 
+    def to_list(self) -> list[dict[str, float | int | None]]:
+        """The bins as JSON objects: ``lower``, ``upper``, ``count``, ``confidence`` and
+        ``accuracy`` (``None`` for an empty bin's)."""
+
+        def num(x: float) -> float | None:
+            x = float(x)
+            return None if np.isnan(x) or np.isinf(x) else x
+
+        conf, acc = self.confidence, self.accuracy
+        return [
+            {
+                "lower": float(self.lower[i]),
+                "upper": float(self.upper[i]),
+                "count": int(self.count[i]),
+                "confidence": num(conf[i]),
+                "accuracy": num(acc[i]),
+            }
+            for i in range(self.n_bins)
+        ]
+
     def ece(self) -> float:
         """Expected calibration error (see the module docstring)."""
         n = self.n

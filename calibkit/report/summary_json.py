@@ -33,17 +33,8 @@ def _num(x: float) -> float | None:
 
 
 def bins_to_list(table: BinTable) -> list[dict[str, Any]]:
-    conf, acc = table.confidence, table.accuracy
-    return [
-        {
-            "lower": float(table.lower[i]),
-            "upper": float(table.upper[i]),
-            "count": int(table.count[i]),
-            "confidence": _num(conf[i]),
-            "accuracy": _num(acc[i]),
-        }
-        for i in range(table.n_bins)
-    ]
+    """The bins as JSON objects (:meth:`~calibkit.metrics.calibration.BinTable.to_list`)."""
+    return list(table.to_list())
 
 
 #: The built-in headline metrics of the schema, in its order: the table's ``summary`` metrics at

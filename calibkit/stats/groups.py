@@ -40,7 +40,6 @@ from typing import Any
 from calibkit.errors import Param, UsageError
 from calibkit.metrics import table as metric_table
 from calibkit.metrics.binning import Binning
-from calibkit.metrics.calibration import BinTable
 from calibkit.metrics.examples import BinaryMode
 from calibkit.metrics.summary import CalibrationSummary, summarize
 from calibkit.sources.groups import MIN_GROUP_ROWS, Grouping, group_rows, subset
@@ -70,20 +69,6 @@ def _num(x: float | None) -> float | None:
         return None
     x = float(x)
     return None if math.isnan(x) or math.isinf(x) else x
-
-
-def _bins(table: BinTable) -> list[dict[str, Any]]:
-    conf, acc = table.confidence, table.accuracy
-    return [
-        {
-            "lower": float(table.lower[i]),
-            "upper": float(table.upper[i]),
-            "count": int(table.count[i]),
-            "confidence": _num(conf[i]),
-            "accuracy": _num(acc[i]),
-        }
-        for i in range(table.n_bins)
-    ]
 
 
 def _ci_dict(ci: dict[str, Interval] | None) -> dict[str, list[float | None]] | None:
@@ -129,7 +114,7 @@ class GroupResult:
             "saturated_fraction": _num(s.saturated_fraction),
             "zero_prob_rows": s.zero_prob_rows,
             "ci": _ci_dict(self.ci),
-            "bins": _bins(s.bins),
+            "bins": s.bins.to_list(),
         }
 
 
