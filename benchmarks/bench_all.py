@@ -1,7 +1,8 @@
 """Every benchmark of the scale issue in one command.
 
     python benchmarks/bench_all.py            # metrics, temperature, start-up, bootstrap, npz CRC,
-                                              # every calibrator against its peers
+                                              # every calibrator against its peers, HELM's
+                                              # metrics against Kumar's package
     python benchmarks/bench_all.py --quick    # small sizes, no slow baselines (~30 s)
     python benchmarks/bench_all.py --scale    # also the multi-GB parquet files (bench_scale.py)
     python benchmarks/bench_all.py --distributed  # also local vs Dask engines over 50 parquet
@@ -56,6 +57,7 @@ def main() -> None:
         ],
         ["bench_npz_crc.py", *(["--rows", "20000", "--repeats", "3"] if args.quick else [])],
         ["bench_calibrators.py", *(["--quick"] if args.quick else [])],
+        ["bench_llm.py", *(["--quick"] if args.quick else [])],
     ]
     if args.scale:
         runs.append(["bench_scale.py"])
