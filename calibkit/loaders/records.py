@@ -208,12 +208,6 @@ def _not_lm_eval_options(options: ReadOptions, source: str) -> None:
 SAMPLES_SUFFIXES = (".jsonl", ".json")
 
 
-def _is_samples_file(path: Path) -> bool:
-    """In a directory: :func:`calibkit.io.paths.is_samples_file` (one predicate for the reader
-    and the output checks)."""
-    return is_samples_file(path)
-
-
 def record_files(spec: str) -> list[Path] | None:
     """The lm-evaluation-harness samples files a directory or a glob pattern names (sorted,
     hidden ones left out): a directory's ``.jsonl`` files and ``samples_*.json`` files, or a
@@ -225,7 +219,7 @@ def record_files(spec: str) -> list[Path] | None:
             listed = [p for p in path.iterdir() if not p.name.startswith(".") and p.is_file()]
         except OSError:
             return None
-        found = sorted(p for p in listed if _is_samples_file(p))
+        found = sorted(p for p in listed if is_samples_file(p))
         shards = sorted(p for p in listed if p.suffix.lower() in SHARD_SUFFIXES)
         if found and shards:
             raise InputError(
